@@ -1,0 +1,64 @@
+# chatd — build, run, test. One Makefile; pkg-config for every library.
+#
+#   make run     install what is missing, start a private MariaDB under var/,
+#                build and serve on http://127.0.0.1:8080 (Ctrl-C stops both)
+#   make test    unit tests (cmocka), OpenAPI lint, API tests (pytest) against
+#                a sanitizer build and a throwaway MariaDB
+#   make         build build/chatd
+#   make clean
+
+PKGS     = libmicrohttpd libmariadb jansson libsodium
+WARN     = -Wall -Wextra -Wshadow -Wmissing-prototypes
+CFLAGS_B = -std=gnu11 $(WARN) -Isrc -Ihandlers -pthread -MMD -MP $(shell pkg-config --cflags $(PKGS))
+LIBS     = $(shell pkg-config --libs $(PKGS)) -pthread
+REL      = -O2 -g
+ASAN     = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+SRC      = $(wildcard src/*.c) $(wildcard handlers/*.c)
+LIB_SRC  = $(filter-out src/main.c,$(SRC))
+UNIT     = $(wildcard tests/unit/test_*.c)
+
+REL_OBJ  = $(SRC:%.c=build/rel/%.o)
+ASAN_OBJ = $(SRC:%.c=build/asan/%.o)
+ASAN_LIB = $(LIB_SRC:%.c=build/asan/%.o)
+UNIT_BIN = $(UNIT:tests/unit/%.c=build/unit/%)
+
+.PHONY: all run test unit deps deps-test clean lint-openapi
+all: build/chatd
+
+deps:
+	@scripts/deps.sh run
+deps-test:
+	@scripts/deps.sh test
+
+build/rel/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_B) $(REL) -c $< -o $@
+build/asan/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_B) $(ASAN) -c $< -o $@
+
+build/chatd: $(REL_OBJ)
+	$(CC) $(REL) $^ $(LIBS) -o $@
+build/chatd-asan: $(ASAN_OBJ)
+	$(CC) $(ASAN) $^ $(LIBS) -o $@
+build/unit/%: tests/unit/%.c $(ASAN_LIB) | deps-test
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_B) $(ASAN) $< $(ASAN_LIB) $(LIBS) $(shell pkg-config --libs cmocka) -o $@
+
+run: deps build/chatd
+	@scripts/run.sh
+
+unit: $(UNIT_BIN)
+	@for t in $(UNIT_BIN); do $$t || exit 1; done
+
+lint-openapi: deps-test
+	@scripts/lint-openapi.sh
+
+test: deps-test build/chatd-asan $(UNIT_BIN)
+	@scripts/test.sh $(UNIT_BIN)
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,237 @@
+/* common.c — views and shared lookups for the handlers (see common.h).
+ *
+ * THREAD_SELECT is the one query shape that makes a thread view: the caller's
+ * member row joined to the shared thread row, the member ids, and the last
+ * message. Both the single view and the paged list use it, so a thread looks
+ * the same everywhere. */
+#include "common.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+static int64_t presence_window_ms = 60000;
+
+void view_presence_init(int window_s) { presence_window_ms = (int64_t)window_s * 1000; }
+
+json_t *view_user_row(const struct db_res *r, int row, int col)
+{
+    return json_pack("{s:I, s:s, s:s}", "id", (json_int_t)db_int(r, row, col), "username",
+                     db_str(r, row, col + 1), "display_name", db_str(r, row, col + 2));
+}
+
+int view_user(int64_t id, json_t **out)
+{
+    struct db_res *r;
+    int rc = db_query("SELECT " USER_COLS " FROM users u WHERE u.id = ?", &r,
+                      DB_ARGS(DB_INT(id)));
+    if (rc < 0)
+        return rc;
+    rc = r->nrows ? 0 : NOT_FOUND;
+    if (rc == 0)
+        *out = view_user_row(r, 0, 0);
+    db_res_free(r);
+    return rc;
+}
+
+json_t *view_message_row(const struct db_res *r, int row, int col)
+{
+    if (db_str(r, row, col + 1) == NULL)
+        return NULL;
+    return json_pack("{s:I, s:I, s:I, s:s, s:s, s:I}", "thread_id",
+                     (json_int_t)db_int(r, row, col), "seq", (json_int_t)db_int(r, row, col + 1),
+                     "sender_id", (json_int_t)db_int(r, row, col + 2), "client_msg_id",
+                     db_str(r, row, col + 3), "body", db_str(r, row, col + 4), "created_at",
+                     (json_int_t)db_int(r, row, col + 5));
+}
+
+json_t *view_presence(int64_t last_seen_at)
+{
+    bool online = last_seen_at > 0 && now_ms() - last_seen_at < presence_window_ms;
+    return json_pack("{s:s, s:I}", "state", online ? "online" : "offline", "last_seen_at",
+                     (json_int_t)last_seen_at);
+}
+
+#define THREAD_SELECT                                                                         \
+    "SELECT t.id, t.kind, t.title, t.created_at, t.updated_at, t.last_seq, tm.is_muted, "     \
+    "tm.nickname, tm.last_read_seq, "                                                         \
+    "(SELECT GROUP_CONCAT(x.owner_id ORDER BY x.owner_id) FROM thread_members x "             \
+    "  WHERE x.thread_id = t.id), "                                                           \
+    "m.thread_id, m.seq, m.sender_id, m.client_msg_id, m.body, m.created_at, tm.updated_at "  \
+    "FROM thread_members tm JOIN threads t ON t.id = tm.thread_id "                           \
+    "LEFT JOIN messages m ON m.thread_id = t.id AND m.seq = t.last_seq "
+
+static json_t *thread_row(const struct db_res *r, int row)
+{
+    json_t *members = json_array();
+    const char *list = db_str(r, row, 9);
+    for (const char *p = list; p && *p;) {
+        json_array_append_new(members, json_integer(strtoll(p, NULL, 10)));
+        p = strchr(p, ',');
+        p = p ? p + 1 : NULL;
+    }
+    int64_t last_seq = db_int(r, row, 5), read_seq = db_int(r, row, 8);
+    json_t *msg = view_message_row(r, row, 10);
+    const char *title = db_str(r, row, 2), *nick = db_str(r, row, 7);
+    return json_pack("{s:I, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:b, s:o, s:o}", "id",
+                     (json_int_t)db_int(r, row, 0), "kind", db_str(r, row, 1), "title",
+                     title ? json_string(title) : json_null(), "member_ids", members,
+                     "created_at", (json_int_t)db_int(r, row, 3), "updated_at",
+                     (json_int_t)db_int(r, row, 4), "last_seq", (json_int_t)last_seq,
+                     "unread_count", (json_int_t)(last_seq > read_seq ? last_seq - read_seq : 0),
+                     "is_muted", (int)db_int(r, row, 6), "nickname",
+                     nick ? json_string(nick) : json_null(), "last_message",
+                     msg ? msg : json_null());
+}
+
+int view_thread(int64_t owner, int64_t thread_id, json_t **out)
+{
+    struct db_res *r;
+    int rc = db_query(THREAD_SELECT "WHERE tm.owner_id = ? AND tm.thread_id = ?", &r,
+                      DB_ARGS(DB_INT(owner), DB_INT(thread_id)));
+    if (rc < 0)
+        return rc;
+    rc = r->nrows ? 0 : NOT_FOUND;
+    if (rc == 0)
+        *out = thread_row(r, 0);
+    db_res_free(r);
+    return rc;
+}
+
+int view_threads_page(int64_t owner, int64_t before_at, int64_t before_id, int limit,
+                      json_t **out, bool *more, int64_t *last_at, int64_t *last_id)
+{
+    struct db_res *r;
+    int rc = db_query(THREAD_SELECT
+                      "WHERE tm.owner_id = ? AND (tm.updated_at < ? OR "
+                      "(tm.updated_at = ? AND tm.thread_id < ?)) "
+                      "ORDER BY tm.updated_at DESC, tm.thread_id DESC LIMIT ?",
+                      &r,
+                      DB_ARGS(DB_INT(owner), DB_INT(before_at), DB_INT(before_at),
+                              DB_INT(before_id), DB_INT(limit + 1)));
+    if (rc < 0)
+        return rc;
+    json_t *arr = json_array();
+    int n = r->nrows > limit ? limit : r->nrows;
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, thread_row(r, i));
+    *more = r->nrows > limit;
+    if (n > 0) {
+        *last_at = db_int(r, n - 1, 16);
+        *last_id = db_int(r, n - 1, 0);
+    }
+    db_res_free(r);
+    *out = arr;
+    return 0;
+}
+
+int member_get(int64_t user, int64_t thread, struct member_info *mi)
+{
+    struct db_res *r;
+    int rc = db_query("SELECT t.kind, tm.role, t.last_seq FROM thread_members tm "
+                      "JOIN threads t ON t.id = tm.thread_id "
+                      "WHERE tm.owner_id = ? AND tm.thread_id = ?",
+                      &r, DB_ARGS(DB_INT(user), DB_INT(thread)));
+    if (rc < 0)
+        return rc;
+    rc = r->nrows ? 0 : NOT_FOUND;
+    if (rc == 0) {
+        mi->is_group = strcmp(db_str(r, 0, 0), "group") == 0;
+        mi->is_admin = strcmp(db_str(r, 0, 1), "admin") == 0;
+        mi->last_seq = db_int(r, 0, 2);
+    }
+    db_res_free(r);
+    return rc;
+}
+
+int blocked_between(int64_t a, int64_t b)
+{
+    struct db_res *r;
+    int rc = db_query("SELECT 1 FROM blocks WHERE (owner_id = ? AND blocked_id = ?) "
+                      "OR (owner_id = ? AND blocked_id = ?)",
+                      &r, DB_ARGS(DB_INT(a), DB_INT(b), DB_INT(b), DB_INT(a)));
+    if (rc < 0)
+        return rc;
+    rc = r->nrows ? 1 : 0;
+    db_res_free(r);
+    return rc;
+}
+
+struct direct_ctx {
+    int64_t me, other, now;
+    int64_t thread_id;
+    bool created;
+};
+
+/* Finds the pair's thread by its key; 0 with ctx->thread_id, or NOT_FOUND. */
+static int direct_find(struct direct_ctx *c, const char *key)
+{
+    struct db_res *r;
+    int rc = db_query("SELECT id FROM threads WHERE direct_key = ?", &r, DB_ARGS(DB_STR(key)));
+    if (rc < 0)
+        return rc;
+    rc = r->nrows ? 0 : NOT_FOUND;
+    if (rc == 0)
+        c->thread_id = db_int(r, 0, 0);
+    db_res_free(r);
+    return rc;
+}
+
+static int direct_tx(void *arg)
+{
+    struct direct_ctx *c = arg;
+    c->created = false;
+    char key[48];
+    int64_t lo = c->me < c->other ? c->me : c->other, hi = c->me < c->other ? c->other : c->me;
+    snprintf(key, sizeof key, "%lld:%lld", (long long)lo, (long long)hi);
+    int rc = direct_find(c, key);
+    if (rc <= 0)
+        return rc;
+    rc = db_exec("INSERT INTO threads (kind, direct_key, created_by, created_at, updated_at) "
+                 "VALUES ('direct', ?, ?, ?, ?)",
+                 DB_ARGS(DB_STR(key), DB_INT(c->me), DB_INT(c->now), DB_INT(c->now)));
+    if (rc == DB_EDUP) /* the other side created it a moment ago: it is committed now */
+        return direct_find(c, key);
+    if (rc < 0)
+        return rc;
+    c->thread_id = db_insert_id();
+    c->created = true;
+    rc = db_exec("INSERT INTO thread_members (owner_id, thread_id, joined_at, updated_at) "
+                 "SELECT u.id, ?, ?, ? FROM users u WHERE u.id IN (?, ?)",
+                 DB_ARGS(DB_INT(c->thread_id), DB_INT(c->now), DB_INT(c->now), DB_INT(c->me),
+                         DB_INT(c->other)));
+    return rc;
+}
+
+int direct_open(int64_t me, int64_t other, int64_t now, int64_t *thread_id, bool *created)
+{
+    if (other != me) {
+        json_t *u;
+        int rc = view_user(other, &u);
+        if (rc != 0)
+            return rc;
+        json_decref(u);
+        rc = blocked_between(me, other);
+        if (rc != 0)
+            return rc > 0 ? NOT_ALLOWED : rc;
+    }
+    struct direct_ctx c = {.me = me, .other = other, .now = now};
+    int rc = db_tx(direct_tx, &c);
+    if (rc == 0) {
+        *thread_id = c.thread_id;
+        *created = c.created;
+    }
+    return rc;
+}
+
+void resp_db_error(struct response *res, int rc)
+{
+    if (rc == DB_ECONN) {
+        resp_problem(res, 503, "unavailable", "the database does not answer; try again");
+        res->retry_after_s = 1;
+    } else {
+        resp_internal(res);
+    }
+}

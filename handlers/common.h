@@ -1,0 +1,73 @@
+/* common.h — what several handlers share: JSON views of users, threads and
+ * messages, membership lookups, and opening a direct thread.
+ *
+ * Views return new jansson references (caller owns). Functions that query
+ * return 0 on success, a positive NOT_* value for an answer the handler
+ * turns into 4xx, or a negative DB_E* code. */
+#ifndef CHAT_HANDLERS_COMMON_H
+#define CHAT_HANDLERS_COMMON_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "db.h"
+#include "request.h"
+
+#define GROUP_MAX_MEMBERS 1024
+
+enum { NOT_FOUND = 1, NOT_ALLOWED = 2, NOT_GROUP = 3, NOT_VALID = 4, TOO_MANY = 5 };
+
+/* Columns that make a user view, as SQL, for `u` an alias of users. */
+#define USER_COLS "u.id, u.username, u.display_name"
+
+/* {id, username, display_name} from three columns starting at col. */
+json_t *view_user_row(const struct db_res *r, int row, int col);
+
+/* Loads user id as a view into *out. Returns 0, NOT_FOUND or DB_E*. */
+int view_user(int64_t id, json_t **out);
+
+/* {thread_id, seq, sender_id, client_msg_id, body, created_at} from six
+ * columns starting at col; NULL when the seq column is NULL. */
+json_t *view_message_row(const struct db_res *r, int row, int col);
+
+/* The thread as `owner` sees it (API.md `thread`) into *out. Returns 0,
+ * NOT_FOUND when owner is not a member, or DB_E*. */
+int view_thread(int64_t owner, int64_t thread_id, json_t **out);
+
+/* Thread views of `owner`, most recently updated first, strictly before the
+ * position (updated_at, thread_id), at most limit of them, into the array
+ * *out; *more tells whether older ones exist. */
+int view_threads_page(int64_t owner, int64_t before_at, int64_t before_id, int limit,
+                      json_t **out, bool *more, int64_t *last_at, int64_t *last_id);
+
+/* {state, last_seen_at} for a user last seen at last_seen_at (ms, 0 = never). */
+json_t *view_presence(int64_t last_seen_at);
+
+/* Sets the presence window (seconds) used by view_presence. */
+void view_presence_init(int window_s);
+
+/* What a member may know of a thread. */
+struct member_info {
+    bool is_group;
+    bool is_admin;
+    int64_t last_seq;
+};
+
+/* Fills *mi when user is a member of thread. Returns 0, NOT_FOUND, DB_E*. */
+int member_get(int64_t user, int64_t thread, struct member_info *mi);
+
+/* True when either user blocks the other. Returns 1 (blocked), 0, or DB_E*. */
+int blocked_between(int64_t a, int64_t b);
+
+/* Finds or creates the direct thread of me and other (me == other gives the
+ * one-member "saved messages" thread), in its own transaction. Returns 0
+ * with *thread_id and *created, NOT_FOUND when other does not exist,
+ * NOT_ALLOWED when a block stands between them, or DB_E*. */
+int direct_open(int64_t me, int64_t other, int64_t now, int64_t *thread_id, bool *created);
+
+/* Answers the usual way for a negative DB_E* code: 503 when the database is
+ * unreachable, else 500. */
+void resp_db_error(struct response *res, int rc);
+
+#endif

@@ -1,0 +1,170 @@
+/* members.c — adding members to a group, leaving, and removing others.
+ *
+ * Any member may add members (as in Matrix and Zulip); only an admin removes
+ * someone else; anyone may leave. Membership changes take the thread row's
+ * lock so that the 1,024-member limit holds under concurrent adds, and a
+ * group whose last admin leaves gets its longest-standing member as admin. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "handlers.h"
+#include "jsonv.h"
+#include "util.h"
+
+struct add_ctx {
+    int64_t caller, thread_id, now;
+    const char *ids_json;
+    size_t nids;
+};
+
+/* Locks the thread row and checks that caller is a member of a group.
+ * Returns 0, NOT_FOUND, NOT_GROUP or DB_E*; *is_admin tells the role. */
+static int lock_group(int64_t caller, int64_t thread_id, bool *is_admin)
+{
+    struct db_res *r;
+    int rc = db_query("SELECT t.kind, tm.role FROM threads t JOIN thread_members tm "
+                      "ON tm.thread_id = t.id AND tm.owner_id = ? WHERE t.id = ? FOR UPDATE",
+                      &r, DB_ARGS(DB_INT(caller), DB_INT(thread_id)));
+    if (rc < 0)
+        return rc;
+    if (r->nrows == 0)
+        rc = NOT_FOUND;
+    else if (strcmp(db_str(r, 0, 0), "group") != 0)
+        rc = NOT_GROUP;
+    else if (is_admin)
+        *is_admin = strcmp(db_str(r, 0, 1), "admin") == 0;
+    db_res_free(r);
+    return rc;
+}
+
+static int touch_members(int64_t thread_id, int64_t now)
+{
+    int rc = db_exec("UPDATE threads SET updated_at = ? WHERE id = ?",
+                     DB_ARGS(DB_INT(now), DB_INT(thread_id)));
+    if (rc == 0)
+        rc = db_exec("UPDATE thread_members SET updated_at = ? WHERE thread_id = ?",
+                     DB_ARGS(DB_INT(now), DB_INT(thread_id)));
+    return rc;
+}
+
+static int add_tx(void *arg)
+{
+    struct add_ctx *c = arg;
+    int rc = lock_group(c->caller, c->thread_id, NULL);
+    if (rc != 0)
+        return rc;
+    /* How many of the ids exist, and how many of those are new members. */
+    struct db_res *r;
+    rc = db_query("SELECT COUNT(u.id), COUNT(u.id) - COUNT(tm.owner_id), "
+                  "(SELECT COUNT(*) FROM thread_members x WHERE x.thread_id = ?) "
+                  "FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j "
+                  "LEFT JOIN users u ON u.id = j.id "
+                  "LEFT JOIN thread_members tm ON tm.owner_id = u.id AND tm.thread_id = ?",
+                  &r, DB_ARGS(DB_INT(c->thread_id), DB_STR(c->ids_json), DB_INT(c->thread_id)));
+    if (rc < 0)
+        return rc;
+    int64_t known = db_int(r, 0, 0), fresh = db_int(r, 0, 1), count = db_int(r, 0, 2);
+    db_res_free(r);
+    if ((size_t)known != c->nids)
+        return NOT_FOUND;
+    if (count + fresh > GROUP_MAX_MEMBERS)
+        return TOO_MANY;
+    if (fresh == 0)
+        return 0;
+    /* New members start with everything so far counted as read. */
+    rc = db_exec("INSERT IGNORE INTO thread_members (owner_id, thread_id, last_read_seq, "
+                 "last_delivered_seq, joined_at, updated_at) "
+                 "SELECT j.id, t.id, t.last_seq, t.last_seq, ?, ? "
+                 "FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j "
+                 "JOIN threads t ON t.id = ?",
+                 DB_ARGS(DB_INT(c->now), DB_INT(c->now), DB_STR(c->ids_json), DB_INT(c->thread_id)));
+    if (rc < 0)
+        return rc;
+    return touch_members(c->thread_id, c->now);
+}
+
+void members_add(struct request *req, struct response *res)
+{
+    int64_t thread_id = req->params[0];
+    json_t *body = req_body(req, res);
+    int64_t *ids;
+    size_t n;
+    if (body == NULL || !jv_ids(res, body, "user_ids", JV_REQUIRED, GROUP_MAX_MEMBERS, &ids, &n))
+        return;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_integer(ids[i]));
+    free(ids);
+    char *ids_json = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    struct add_ctx c = {.caller = req->user_id, .thread_id = thread_id, .now = now_ms(),
+                        .ids_json = ids_json, .nids = n};
+    int rc = db_tx(add_tx, &c);
+    free(ids_json);
+    if (rc < 0)
+        return resp_db_error(res, rc);
+    if (rc == NOT_FOUND)
+        return resp_problem(res, 404, "not_found", "no such thread, or user_ids names an unknown user");
+    if (rc == NOT_GROUP)
+        return resp_problem(res, 422, "not_a_group", "a direct thread has exactly its two members");
+    if (rc == TOO_MANY)
+        return resp_problem(res, 422, "too_many_members", "a group has at most %d members",
+                            GROUP_MAX_MEMBERS);
+    json_t *thread;
+    rc = view_thread(req->user_id, thread_id, &thread);
+    if (rc != 0)
+        return resp_db_error(res, rc < 0 ? rc : DB_ERR);
+    resp_json(res, 200, json_pack("{s:o}", "thread", thread));
+}
+
+struct remove_ctx {
+    int64_t caller, thread_id, target, now;
+};
+
+static int remove_tx(void *arg)
+{
+    struct remove_ctx *c = arg;
+    bool is_admin = false;
+    int rc = lock_group(c->caller, c->thread_id, &is_admin);
+    if (rc != 0)
+        return rc;
+    if (c->target != c->caller && !is_admin)
+        return NOT_ALLOWED;
+    rc = db_exec("DELETE FROM thread_members WHERE owner_id = ? AND thread_id = ?",
+                 DB_ARGS(DB_INT(c->target), DB_INT(c->thread_id)));
+    if (rc < 0)
+        return rc;
+    if (db_affected() == 0)
+        return NOT_FOUND;
+    /* Keep an admin while the group has members. */
+    struct db_res *r;
+    rc = db_query("SELECT owner_id, role FROM thread_members WHERE thread_id = ? "
+                  "ORDER BY role = 'admin' DESC, joined_at, owner_id LIMIT 1",
+                  &r, DB_ARGS(DB_INT(c->thread_id)));
+    if (rc < 0)
+        return rc;
+    if (r->nrows && strcmp(db_str(r, 0, 1), "admin") != 0)
+        rc = db_exec("UPDATE thread_members SET role = 'admin' WHERE owner_id = ? AND thread_id = ?",
+                     DB_ARGS(DB_INT(db_int(r, 0, 0)), DB_INT(c->thread_id)));
+    db_res_free(r);
+    if (rc < 0)
+        return rc;
+    return touch_members(c->thread_id, c->now);
+}
+
+void members_remove(struct request *req, struct response *res)
+{
+    struct remove_ctx c = {.caller = req->user_id, .thread_id = req->params[0],
+                           .target = req->params[1], .now = now_ms()};
+    int rc = db_tx(remove_tx, &c);
+    if (rc < 0)
+        return resp_db_error(res, rc);
+    if (rc == NOT_FOUND)
+        return resp_problem(res, 404, "not_found", "no such thread or member");
+    if (rc == NOT_GROUP)
+        return resp_problem(res, 422, "not_a_group", "nobody leaves a direct thread");
+    if (rc == NOT_ALLOWED)
+        return resp_problem(res, 403, "not_admin", "only an admin removes other members");
+    resp_empty(res, 204);
+}

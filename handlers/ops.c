@@ -1,0 +1,29 @@
+/* ops.c — liveness, readiness and metrics for operators and load balancers. */
+#include "common.h"
+#include "handlers.h"
+#include "metrics.h"
+
+void ops_healthz(struct request *req, struct response *res)
+{
+    (void)req;
+    resp_json(res, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+void ops_readyz(struct request *req, struct response *res)
+{
+    (void)req;
+    if (db_ping())
+        return resp_json(res, 200, json_pack("{s:s}", "status", "ok"));
+    resp_problem(res, 503, "unavailable", "the database does not answer");
+    res->retry_after_s = 1;
+}
+
+void ops_metrics(struct request *req, struct response *res)
+{
+    (void)req;
+    res->text = metrics_render(&res->text_len);
+    if (res->text == NULL)
+        return resp_internal(res);
+    res->status = 200;
+    res->content_type = "text/plain; version=0.0.4";
+}

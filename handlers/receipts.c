@@ -1,0 +1,56 @@
+/* receipts.c — read positions: `/read` moves the caller's, `/receipts` lists
+ * every member's delivered and read seq. Positions only move forward, and
+ * reading implies delivery. */
+#include "common.h"
+#include "handlers.h"
+#include "jsonv.h"
+#include "util.h"
+
+void receipts_read(struct request *req, struct response *res)
+{
+    int64_t thread_id = req->params[0], seq;
+    json_t *body = req_body(req, res);
+    if (body == NULL || !jv_int(res, body, "seq", JV_REQUIRED, 0, JSON_INT_MAX, &seq, NULL))
+        return;
+    struct member_info mi;
+    int rc = member_get(req->user_id, thread_id, &mi);
+    if (rc < 0)
+        return resp_db_error(res, rc);
+    if (rc == NOT_FOUND)
+        return resp_problem(res, 404, "not_found", "no thread %lld", (long long)thread_id);
+    if (seq > mi.last_seq)
+        return resp_problem(res, 400, "invalid_request", "seq %lld is past the thread's last_seq %lld",
+                            (long long)seq, (long long)mi.last_seq);
+    rc = db_exec("UPDATE thread_members SET last_read_seq = GREATEST(last_read_seq, ?), "
+                 "last_delivered_seq = GREATEST(last_delivered_seq, ?) "
+                 "WHERE owner_id = ? AND thread_id = ?",
+                 DB_ARGS(DB_INT(seq), DB_INT(seq), DB_INT(req->user_id), DB_INT(thread_id)));
+    if (rc < 0)
+        return resp_db_error(res, rc);
+    resp_empty(res, 204);
+}
+
+void receipts_list(struct request *req, struct response *res)
+{
+    int64_t thread_id = req->params[0];
+    struct member_info mi;
+    int rc = member_get(req->user_id, thread_id, &mi);
+    if (rc < 0)
+        return resp_db_error(res, rc);
+    if (rc == NOT_FOUND)
+        return resp_problem(res, 404, "not_found", "no thread %lld", (long long)thread_id);
+    struct db_res *r;
+    rc = db_query("SELECT owner_id, last_delivered_seq, last_read_seq FROM thread_members "
+                  "WHERE thread_id = ? ORDER BY owner_id",
+                  &r, DB_ARGS(DB_INT(thread_id)));
+    if (rc < 0)
+        return resp_db_error(res, rc);
+    json_t *list = json_array();
+    for (int i = 0; i < r->nrows; i++)
+        json_array_append_new(list, json_pack("{s:I, s:I, s:I}", "user_id",
+                                              (json_int_t)db_int(r, i, 0), "delivered_seq",
+                                              (json_int_t)db_int(r, i, 1), "read_seq",
+                                              (json_int_t)db_int(r, i, 2)));
+    db_res_free(r);
+    resp_json(res, 200, json_pack("{s:o}", "receipts", list));
+}

@@ -1,0 +1,139 @@
+/* users.c — registration, the caller's own user, lookup and prefix search.
+ *
+ * Usernames are 3..32 characters of [A-Za-z0-9_.-], stored in lower case so
+ * that `Alice` and `alice` are one name; the display name defaults to the
+ * name as typed. */
+#include <ctype.h>
+#include <string.h>
+
+#include "auth.h"
+#include "common.h"
+#include "handlers.h"
+#include "jsonv.h"
+#include "util.h"
+
+/* Copies a valid username into out (33 bytes) in lower case. Returns false
+ * for anything that is not 3..32 of [A-Za-z0-9_.-]. */
+static bool username_normalise(const char *in, char *out)
+{
+    size_t n = in ? strlen(in) : 0;
+    if (n < 3 || n > 32)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (!isalnum(c) && c != '_' && c != '.' && c != '-')
+            return false;
+        out[i] = (char)tolower(c);
+    }
+    out[n] = '\0';
+    return true;
+}
+
+void users_create(struct request *req, struct response *res)
+{
+    json_t *body = req_body(req, res);
+    if (body == NULL)
+        return;
+    json_t *jname = json_object_get(body, "username");
+    json_t *jpass = json_object_get(body, "password");
+    char username[33];
+    if (!json_is_string(jname) || !username_normalise(json_string_value(jname), username)) {
+        resp_problem(res, 400, "invalid_username",
+                     "username must be 3..32 characters of A-Z a-z 0-9 _ . -");
+        return;
+    }
+    if (!json_is_string(jpass) || json_string_length(jpass) < 8 ||
+        json_string_length(jpass) > 256) {
+        resp_problem(res, 400, "invalid_password", "password must be 8..256 bytes");
+        return;
+    }
+    const char *display;
+    if (!jv_str(res, body, "display_name", JV_NULLABLE, 1, 64, &display, NULL))
+        return;
+    if (display == NULL)
+        display = json_string_value(jname);
+
+    struct db_res *r;
+    int rc = db_query("SELECT id FROM users WHERE username = ?", &r, DB_ARGS(DB_STR(username)));
+    if (rc < 0)
+        return resp_db_error(res, rc);
+    bool taken = r->nrows > 0;
+    db_res_free(r);
+    if (taken)
+        return resp_problem(res, 409, "username_taken", "the username '%s' is taken", username);
+
+    char hash[AUTH_HASH_LEN];
+    rc = auth_password_hash(json_string_value(jpass), json_string_length(jpass), hash);
+    if (rc == AUTH_BUSY) {
+        resp_problem(res, 503, "unavailable", "too many logins at once; try again");
+        res->retry_after_s = 1;
+        return;
+    }
+    if (rc != AUTH_OK)
+        return resp_internal(res);
+    rc = db_exec("INSERT INTO users (username, display_name, password_hash, created_at) "
+                 "VALUES (?, ?, ?, ?)",
+                 DB_ARGS(DB_STR(username), DB_STR(display), DB_STR(hash), DB_INT(now_ms())));
+    if (rc == DB_EDUP)
+        return resp_problem(res, 409, "username_taken", "the username '%s' is taken", username);
+    if (rc < 0)
+        return resp_db_error(res, rc);
+    json_t *user;
+    rc = view_user(db_insert_id(), &user);
+    if (rc != 0)
+        return resp_db_error(res, rc < 0 ? rc : DB_ERR);
+    resp_json(res, 201, json_pack("{s:o}", "user", user));
+}
+
+void me_get(struct request *req, struct response *res)
+{
+    json_t *user;
+    int rc = view_user(req->user_id, &user);
+    if (rc < 0)
+        return resp_db_error(res, rc);
+    if (rc == NOT_FOUND)
+        return resp_problem(res, 401, "unauthorized", "the account no longer exists");
+    resp_json(res, 200, json_pack("{s:o}", "user", user));
+}
+
+void users_get(struct request *req, struct response *res)
+{
+    json_t *user;
+    int rc = view_user(req->params[0], &user);
+    if (rc < 0)
+        return resp_db_error(res, rc);
+    if (rc == NOT_FOUND)
+        return resp_problem(res, 404, "not_found", "no user %lld", (long long)req->params[0]);
+    resp_json(res, 200, json_pack("{s:o}", "user", user));
+}
+
+void users_search(struct request *req, struct response *res)
+{
+    const char *q = req_query(req, "q");
+    int64_t limit;
+    if (!req_query_int(req, res, "limit", 20, 1, 100, &limit))
+        return;
+    if (q == NULL || *q == '\0' || strlen(q) > 32)
+        return resp_problem(res, 400, "invalid_request", "q must be a username prefix of 1..32 characters");
+    /* Lower case, with LIKE's wildcards escaped: a prefix is matched literally. */
+    char pattern[2 * 32 + 2];
+    size_t k = 0;
+    for (const char *p = q; *p; p++) {
+        if (*p == '%' || *p == '_' || *p == '\\')
+            pattern[k++] = '\\';
+        pattern[k++] = (char)tolower((unsigned char)*p);
+    }
+    pattern[k++] = '%';
+    pattern[k] = '\0';
+    struct db_res *r;
+    int rc = db_query("SELECT " USER_COLS " FROM users u WHERE u.username LIKE ? "
+                      "ORDER BY u.username LIMIT ?",
+                      &r, DB_ARGS(DB_STR(pattern), DB_INT(limit)));
+    if (rc < 0)
+        return resp_db_error(res, rc);
+    json_t *users = json_array();
+    for (int i = 0; i < r->nrows; i++)
+        json_array_append_new(users, view_user_row(r, i, 0));
+    db_res_free(r);
+    resp_json(res, 200, json_pack("{s:o}", "users", users));
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# deps.sh — install the Debian packages the project needs, only the missing ones.
+#
+#   scripts/deps.sh run     what `make run` needs: compiler, libraries, MariaDB
+#   scripts/deps.sh test    the above plus cmocka, pytest, node/npm for linting
+#
+# Safe to run again: with everything present it installs nothing and says
+# nothing. Uses sudo when not root.
+set -euo pipefail
+
+run_pkgs=(gcc libc6-dev make pkg-config libmicrohttpd-dev libmariadb-dev
+          libjansson-dev libsodium-dev libcurl4-openssl-dev mariadb-server
+          mariadb-client curl)
+test_pkgs=(libcmocka-dev python3 python3-pytest python3-requests)
+
+want=("${run_pkgs[@]}")
+[ "${1:-run}" = test ] && want+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+# node and npm: any install will do (this machine may carry another build of
+# Node.js than Debian's), so check for the commands rather than the packages.
+if [ "${1:-run}" = test ]; then
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# policy-rc.d keeps the package from starting a system MariaDB: we run our own.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo chmod +x /usr/sbin/policy-rc.d
+  trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# run.sh — `make run`: a private MariaDB under var/db (unless CHAT_DB_URL is
+# set), then chatd in the foreground. Ctrl-C stops chatd, then the database;
+# the data stays in var/ for the next run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+own_db=""
+if [ -z "${CHAT_DB_URL:-}" ]; then
+  scripts/db.sh start var/db >/dev/null
+  own_db=1
+  export CHAT_DB_URL="mysql://root@localhost/chat?socket=$PWD/var/db/mysql.sock"
+fi
+stop() {
+  [ -n "${pid:-}" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  [ -n "$own_db" ] && scripts/db.sh stop var/db
+  echo "stopped; the data is kept in var/"
+}
+trap stop EXIT
+trap 'exit 0' INT TERM
+build/chatd &
+pid=$!
+wait "$pid"

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# test.sh — `make test`: every suite, failing on the first failure.
+#   1. C unit tests (cmocka), under AddressSanitizer/UBSan
+#   2. the OpenAPI lint
+#   3. the API tests (pytest over real HTTP) against build/chatd-asan and a
+#      throwaway MariaDB that the test session starts and stops
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}
+
+echo "== unit tests"
+for t in "$@"; do "$t"; done
+
+echo "== openapi lint"
+scripts/lint-openapi.sh
+
+echo "== api tests"
+export CHATD_BIN=$PWD/build/chatd-asan
+# Debian's python3, which carries python3-pytest (not a pyenv shim).
+/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/api

@@ -1,0 +1,48 @@
+/* auth.h — passwords, session tokens and bearer-token verification.
+ *
+ * Passwords are hashed with Argon2id (libsodium crypto_pwhash_str_alg,
+ * t = 2, m = 19 MiB). At most `hash_concurrency` hashes run at once; the rest
+ * wait up to AUTH_HASH_WAIT_MS and are then refused, so that a login storm
+ * cannot take the process's memory. Session tokens are 32 random bytes in
+ * base64url (43 characters); only their SHA-256 is stored, and neither is
+ * ever logged. */
+#ifndef CHAT_AUTH_H
+#define CHAT_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AUTH_HASH_LEN 128     /* buffer for an encoded password hash */
+#define AUTH_TOKEN_LEN 44     /* buffer for a token: 43 characters and NUL */
+#define AUTH_HASH_WAIT_MS 10000
+
+enum { AUTH_OK = 0, AUTH_MISMATCH = 1, AUTH_BUSY = -2, AUTH_FAIL = -1 };
+
+/* Initialises libsodium and the hash limiter. Call once before threads.
+ * Returns 0 or -1. */
+int auth_init(int hash_concurrency, int session_idle_days);
+
+/* Hashes a password (len bytes) into out (AUTH_HASH_LEN bytes). Returns
+ * AUTH_OK, AUTH_BUSY when no hashing slot freed up in time, or AUTH_FAIL. */
+int auth_password_hash(const char *password, size_t len, char *out);
+
+/* Checks a password against an encoded hash; hash NULL checks against a dummy
+ * so that an unknown user costs the same time. Returns AUTH_OK,
+ * AUTH_MISMATCH, or AUTH_BUSY. */
+int auth_password_verify(const char *hash, const char *password, size_t len);
+
+/* Makes a new token (NUL-terminated into token, AUTH_TOKEN_LEN bytes) and its
+ * SHA-256 (32 bytes into hash). */
+void auth_token_new(char *token, unsigned char *hash);
+
+/* SHA-256 of a token string of len bytes into hash (32 bytes). */
+void auth_token_hash(const char *token, size_t len, unsigned char *hash);
+
+/* Looks up the session of a bearer token. Returns AUTH_OK with the ids,
+ * AUTH_MISMATCH for an unknown, revoked or idle-expired token, or a negative
+ * DB_E* code when the database failed. Refreshes the session's last_seen_at
+ * at most every few seconds. Thread-safe. */
+int auth_session_verify(const char *token, size_t len, int64_t *user_id, int64_t *session_id);
+
+#endif

@@ -1,0 +1,51 @@
+/* config.h — chatd's settings: one declarative table, a file, the environment.
+ *
+ * Every setting has a key (`listen`), read from the config file as
+ * `listen = 127.0.0.1:8080` and overridden by the environment variable made
+ * of CHAT_ and the key in upper case (`CHAT_LISTEN`). Later sources win:
+ * defaults, then the file, then the environment. `chatd --help` prints the
+ * table. To add a setting: add a field here and a row in config.c. */
+#ifndef CHAT_CONFIG_H
+#define CHAT_CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+struct config {
+    char listen[64];          /* address:port to serve HTTP on; port 0 = any */
+    char db_url[512];         /* mysql://user:pass@host:port/db?socket=PATH */
+    char www_root[512];       /* directory of the browser app */
+    char sql_dir[512];        /* directory of numbered migrations */
+    char log_level[16];       /* error | warn | info | debug */
+    int threads;              /* HTTP worker threads, each with a DB connection */
+    int connection_limit;     /* open HTTP connections, parked polls included */
+    int connection_timeout_s; /* idle keep-alive connections close after this */
+    int hash_concurrency;     /* password hashes (19 MiB each) at once */
+    int session_idle_days;    /* a session unused this long is dead; 0 = never */
+    int presence_window_s;    /* online for this long after a request */
+    int event_retention_days; /* inbox events kept at least this long */
+    bool db_require_durable;  /* refuse to start unless every commit is flushed */
+};
+
+/* Fills *cfg with the defaults. */
+void config_defaults(struct config *cfg);
+
+/* Sets the setting `key` from the text `value`, checking type and range.
+ * Returns 0, or -1 with a message in err (errlen bytes) naming the key. */
+int config_set(struct config *cfg, const char *key, const char *value, char *err,
+               size_t errlen);
+
+/* Reads `key = value` lines from the file at path ('#' starts a comment,
+ * blank lines are skipped). A missing file is an error only when required.
+ * Returns 0, or -1 with a message in err naming the file and line. */
+int config_load_file(struct config *cfg, const char *path, bool required, char *err,
+                     size_t errlen);
+
+/* Applies every CHAT_<KEY> variable found in the environment. Returns 0, or
+ * -1 with a message in err. */
+int config_load_env(struct config *cfg, char *err, size_t errlen);
+
+/* Writes the table (key, variable, default, description) to out. */
+void config_print_help(FILE *out);
+
+#endif

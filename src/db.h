@@ -1,0 +1,130 @@
+/* db.h — MariaDB/MySQL access: per-thread connections, cached prepared
+ * statements, transactions with bounded retry. The only module that calls
+ * libmariadb.
+ *
+ * Every thread that calls db_* gets its own connection, opened on first use
+ * and closed when the thread exits; connections are never shared. Every
+ * query with user data is a prepared statement, cached per connection by its
+ * SQL text's address, so pass string literals.
+ *
+ *     struct db_res *r;
+ *     if (db_query("SELECT id, username FROM users WHERE id = ?", &r,
+ *                  DB_ARGS(DB_INT(id))) < 0)
+ *         goto fail;
+ *     ... db_str(r, 0, 1) ...
+ *     db_res_free(r);
+ *
+ * Errors are classified (see STYLE.md): a lost connection is reopened and a
+ * read outside a transaction retried once; a deadlock or lock wait timeout
+ * makes db_tx() run the whole transaction again, a bounded number of times. */
+#ifndef CHAT_DB_H
+#define CHAT_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Result codes: 0 or a negative DB_E*. */
+enum {
+    DB_OK = 0,
+    DB_ERR = -1,    /* anything unclassified: answer 500 */
+    DB_EDUP = -2,   /* a unique key refused the row (1062) */
+    DB_ERETRY = -3, /* deadlock (1213) or lock wait timeout (1205): retry the transaction */
+    DB_ECONN = -4,  /* the server could not be reached or the connection was lost */
+};
+
+enum db_arg_type { DB_ARG_INT, DB_ARG_STR, DB_ARG_NULL };
+
+/* One parameter of a prepared statement. Strings are borrowed. */
+struct db_arg {
+    enum db_arg_type type;
+    long long i;
+    const char *s;
+    unsigned long len;
+};
+
+#define DB_INT(v) ((struct db_arg){.type = DB_ARG_INT, .i = (long long)(v)})
+#define DB_STR(v) ((struct db_arg){.type = DB_ARG_STR, .s = (v), .len = strlen(v)})
+#define DB_STRN(v, n) ((struct db_arg){.type = DB_ARG_STR, .s = (const char *)(v), .len = (n)})
+/* A string that may be NULL (stored as SQL NULL). */
+#define DB_STR_OR_NULL(v) ((v) ? DB_STR(v) : ((struct db_arg){.type = DB_ARG_NULL}))
+#define DB_ARGS(...)                                                                   \
+    (int)(sizeof((struct db_arg[]){__VA_ARGS__}) / sizeof(struct db_arg)),             \
+        (const struct db_arg[]){__VA_ARGS__}
+#define DB_NOARGS 0, NULL
+
+/* A result set copied into memory; every cell is a NUL-terminated string or
+ * NULL for SQL NULL. Owned by the caller: db_res_free(). */
+struct db_res {
+    int nrows;
+    int ncols;
+    char **cells; /* nrows * ncols, row-major */
+};
+
+/* Connection settings, from the db_url setting. */
+struct db_config {
+    char host[256], user[128], password[256], database[64], socket[512];
+    unsigned port;
+};
+
+/* Parses mysql://user[:password]@host[:port]/database[?socket=PATH] into *cfg
+ * (user, password and path may be %-encoded). Returns 0, or -1 when the URL
+ * is malformed or the database name is not [A-Za-z0-9_]+. */
+int db_parse_url(const char *url, struct db_config *cfg);
+
+/* Initialises the client library and remembers cfg. Creates the database when
+ * it does not exist. Call once from main before any thread. Returns 0 or a
+ * DB_E* code (logged). */
+int db_init(const struct db_config *cfg);
+
+/* Closes the calling thread's connection and the client library. */
+void db_shutdown(void);
+
+/* Runs a statement that returns no rows. Returns DB_OK or DB_E*. The number
+ * of affected rows and the insert id are then in db_affected()/db_insert_id(). */
+int db_exec(const char *sql, int nargs, const struct db_arg *args);
+
+/* Runs a statement that returns rows into *out (caller frees with
+ * db_res_free). Returns DB_OK or DB_E*; *out is NULL on error. */
+int db_query(const char *sql, struct db_res **out, int nargs, const struct db_arg *args);
+
+/* Rows changed by this thread's last db_exec. */
+int64_t db_affected(void);
+
+/* AUTO_INCREMENT id made by this thread's last db_exec. */
+int64_t db_insert_id(void);
+
+/* Cell (row, col) as a string, or NULL for SQL NULL. Borrowed from res. */
+const char *db_str(const struct db_res *res, int row, int col);
+
+/* Cell (row, col) as an integer; 0 for SQL NULL. */
+int64_t db_int(const struct db_res *res, int row, int col);
+
+/* Frees a result set; NULL is fine. */
+void db_res_free(struct db_res *res);
+
+/* The body of a transaction. Returns 0 to commit, a positive value to roll
+ * back and hand that value to db_tx's caller, or a DB_E* code. */
+typedef int (*db_tx_fn)(void *ctx);
+
+/* Runs fn(ctx) inside a transaction: commits when it returns 0. On a deadlock
+ * or lock wait timeout, or a connection lost before the commit was sent, rolls
+ * back and runs fn again (at most 8 times, with a short jittered pause). fn
+ * must therefore keep no state across runs except through ctx fields it
+ * resets itself. Returns 0, fn's positive value, or a DB_E* code. */
+int db_tx(db_tx_fn fn, void *ctx);
+
+/* True when the database answers a trivial query now. */
+bool db_ping(void);
+
+/* Runs a script of several statements (a migration) on this thread's
+ * connection, outside prepared statements. Returns DB_OK or DB_E* with the
+ * server's message logged. */
+int db_script(const char *sql, size_t len);
+
+/* Reads a server variable such as "innodb_flush_log_at_trx_commit" into buf
+ * (len bytes). Returns DB_OK or DB_E*. */
+int db_server_var(const char *name, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,131 @@
+/* main.c — chatd's start-up and shutdown.
+ *
+ * Order: settings (defaults, chatd.conf, CHAT_* variables) → database
+ * (library init, database created, durability checked, migrations) → auth
+ * and metrics → HTTP. Then wait for SIGINT or SIGTERM and stop in reverse.
+ * The line `chatd: listening on http://HOST:PORT` on stdout tells scripts and
+ * tests that the server is ready and which port it took. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "config.h"
+#include "db.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "migrate.h"
+#include "common.h"
+
+/* Remembers the www root for the static handler (handlers/static.c). */
+int static_init(const char *root);
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: chatd [--config FILE] [--help]\n\n"
+                 "The messenger server. Reads FILE (default chatd.conf, when present),\n"
+                 "then CHAT_* environment variables.\n\n");
+    config_print_help(out);
+}
+
+static int load_config(int argc, char **argv, struct config *cfg)
+{
+    const char *path = "chatd.conf";
+    bool required = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            path = argv[++i];
+            required = true;
+        } else {
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (getenv("CHAT_CONFIG")) {
+        path = getenv("CHAT_CONFIG");
+        required = true;
+    }
+    char err[512];
+    config_defaults(cfg);
+    if (config_load_file(cfg, path, required, err, sizeof err) < 0 ||
+        config_load_env(cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "chatd: %s\n", err);
+        return -1;
+    }
+    enum log_level level;
+    if (log_level_parse(cfg->log_level, &level) < 0) {
+        fprintf(stderr, "chatd: log_level must be error, warn, info or debug\n");
+        return -1;
+    }
+    log_set_level(level);
+    return 0;
+}
+
+/* A commit must reach the disk before we answer 201 (API.md). */
+static int check_durability(const struct config *cfg)
+{
+    char v[32];
+    if (db_server_var("innodb_flush_log_at_trx_commit", v, sizeof v) < 0)
+        return -1;
+    if (strcmp(v, "1") == 0)
+        return 0;
+    if (cfg->db_require_durable) {
+        log_error("db: innodb_flush_log_at_trx_commit is %s, not 1: an acknowledged message "
+                  "could be lost in a crash. Set it to 1, or db_require_durable = false.",
+                  v);
+        return -1;
+    }
+    log_warn("db: innodb_flush_log_at_trx_commit is %s: NOT DURABLE, acknowledged messages "
+             "can be lost in a crash (db_require_durable = false)",
+             v);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    if (load_config(argc, argv, &cfg) < 0)
+        return 2;
+
+    /* Signals are taken by sigwait below; every thread inherits the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct db_config dbc;
+    if (db_parse_url(cfg.db_url, &dbc) < 0) {
+        log_error("db_url '%s' is not mysql://user:pass@host:port/db[?socket=PATH]", cfg.db_url);
+        return 2;
+    }
+    if (db_init(&dbc) < 0 || check_durability(&cfg) < 0 || migrate_run(cfg.sql_dir) < 0)
+        return 1;
+    if (auth_init(cfg.hash_concurrency, cfg.session_idle_days) < 0 || metrics_init() < 0 ||
+        static_init(cfg.www_root) < 0) {
+        log_error("chatd: start-up failed");
+        return 1;
+    }
+    view_presence_init(cfg.presence_window_s);
+    if (http_start(&cfg) < 0)
+        return 1;
+    char host[64];
+    snprintf(host, sizeof host, "%.*s", (int)(strrchr(cfg.listen, ':') - cfg.listen), cfg.listen);
+    printf("chatd: listening on http://%s:%u\n", host, http_port());
+    fflush(stdout);
+
+    int sig;
+    sigwait(&sigs, &sig);
+    log_info("chatd: signal %d, stopping", sig);
+    http_stop();
+    db_shutdown();
+    log_info("chatd: stopped");
+    return 0;
+}

@@ -1,0 +1,28 @@
+/* metrics.h — counters and histograms, exposed as Prometheus text.
+ *
+ * Per route (by index into the route table, plus one slot for static files
+ * and one for unmatched paths): requests by status class and a latency
+ * histogram. Updates are lock-free atomics; rendering takes a consistent
+ * enough snapshot for monitoring. */
+#ifndef CHAT_METRICS_H
+#define CHAT_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Allocates the per-route slots. Call once before threads. Returns 0 or -1. */
+int metrics_init(void);
+
+/* Records one request: route index (see metrics_route_*), HTTP status,
+ * duration in microseconds. Thread-safe. */
+void metrics_observe(size_t route, int status, int64_t duration_us);
+
+/* The slot for static files and for requests that matched no route. */
+size_t metrics_route_static(void);
+size_t metrics_route_unmatched(void);
+
+/* Renders everything in Prometheus text format. Returns a malloc'd string
+ * (caller frees) and its length in *len, or NULL when out of memory. */
+char *metrics_render(size_t *len);
+
+#endif

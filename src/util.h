@@ -1,0 +1,38 @@
+/* util.h — small helpers with no dependencies on the rest of chatd. */
+#ifndef CHAT_UTIL_H
+#define CHAT_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The largest integer a JSON client can hold exactly (2^53). Ids, seqs and
+ * limits outside 0..JSON_INT_MAX are refused. */
+#define JSON_INT_MAX 9007199254740992LL
+
+/* Wall-clock time in milliseconds since the Unix epoch. */
+int64_t now_ms(void);
+
+/* Monotonic time in milliseconds, for deadlines and durations. */
+int64_t mono_ms(void);
+
+/* Monotonic time in microseconds, for measuring durations. */
+int64_t mono_us(void);
+
+/* Parses a whole decimal string of digits into *out, 0..JSON_INT_MAX.
+ * No sign, no spaces, no leading '+'. Returns 0, or -1 when `s` is not
+ * such a number (NULL, empty, too long, out of range). */
+int parse_int(const char *s, int64_t *out);
+
+/* True when `s` (len bytes) is valid UTF-8 with no NUL, no surrogates and
+ * no overlong forms. */
+bool utf8_valid(const char *s, size_t len);
+
+/* Number of characters (code points) in valid UTF-8 `s` of len bytes. */
+size_t utf8_chars(const char *s, size_t len);
+
+/* Largest prefix length <= max bytes of valid UTF-8 `s` (len bytes) that
+ * ends on a character boundary. */
+size_t utf8_prefix(const char *s, size_t len, size_t max);
+
+#endif
