@@ -10,11 +10,8 @@
 #include <string.h>
 
 #include "log.h"
+#include "presence.h"
 #include "util.h"
-
-static int64_t presence_window_ms = 60000;
-
-void view_presence_init(int window_s) { presence_window_ms = (int64_t)window_s * 1000; }
 
 json_t *view_user_row(const struct db_res *r, int row, int col)
 {
@@ -47,9 +44,12 @@ json_t *view_message_row(const struct db_res *r, int row, int col)
                      (json_int_t)db_int(r, row, col + 5));
 }
 
-json_t *view_presence(int64_t last_seen_at)
+json_t *view_presence(int64_t user_id, int64_t db_last_seen)
 {
-    bool online = last_seen_at > 0 && now_ms() - last_seen_at < presence_window_ms;
+    bool online = false;
+    int64_t last_seen_at = db_last_seen, live_seen;
+    if (presence_get(user_id, &online, &live_seen) && live_seen > last_seen_at)
+        last_seen_at = live_seen;
     return json_pack("{s:s, s:I}", "state", online ? "online" : "offline", "last_seen_at",
                      (json_int_t)last_seen_at);
 }
@@ -161,6 +161,7 @@ int blocked_between(int64_t a, int64_t b)
 
 struct direct_ctx {
     int64_t me, other, now;
+    struct wake_list wake;
     int64_t thread_id;
     bool created;
 };
@@ -183,6 +184,7 @@ static int direct_tx(void *arg)
 {
     struct direct_ctx *c = arg;
     c->created = false;
+    wake_reset(&c->wake);
     char key[48];
     int64_t lo = c->me < c->other ? c->me : c->other, hi = c->me < c->other ? c->other : c->me;
     snprintf(key, sizeof key, "%lld:%lld", (long long)lo, (long long)hi);
@@ -202,7 +204,9 @@ static int direct_tx(void *arg)
                  "SELECT u.id, ?, ?, ? FROM users u WHERE u.id IN (?, ?)",
                  DB_ARGS(DB_INT(c->thread_id), DB_INT(c->now), DB_INT(c->now), DB_INT(c->me),
                          DB_INT(c->other)));
-    return rc;
+    if (rc < 0)
+        return rc;
+    return events_to_members(c->thread_id, EVENT_THREAD, 0, 0, 0, 0, c->now, &c->wake);
 }
 
 int direct_open(int64_t me, int64_t other, int64_t now, int64_t *thread_id, bool *created)
@@ -218,11 +222,20 @@ int direct_open(int64_t me, int64_t other, int64_t now, int64_t *thread_id, bool
             return rc > 0 ? NOT_ALLOWED : rc;
     }
     struct direct_ctx c = {.me = me, .other = other, .now = now};
-    int rc = db_tx(direct_tx, &c);
+    int rc = tx_and_wake(direct_tx, &c, &c.wake);
     if (rc == 0) {
         *thread_id = c.thread_id;
         *created = c.created;
     }
+    return rc;
+}
+
+int tx_and_wake(db_tx_fn fn, void *ctx, struct wake_list *wake)
+{
+    int rc = db_tx(fn, ctx);
+    if (rc != 0)
+        wake_reset(wake);
+    wake_flush(wake);
     return rc;
 }
 

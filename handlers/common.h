@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "db.h"
+#include "events.h"
 #include "request.h"
 
 #define GROUP_MAX_MEMBERS 1024
@@ -41,11 +42,9 @@ int view_thread(int64_t owner, int64_t thread_id, json_t **out);
 int view_threads_page(int64_t owner, int64_t before_at, int64_t before_id, int limit,
                       json_t **out, bool *more, int64_t *last_at, int64_t *last_id);
 
-/* {state, last_seen_at} for a user last seen at last_seen_at (ms, 0 = never). */
-json_t *view_presence(int64_t last_seen_at);
-
-/* Sets the presence window (seconds) used by view_presence. */
-void view_presence_init(int window_s);
+/* {state, last_seen_at} for user: the live state when the presence module
+ * knows it, else offline since db_last_seen (ms, 0 = never). */
+json_t *view_presence(int64_t user_id, int64_t db_last_seen);
 
 /* What a member may know of a thread. */
 struct member_info {
@@ -65,6 +64,11 @@ int blocked_between(int64_t a, int64_t b);
  * with *thread_id and *created, NOT_FOUND when other does not exist,
  * NOT_ALLOWED when a block stands between them, or DB_E*. */
 int direct_open(int64_t me, int64_t other, int64_t now, int64_t *thread_id, bool *created);
+
+/* Runs fn(ctx) in a transaction (db_tx) and wakes the users in *wake once it
+ * committed; the list is emptied either way. fn must wake_reset(wake) first,
+ * since a retried transaction starts over. */
+int tx_and_wake(db_tx_fn fn, void *ctx, struct wake_list *wake);
 
 /* Answers the usual way for a negative DB_E* code: 503 when the database is
  * unreachable, else 500. */

@@ -15,7 +15,7 @@ static json_t *contact_row(const struct db_res *r, int row)
     const char *nick = db_str(r, row, 3);
     return json_pack("{s:o, s:o, s:o}", "user", view_user_row(r, row, 0), "nickname",
                      nick ? json_string(nick) : json_null(), "presence",
-                     view_presence(db_int(r, row, 4)));
+                     view_presence(db_int(r, row, 0), db_int(r, row, 4)));
 }
 
 void contacts_list(struct request *req, struct response *res)

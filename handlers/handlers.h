@@ -48,6 +48,13 @@ void messages_list(struct request *req, struct response *res);
 void receipts_read(struct request *req, struct response *res);
 void receipts_list(struct request *req, struct response *res);
 
+/* inbox.c */
+void inbox_get(struct request *req, struct response *res);
+
+/* presence.c */
+void presence_list(struct request *req, struct response *res);
+void typing_post(struct request *req, struct response *res);
+
 /* ops.c */
 void ops_healthz(struct request *req, struct response *res);
 void ops_readyz(struct request *req, struct response *res);

@@ -16,6 +16,7 @@ struct add_ctx {
     int64_t caller, thread_id, now;
     const char *ids_json;
     size_t nids;
+    struct wake_list wake;
 };
 
 /* Locks the thread row and checks that caller is a member of a group.
@@ -51,6 +52,7 @@ static int touch_members(int64_t thread_id, int64_t now)
 static int add_tx(void *arg)
 {
     struct add_ctx *c = arg;
+    wake_reset(&c->wake);
     int rc = lock_group(c->caller, c->thread_id, NULL);
     if (rc != 0)
         return rc;
@@ -79,9 +81,9 @@ static int add_tx(void *arg)
                  "FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j "
                  "JOIN threads t ON t.id = ?",
                  DB_ARGS(DB_INT(c->now), DB_INT(c->now), DB_STR(c->ids_json), DB_INT(c->thread_id)));
-    if (rc < 0)
+    if (rc < 0 || (rc = touch_members(c->thread_id, c->now)) < 0)
         return rc;
-    return touch_members(c->thread_id, c->now);
+    return events_to_members(c->thread_id, EVENT_THREAD, 0, 0, 0, 0, c->now, &c->wake);
 }
 
 void members_add(struct request *req, struct response *res)
@@ -100,7 +102,7 @@ void members_add(struct request *req, struct response *res)
     json_decref(arr);
     struct add_ctx c = {.caller = req->user_id, .thread_id = thread_id, .now = now_ms(),
                         .ids_json = ids_json, .nids = n};
-    int rc = db_tx(add_tx, &c);
+    int rc = tx_and_wake(add_tx, &c, &c.wake);
     free(ids_json);
     if (rc < 0)
         return resp_db_error(res, rc);
@@ -120,11 +122,13 @@ void members_add(struct request *req, struct response *res)
 
 struct remove_ctx {
     int64_t caller, thread_id, target, now;
+    struct wake_list wake;
 };
 
 static int remove_tx(void *arg)
 {
     struct remove_ctx *c = arg;
+    wake_reset(&c->wake);
     bool is_admin = false;
     int rc = lock_group(c->caller, c->thread_id, &is_admin);
     if (rc != 0)
@@ -148,16 +152,20 @@ static int remove_tx(void *arg)
         rc = db_exec("UPDATE thread_members SET role = 'admin' WHERE owner_id = ? AND thread_id = ?",
                      DB_ARGS(DB_INT(db_int(r, 0, 0)), DB_INT(c->thread_id)));
     db_res_free(r);
+    if (rc < 0 || (rc = touch_members(c->thread_id, c->now)) < 0)
+        return rc;
+    /* The one who left hears of it too: a thread event without them. */
+    rc = events_to_members(c->thread_id, EVENT_THREAD, 0, 0, 0, 0, c->now, &c->wake);
     if (rc < 0)
         return rc;
-    return touch_members(c->thread_id, c->now);
+    return events_to_user(c->target, c->thread_id, EVENT_THREAD, c->now, &c->wake);
 }
 
 void members_remove(struct request *req, struct response *res)
 {
     struct remove_ctx c = {.caller = req->user_id, .thread_id = req->params[0],
                            .target = req->params[1], .now = now_ms()};
-    int rc = db_tx(remove_tx, &c);
+    int rc = tx_and_wake(remove_tx, &c, &c.wake);
     if (rc < 0)
         return resp_db_error(res, rc);
     if (rc == NOT_FOUND)

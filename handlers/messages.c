@@ -29,6 +29,7 @@ struct send_ctx {
     /* out */
     json_t *message;
     bool existed;
+    struct wake_list wake;
 };
 
 static int load_message(struct send_ctx *c)
@@ -55,6 +56,7 @@ static int send_tx(void *arg)
         json_decref(c->message);
     c->message = NULL;
     c->existed = false;
+    wake_reset(&c->wake);
 
     struct db_res *r;
     int rc = db_query("SELECT t.kind, t.last_seq, "
@@ -98,6 +100,9 @@ static int send_tx(void *arg)
                          DB_INT(seq), DB_INT(c->thread_id)));
     if (rc < 0)
         return rc;
+    rc = events_to_members(c->thread_id, EVENT_MESSAGE, seq, 0, 0, 0, c->now, &c->wake);
+    if (rc < 0)
+        return rc;
     c->message = json_pack("{s:I, s:I, s:I, s:s, s:s%, s:I}", "thread_id",
                            (json_int_t)c->thread_id, "seq", (json_int_t)seq, "sender_id",
                            (json_int_t)c->sender, "client_msg_id", c->client_msg_id, "body",
@@ -131,7 +136,7 @@ static bool read_message(struct request *req, struct response *res, json_t *body
 /* Runs the send transaction and answers 201, 200 (a retry) or the error. */
 static void send_and_answer(struct response *res, struct send_ctx *c)
 {
-    int rc = db_tx(send_tx, c);
+    int rc = tx_and_wake(send_tx, c, &c->wake);
     if (rc == 0 && c->message) {
         resp_json(res, c->existed ? 200 : 201, json_pack("{s:o}", "message", c->message));
         c->message = NULL;

@@ -6,6 +6,35 @@
 #include "jsonv.h"
 #include "util.h"
 
+struct read_ctx {
+    int64_t user_id, thread_id, seq, now;
+    struct wake_list wake;
+};
+
+static int read_tx(void *arg)
+{
+    struct read_ctx *c = arg;
+    wake_reset(&c->wake);
+    int rc = db_exec("UPDATE thread_members SET last_read_seq = ?, "
+                     "last_delivered_seq = GREATEST(last_delivered_seq, ?) "
+                     "WHERE owner_id = ? AND thread_id = ? AND last_read_seq < ?",
+                     DB_ARGS(DB_INT(c->seq), DB_INT(c->seq), DB_INT(c->user_id),
+                             DB_INT(c->thread_id), DB_INT(c->seq)));
+    if (rc < 0 || db_affected() == 0)
+        return rc;
+    struct db_res *r;
+    rc = db_query("SELECT last_delivered_seq FROM thread_members WHERE owner_id = ? AND thread_id = ?",
+                  &r, DB_ARGS(DB_INT(c->user_id), DB_INT(c->thread_id)));
+    if (rc < 0)
+        return rc;
+    int64_t delivered = r->nrows ? db_int(r, 0, 0) : c->seq;
+    db_res_free(r);
+    /* Every member hears of it, the reader's own devices included, so that
+     * each clears its unread count. */
+    return events_to_members(c->thread_id, EVENT_RECEIPT, 0, c->user_id, delivered, c->seq,
+                             c->now, &c->wake);
+}
+
 void receipts_read(struct request *req, struct response *res)
 {
     int64_t thread_id = req->params[0], seq;
@@ -21,10 +50,9 @@ void receipts_read(struct request *req, struct response *res)
     if (seq > mi.last_seq)
         return resp_problem(res, 400, "invalid_request", "seq %lld is past the thread's last_seq %lld",
                             (long long)seq, (long long)mi.last_seq);
-    rc = db_exec("UPDATE thread_members SET last_read_seq = GREATEST(last_read_seq, ?), "
-                 "last_delivered_seq = GREATEST(last_delivered_seq, ?) "
-                 "WHERE owner_id = ? AND thread_id = ?",
-                 DB_ARGS(DB_INT(seq), DB_INT(seq), DB_INT(req->user_id), DB_INT(thread_id)));
+    struct read_ctx c = {.user_id = req->user_id, .thread_id = thread_id, .seq = seq,
+                         .now = now_ms()};
+    rc = tx_and_wake(read_tx, &c, &c.wake);
     if (rc < 0)
         return resp_db_error(res, rc);
     resp_empty(res, 204);

@@ -32,11 +32,13 @@ struct group_ctx {
     const char *others_json; /* JSON array of the other members' ids */
     size_t nothers;
     int64_t thread_id;
+    struct wake_list wake;
 };
 
 static int group_create_tx(void *arg)
 {
     struct group_ctx *c = arg;
+    wake_reset(&c->wake);
     int rc = db_exec("INSERT INTO threads (kind, title, created_by, created_at, updated_at) "
                      "VALUES ('group', ?, ?, ?, ?)",
                      DB_ARGS(DB_STR_OR_NULL(c->title), DB_INT(c->creator), DB_INT(c->now),
@@ -47,8 +49,10 @@ static int group_create_tx(void *arg)
     rc = db_exec("INSERT INTO thread_members (owner_id, thread_id, role, joined_at, updated_at) "
                  "VALUES (?, ?, 'admin', ?, ?)",
                  DB_ARGS(DB_INT(c->creator), DB_INT(c->thread_id), DB_INT(c->now), DB_INT(c->now)));
-    if (rc < 0 || c->nothers == 0)
+    if (rc < 0)
         return rc;
+    if (c->nothers == 0)
+        return events_to_members(c->thread_id, EVENT_THREAD, 0, 0, 0, 0, c->now, &c->wake);
     rc = db_exec("INSERT INTO thread_members (owner_id, thread_id, joined_at, updated_at) "
                  "SELECT u.id, ?, ?, ? FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j "
                  "JOIN users u ON u.id = j.id",
@@ -56,7 +60,9 @@ static int group_create_tx(void *arg)
                          DB_STR(c->others_json)));
     if (rc < 0)
         return rc;
-    return (size_t)db_affected() == c->nothers ? 0 : NOT_FOUND;
+    if ((size_t)db_affected() != c->nothers)
+        return NOT_FOUND;
+    return events_to_members(c->thread_id, EVENT_THREAD, 0, 0, 0, 0, c->now, &c->wake);
 }
 
 /* Removes `me` from ids in place and returns the JSON array of the rest
@@ -114,7 +120,7 @@ void threads_create(struct request *req, struct response *res)
     }
     struct group_ctx c = {.creator = req->user_id, .now = now, .title = title,
                           .others_json = others, .nothers = n};
-    int rc = db_tx(group_create_tx, &c);
+    int rc = tx_and_wake(group_create_tx, &c, &c.wake);
     free(others);
     if (rc < 0)
         return resp_db_error(res, rc);
@@ -166,6 +172,46 @@ void threads_get(struct request *req, struct response *res)
     answer_thread(req, res, req->params[0], 200);
 }
 
+struct change_ctx {
+    int64_t user_id, thread_id, now;
+    const char *title;           /* rename: the new title */
+    bool set_muted, muted;       /* settings */
+    bool set_nickname;
+    const char *nickname;
+    struct wake_list wake;
+};
+
+static int rename_tx(void *arg)
+{
+    struct change_ctx *c = arg;
+    wake_reset(&c->wake);
+    int rc = db_exec("UPDATE threads SET title = ?, updated_at = ? WHERE id = ?",
+                     DB_ARGS(DB_STR(c->title), DB_INT(c->now), DB_INT(c->thread_id)));
+    if (rc == 0)
+        rc = db_exec("UPDATE thread_members SET updated_at = ? WHERE thread_id = ?",
+                     DB_ARGS(DB_INT(c->now), DB_INT(c->thread_id)));
+    if (rc < 0)
+        return rc;
+    return events_to_members(c->thread_id, EVENT_THREAD, 0, 0, 0, 0, c->now, &c->wake);
+}
+
+/* The caller's own settings; the event goes to the caller's other devices. */
+static int settings_tx(void *arg)
+{
+    struct change_ctx *c = arg;
+    wake_reset(&c->wake);
+    int rc = 0;
+    if (c->set_muted)
+        rc = db_exec("UPDATE thread_members SET is_muted = ? WHERE owner_id = ? AND thread_id = ?",
+                     DB_ARGS(DB_INT(c->muted), DB_INT(c->user_id), DB_INT(c->thread_id)));
+    if (rc == 0 && c->set_nickname)
+        rc = db_exec("UPDATE thread_members SET nickname = ? WHERE owner_id = ? AND thread_id = ?",
+                     DB_ARGS(DB_STR_OR_NULL(c->nickname), DB_INT(c->user_id), DB_INT(c->thread_id)));
+    if (rc < 0 || (!c->set_muted && !c->set_nickname))
+        return rc;
+    return events_to_user(c->user_id, c->thread_id, EVENT_THREAD, c->now, &c->wake);
+}
+
 void threads_rename(struct request *req, struct response *res)
 {
     int64_t thread_id = req->params[0];
@@ -181,12 +227,9 @@ void threads_rename(struct request *req, struct response *res)
         return resp_problem(res, 404, "not_found", "no thread %lld", (long long)thread_id);
     if (!mi.is_group)
         return resp_problem(res, 422, "not_a_group", "a direct thread has no title");
-    int64_t now = now_ms();
-    rc = db_exec("UPDATE threads SET title = ?, updated_at = ? WHERE id = ?",
-                 DB_ARGS(DB_STR(title), DB_INT(now), DB_INT(thread_id)));
-    if (rc == 0)
-        rc = db_exec("UPDATE thread_members SET updated_at = ? WHERE thread_id = ?",
-                     DB_ARGS(DB_INT(now), DB_INT(thread_id)));
+    struct change_ctx c = {.user_id = req->user_id, .thread_id = thread_id, .now = now_ms(),
+                           .title = title};
+    rc = tx_and_wake(rename_tx, &c, &c.wake);
     if (rc < 0)
         return resp_db_error(res, rc);
     answer_thread(req, res, thread_id, 200);
@@ -212,12 +255,10 @@ void threads_settings(struct request *req, struct response *res)
         return resp_db_error(res, rc);
     if (rc == NOT_FOUND)
         return resp_problem(res, 404, "not_found", "no thread %lld", (long long)thread_id);
-    if (has_muted)
-        rc = db_exec("UPDATE thread_members SET is_muted = ? WHERE owner_id = ? AND thread_id = ?",
-                     DB_ARGS(DB_INT(muted), DB_INT(req->user_id), DB_INT(thread_id)));
-    if (rc == 0 && has_nick)
-        rc = db_exec("UPDATE thread_members SET nickname = ? WHERE owner_id = ? AND thread_id = ?",
-                     DB_ARGS(DB_STR_OR_NULL(nick), DB_INT(req->user_id), DB_INT(thread_id)));
+    struct change_ctx c = {.user_id = req->user_id, .thread_id = thread_id, .now = now_ms(),
+                           .set_muted = has_muted, .muted = muted, .set_nickname = has_nick,
+                           .nickname = nick};
+    rc = tx_and_wake(settings_tx, &c, &c.wake);
     if (rc < 0)
         return resp_db_error(res, rc);
     answer_thread(req, res, thread_id, 200);

@@ -8,6 +8,7 @@
 
 #include "auth.h"
 #include "common.h"
+#include "events.h"
 #include "handlers.h"
 #include "jsonv.h"
 #include "util.h"
@@ -27,6 +28,24 @@ static bool username_normalise(const char *in, char *out)
     }
     out[n] = '\0';
     return true;
+}
+
+struct register_ctx {
+    const char *username, *display, *hash;
+    int64_t user_id;
+};
+
+static int register_tx(void *arg)
+{
+    struct register_ctx *c = arg;
+    int rc = db_exec("INSERT INTO users (username, display_name, password_hash, created_at) "
+                     "VALUES (?, ?, ?, ?)",
+                     DB_ARGS(DB_STR(c->username), DB_STR(c->display), DB_STR(c->hash),
+                             DB_INT(now_ms())));
+    if (rc < 0)
+        return rc;
+    c->user_id = db_insert_id();
+    return events_stream_create(c->user_id);
 }
 
 void users_create(struct request *req, struct response *res)
@@ -71,15 +90,14 @@ void users_create(struct request *req, struct response *res)
     }
     if (rc != AUTH_OK)
         return resp_internal(res);
-    rc = db_exec("INSERT INTO users (username, display_name, password_hash, created_at) "
-                 "VALUES (?, ?, ?, ?)",
-                 DB_ARGS(DB_STR(username), DB_STR(display), DB_STR(hash), DB_INT(now_ms())));
+    struct register_ctx c = {.username = username, .display = display, .hash = hash};
+    rc = db_tx(register_tx, &c);
     if (rc == DB_EDUP)
         return resp_problem(res, 409, "username_taken", "the username '%s' is taken", username);
     if (rc < 0)
         return resp_db_error(res, rc);
     json_t *user;
-    rc = view_user(db_insert_id(), &user);
+    rc = view_user(c.user_id, &user);
     if (rc != 0)
         return resp_db_error(res, rc < 0 ? rc : DB_ERR);
     resp_json(res, 201, json_pack("{s:o}", "user", user));

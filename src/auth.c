@@ -15,6 +15,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "presence.h"
 #include "util.h"
 
 #define OPSLIMIT 2
@@ -104,6 +105,7 @@ int auth_session_verify(const char *token, size_t len, int64_t *user_id, int64_t
     int64_t last_seen = db_int(r, 0, 2);
     db_res_free(r);
     int64_t now = now_ms();
+    presence_touch(*user_id);
     if (idle_ms > 0 && now - last_seen > idle_ms) {
         db_exec("DELETE FROM sessions WHERE id = ?", DB_ARGS(DB_INT(*session_id)));
         return AUTH_MISMATCH;

@@ -15,8 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "auth.h"
+#include "hub.h"
 #include "jsonv.h"
 #include "log.h"
 #include "metrics.h"
@@ -35,6 +37,8 @@ struct exchange {
     size_t body_len, body_cap;
     bool too_large;
     int64_t started_us;
+    const struct route *route; /* set once routed: a resumed long-poll runs it again */
+    size_t slot;               /* metrics slot */
 };
 
 static struct MHD_Daemon *daemon_;
@@ -128,7 +132,8 @@ static bool authenticate(struct MHD_Connection *conn, struct request *req, struc
     return false;
 }
 
-/* The pipeline: route, check body, authenticate, handle. Fills ex->res. */
+/* The pipeline: route, check body, authenticate, handle. Fills ex->res;
+ * res.parked means the handler wants the connection suspended. */
 static size_t dispatch(struct MHD_Connection *conn, struct exchange *ex)
 {
     struct request *req = &ex->req;
@@ -176,8 +181,28 @@ static size_t dispatch(struct MHD_Connection *conn, struct exchange *ex)
             return slot;
         }
     }
+    ex->route = route;
     route->handler(req, res);
     return slot;
+}
+
+/* Sends the answer, or suspends the connection and hands it to the hub. */
+static enum MHD_Result finish(struct MHD_Connection *conn, struct exchange *ex)
+{
+    if (ex->res.parked) {
+        ex->res.parked = false;
+        MHD_suspend_connection(conn);
+        hub_sleep(ex->req.park, conn);
+        return MHD_YES;
+    }
+    enum MHD_Result ret = send_response(conn, &ex->res, false);
+    metrics_observe(ex->slot, ex->res.status, mono_us() - ex->started_us);
+    return ret;
+}
+
+static void resume_conn(void *conn)
+{
+    MHD_resume_connection(conn);
 }
 
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
@@ -230,10 +255,15 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     }
     if (ex->res.status == 413 && ex->too_large && ex->res.json)
         return MHD_YES; /* already answered on the first call */
-    size_t slot = dispatch(conn, ex);
-    enum MHD_Result ret = send_response(conn, &ex->res, false);
-    metrics_observe(slot, ex->res.status, mono_us() - ex->started_us);
-    return ret;
+    if (ex->req.park) {
+        /* A parked long-poll was resumed: run its handler again. */
+        resp_clear(&ex->res);
+        resp_init(&ex->res);
+        ex->route->handler(&ex->req, &ex->res);
+        return finish(conn, ex);
+    }
+    ex->slot = dispatch(conn, ex);
+    return finish(conn, ex);
 }
 
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -243,6 +273,8 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct exchange *ex = *con_cls;
     if (ex == NULL)
         return;
+    if (ex->req.park)
+        hub_release(ex->req.park);
     if (ex->req.body)
         json_decref(ex->req.body);
     resp_clear(&ex->res);
@@ -308,6 +340,10 @@ int http_start(const struct config *cfg)
         return -1;
     }
     unsigned limit = fit_fd_limit((unsigned)cfg->connection_limit);
+    if (hub_init(resume_conn) < 0) {
+        log_error("http: cannot start the hub");
+        return -1;
+    }
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     daemon_ = MHD_start_daemon(
@@ -331,7 +367,12 @@ void http_stop(void)
 {
     if (daemon_ == NULL)
         return;
+    /* Stop accepting, answer every parked poll, give the answers a moment to
+     * leave, then stop. */
     MHD_quiesce_daemon(daemon_);
+    hub_shutdown();
+    struct timespec pause = {0, 300 * 1000000L};
+    nanosleep(&pause, NULL);
     MHD_stop_daemon(daemon_);
     daemon_ = NULL;
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth.h"
 #include "config.h"
@@ -18,10 +19,37 @@
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
+#include "presence.h"
+#include "events.h"
+#include "util.h"
 #include "common.h"
 
 /* Remembers the www root for the static handler (handlers/static.c). */
 int static_init(const char *root);
+
+/* The janitor: prunes inbox events past the retention and old login
+ * failures, in small batches, once a minute. */
+static volatile bool janitor_running = true;
+static int64_t retention_ms;
+
+static void *janitor_main(void *arg)
+{
+    (void)arg;
+    int64_t next = 0;
+    while (janitor_running) {
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+        if (mono_ms() < next)
+            continue;
+        next = mono_ms() + 60000;
+        int64_t cutoff = now_ms() - retention_ms, n;
+        while (janitor_running && (n = events_prune(cutoff, 5000)) == 5000)
+            ;
+        db_exec("DELETE FROM login_failures WHERE at < ? LIMIT 10000",
+                DB_ARGS(DB_INT(now_ms() - 15 * 60 * 1000)));
+    }
+    return NULL;
+}
 
 static void usage(FILE *out)
 {
@@ -113,8 +141,10 @@ int main(int argc, char **argv)
         log_error("chatd: start-up failed");
         return 1;
     }
-    view_presence_init(cfg.presence_window_s);
-    if (http_start(&cfg) < 0)
+    retention_ms = (int64_t)cfg.event_retention_days * 86400000LL;
+    pthread_t janitor;
+    if (presence_init(cfg.presence_window_s) < 0 ||
+        pthread_create(&janitor, NULL, janitor_main, NULL) != 0 || http_start(&cfg) < 0)
         return 1;
     char host[64];
     snprintf(host, sizeof host, "%.*s", (int)(strrchr(cfg.listen, ':') - cfg.listen), cfg.listen);
@@ -125,6 +155,9 @@ int main(int argc, char **argv)
     sigwait(&sigs, &sig);
     log_info("chatd: signal %d, stopping", sig);
     http_stop();
+    janitor_running = false;
+    pthread_join(janitor, NULL);
+    presence_shutdown();
     db_shutdown();
     log_info("chatd: stopped");
     return 0;

@@ -35,6 +35,10 @@ const struct route routes[] = {
     {"POST", "/v1/threads/{id}/read", receipts_read, true},
     {"GET", "/v1/threads/{id}/receipts", receipts_list, true},
 
+    {"POST", "/v1/threads/{id}/typing", typing_post, true},
+    {"GET", "/v1/inbox", inbox_get, true},
+    {"GET", "/v1/presence", presence_list, true},
+
     {"GET", "/healthz", ops_healthz, false},
     {"GET", "/readyz", ops_readyz, false},
     {"GET", "/metrics", ops_metrics, false},

@@ -1,0 +1,104 @@
+/* inbox.c — GET /v1/inbox, the long-poll (API.md "The inbox").
+ *
+ * The handler may run several times for one request. First run: check the
+ * cursor, record the device's acknowledgement (which moves delivered
+ * receipts), register with the hub, then read. Whenever a read finds nothing
+ * and the poll may still wait, the handler sets res->parked and the glue
+ * suspends the connection; a wake-up resumes it and the handler runs again
+ * (hub_begin, read, answer or park again). Registering before the first read
+ * is what makes a commit between the read and the park impossible to miss. */
+#include <stdio.h>
+
+#include "common.h"
+#include "events.h"
+#include "handlers.h"
+#include "hub.h"
+#include "util.h"
+
+static void answer(struct response *res, json_t *events, int64_t next)
+{
+    char cursor[24];
+    snprintf(cursor, sizeof cursor, "%lld", (long long)next);
+    resp_json(res, 200, json_pack("{s:o, s:s}", "events", events, "next", cursor));
+}
+
+/* Checks `since` against the stream: 0, or answers 410 and returns -1. */
+static int cursor_check(struct request *req, struct response *res, int64_t since)
+{
+    int64_t last, oldest;
+    int rc = events_head(req->user_id, &last, &oldest);
+    if (rc < 0) {
+        resp_db_error(res, rc);
+        return -1;
+    }
+    bool pruned = oldest ? since < oldest - 1 : since < last;
+    if (since > last || pruned) {
+        resp_problem(res, 410, "cursor_expired",
+                     "the cursor is unknown or too old; reload over REST and poll without since");
+        return -1;
+    }
+    return 0;
+}
+
+void inbox_get(struct request *req, struct response *res)
+{
+    int64_t timeout, limit, since;
+    if (!req_query_int(req, res, "timeout", 30, 0, 60, &timeout) ||
+        !req_query_int(req, res, "limit", 100, 1, 500, &limit))
+        return;
+    const char *since_s = req_query(req, "since");
+    struct waiter *w = req->park;
+
+    if (since_s == NULL) {
+        int64_t last, oldest;
+        int rc = events_head(req->user_id, &last, &oldest);
+        if (rc == 0)
+            rc = db_exec("UPDATE sessions SET acked_pos = GREATEST(acked_pos, ?) WHERE id = ?",
+                         DB_ARGS(DB_INT(last), DB_INT(req->session_id)));
+        if (rc < 0)
+            return resp_db_error(res, rc);
+        return answer(res, json_array(), last);
+    }
+    if (parse_int(since_s, &since) < 0)
+        return resp_problem(res, 410, "cursor_expired", "the cursor is not one this server gave");
+
+    if (w == NULL) {
+        if (cursor_check(req, res, since) < 0)
+            return;
+        struct wake_list wake = {0};
+        int rc = events_ack(req->user_id, req->session_id, since, &wake);
+        wake_flush(&wake);
+        if (rc < 0)
+            return resp_db_error(res, rc);
+        if (timeout > 0) {
+            w = hub_register(req->user_id, req->session_id, mono_ms() + timeout * 1000);
+            if (w == NULL)
+                return resp_internal(res);
+            req->park = w;
+        }
+    }
+    if (w)
+        hub_begin(w);
+    json_t *events = json_array();
+    int64_t next = since;
+    int rc = events_read(req->user_id, since, (int)limit, events, &next);
+    if (rc < 0) {
+        json_decref(events);
+        hub_release(w);
+        req->park = NULL;
+        return resp_db_error(res, rc);
+    }
+    if (w) {
+        json_t *ephemeral = hub_take_ephemeral(w);
+        json_array_extend(events, ephemeral);
+        json_decref(ephemeral);
+        if (json_array_size(events) == 0 && !hub_should_answer(w)) {
+            json_decref(events);
+            res->parked = true;
+            return;
+        }
+        hub_release(w);
+        req->park = NULL;
+    }
+    answer(res, events, next);
+}

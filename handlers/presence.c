@@ -1,0 +1,93 @@
+/* presence.c — GET /v1/presence and POST /v1/threads/{id}/typing.
+ *
+ * Presence is visible for the caller, the caller's contacts and members of a
+ * thread the caller is in; other ids are left out of the answer (as if they
+ * did not exist). Typing is an ephemeral event to the thread's other members. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "handlers.h"
+#include "hub.h"
+#include "util.h"
+
+#define PRESENCE_MAX_IDS 1024
+
+void presence_list(struct request *req, struct response *res)
+{
+    const char *list = req_query(req, "user_ids");
+    if (list == NULL || *list == '\0')
+        return resp_problem(res, 400, "invalid_request", "user_ids must list user ids: 1,2,3");
+    json_t *ids = json_array();
+    char buf[24];
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        int64_t id;
+        if (len == 0 || len >= sizeof buf || json_array_size(ids) >= PRESENCE_MAX_IDS)
+            goto bad;
+        memcpy(buf, p, len);
+        buf[len] = '\0';
+        if (parse_int(buf, &id) < 0 || id < 1)
+            goto bad;
+        json_array_append_new(ids, json_integer(id));
+        p += len;
+        if (*p == ',' && *++p == '\0')
+            goto bad;
+    }
+    char *ids_json = json_dumps(ids, JSON_COMPACT);
+    json_decref(ids);
+    struct db_res *r;
+    int rc = db_query("SELECT u.id, (SELECT MAX(s.last_seen_at) FROM sessions s WHERE s.user_id = u.id) "
+                      "FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j "
+                      "JOIN users u ON u.id = j.id WHERE u.id = ? "
+                      "OR EXISTS (SELECT 1 FROM contacts c WHERE c.owner_id = ? AND c.contact_id = u.id) "
+                      "OR EXISTS (SELECT 1 FROM thread_members a JOIN thread_members b "
+                      "ON b.thread_id = a.thread_id WHERE a.owner_id = ? AND b.owner_id = u.id)",
+                      &r,
+                      DB_ARGS(DB_STR(ids_json), DB_INT(req->user_id), DB_INT(req->user_id),
+                              DB_INT(req->user_id)));
+    free(ids_json);
+    if (rc < 0)
+        return resp_db_error(res, rc);
+    json_t *out = json_object();
+    for (int i = 0; i < r->nrows; i++)
+        json_object_set_new(out, db_str(r, i, 0), view_presence(db_int(r, i, 0), db_int(r, i, 1)));
+    db_res_free(r);
+    resp_json(res, 200, json_pack("{s:o}", "presence", out));
+    return;
+bad:
+    json_decref(ids);
+    resp_problem(res, 400, "invalid_request", "user_ids must be 1..%d comma-separated ids",
+                 PRESENCE_MAX_IDS);
+}
+
+void typing_post(struct request *req, struct response *res)
+{
+    int64_t thread_id = req->params[0];
+    struct member_info mi;
+    int rc = member_get(req->user_id, thread_id, &mi);
+    if (rc < 0)
+        return resp_db_error(res, rc);
+    if (rc == NOT_FOUND)
+        return resp_problem(res, 404, "not_found", "no thread %lld", (long long)thread_id);
+    struct db_res *r;
+    rc = db_query("SELECT owner_id FROM thread_members WHERE thread_id = ? AND owner_id <> ?", &r,
+                  DB_ARGS(DB_INT(thread_id), DB_INT(req->user_id)));
+    if (rc < 0)
+        return resp_db_error(res, rc);
+    int64_t *ids = malloc(((size_t)r->nrows + 1) * sizeof *ids);
+    if (ids == NULL) {
+        db_res_free(r);
+        return resp_internal(res);
+    }
+    for (int i = 0; i < r->nrows; i++)
+        ids[i] = db_int(r, i, 0);
+    json_t *ev = json_pack("{s:s, s:I, s:I}", "type", "typing", "thread_id", (json_int_t)thread_id,
+                           "user_id", (json_int_t)req->user_id);
+    hub_emit(ids, (size_t)r->nrows, ev);
+    json_decref(ev);
+    free(ids);
+    db_res_free(r);
+    resp_empty(res, 204);
+}

@@ -1,0 +1,248 @@
+/* events.c — appending to and reading from the per-user event streams.
+ *
+ * Appending to every member of a thread is two statements whatever the
+ * group's size: bump each member's user_streams row (the row locks keep
+ * positions gap-free and ordered per user; rows are taken in the index order
+ * of thread_members, so concurrent appends lock in one global order), then
+ * insert one event per member at its new position with INSERT … SELECT.
+ *
+ * Reading renders events as the API shows them: a message event joins its
+ * message; a thread event is the thread as the reader sees it now (or, when
+ * the reader has left it, the shared part with the current members); a
+ * receipt event carries the positions stored with it. */
+#include "events.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "db.h"
+#include "hub.h"
+#include "util.h"
+
+void wake_add(struct wake_list *w, int64_t user_id)
+{
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 16;
+        int64_t *ids = realloc(w->ids, cap * sizeof *ids);
+        if (ids == NULL)
+            return;
+        w->ids = ids;
+        w->cap = cap;
+    }
+    w->ids[w->n++] = user_id;
+}
+
+void wake_reset(struct wake_list *w) { w->n = 0; }
+
+void wake_flush(struct wake_list *w)
+{
+    if (w->n)
+        hub_notify(w->ids, w->n);
+    free(w->ids);
+    memset(w, 0, sizeof *w);
+}
+
+int events_to_members(int64_t thread_id, enum event_type type, int64_t seq, int64_t actor,
+                      int64_t delivered, int64_t read, int64_t now, struct wake_list *wake)
+{
+    int rc = db_exec("UPDATE user_streams s JOIN thread_members tm ON tm.owner_id = s.user_id "
+                     "SET s.last_pos = s.last_pos + 1 WHERE tm.thread_id = ?",
+                     DB_ARGS(DB_INT(thread_id)));
+    if (rc < 0)
+        return rc;
+    rc = db_exec("INSERT INTO user_events (user_id, pos, type, thread_id, seq, actor_id, "
+                 "delivered_seq, read_seq, created_at) "
+                 "SELECT s.user_id, s.last_pos, ?, ?, ?, ?, ?, ?, ? FROM user_streams s "
+                 "JOIN thread_members tm ON tm.owner_id = s.user_id WHERE tm.thread_id = ?",
+                 DB_ARGS(DB_INT(type), DB_INT(thread_id), DB_INT(seq), DB_INT(actor),
+                         DB_INT(delivered), DB_INT(read), DB_INT(now), DB_INT(thread_id)));
+    if (rc < 0)
+        return rc;
+    struct db_res *r;
+    rc = db_query("SELECT owner_id FROM thread_members WHERE thread_id = ?", &r,
+                  DB_ARGS(DB_INT(thread_id)));
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < r->nrows; i++)
+        wake_add(wake, db_int(r, i, 0));
+    db_res_free(r);
+    return DB_OK;
+}
+
+int events_to_user(int64_t user_id, int64_t thread_id, enum event_type type, int64_t now,
+                   struct wake_list *wake)
+{
+    int rc = db_exec("UPDATE user_streams SET last_pos = last_pos + 1 WHERE user_id = ?",
+                     DB_ARGS(DB_INT(user_id)));
+    if (rc < 0)
+        return rc;
+    rc = db_exec("INSERT INTO user_events (user_id, pos, type, thread_id, created_at) "
+                 "SELECT user_id, last_pos, ?, ?, ? FROM user_streams WHERE user_id = ?",
+                 DB_ARGS(DB_INT(type), DB_INT(thread_id), DB_INT(now), DB_INT(user_id)));
+    if (rc < 0)
+        return rc;
+    wake_add(wake, user_id);
+    return DB_OK;
+}
+
+int events_stream_create(int64_t user_id)
+{
+    return db_exec("INSERT IGNORE INTO user_streams (user_id, last_pos) VALUES (?, 0)",
+                   DB_ARGS(DB_INT(user_id)));
+}
+
+int events_head(int64_t user_id, int64_t *last_pos, int64_t *oldest_pos)
+{
+    struct db_res *r;
+    int rc = db_query("SELECT s.last_pos, (SELECT MIN(e.pos) FROM user_events e "
+                      "WHERE e.user_id = s.user_id) FROM user_streams s WHERE s.user_id = ?",
+                      &r, DB_ARGS(DB_INT(user_id)));
+    if (rc < 0)
+        return rc;
+    *last_pos = r->nrows ? db_int(r, 0, 0) : 0;
+    *oldest_pos = r->nrows ? db_int(r, 0, 1) : 0;
+    db_res_free(r);
+    return DB_OK;
+}
+
+/* The thread event for a reader who is no longer a member: the shared part. */
+static json_t *thread_left_view(int64_t thread_id)
+{
+    struct db_res *r;
+    if (db_query("SELECT t.id, t.kind, t.title, t.created_at, t.updated_at, t.last_seq, "
+                 "(SELECT GROUP_CONCAT(x.owner_id ORDER BY x.owner_id) FROM thread_members x "
+                 "WHERE x.thread_id = t.id) FROM threads t WHERE t.id = ?",
+                 &r, DB_ARGS(DB_INT(thread_id))) < 0)
+        return NULL;
+    json_t *t = NULL;
+    if (r->nrows) {
+        json_t *members = json_array();
+        for (const char *p = db_str(r, 0, 6); p && *p;) {
+            json_array_append_new(members, json_integer(strtoll(p, NULL, 10)));
+            p = strchr(p, ',');
+            p = p ? p + 1 : NULL;
+        }
+        const char *title = db_str(r, 0, 2);
+        t = json_pack("{s:I, s:s, s:o, s:o, s:I, s:I, s:I, s:i, s:b, s:n, s:n}", "id",
+                      (json_int_t)db_int(r, 0, 0), "kind", db_str(r, 0, 1), "title",
+                      title ? json_string(title) : json_null(), "member_ids", members,
+                      "created_at", (json_int_t)db_int(r, 0, 3), "updated_at",
+                      (json_int_t)db_int(r, 0, 4), "last_seq", (json_int_t)db_int(r, 0, 5),
+                      "unread_count", 0, "is_muted", 0, "nickname", "last_message");
+    }
+    db_res_free(r);
+    return t;
+}
+
+int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t *next)
+{
+    struct db_res *r;
+    int rc = db_query("SELECT e.pos, e.type, e.thread_id, e.actor_id, e.delivered_seq, "
+                      "e.read_seq, m.thread_id, m.seq, m.sender_id, m.client_msg_id, m.body, "
+                      "m.created_at FROM user_events e LEFT JOIN messages m ON e.type = 1 AND "
+                      "m.thread_id = e.thread_id AND m.seq = e.seq "
+                      "WHERE e.user_id = ? AND e.pos > ? ORDER BY e.pos LIMIT ?",
+                      &r, DB_ARGS(DB_INT(user_id), DB_INT(after), DB_INT(limit)));
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < r->nrows; i++) {
+        int64_t thread_id = db_int(r, i, 2);
+        json_t *ev = NULL;
+        switch (db_int(r, i, 1)) {
+        case EVENT_MESSAGE: {
+            json_t *msg = view_message_row(r, i, 6);
+            if (msg)
+                ev = json_pack("{s:s, s:o}", "type", "message", "message", msg);
+            break;
+        }
+        case EVENT_THREAD: {
+            json_t *thread = NULL;
+            rc = view_thread(user_id, thread_id, &thread);
+            if (rc < 0)
+                goto fail;
+            if (rc == NOT_FOUND)
+                thread = thread_left_view(thread_id);
+            if (thread)
+                ev = json_pack("{s:s, s:o}", "type", "thread", "thread", thread);
+            break;
+        }
+        case EVENT_RECEIPT:
+            ev = json_pack("{s:s, s:I, s:I, s:I, s:I}", "type", "receipt", "thread_id",
+                           (json_int_t)thread_id, "user_id", (json_int_t)db_int(r, i, 3),
+                           "delivered_seq", (json_int_t)db_int(r, i, 4), "read_seq",
+                           (json_int_t)db_int(r, i, 5));
+            break;
+        }
+        /* An event whose subject is gone still takes its position. */
+        if (ev)
+            json_array_append_new(out, ev);
+        *next = db_int(r, i, 0);
+    }
+    db_res_free(r);
+    return DB_OK;
+fail:
+    db_res_free(r);
+    return rc;
+}
+
+struct ack_ctx {
+    int64_t user_id, session_id, pos, now;
+    struct wake_list *wake;
+};
+
+static int ack_tx(void *arg)
+{
+    struct ack_ctx *c = arg;
+    wake_reset(c->wake);
+    struct db_res *r;
+    int rc = db_query("SELECT acked_pos FROM sessions WHERE id = ? FOR UPDATE", &r,
+                      DB_ARGS(DB_INT(c->session_id)));
+    if (rc < 0)
+        return rc;
+    int64_t acked = r->nrows ? db_int(r, 0, 0) : c->pos;
+    db_res_free(r);
+    if (c->pos <= acked)
+        return 0;
+    rc = db_query("SELECT thread_id, MAX(seq) FROM user_events WHERE user_id = ? AND pos > ? "
+                  "AND pos <= ? AND type = 1 GROUP BY thread_id ORDER BY thread_id",
+                  &r, DB_ARGS(DB_INT(c->user_id), DB_INT(acked), DB_INT(c->pos)));
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < r->nrows && rc == 0; i++) {
+        int64_t thread_id = db_int(r, i, 0), seq = db_int(r, i, 1);
+        rc = db_exec("UPDATE thread_members SET last_delivered_seq = ? WHERE owner_id = ? "
+                     "AND thread_id = ? AND last_delivered_seq < ?",
+                     DB_ARGS(DB_INT(seq), DB_INT(c->user_id), DB_INT(thread_id), DB_INT(seq)));
+        if (rc < 0 || db_affected() == 0)
+            continue;
+        struct db_res *m;
+        rc = db_query("SELECT last_read_seq FROM thread_members WHERE owner_id = ? AND thread_id = ?",
+                      &m, DB_ARGS(DB_INT(c->user_id), DB_INT(thread_id)));
+        if (rc < 0)
+            break;
+        int64_t read = m->nrows ? db_int(m, 0, 0) : 0;
+        db_res_free(m);
+        rc = events_to_members(thread_id, EVENT_RECEIPT, 0, c->user_id, seq, read, c->now,
+                               c->wake);
+    }
+    db_res_free(r);
+    if (rc < 0)
+        return rc;
+    return db_exec("UPDATE sessions SET acked_pos = ? WHERE id = ?",
+                   DB_ARGS(DB_INT(c->pos), DB_INT(c->session_id)));
+}
+
+int events_ack(int64_t user_id, int64_t session_id, int64_t pos, struct wake_list *wake)
+{
+    struct ack_ctx c = {.user_id = user_id, .session_id = session_id, .pos = pos,
+                        .now = now_ms(), .wake = wake};
+    return db_tx(ack_tx, &c);
+}
+
+int64_t events_prune(int64_t cutoff_ms, int batch)
+{
+    int rc = db_exec("DELETE FROM user_events WHERE created_at < ? LIMIT ?",
+                     DB_ARGS(DB_INT(cutoff_ms), DB_INT(batch)));
+    return rc < 0 ? rc : db_affected();
+}

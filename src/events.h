@@ -1,0 +1,68 @@
+/* events.h — the per-user event stream in the database, and the list of
+ * users to wake once a transaction that appended events has committed.
+ *
+ * Append functions run inside the caller's transaction (db_tx) and add the
+ * users they wrote to to a wake_list; after COMMIT the caller hands the list
+ * to wake_flush(), which tells the hub. Nothing is woken before the commit.
+ *
+ * Positions are integers per user, 1, 2, 3 …; a cursor is the position of
+ * the last event a device has seen, as a decimal string. */
+#ifndef CHAT_EVENTS_H
+#define CHAT_EVENTS_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum event_type { EVENT_MESSAGE = 1, EVENT_THREAD = 2, EVENT_RECEIPT = 3 };
+
+/* Users to wake after a commit. Zero-initialise; wake_flush frees. */
+struct wake_list {
+    int64_t *ids;
+    size_t n, cap;
+};
+
+/* Adds one user (duplicates are harmless). */
+void wake_add(struct wake_list *w, int64_t user_id);
+
+/* Empties the list without waking anyone (the transaction rolled back). */
+void wake_reset(struct wake_list *w);
+
+/* Wakes the listed users' parked polls and empties the list. */
+void wake_flush(struct wake_list *w);
+
+/* Appends one event to the stream of every member of thread_id. For
+ * EVENT_MESSAGE seq is the message; for EVENT_RECEIPT actor, delivered and
+ * read describe the member whose receipts moved; otherwise pass 0. Adds the
+ * members to wake. Returns DB_OK or DB_E*. Call inside a transaction. */
+int events_to_members(int64_t thread_id, enum event_type type, int64_t seq, int64_t actor,
+                      int64_t delivered, int64_t read, int64_t now, struct wake_list *wake);
+
+/* The same for one user's stream. */
+int events_to_user(int64_t user_id, int64_t thread_id, enum event_type type, int64_t now,
+                   struct wake_list *wake);
+
+/* Creates the stream of a new user. Returns DB_OK or DB_E*. */
+int events_stream_create(int64_t user_id);
+
+/* The stream's state: the last position, and the oldest position still kept
+ * (0 when none is kept). Returns DB_OK, or DB_E*; a user without a stream
+ * reads as empty. */
+int events_head(int64_t user_id, int64_t *last_pos, int64_t *oldest_pos);
+
+/* Up to limit events of user after position `after`, oldest first, as API
+ * event objects appended to the array out; *next is the position of the last
+ * one returned (unchanged when none). Returns DB_OK or DB_E*. */
+int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t *next);
+
+/* Records that session acknowledged its stream up to `pos`: every message
+ * between its previous acknowledgement and pos counts as delivered to the
+ * user, moving delivered_seq forward and appending receipt events (users to
+ * wake go into wake). Runs its own transaction. Returns DB_OK or DB_E*. */
+int events_ack(int64_t user_id, int64_t session_id, int64_t pos, struct wake_list *wake);
+
+/* Deletes events older than cutoff_ms, at most batch rows per call; returns
+ * the number deleted or DB_E*. */
+int64_t events_prune(int64_t cutoff_ms, int batch);
+
+#endif
