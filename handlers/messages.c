@@ -59,7 +59,7 @@ static int send_tx(void *arg)
     wake_reset(&c->wake);
 
     struct db_res *r;
-    int rc = db_query("SELECT t.kind, t.last_seq, "
+    int rc = db_query("SELECT t.kind, t.last_seq, t.updated_at, "
                       "(SELECT MIN(x.owner_id) FROM thread_members x WHERE x.thread_id = t.id "
                       "AND x.owner_id <> ?) "
                       "FROM threads t JOIN thread_members tm ON tm.thread_id = t.id "
@@ -72,7 +72,12 @@ static int send_tx(void *arg)
         return NOT_FOUND;
     }
     bool direct = strcmp(db_str(r, 0, 0), "direct") == 0;
-    int64_t seq = db_int(r, 0, 1) + 1, other = db_int(r, 0, 2);
+    int64_t seq = db_int(r, 0, 1) + 1, other = db_int(r, 0, 3);
+    /* The time is taken under the thread's lock, and never before the
+     * thread's last change, so created_at follows seq order. */
+    c->now = now_ms();
+    if (c->now < db_int(r, 0, 2))
+        c->now = db_int(r, 0, 2);
     db_res_free(r);
 
     if ((rc = load_message(c)) < 0 || c->existed)

@@ -62,6 +62,7 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct respons
                                      bool close)
 {
     struct MHD_Response *r;
+    bool has_body = res->fd >= 0 || res->text || res->json;
     if (res->fd >= 0) {
         r = MHD_create_response_from_fd64((uint64_t)res->fd_size, res->fd);
         if (r)
@@ -82,7 +83,7 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct respons
     }
     if (r == NULL)
         return MHD_NO;
-    if (res->json || res->text || res->fd_size)
+    if (has_body)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                                 res->content_type ? res->content_type : "application/json");
     if (res->allow[0])
@@ -283,6 +284,26 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* Percent-decoding of the path and query: as MHD's own, except that a
+ * string whose decoding holds a NUL (%00) stays encoded, so that it can never
+ * be read as a shorter path ("/v1/threads/1%00/x" is not "/v1/threads/1"). */
+static size_t unescape_cb(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls, (void)conn;
+    size_t len = strlen(s);
+    char *copy = malloc(len + 1);
+    if (copy == NULL)
+        return len;
+    memcpy(copy, s, len + 1);
+    size_t n = MHD_http_unescape(copy);
+    if (memchr(copy, '\0', n) == NULL) {
+        memcpy(s, copy, n + 1);
+        len = n;
+    }
+    free(copy);
+    return len;
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -350,7 +371,8 @@ int http_start(const struct config *cfg)
         flags, (uint16_t)port, NULL, NULL, access_cb, NULL, MHD_OPTION_SOCK_ADDR, &sa,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT, limit,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
-        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL, MHD_OPTION_UNESCAPE_CALLBACK,
+        unescape_cb, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
         NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u, MHD_OPTION_END);
     if (daemon_ == NULL) {
         log_error("http: cannot listen on %s", cfg->listen);
