@@ -55,6 +55,11 @@ void inbox_get(struct request *req, struct response *res);
 void presence_list(struct request *req, struct response *res);
 void typing_post(struct request *req, struct response *res);
 
+/* push.c */
+void push_put(struct request *req, struct response *res);
+void push_delete(struct request *req, struct response *res);
+void notifications_log(struct request *req, struct response *res);
+
 /* ops.c */
 void ops_healthz(struct request *req, struct response *res);
 void ops_readyz(struct request *req, struct response *res);

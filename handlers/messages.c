@@ -16,6 +16,7 @@
 #include "common.h"
 #include "handlers.h"
 #include "jsonv.h"
+#include "push.h"
 #include "util.h"
 
 #define MESSAGE_MAX_BYTES 65536
@@ -106,7 +107,7 @@ static int send_tx(void *arg)
     if (rc < 0)
         return rc;
     rc = events_to_members(c->thread_id, EVENT_MESSAGE, seq, 0, 0, 0, c->now, &c->wake);
-    if (rc < 0)
+    if (rc < 0 || (rc = push_queue_message(c->thread_id, seq, c->sender, c->now)) < 0)
         return rc;
     c->message = json_pack("{s:I, s:I, s:I, s:s, s:s%, s:I}", "thread_id",
                            (json_int_t)c->thread_id, "seq", (json_int_t)seq, "sender_id",

@@ -4,10 +4,11 @@
 #include "common.h"
 #include "handlers.h"
 #include "jsonv.h"
+#include "push.h"
 #include "util.h"
 
 struct read_ctx {
-    int64_t user_id, thread_id, seq, now;
+    int64_t user_id, session_id, thread_id, seq, now;
     struct wake_list wake;
 };
 
@@ -29,6 +30,10 @@ static int read_tx(void *arg)
         return rc;
     int64_t delivered = r->nrows ? db_int(r, 0, 0) : c->seq;
     db_res_free(r);
+    /* The reader's other devices drop the thread's notifications. */
+    rc = push_queue_clear(c->user_id, c->thread_id, c->seq, c->session_id, c->now);
+    if (rc < 0)
+        return rc;
     /* Every member hears of it, the reader's own devices included, so that
      * each clears its unread count. */
     return events_to_members(c->thread_id, EVENT_RECEIPT, 0, c->user_id, delivered, c->seq,
@@ -50,7 +55,7 @@ void receipts_read(struct request *req, struct response *res)
     if (seq > mi.last_seq)
         return resp_problem(res, 400, "invalid_request", "seq %lld is past the thread's last_seq %lld",
                             (long long)seq, (long long)mi.last_seq);
-    struct read_ctx c = {.user_id = req->user_id, .thread_id = thread_id, .seq = seq,
+    struct read_ctx c = {.user_id = req->user_id, .session_id = req->session_id, .thread_id = thread_id, .seq = seq,
                          .now = now_ms()};
     rc = tx_and_wake(read_tx, &c, &c.wake);
     if (rc < 0)

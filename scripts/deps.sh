@@ -9,9 +9,9 @@
 set -euo pipefail
 
 run_pkgs=(gcc libc6-dev make pkg-config libmicrohttpd-dev libmariadb-dev
-          libjansson-dev libsodium-dev libcurl4-openssl-dev mariadb-server
+          libjansson-dev libsodium-dev libcurl4-openssl-dev libssl-dev mariadb-server
           mariadb-client curl)
-test_pkgs=(libcmocka-dev python3 python3-pytest python3-requests)
+test_pkgs=(libcmocka-dev python3 python3-pytest python3-requests openssl)
 
 want=("${run_pkgs[@]}")
 [ "${1:-run}" = test ] && want+=("${test_pkgs[@]}")

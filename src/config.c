@@ -49,6 +49,23 @@ static const struct cfg_entry table[] = {
      "inbox events are kept at least this many days"},
     {"db_require_durable", BOOL(db_require_durable), "true", 0, 0,
      "refuse to start unless innodb_flush_log_at_trx_commit = 1"},
+    {"push_grace_ms", INT(push_grace_ms), "3000", 0, 600000,
+     "push a message only if no device acknowledged it within this many ms"},
+    {"push_max_attempts", INT(push_max_attempts), "5", 1, 100,
+     "tries per device (429, 5xx, timeouts) before a push is given up"},
+    {"apns_url", STR(apns_url), "https://api.push.apple.com", 0, 0, "APNs base URL"},
+    {"apns_key_file", STR(apns_key_file), "", 0, 0,
+     "APNs token key (.p8); APNs is off when empty"},
+    {"apns_key_id", STR(apns_key_id), "", 0, 0, "APNs key id (the JWT's kid)"},
+    {"apns_team_id", STR(apns_team_id), "", 0, 0, "Apple team id (the JWT's iss)"},
+    {"apns_topic", STR(apns_topic), "", 0, 0, "default apns-topic: the app's bundle id"},
+    {"fcm_url", STR(fcm_url), "https://fcm.googleapis.com", 0, 0, "FCM base URL"},
+    {"fcm_credentials_file", STR(fcm_credentials_file), "", 0, 0,
+     "Firebase service-account JSON; FCM is off when empty"},
+    {"fcm_token_url", STR(fcm_token_url), "", 0, 0,
+     "OAuth token URL; empty = token_uri of the service account"},
+    {"push_ca_file", STR(push_ca_file), "", 0, 0,
+     "CA bundle to verify APNs/FCM TLS; empty = the system's"},
 };
 
 #define NENTRIES (sizeof table / sizeof table[0])

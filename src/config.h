@@ -25,6 +25,17 @@ struct config {
     int presence_window_s;    /* online for this long after a request */
     int event_retention_days; /* inbox events kept at least this long */
     bool db_require_durable;  /* refuse to start unless every commit is flushed */
+    int push_grace_ms;        /* wait before deciding a message push */
+    int push_max_attempts;    /* tries per device before giving up */
+    char apns_url[256];       /* APNs base URL */
+    char apns_key_file[512];  /* .p8 key; APNs is off without it */
+    char apns_key_id[64];     /* the JWT's kid */
+    char apns_team_id[64];    /* the JWT's iss */
+    char apns_topic[256];     /* default apns-topic (bundle id) */
+    char fcm_url[256];        /* FCM base URL */
+    char fcm_credentials_file[512]; /* service-account JSON; FCM is off without it */
+    char fcm_token_url[256];  /* OAuth token endpoint override */
+    char push_ca_file[512];   /* CA bundle for the providers' TLS; empty = system */
 };
 
 /* Fills *cfg with the defaults. */

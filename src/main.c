@@ -20,6 +20,8 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "presence.h"
+#include "push.h"
+#include <curl/curl.h>
 #include "events.h"
 #include "util.h"
 #include "common.h"
@@ -27,8 +29,8 @@
 /* Remembers the www root for the static handler (handlers/static.c). */
 int static_init(const char *root);
 
-/* The janitor: prunes inbox events past the retention and old login
- * failures, in small batches, once a minute. */
+/* The janitor: prunes inbox events past the retention, old login
+ * failures and week-old notification log lines, in small batches, once a minute. */
 static volatile bool janitor_running = true;
 static int64_t retention_ms;
 
@@ -47,6 +49,8 @@ static void *janitor_main(void *arg)
             ;
         db_exec("DELETE FROM login_failures WHERE at < ? LIMIT 10000",
                 DB_ARGS(DB_INT(now_ms() - 15 * 60 * 1000)));
+        db_exec("DELETE FROM push_log WHERE at < ? LIMIT 10000",
+                DB_ARGS(DB_INT(now_ms() - 7 * 86400000LL)));
     }
     return NULL;
 }
@@ -129,6 +133,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     struct db_config dbc;
     if (db_parse_url(cfg.db_url, &dbc) < 0) {
         log_error("db_url '%s' is not mysql://user:pass@host:port/db[?socket=PATH]", cfg.db_url);
@@ -143,7 +148,7 @@ int main(int argc, char **argv)
     }
     retention_ms = (int64_t)cfg.event_retention_days * 86400000LL;
     pthread_t janitor;
-    if (presence_init(cfg.presence_window_s) < 0 ||
+    if (presence_init(cfg.presence_window_s) < 0 || push_init(&cfg) < 0 ||
         pthread_create(&janitor, NULL, janitor_main, NULL) != 0 || http_start(&cfg) < 0)
         return 1;
     char host[64];
@@ -158,7 +163,9 @@ int main(int argc, char **argv)
     janitor_running = false;
     pthread_join(janitor, NULL);
     presence_shutdown();
+    push_shutdown();
     db_shutdown();
+    curl_global_cleanup();
     log_info("chatd: stopped");
     return 0;
 }

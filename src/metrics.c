@@ -21,6 +21,57 @@ struct route_stats {
 static struct route_stats *stats;
 static size_t nslots;
 
+static const char *const push_results[PUSH_RESULT_COUNT] = {"ok", "unregistered", "bad_token",
+                                                            "retry", "failed"};
+static const double push_bucket_s[] = {0.1, 0.25, 0.5, 1, 2, 3, 4, 5, 7.5, 10, 30, 60};
+#define PUSH_BUCKETS (sizeof push_bucket_s / sizeof push_bucket_s[0])
+static atomic_uint_fast64_t push_counts[2][PUSH_RESULT_COUNT];
+static atomic_uint_fast64_t push_latency[PUSH_BUCKETS + 1];
+static atomic_uint_fast64_t push_latency_sum_ms;
+static atomic_int_fast64_t push_outbox;
+
+void metrics_push_result(int provider, int result, int64_t latency_ms)
+{
+    if (provider < 0 || provider > 1 || result < 0 || result >= PUSH_RESULT_COUNT)
+        return;
+    atomic_fetch_add(&push_counts[provider][result], 1);
+    size_t b = 0;
+    while (b < PUSH_BUCKETS && (double)latency_ms / 1000 > push_bucket_s[b])
+        b++;
+    atomic_fetch_add(&push_latency[b], 1);
+    atomic_fetch_add(&push_latency_sum_ms, (uint64_t)(latency_ms > 0 ? latency_ms : 0));
+}
+
+void metrics_push_outbox(int64_t depth) { atomic_store(&push_outbox, depth); }
+
+static void render_push(FILE *f)
+{
+    static const char *const providers[2] = {"apns", "fcm"};
+    fprintf(f, "# HELP chatd_push_requests_total Requests to push providers, by outcome.\n"
+               "# TYPE chatd_push_requests_total counter\n");
+    for (int p = 0; p < 2; p++)
+        for (int r = 0; r < PUSH_RESULT_COUNT; r++)
+            fprintf(f, "chatd_push_requests_total{provider=\"%s\",result=\"%s\"} %llu\n",
+                    providers[p], push_results[r], (unsigned long long)atomic_load(&push_counts[p][r]));
+    fprintf(f, "# HELP chatd_push_outbox_depth Push jobs waiting in the outbox.\n"
+               "# TYPE chatd_push_outbox_depth gauge\nchatd_push_outbox_depth %lld\n",
+            (long long)atomic_load(&push_outbox));
+    fprintf(f, "# HELP chatd_push_latency_seconds From a message stored to the provider's answer.\n"
+               "# TYPE chatd_push_latency_seconds histogram\n");
+    uint64_t cum = 0;
+    for (size_t b = 0; b <= PUSH_BUCKETS; b++) {
+        cum += atomic_load(&push_latency[b]);
+        if (b < PUSH_BUCKETS)
+            fprintf(f, "chatd_push_latency_seconds_bucket{le=\"%g\"} %llu\n", push_bucket_s[b],
+                    (unsigned long long)cum);
+        else
+            fprintf(f, "chatd_push_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
+                    (unsigned long long)cum);
+    }
+    fprintf(f, "chatd_push_latency_seconds_sum %.3f\nchatd_push_latency_seconds_count %llu\n",
+            (double)atomic_load(&push_latency_sum_ms) / 1000, (unsigned long long)cum);
+}
+
 int metrics_init(void)
 {
     nslots = routes_count + 2;
@@ -98,6 +149,7 @@ char *metrics_render(size_t *len)
         fprintf(f, "chatd_http_request_duration_seconds_count{route=\"%s\"} %llu\n", label,
                 (unsigned long long)total);
     }
+    render_push(f);
     fprintf(f, "# HELP chatd_up 1 while the process serves.\n# TYPE chatd_up gauge\nchatd_up 1\n");
     fclose(f);
     *len = size;

@@ -21,6 +21,23 @@ void metrics_observe(size_t route, int status, int64_t duration_us);
 size_t metrics_route_static(void);
 size_t metrics_route_unmatched(void);
 
+/* Outcomes of a request to a push provider. */
+enum push_result {
+    PUSH_RESULT_OK,
+    PUSH_RESULT_UNREGISTERED,
+    PUSH_RESULT_BAD_TOKEN,
+    PUSH_RESULT_RETRY,
+    PUSH_RESULT_FAILED,
+    PUSH_RESULT_COUNT
+};
+
+/* Records one provider answer: provider 0 = apns, 1 = fcm; latency_ms from
+ * the message being stored to the answer. Thread-safe. */
+void metrics_push_result(int provider, int result, int64_t latency_ms);
+
+/* Sets the outbox depth gauge (jobs waiting). */
+void metrics_push_outbox(int64_t depth);
+
 /* Renders everything in Prometheus text format. Returns a malloc'd string
  * (caller frees) and its length in *len, or NULL when out of memory. */
 char *metrics_render(size_t *len);

@@ -13,6 +13,9 @@ const struct route routes[] = {
     {"GET", "/v1/sessions", sessions_list, true},
     {"DELETE", "/v1/sessions/current", sessions_delete_current, true},
     {"DELETE", "/v1/sessions/{id}", sessions_delete, true},
+    {"PUT", "/v1/sessions/current/push", push_put, true},
+    {"DELETE", "/v1/sessions/current/push", push_delete, true},
+    {"GET", "/v1/notifications/log", notifications_log, true},
 
     {"GET", "/v1/contacts", contacts_list, true},
     {"PUT", "/v1/contacts/{id}", contacts_put, true},

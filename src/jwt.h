@@ -1,0 +1,26 @@
+/* jwt.h — signing JSON Web Tokens (RFC 7519) with OpenSSL's EVP: ES256 for
+ * APNs provider tokens, RS256 for Google service-account assertions. Only
+ * signing; chatd never verifies tokens of this kind. */
+#ifndef CHAT_JWT_H
+#define CHAT_JWT_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+struct jwt_key; /* an OpenSSL private key */
+
+/* Reads a PEM private key (PKCS#8, EC P-256 or RSA) from a file. Returns the
+ * key (free with jwt_key_free) or NULL with the reason logged. */
+struct jwt_key *jwt_key_from_file(const char *path);
+
+/* The same from PEM text in memory (len bytes). */
+struct jwt_key *jwt_key_from_pem(const char *pem, size_t len);
+
+void jwt_key_free(struct jwt_key *key);
+
+/* Signs header.claims (both JSON objects, borrowed) with key: alg must be
+ * "ES256" (an EC key) or "RS256" (an RSA key) and is set in the header.
+ * Returns the compact JWT as a malloc'd string (caller frees), or NULL. */
+char *jwt_sign(struct jwt_key *key, const char *alg, json_t *header, json_t *claims);
+
+#endif
