@@ -15,7 +15,7 @@ tools=tools/openapi
 redocly="$tools/node_modules/.bin/redocly"
 
 if [ ! -x "$redocly" ] || [ "$tools/package-lock.json" -nt "$tools/node_modules" ]; then
-    (cd "$tools" && npm ci --no-audit --no-fund --silent)
+    (cd "$tools" && npm ci --no-audit --no-fund --loglevel=error)
     # npm ci leaves the directory's mtime at install time; make sure it is
     # newer than the lock file so that the next run skips the install.
     touch "$tools/node_modules"

@@ -579,3 +579,400 @@ def raw_socket(server, request_head, body=b"", timeout=30):
         k, _, v = line.partition(b":")
         headers[k.decode().strip().lower()] = v.decode().strip()
     return status, headers, rest
+
+
+# --------------------------------------------------------------------------
+# Push notifications: keys made with openssl, the provider fake, a chatd that
+# pushes to it (tests/api/test_push.py; the fake is tests/fakes/push_fake.mjs)
+# --------------------------------------------------------------------------
+
+PUSH_FAKE_JS = REPO / "tests" / "fakes" / "push_fake.mjs"
+PUSH_APNS_TEAM_ID = "TEAM4PUSH1"
+PUSH_APNS_KEY_ID = "KEY4PUSH01"
+PUSH_APNS_TOPIC = "com.example.chat"
+PUSH_FCM_PROJECT = "proj-123"
+PUSH_FCM_EMAIL = f"chatd-push@{PUSH_FCM_PROJECT}.iam.gserviceaccount.com"
+PUSH_GRACE_MS = 1000
+PUSH_MAX_ATTEMPTS = 4
+
+
+def _openssl(*args, cwd=None):
+    r = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        pytest.fail(f"openssl {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}", pytrace=False)
+    return r.stdout
+
+
+class PushKeys:
+    """Keys generated for this session: .dir; APNs .apns_key (the .p8, EC P-256
+    PKCS#8 PEM) and .apns_pub; FCM .fcm_key (RSA 2048) and .fcm_pub,
+    .fcm_key_id; TLS .cert/.key (self-signed for IP 127.0.0.1, also the CA file
+    chatd and the control client trust); .fcm_credentials, the service-account
+    JSON, exists once the fake runs (its token_uri names the fake's port)."""
+
+    def __init__(self, d):
+        self.dir = d
+        self.apns_key = os.path.join(d, "apns.p8")
+        self.apns_pub = os.path.join(d, "apns_pub.pem")
+        self.fcm_key = os.path.join(d, "fcm_key.pem")
+        self.fcm_pub = os.path.join(d, "fcm_pub.pem")
+        self.fcm_key_id = secrets.token_hex(20)
+        self.cert = os.path.join(d, "cert.pem")
+        self.key = os.path.join(d, "key.pem")
+        self.fcm_credentials = os.path.join(d, "fcm_service_account.json")
+
+    def write_fcm_credentials(self, token_uri):
+        sa = {"type": "service_account", "project_id": PUSH_FCM_PROJECT,
+              "private_key_id": self.fcm_key_id, "private_key": Path(self.fcm_key).read_text(),
+              "client_email": PUSH_FCM_EMAIL, "client_id": "1234567890",
+              "auth_uri": "https://accounts.google.com/o/oauth2/auth", "token_uri": token_uri}
+        Path(self.fcm_credentials).write_text(json.dumps(sa, indent=2))
+
+
+@pytest.fixture(scope="session")
+def push_keys():
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl is not installed; the push tests make their keys with it",
+                    pytrace=False)
+    d = tempfile.mkdtemp(prefix="chatd-push-keys-")
+    try:
+        k = PushKeys(d)
+        _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                 "-out", k.apns_key)
+        _openssl("pkey", "-in", k.apns_key, "-pubout", "-out", k.apns_pub)
+        _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                 "-out", k.fcm_key)
+        _openssl("pkey", "-in", k.fcm_key, "-pubout", "-out", k.fcm_pub)
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                 "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                 "-keyout", k.key, "-out", k.cert)
+        yield k
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+class PushFake:
+    """The running tests/fakes/push_fake.mjs: .base ("https://127.0.0.1:PORT"),
+    .port; .requests(token=None) -> every recorded provider request (or those
+    of one device token; "oauth" for the token endpoint); .reset();
+    .script(token, responses); .expect_topic(token, topic)."""
+
+    def __init__(self, keys):
+        node = shutil.which("node")
+        if node is None:
+            pytest.fail("node (>= 18) is not installed; the push tests run their APNs/FCM "
+                        "fake on it", pytrace=False)
+        self.keys = keys
+        self.stderr_path = os.path.join(keys.dir, "push_fake.stderr")
+        with open(self.stderr_path, "wb") as errf:
+            self.proc = subprocess.Popen(
+                [node, str(PUSH_FAKE_JS), "--cert", keys.cert, "--key", keys.key,
+                 "--apns-pub", keys.apns_pub, "--fcm-pub", keys.fcm_pub,
+                 "--apns-team", PUSH_APNS_TEAM_ID, "--apns-kid", PUSH_APNS_KEY_ID,
+                 "--apns-topic", PUSH_APNS_TOPIC, "--fcm-email", PUSH_FCM_EMAIL,
+                 "--fcm-kid", keys.fcm_key_id, "--project", PUSH_FCM_PROJECT],
+                cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errf)
+        line = []
+        got = threading.Event()
+
+        def drain(out):
+            for ln in out:
+                if not got.is_set():
+                    line.append(ln.decode(errors="replace"))
+                    got.set()
+            got.set()
+
+        threading.Thread(target=drain, args=(self.proc.stdout,), daemon=True).start()
+        got.wait(START_TIMEOUT_S)
+        m = re.fullmatch(r"push_fake: listening on 127\.0\.0\.1:(\d+)\n?", line[0] if line else "")
+        if not m:
+            self.stop()
+            pytest.fail(f"push_fake did not start (printed {line!r}); its stderr:\n"
+                        f"{Path(self.stderr_path).read_text(errors='replace')}", pytrace=False)
+        self.port = int(m.group(1))
+        self.base = f"https://127.0.0.1:{self.port}"
+        self.token_url = self.base + "/token"
+        self.http = requests.Session()
+
+    def _call(self, method, path, body=None):
+        # verify= per call: REQUESTS_CA_BUNDLE in the environment beats Session.verify
+        r = self.http.request(method, self.base + path, json=body, timeout=30,
+                              verify=self.keys.cert)
+        assert r.status_code == 200, f"push_fake {method} {path} -> {r.status_code} {r.text}"
+        return r.json()
+
+    def requests(self, token=None):
+        return self._call("GET", "/_control/requests" +
+                          ("" if token is None else "?token=" + requests.utils.quote(token)))
+
+    def reset(self):
+        self._call("POST", "/_control/reset")
+
+    def script(self, token, responses):
+        return self._call("POST", "/_control/script", {"token": token, "responses": responses})
+
+    def expect_topic(self, token, topic):
+        return self._call("POST", "/_control/expect", {"token": token, "apns_topic": topic})
+
+    def stop(self):
+        p, self.proc = self.proc, None
+        if p is None or p.poll() is not None:
+            return
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+@pytest.fixture(scope="session")
+def push_fake(push_keys):
+    f = PushFake(push_keys)
+    try:
+        push_keys.write_fcm_credentials(f.token_url)
+        yield f
+    finally:
+        f.stop()
+
+
+class PushServer(Server):
+    """A second chatd, configured to push to the fake. It has a database of its
+    own on the session's MariaDB: the default server (push off) would otherwise
+    take its due jobs and log them `push_off`."""
+
+    DB_NAME = "chat_push_test"
+
+    def __init__(self, db, tmp, extra_env):
+        super().__init__(db, tmp)
+        self.extra_env = dict(extra_env)
+
+    def _env(self):
+        env = super()._env()
+        env["CHAT_DB_URL"] = self.db.url.replace("/chat_test?", f"/{self.DB_NAME}?")
+        env.update(self.extra_env)
+        return env
+
+
+@pytest.fixture(scope="module")
+def push_server(db, push_keys, push_fake):
+    env = {
+        "CHAT_PUSH_GRACE_MS": str(PUSH_GRACE_MS),
+        "CHAT_PUSH_MAX_ATTEMPTS": str(PUSH_MAX_ATTEMPTS),
+        "CHAT_APNS_URL": push_fake.base,
+        "CHAT_APNS_KEY_FILE": push_keys.apns_key,
+        "CHAT_APNS_KEY_ID": PUSH_APNS_KEY_ID,
+        "CHAT_APNS_TEAM_ID": PUSH_APNS_TEAM_ID,
+        "CHAT_APNS_TOPIC": PUSH_APNS_TOPIC,
+        "CHAT_FCM_URL": push_fake.base,
+        "CHAT_FCM_CREDENTIALS_FILE": push_keys.fcm_credentials,
+        "CHAT_PUSH_CA_FILE": push_keys.cert,
+    }
+    tmp = tempfile.mkdtemp(prefix="push-chatd-", dir=db.dir)
+    s = PushServer(db, tmp, env)
+    before = len(SERVER_PROBLEMS)
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+        s.check_stderr()
+    if len(SERVER_PROBLEMS) > before:
+        pytest.fail("chatd (push) failed:\n" + "\n\n".join(SERVER_PROBLEMS[before:]),
+                    pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _push_chatd_survives(request):
+    """As _chatd_survives, for the push chatd."""
+    yield
+    if "push_server" not in request.fixturenames:
+        return
+    s = request.getfixturevalue("push_server")
+    if s.proc is not None and s.proc.poll() is not None:
+        status, text = s.proc.returncode, s.stderr_text()
+        s.stop()  # records the death
+        s.start()
+        pytest.fail(f"chatd (push) died (status {status}) during this test; its stderr:\n"
+                    f"{text}", pytrace=False)
+
+
+# --------------------------------------------------------------------------
+# The inbox (long-poll) helpers, and a second chatd with other settings
+# --------------------------------------------------------------------------
+
+DURABLE_TYPES = ("message", "thread", "receipt")
+
+
+def inbox(user, since=None, timeout=None, limit=None, http_timeout=None):
+    """GET /v1/inbox for one device; returns the R (status not checked)."""
+    params = {}
+    if since is not None:
+        params["since"] = since
+    if timeout is not None:
+        params["timeout"] = timeout
+    if limit is not None:
+        params["limit"] = limit
+    if http_timeout is None:
+        try:
+            http_timeout = min(float(timeout), 60) + 30
+        except (TypeError, ValueError):
+            http_timeout = 60  # no timeout, or one the server should refuse
+    return user.get("/v1/inbox", params=params, timeout=http_timeout)
+
+
+def inbox_cursor(user):
+    """The device's current cursor (a poll without since)."""
+    r = inbox(user)
+    assert r.status == 200, r
+    assert r.body["events"] == [], r
+    assert isinstance(r.body["next"], str), r
+    return r.body["next"]
+
+
+def drain_inbox(user, since, limit=None, max_polls=1000):
+    """Reads the device's stream from since until it is empty (timeout=0).
+    Returns ([(event, next after the batch it came in)], last next);
+    ephemeral events are left out."""
+    out, cursor = [], since
+    for _ in range(max_polls):
+        r = inbox(user, cursor, timeout=0, limit=limit)
+        assert r.status == 200, r
+        durable = [e for e in r.body["events"] if e["type"] in DURABLE_TYPES]
+        out.extend((e, r.body["next"]) for e in durable)
+        if not durable and r.body["next"] == cursor:
+            return out, cursor
+        cursor = r.body["next"]
+    raise AssertionError(f"the stream of {user} did not end within {max_polls} polls")
+
+
+class Poller:
+    """One device polling its inbox in a background thread as a client does:
+    always passing back the `next` it was given. Keeps every batch and every
+    event with its arrival time (time.monotonic())."""
+
+    def __init__(self, user, since=None, timeout=2, limit=None):
+        self.user, self.timeout, self.limit = user, timeout, limit
+        self.cursor = since if since is not None else inbox_cursor(user)
+        self.start_cursor = self.cursor
+        self.batches = []  # (since, events, next)
+        self.items = []    # (arrived_at, event, next)
+        self.errors = []
+        self.polls = 0
+        self.cond = threading.Condition()
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                r = inbox(self.user, self.cursor, timeout=self.timeout, limit=self.limit)
+            except requests.RequestException as e:
+                self.errors.append(repr(e))
+                time.sleep(0.2)
+                continue
+            now = time.monotonic()
+            if r.status != 200:
+                with self.cond:
+                    self.polls += 1
+                    self.errors.append(repr(r))
+                    self.cond.notify_all()
+                self._stop.wait(0.2)
+                continue
+            with self.cond:
+                self.polls += 1
+                evs, nxt = r.body["events"], r.body["next"]
+                self.batches.append((self.cursor, evs, nxt))
+                self.items.extend((now, e, nxt) for e in evs)
+                self.cursor = nxt
+                self.cond.notify_all()
+
+    def events(self, *types):
+        """The events so far (of these types, when given)."""
+        with self.cond:
+            return [e for _, e, _ in self.items if not types or e["type"] in types]
+
+    def durable(self):
+        """[(event, next of its batch)] of message, thread and receipt events."""
+        with self.cond:
+            return [(e, n) for _, e, n in self.items if e["type"] in DURABLE_TYPES]
+
+    def wait_for(self, pred, timeout=10, what="an event"):
+        """Waits until an event satisfies pred; returns (event, arrived_at)."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self.cond:
+            while True:
+                for at, e, _ in self.items[seen:]:
+                    if pred(e):
+                        return e, at
+                seen = len(self.items)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        f"{self.user} got no {what} within {timeout} s; got "
+                        f"{[e for _, e, _ in self.items][-20:]}; errors {self.errors[-3:]}")
+                self.cond.wait(min(left, 0.5))
+
+    def wait_count(self, pred, n, timeout=10, what="events"):
+        """Waits until n events satisfy pred; returns them."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                got = [e for _, e, _ in self.items if pred(e)]
+                if len(got) >= n:
+                    return got
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{self.user} got {len(got)} of {n} {what} "
+                                         f"within {timeout} s; errors {self.errors[-3:]}")
+                self.cond.wait(min(left, 0.5))
+
+    def signal_stop(self):
+        self._stop.set()
+
+    def stop(self):
+        self._stop.set()
+        self.thread.join(self.timeout + 30)
+        assert not self.thread.is_alive(), f"the poller of {self.user} does not end"
+
+
+def stop_pollers(*pollers):
+    for p in pollers:
+        p.signal_stop()
+    for p in pollers:
+        p.stop()
+
+
+class EnvServer(Server):
+    """A chatd like `server` (same database) with extra environment settings,
+    e.g. {"CHAT_PRESENCE_WINDOW_S": "2"}; its stderr files go to tmp."""
+
+    def __init__(self, db, tmp, extra_env):
+        super().__init__(db, tmp)
+        self.extra_env = dict(extra_env)
+
+    def _env(self):
+        env = super()._env()
+        env.update(self.extra_env)
+        return env
+
+
+SHORT_PRESENCE_WINDOW_S = 2
+
+
+@pytest.fixture(scope="module")
+def presence_server(db):
+    """A second chatd, for one test module, with CHAT_PRESENCE_WINDOW_S=2.
+    Users made on it (make_user(presence_server)) live in the same database,
+    but parked polls, presence and typing are per process: a test using it
+    does everything through it."""
+    tmp = tempfile.mkdtemp(prefix="presence-", dir=db.dir)
+    s = EnvServer(db, tmp, {"CHAT_PRESENCE_WINDOW_S": str(SHORT_PRESENCE_WINDOW_S)})
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+        s.check_stderr()
