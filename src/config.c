@@ -39,6 +39,8 @@ static const struct cfg_entry table[] = {
      "open HTTP connections, parked long-polls included"},
     {"connection_timeout_s", INT(connection_timeout_s), "75", 1, 3600,
      "seconds before an idle keep-alive connection is closed"},
+    {"connection_memory_kb", INT(connection_memory_kb), "16", 4, 1024,
+     "KiB of request-header memory per connection (parked polls keep theirs)"},
     {"hash_concurrency", INT(hash_concurrency), "4", 1, 256,
      "password hashes computed at once (19 MiB of memory each)"},
     {"session_idle_days", INT(session_idle_days), "90", 0, 36500,
