@@ -13,10 +13,12 @@
 #include "events.h"
 #include "handlers.h"
 #include "hub.h"
+#include "metrics.h"
 #include "util.h"
 
 static void answer(struct response *res, json_t *events, int64_t next)
 {
+    metrics_events_delivered(json_array_size(events));
     char cursor[24];
     snprintf(cursor, sizeof cursor, "%lld", (long long)next);
     resp_json(res, 200, json_pack("{s:o, s:s}", "events", events, "next", cursor));

@@ -16,6 +16,7 @@
 #include "common.h"
 #include "handlers.h"
 #include "jsonv.h"
+#include "metrics.h"
 #include "push.h"
 #include "util.h"
 
@@ -31,6 +32,7 @@ struct send_ctx {
     json_t *message;
     bool existed;
     struct wake_list wake;
+    int64_t arrived_us; /* for the send→commit metric */
 };
 
 static int load_message(struct send_ctx *c)
@@ -136,6 +138,7 @@ static bool read_message(struct request *req, struct response *res, json_t *body
     c->body_len = json_string_length(text);
     c->sender = req->user_id;
     c->now = now_ms();
+    c->arrived_us = mono_us();
     return true;
 }
 
@@ -143,6 +146,8 @@ static bool read_message(struct request *req, struct response *res, json_t *body
 static void send_and_answer(struct response *res, struct send_ctx *c)
 {
     int rc = tx_and_wake(send_tx, c, &c->wake);
+    if (rc == 0 && c->message && !c->existed)
+        metrics_stage(STAGE_SEND_COMMIT, mono_us() - c->arrived_us);
     if (rc == 0 && c->message) {
         resp_json(res, c->existed ? 200 : 201, json_pack("{s:o}", "message", c->message));
         c->message = NULL;

@@ -18,6 +18,7 @@
 
 #include "idmap.h"
 #include "log.h"
+#include "metrics.h"
 #include "presence.h"
 #include "util.h"
 
@@ -31,6 +32,7 @@ struct waiter {
     int64_t deadline_ms;
     enum waiter_state state;
     bool pending, timed_out, superseded, released;
+    int64_t notified_us;    /* when a commit woke it, for the commit→wake metric */
     void *conn;
     json_t *ephemeral;      /* array of events queued for this poll */
     struct waiter *next;    /* in the user's list */
@@ -288,7 +290,11 @@ void hub_begin(struct waiter *w)
     pthread_mutex_lock(&lock);
     w->state = W_RUNNING;
     w->pending = false;
+    int64_t notified = w->notified_us;
+    w->notified_us = 0;
     pthread_mutex_unlock(&lock);
+    if (notified)
+        metrics_stage(STAGE_COMMIT_WAKE, mono_us() - notified);
 }
 
 bool hub_should_answer(struct waiter *w)
@@ -354,11 +360,15 @@ void hub_release(struct waiter *w)
 void hub_notify(const int64_t *user_ids, size_t n)
 {
     struct resume_batch batch = {0};
+    int64_t now = mono_us();
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < n; i++) {
         struct user_entry *u = user_get(user_ids[i], false);
-        for (struct waiter *w = u ? u->waiters : NULL; w; w = w->next)
+        for (struct waiter *w = u ? u->waiters : NULL; w; w = w->next) {
+            if (w->state == W_PARKED && w->notified_us == 0)
+                w->notified_us = now;
             batch_add(&batch, wake_locked(w));
+        }
     }
     pthread_mutex_unlock(&lock);
     batch_run(&batch);

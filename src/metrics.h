@@ -38,6 +38,19 @@ void metrics_push_result(int provider, int result, int64_t latency_ms);
 /* Sets the outbox depth gauge (jobs waiting). */
 void metrics_push_outbox(int64_t depth);
 
+/* Stages of the send and wake paths, timed in microseconds. */
+enum metrics_stage {
+    STAGE_SEND_COMMIT, /* a send request arrived → its transaction committed */
+    STAGE_COMMIT_WAKE, /* a commit notified the hub → the woken poll's handler runs */
+    STAGE_COUNT
+};
+
+/* Records one stage duration. Thread-safe. */
+void metrics_stage(enum metrics_stage stage, int64_t duration_us);
+
+/* Counts events handed to clients by inbox answers. */
+void metrics_events_delivered(size_t n);
+
 /* Renders everything in Prometheus text format. Returns a malloc'd string
  * (caller frees) and its length in *len, or NULL when out of memory. */
 char *metrics_render(size_t *len);
