@@ -62,3 +62,17 @@ clean:
 	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# --- benchmark (bench/, docs/BENCHMARKS.md) ---------------------------------
+#   make bench        short run (≤ 5 min): every scenario at reduced size
+#   make bench-long   the full scenarios
+BENCH_PKGS = jansson libmariadb libsodium libmicrohttpd
+build/loadgen: $(wildcard bench/*.c) $(wildcard bench/*.h) | deps
+	@mkdir -p build
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra $(shell pkg-config --cflags $(BENCH_PKGS)) \
+	  $(filter %.c,$^) $(shell pkg-config --libs $(BENCH_PKGS)) -pthread -o $@
+.PHONY: bench bench-long
+bench: build/chatd build/loadgen
+	@bench/run.sh short
+bench-long: build/chatd build/loadgen
+	@bench/run.sh long

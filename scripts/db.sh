@@ -29,12 +29,12 @@ start)
   if running; then echo "$url"; exit 0; fi
   if [ ! -d "$dir/data/mysql" ]; then
     mariadb-install-db --no-defaults "${user_opt[@]}" --datadir="$dir/data" \
-      --auth-root-authentication-method=normal --skip-test-db \
+      --auth-root-authentication-method=normal --skip-test-db --skip-name-resolve --force \
       >"$dir/install.log" 2>&1 || { cat "$dir/install.log" >&2; exit 1; }
   fi
   # shellcheck disable=SC2086
   mariadbd --no-defaults "${user_opt[@]}" --datadir="$dir/data" \
-    --socket="$sock" --pid-file="$pidf" --skip-networking \
+    --socket="$sock" --pid-file="$pidf" --skip-networking --skip-name-resolve \
     --log-error="$dir/mysqld.err" --innodb-flush-log-at-trx-commit=1 \
     --innodb-buffer-pool-size=256M --max-connections=500 \
     --character-set-server=utf8mb4 --collation-server=utf8mb4_bin \

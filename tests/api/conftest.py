@@ -851,7 +851,7 @@ class Poller:
     always passing back the `next` it was given. Keeps every batch and every
     event with its arrival time (time.monotonic())."""
 
-    def __init__(self, user, since=None, timeout=2, limit=None):
+    def __init__(self, user, since=None, timeout=1, limit=None):
         self.user, self.timeout, self.limit = user, timeout, limit
         self.cursor = since if since is not None else inbox_cursor(user)
         self.start_cursor = self.cursor
@@ -929,11 +929,20 @@ class Poller:
                                          f"within {timeout} s; errors {self.errors[-3:]}")
                 self.cond.wait(min(left, 0.5))
 
-    def signal_stop(self):
+    def signal_stop(self, hurry=True):
+        """Asks the loop to end. With hurry, a poll of the same session (one
+        parked poll per session) answers the parked one at once; that poll
+        is abandoned by the client and ends on the server within 1 s."""
         self._stop.set()
+        if hurry and self.timeout > 1:
+            try:
+                inbox(self.user, self.cursor, timeout=1, http_timeout=0.3)
+            except requests.RequestException:
+                pass
 
-    def stop(self):
-        self._stop.set()
+    def stop(self, hurry=True):
+        if not self._stop.is_set():
+            self.signal_stop(hurry)
         self.thread.join(self.timeout + 30)
         assert not self.thread.is_alive(), f"the poller of {self.user} does not end"
 
