@@ -21,7 +21,7 @@
 #include "util.h"
 
 #define PUSH_TICK_MS 100
-#define LEASE_MS 120000
+#define LEASE_MS 20000 /* longer than a request may take (15 s), so never sent twice by one process */
 #define JOBS_PER_TICK 64
 #define MAX_IN_FLIGHT 512
 #define PREVIEW_BYTES 1024
@@ -455,13 +455,17 @@ void push_shutdown(void)
     running = false;
     curl_multi_wakeup(multi);
     pthread_join(thread, NULL);
-    /* Requests in flight are dropped; their jobs come back after the lease. */
+    /* Requests in flight are dropped and their jobs made due again, so that
+     * the next start sends them at once (a crash waits for the lease). */
     while (flying) {
         struct push_req *r = flying;
         struct job *j = r->job;
         req_free(r);
-        if (--j->outstanding == 0)
+        if (--j->outstanding == 0) {
+            db_exec("UPDATE push_jobs SET due_at = ? WHERE id = ?",
+                    DB_ARGS(DB_INT(now_ms()), DB_INT(j->id)));
             free(j);
+        }
     }
     curl_multi_cleanup(multi);
     multi = NULL;

@@ -943,7 +943,11 @@ class Poller:
     def stop(self, hurry=True):
         if not self._stop.is_set():
             self.signal_stop(hurry)
-        self.thread.join(self.timeout + 30)
+        deadline = time.monotonic() + self.timeout + 30
+        while self.thread.is_alive() and time.monotonic() < deadline:
+            self.thread.join(0.5)
+            if hurry and self.thread.is_alive():
+                self.signal_stop(hurry)  # its last poll had not registered yet
         assert not self.thread.is_alive(), f"the poller of {self.user} does not end"
 
 
