@@ -52,11 +52,9 @@ void inbox_get(struct request *req, struct response *res)
     struct waiter *w = req->park;
 
     if (since_s == NULL) {
+        /* Only a poll with since acknowledges: this one reloads over REST. */
         int64_t last, oldest;
         int rc = events_head(req->user_id, &last, &oldest);
-        if (rc == 0)
-            rc = db_exec("UPDATE sessions SET acked_pos = GREATEST(acked_pos, ?) WHERE id = ?",
-                         DB_ARGS(DB_INT(last), DB_INT(req->session_id)));
         if (rc < 0)
             return resp_db_error(res, rc);
         return answer(res, json_array(), last);
@@ -68,7 +66,7 @@ void inbox_get(struct request *req, struct response *res)
         if (cursor_check(req, res, since) < 0)
             return;
         struct wake_list wake = {0};
-        int rc = events_ack(req->user_id, req->session_id, since, &wake);
+        int rc = events_ack(req->user_id, since, &wake);
         wake_flush(&wake);
         if (rc < 0)
             return resp_db_error(res, rc);
@@ -79,8 +77,14 @@ void inbox_get(struct request *req, struct response *res)
             req->park = w;
         }
     }
-    if (w)
+    if (w) {
         hub_begin(w);
+        if (hub_revoked(w)) {
+            hub_release(w);
+            req->park = NULL;
+            return resp_problem(res, 401, "unauthorized", "this device was logged out");
+        }
+    }
     json_t *events = json_array();
     int64_t next = since;
     int rc = events_read(req->user_id, since, (int)limit, events, &next);

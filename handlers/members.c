@@ -158,7 +158,7 @@ static int remove_tx(void *arg)
     rc = events_to_members(c->thread_id, EVENT_THREAD, 0, 0, 0, 0, c->now, &c->wake);
     if (rc < 0)
         return rc;
-    return events_to_user(c->target, c->thread_id, EVENT_THREAD, c->now, &c->wake);
+    return events_thread_to_user(c->target, c->thread_id, c->now, &c->wake);
 }
 
 void members_remove(struct request *req, struct response *res)

@@ -209,7 +209,7 @@ static int settings_tx(void *arg)
                      DB_ARGS(DB_STR_OR_NULL(c->nickname), DB_INT(c->user_id), DB_INT(c->thread_id)));
     if (rc < 0 || (!c->set_muted && !c->set_nickname))
         return rc;
-    return events_to_user(c->user_id, c->thread_id, EVENT_THREAD, c->now, &c->wake);
+    return events_thread_to_user(c->user_id, c->thread_id, c->now, &c->wake);
 }
 
 void threads_rename(struct request *req, struct response *res)

@@ -43,25 +43,53 @@ void wake_flush(struct wake_list *w)
     memset(w, 0, sizeof *w);
 }
 
-int events_to_members(int64_t thread_id, enum event_type type, int64_t seq, int64_t actor,
-                      int64_t delivered, int64_t read, int64_t now, struct wake_list *wake)
+/* The shared part of a thread as every member sees it now (id, kind,
+ * title, member_ids, created_at, updated_at, last_seq, last_message), as a
+ * new JSON object, or NULL when the thread is gone or the query failed. */
+static json_t *thread_shared(int64_t thread_id)
 {
-    int rc = db_exec("UPDATE user_streams s JOIN thread_members tm ON tm.owner_id = s.user_id "
-                     "SET s.last_pos = s.last_pos + 1 WHERE tm.thread_id = ?",
-                     DB_ARGS(DB_INT(thread_id)));
-    if (rc < 0)
-        return rc;
-    rc = db_exec("INSERT INTO user_events (user_id, pos, type, thread_id, seq, actor_id, "
-                 "delivered_seq, read_seq, created_at) "
-                 "SELECT s.user_id, s.last_pos, ?, ?, ?, ?, ?, ?, ? FROM user_streams s "
-                 "JOIN thread_members tm ON tm.owner_id = s.user_id WHERE tm.thread_id = ?",
-                 DB_ARGS(DB_INT(type), DB_INT(thread_id), DB_INT(seq), DB_INT(actor),
-                         DB_INT(delivered), DB_INT(read), DB_INT(now), DB_INT(thread_id)));
-    if (rc < 0)
-        return rc;
     struct db_res *r;
-    rc = db_query("SELECT owner_id FROM thread_members WHERE thread_id = ?", &r,
-                  DB_ARGS(DB_INT(thread_id)));
+    if (db_query("SELECT t.id, t.kind, t.title, t.created_at, t.updated_at, t.last_seq, "
+                 "(SELECT GROUP_CONCAT(x.owner_id ORDER BY x.owner_id) FROM thread_members x "
+                 "WHERE x.thread_id = t.id), m.thread_id, m.seq, m.sender_id, m.client_msg_id, "
+                 "m.body, m.created_at FROM threads t LEFT JOIN messages m "
+                 "ON m.thread_id = t.id AND m.seq = t.last_seq WHERE t.id = ?",
+                 &r, DB_ARGS(DB_INT(thread_id))) < 0)
+        return NULL;
+    json_t *t = NULL;
+    if (r->nrows) {
+        json_t *members = json_array();
+        for (const char *p = db_str(r, 0, 6); p && *p;) {
+            json_array_append_new(members, json_integer(strtoll(p, NULL, 10)));
+            p = strchr(p, ',');
+            p = p ? p + 1 : NULL;
+        }
+        const char *title = db_str(r, 0, 2);
+        json_t *msg = view_message_row(r, 0, 7);
+        t = json_pack("{s:I, s:s, s:o, s:o, s:I, s:I, s:I, s:o}", "id",
+                      (json_int_t)db_int(r, 0, 0), "kind", db_str(r, 0, 1), "title",
+                      title ? json_string(title) : json_null(), "member_ids", members,
+                      "created_at", (json_int_t)db_int(r, 0, 3), "updated_at",
+                      (json_int_t)db_int(r, 0, 4), "last_seq", (json_int_t)db_int(r, 0, 5),
+                      "last_message", msg ? msg : json_null());
+    }
+    db_res_free(r);
+    return t;
+}
+
+static char *thread_snapshot(int64_t thread_id)
+{
+    json_t *t = thread_shared(thread_id);
+    char *s = t ? json_dumps(t, JSON_COMPACT) : NULL;
+    json_decref(t);
+    return s;
+}
+
+static int wake_members(int64_t thread_id, struct wake_list *wake)
+{
+    struct db_res *r;
+    int rc = db_query("SELECT owner_id FROM thread_members WHERE thread_id = ?", &r,
+                      DB_ARGS(DB_INT(thread_id)));
     if (rc < 0)
         return rc;
     for (int i = 0; i < r->nrows; i++)
@@ -70,16 +98,58 @@ int events_to_members(int64_t thread_id, enum event_type type, int64_t seq, int6
     return DB_OK;
 }
 
-int events_to_user(int64_t user_id, int64_t thread_id, enum event_type type, int64_t now,
-                   struct wake_list *wake)
+int events_to_members(int64_t thread_id, enum event_type type, int64_t seq, int64_t actor,
+                      int64_t delivered, int64_t read, int64_t now, struct wake_list *wake)
+{
+    int rc = db_exec("UPDATE user_streams s JOIN thread_members tm ON tm.owner_id = s.user_id "
+                     "SET s.last_pos = s.last_pos + 1 WHERE tm.thread_id = ?",
+                     DB_ARGS(DB_INT(thread_id)));
+    if (rc < 0)
+        return rc;
+    if (type == EVENT_THREAD) {
+        char *snap = thread_snapshot(thread_id);
+        if (snap == NULL)
+            return DB_ERR;
+        /* Each member's own settings at this moment come with the snapshot. */
+        rc = db_exec("INSERT INTO user_events (user_id, pos, type, thread_id, read_seq, thread, "
+                     "is_muted, nickname, created_at) "
+                     "SELECT s.user_id, s.last_pos, 2, ?, tm.last_read_seq, ?, tm.is_muted, "
+                     "tm.nickname, ? FROM user_streams s JOIN thread_members tm "
+                     "ON tm.owner_id = s.user_id WHERE tm.thread_id = ?",
+                     DB_ARGS(DB_INT(thread_id), DB_STR(snap), DB_INT(now), DB_INT(thread_id)));
+        free(snap);
+    } else {
+        rc = db_exec("INSERT INTO user_events (user_id, pos, type, thread_id, seq, actor_id, "
+                     "delivered_seq, read_seq, created_at) "
+                     "SELECT s.user_id, s.last_pos, ?, ?, ?, ?, ?, ?, ? FROM user_streams s "
+                     "JOIN thread_members tm ON tm.owner_id = s.user_id WHERE tm.thread_id = ?",
+                     DB_ARGS(DB_INT(type), DB_INT(thread_id), DB_INT(seq), DB_INT(actor),
+                             DB_INT(delivered), DB_INT(read), DB_INT(now), DB_INT(thread_id)));
+    }
+    if (rc < 0)
+        return rc;
+    return wake_members(thread_id, wake);
+}
+
+int events_thread_to_user(int64_t user_id, int64_t thread_id, int64_t now,
+                          struct wake_list *wake)
 {
     int rc = db_exec("UPDATE user_streams SET last_pos = last_pos + 1 WHERE user_id = ?",
                      DB_ARGS(DB_INT(user_id)));
     if (rc < 0)
         return rc;
-    rc = db_exec("INSERT INTO user_events (user_id, pos, type, thread_id, created_at) "
-                 "SELECT user_id, last_pos, ?, ?, ? FROM user_streams WHERE user_id = ?",
-                 DB_ARGS(DB_INT(type), DB_INT(thread_id), DB_INT(now), DB_INT(user_id)));
+    char *snap = thread_snapshot(thread_id);
+    if (snap == NULL)
+        return DB_ERR;
+    /* LEFT JOIN: a user who just left has no member row (is_muted stays NULL). */
+    rc = db_exec("INSERT INTO user_events (user_id, pos, type, thread_id, read_seq, thread, "
+                 "is_muted, nickname, created_at) "
+                 "SELECT s.user_id, s.last_pos, 2, ?, COALESCE(tm.last_read_seq, 0), ?, "
+                 "tm.is_muted, tm.nickname, ? FROM user_streams s LEFT JOIN thread_members tm "
+                 "ON tm.owner_id = s.user_id AND tm.thread_id = ? WHERE s.user_id = ?",
+                 DB_ARGS(DB_INT(thread_id), DB_STR(snap), DB_INT(now), DB_INT(thread_id),
+                         DB_INT(user_id)));
+    free(snap);
     if (rc < 0)
         return rc;
     wake_add(wake, user_id);
@@ -106,32 +176,22 @@ int events_head(int64_t user_id, int64_t *last_pos, int64_t *oldest_pos)
     return DB_OK;
 }
 
-/* The thread event for a reader who is no longer a member: the shared part. */
-static json_t *thread_left_view(int64_t thread_id)
+/* A thread event as its reader sees it: the snapshot plus the reader's own
+ * settings copied at the time. Columns from col: thread JSON, is_muted
+ * (NULL = not a member then), nickname, read_seq. */
+static json_t *thread_event_view(const struct db_res *r, int row, int col)
 {
-    struct db_res *r;
-    if (db_query("SELECT t.id, t.kind, t.title, t.created_at, t.updated_at, t.last_seq, "
-                 "(SELECT GROUP_CONCAT(x.owner_id ORDER BY x.owner_id) FROM thread_members x "
-                 "WHERE x.thread_id = t.id) FROM threads t WHERE t.id = ?",
-                 &r, DB_ARGS(DB_INT(thread_id))) < 0)
+    json_t *t = json_loads(db_str(r, row, col), 0, NULL);
+    if (t == NULL)
         return NULL;
-    json_t *t = NULL;
-    if (r->nrows) {
-        json_t *members = json_array();
-        for (const char *p = db_str(r, 0, 6); p && *p;) {
-            json_array_append_new(members, json_integer(strtoll(p, NULL, 10)));
-            p = strchr(p, ',');
-            p = p ? p + 1 : NULL;
-        }
-        const char *title = db_str(r, 0, 2);
-        t = json_pack("{s:I, s:s, s:o, s:o, s:I, s:I, s:I, s:i, s:b, s:n, s:n}", "id",
-                      (json_int_t)db_int(r, 0, 0), "kind", db_str(r, 0, 1), "title",
-                      title ? json_string(title) : json_null(), "member_ids", members,
-                      "created_at", (json_int_t)db_int(r, 0, 3), "updated_at",
-                      (json_int_t)db_int(r, 0, 4), "last_seq", (json_int_t)db_int(r, 0, 5),
-                      "unread_count", 0, "is_muted", 0, "nickname", "last_message");
-    }
-    db_res_free(r);
+    bool member = db_str(r, row, col + 1) != NULL;
+    int64_t last_seq = json_integer_value(json_object_get(t, "last_seq"));
+    int64_t read = db_int(r, row, col + 3);
+    const char *nick = db_str(r, row, col + 2);
+    json_object_set_new(t, "unread_count",
+                        json_integer(member && last_seq > read ? last_seq - read : 0));
+    json_object_set_new(t, "is_muted", json_boolean(member && db_int(r, row, col + 1)));
+    json_object_set_new(t, "nickname", nick ? json_string(nick) : json_null());
     return t;
 }
 
@@ -140,7 +200,8 @@ int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t 
     struct db_res *r;
     int rc = db_query("SELECT e.pos, e.type, e.thread_id, e.actor_id, e.delivered_seq, "
                       "e.read_seq, m.thread_id, m.seq, m.sender_id, m.client_msg_id, m.body, "
-                      "m.created_at FROM user_events e LEFT JOIN messages m ON e.type = 1 AND "
+                      "m.created_at, e.thread, e.is_muted, e.nickname, e.read_seq "
+                      "FROM user_events e LEFT JOIN messages m ON e.type = 1 AND "
                       "m.thread_id = e.thread_id AND m.seq = e.seq "
                       "WHERE e.user_id = ? AND e.pos > ? ORDER BY e.pos LIMIT ?",
                       &r, DB_ARGS(DB_INT(user_id), DB_INT(after), DB_INT(limit)));
@@ -158,11 +219,14 @@ int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t 
         }
         case EVENT_THREAD: {
             json_t *thread = NULL;
-            rc = view_thread(user_id, thread_id, &thread);
-            if (rc < 0)
-                goto fail;
-            if (rc == NOT_FOUND)
-                thread = thread_left_view(thread_id);
+            if (db_str(r, i, 12)) {
+                thread = thread_event_view(r, i, 12);
+            } else {
+                /* An event written before snapshots (migration 004). */
+                rc = view_thread(user_id, thread_id, &thread);
+                if (rc < 0)
+                    goto fail;
+            }
             if (thread)
                 ev = json_pack("{s:s, s:o}", "type", "thread", "thread", thread);
             break;
@@ -187,7 +251,7 @@ fail:
 }
 
 struct ack_ctx {
-    int64_t user_id, session_id, pos, now;
+    int64_t user_id, pos, now;
     struct wake_list *wake;
 };
 
@@ -196,11 +260,11 @@ static int ack_tx(void *arg)
     struct ack_ctx *c = arg;
     wake_reset(c->wake);
     struct db_res *r;
-    int rc = db_query("SELECT acked_pos FROM sessions WHERE id = ? FOR UPDATE", &r,
-                      DB_ARGS(DB_INT(c->session_id)));
+    int rc = db_query("SELECT acked_pos FROM user_acks WHERE user_id = ? FOR UPDATE", &r,
+                      DB_ARGS(DB_INT(c->user_id)));
     if (rc < 0)
         return rc;
-    int64_t acked = r->nrows ? db_int(r, 0, 0) : c->pos;
+    int64_t acked = r->nrows ? db_int(r, 0, 0) : 0;
     db_res_free(r);
     if (c->pos <= acked)
         return 0;
@@ -229,13 +293,14 @@ static int ack_tx(void *arg)
     db_res_free(r);
     if (rc < 0)
         return rc;
-    return db_exec("UPDATE sessions SET acked_pos = ? WHERE id = ?",
-                   DB_ARGS(DB_INT(c->pos), DB_INT(c->session_id)));
+    return db_exec("INSERT INTO user_acks (user_id, acked_pos) VALUES (?, ?) "
+                   "ON DUPLICATE KEY UPDATE acked_pos = GREATEST(acked_pos, VALUES(acked_pos))",
+                   DB_ARGS(DB_INT(c->user_id), DB_INT(c->pos)));
 }
 
-int events_ack(int64_t user_id, int64_t session_id, int64_t pos, struct wake_list *wake)
+int events_ack(int64_t user_id, int64_t pos, struct wake_list *wake)
 {
-    struct ack_ctx c = {.user_id = user_id, .session_id = session_id, .pos = pos,
+    struct ack_ctx c = {.user_id = user_id, .pos = pos,
                         .now = now_ms(), .wake = wake};
     return db_tx(ack_tx, &c);
 }

@@ -33,14 +33,17 @@ void wake_flush(struct wake_list *w);
 
 /* Appends one event to the stream of every member of thread_id. For
  * EVENT_MESSAGE seq is the message; for EVENT_RECEIPT actor, delivered and
- * read describe the member whose receipts moved; otherwise pass 0. Adds the
+ * read describe the member whose receipts moved; otherwise pass 0. An
+ * EVENT_THREAD is a snapshot of the thread as of now (with each member's own
+ * settings), so that every device that reads it later sees the same. Adds the
  * members to wake. Returns DB_OK or DB_E*. Call inside a transaction. */
 int events_to_members(int64_t thread_id, enum event_type type, int64_t seq, int64_t actor,
                       int64_t delivered, int64_t read, int64_t now, struct wake_list *wake);
 
-/* The same for one user's stream. */
-int events_to_user(int64_t user_id, int64_t thread_id, enum event_type type, int64_t now,
-                   struct wake_list *wake);
+/* Appends a thread event to one user's stream: after a change of the user's
+ * own settings, or for a user who was just removed from the thread. */
+int events_thread_to_user(int64_t user_id, int64_t thread_id, int64_t now,
+                          struct wake_list *wake);
 
 /* Creates the stream of a new user. Returns DB_OK or DB_E*. */
 int events_stream_create(int64_t user_id);
@@ -55,11 +58,11 @@ int events_head(int64_t user_id, int64_t *last_pos, int64_t *oldest_pos);
  * one returned (unchanged when none). Returns DB_OK or DB_E*. */
 int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t *next);
 
-/* Records that session acknowledged its stream up to `pos`: every message
- * between its previous acknowledgement and pos counts as delivered to the
- * user, moving delivered_seq forward and appending receipt events (users to
- * wake go into wake). Runs its own transaction. Returns DB_OK or DB_E*. */
-int events_ack(int64_t user_id, int64_t session_id, int64_t pos, struct wake_list *wake);
+/* Records that a device of user acknowledged the stream up to `pos`: every
+ * message between the user's previous acknowledgement mark and pos counts as
+ * delivered, moving delivered_seq forward and appending receipt events (users
+ * to wake go into wake). Runs its own transaction. Returns DB_OK or DB_E*. */
+int events_ack(int64_t user_id, int64_t pos, struct wake_list *wake);
 
 /* Deletes events older than cutoff_ms, at most batch rows per call; returns
  * the number deleted or DB_E*. */

@@ -31,7 +31,7 @@ struct waiter {
     int64_t user_id, session_id;
     int64_t deadline_ms;
     enum waiter_state state;
-    bool pending, timed_out, superseded, released;
+    bool pending, timed_out, superseded, revoked;
     int64_t notified_us;    /* when a commit woke it, for the commit→wake metric */
     void *conn;
     json_t *ephemeral;      /* array of events queued for this poll */
@@ -168,11 +168,38 @@ static void batch_run(struct resume_batch *b)
     free(b->conns);
 }
 
+/* Frees user entries with no poll and no ephemeral event still worth
+ * keeping; called under the lock every few seconds. */
+static void forget_idle_users(int64_t now)
+{
+    for (size_t i = 0; i < users.cap; i++) {
+        struct user_entry *u = users.values[i];
+        if (users.keys[i] == 0 || u->waiters)
+            continue;
+        bool fresh = false;
+        for (int k = 0; k < EPHEMERAL_RING && !fresh; k++)
+            fresh = u->ring[k].event && now - u->ring[k].at_ms < EPHEMERAL_KEEP_MS;
+        if (fresh)
+            continue;
+        for (int k = 0; k < EPHEMERAL_RING; k++)
+            if (u->ring[k].event)
+                json_decref(u->ring[k].event);
+        idmap_del(&users, users.keys[i]);
+        free(u);
+        i--; /* backward-shift deletion may have moved another entry here */
+    }
+}
+
 static void *timer_main(void *arg)
 {
     (void)arg;
+    int64_t next_sweep = 0;
     pthread_mutex_lock(&lock);
     while (!stopping) {
+        if (mono_ms() >= next_sweep) {
+            forget_idle_users(mono_ms());
+            next_sweep = mono_ms() + 5000;
+        }
         struct resume_batch batch = {0};
         int64_t now = mono_ms();
         while (heap_len > 0 && heap[0]->deadline_ms <= now) {
@@ -324,7 +351,7 @@ void hub_sleep(struct waiter *w, void *conn)
     pthread_mutex_lock(&lock);
     w->conn = conn;
     w->state = W_PARKED;
-    if (w->pending || w->timed_out || w->superseded || stopping ||
+    if (w->pending || w->timed_out || w->superseded || w->revoked || stopping ||
         json_array_size(w->ephemeral) > 0)
         resume = wake_locked(w);
     pthread_mutex_unlock(&lock);
@@ -355,6 +382,28 @@ void hub_release(struct waiter *w)
     int64_t user_id = w->user_id;
     free(w);
     presence_polls_changed(user_id);
+}
+
+void hub_end_session(int64_t session_id)
+{
+    void *resume = NULL;
+    pthread_mutex_lock(&lock);
+    struct waiter *w = idmap_get(&sessions, session_id);
+    if (w) {
+        w->revoked = true;
+        resume = wake_locked(w);
+    }
+    pthread_mutex_unlock(&lock);
+    if (resume)
+        resume_conn(resume);
+}
+
+bool hub_revoked(struct waiter *w)
+{
+    pthread_mutex_lock(&lock);
+    bool revoked = w->revoked;
+    pthread_mutex_unlock(&lock);
+    return revoked;
 }
 
 void hub_notify(const int64_t *user_ids, size_t n)

@@ -64,6 +64,13 @@ void hub_sleep(struct waiter *w, void *conn);
 /* Unregisters and frees the waiter. */
 void hub_release(struct waiter *w);
 
+/* The session was logged out: its poll, if any, is woken and
+ * hub_revoked() is true for it from then on. */
+void hub_end_session(int64_t session_id);
+
+/* True when the waiter's session was logged out. */
+bool hub_revoked(struct waiter *w);
+
 /* Wakes every parked poll of the given users (new stream events). */
 void hub_notify(const int64_t *user_ids, size_t n);
 

@@ -81,7 +81,8 @@ bool presence_get(int64_t user_id, bool *online, int64_t *last_seen_at)
     return e != NULL;
 }
 
-/* Sends user's new state to everyone allowed to see it who is polling. */
+/* Sends user's new state to everyone allowed to see it: their parked polls
+ * get it now, and polls that come in the next seconds get it from the hub. */
 static void publish(int64_t user_id, bool online, int64_t last_seen_at)
 {
     struct db_res *r;
@@ -93,8 +94,7 @@ static void publish(int64_t user_id, bool online, int64_t last_seen_at)
     int64_t *ids = malloc(((size_t)r->nrows + 1) * sizeof *ids);
     size_t n = 0;
     for (int i = 0; ids && i < r->nrows; i++)
-        if (hub_user_polls(db_int(r, i, 0)) > 0)
-            ids[n++] = db_int(r, i, 0);
+        ids[n++] = db_int(r, i, 0);
     db_res_free(r);
     if (n) {
         json_t *ev = json_pack("{s:s, s:I, s:s, s:I}", "type", "presence", "user_id",

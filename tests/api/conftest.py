@@ -958,6 +958,74 @@ def stop_pollers(*pollers):
         p.stop()
 
 
+class ParkedPoll:
+    """A client's long-poll from one cursor, in a thread of its own, until an
+    answer brings what it waits for: message, thread or receipt events by
+    default (`until` picks others). Answers with nothing of that (ephemeral
+    events only: they may come at any time, and do not move the cursor) are
+    polled again from their `next`, as a client would. .r is the final
+    answer (or the last one at the deadline), .answers all of them, .started
+    the start of the poll that brought .r, .answered_at its end, .error a
+    transport error (e.g. chatd was killed)."""
+
+    def __init__(self, user, since, timeout=30, deadline=60, until=None):
+        self.user, self.since = user, since
+        self.until = until or (lambda evs: any(e["type"] in DURABLE_TYPES for e in evs))
+        self.r = self.error = self.started = self.answered_at = None
+        self.answers = []
+        self._outstanding = None  # start of the poll under way
+        self._lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, args=(timeout, deadline), daemon=True)
+        self.thread.start()
+
+    def _run(self, timeout, deadline):
+        end = time.monotonic() + deadline
+        cursor = self.since
+        while True:
+            t = max(1, min(timeout, int(end - time.monotonic() + 0.999)))
+            started = time.monotonic()
+            with self._lock:
+                self._outstanding = started
+            try:
+                r = inbox(self.user, cursor, timeout=t)
+            except requests.RequestException as e:
+                with self._lock:
+                    self._outstanding = None
+                self.error, self.started, self.answered_at = e, started, time.monotonic()
+                return
+            with self._lock:
+                self._outstanding = None
+            self.answers.append(r)
+            done = r.status != 200 or self.until(r.body["events"])
+            if done or time.monotonic() >= end:
+                self.r, self.started, self.answered_at = r, started, time.monotonic()
+                return
+            cursor = r.body["next"]
+
+    def events(self):
+        return [e for r in self.answers if r.status == 200 for e in r.body["events"]]
+
+    def alive(self):
+        return self.thread.is_alive()
+
+    def wait_parked(self, settle=0.5, timeout=15):
+        """Waits until a poll has been under way for `settle` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.thread.is_alive(), f"the poll ended: {self.r!r} {self.error!r}"
+            with self._lock:
+                out = self._outstanding
+            if out is not None and time.monotonic() - out >= settle:
+                return
+            assert time.monotonic() < deadline, "no poll stayed parked"
+            time.sleep(0.05)
+
+    def join(self, timeout=90):
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the poll did not end"
+        return self.r
+
+
 class EnvServer(Server):
     """A chatd like `server` (same database) with extra environment settings,
     e.g. {"CHAT_PRESENCE_WINDOW_S": "2"}; its stderr files go to tmp."""
