@@ -52,12 +52,14 @@ void presence_touch(int64_t user_id)
 
 void presence_polls_changed(int64_t user_id)
 {
-    int polls = hub_user_polls(user_id);
     int64_t now = now_ms();
+    /* The count is read under our lock, so that two changes racing each other
+     * cannot leave a stale count behind. Lock order: presence, then hub (the
+     * hub never calls in here while holding its own lock). */
     pthread_mutex_lock(&lock);
     struct presence_entry *e = entry_get(user_id);
     if (e) {
-        e->polls = polls;
+        e->polls = hub_user_polls(user_id);
         e->last_active_ms = now;
     }
     pthread_mutex_unlock(&lock);
