@@ -146,6 +146,17 @@ int member_get(int64_t user, int64_t thread, struct member_info *mi)
     return rc;
 }
 
+bool member_or_404(const struct request *req, struct response *res, int64_t thread,
+                   struct member_info *mi)
+{
+    int rc = member_get(req->user_id, thread, mi);
+    if (rc < 0)
+        resp_db_error(res, rc);
+    else if (rc == NOT_FOUND)
+        resp_problem(res, 404, "not_found", "no thread %lld", (long long)thread);
+    return rc == 0;
+}
+
 int blocked_between(int64_t a, int64_t b)
 {
     struct db_res *r;

@@ -56,6 +56,12 @@ struct member_info {
 /* Fills *mi when user is a member of thread. Returns 0, NOT_FOUND, DB_E*. */
 int member_get(int64_t user, int64_t thread, struct member_info *mi);
 
+/* The caller's membership of thread for a handler: fills *mi and returns
+ * true, or answers 404 (not a member, or no such thread) or 5xx and returns
+ * false. */
+bool member_or_404(const struct request *req, struct response *res, int64_t thread,
+                   struct member_info *mi);
+
 /* True when either user blocks the other. Returns 1 (blocked), 0, or DB_E*. */
 int blocked_between(int64_t a, int64_t b);
 

@@ -198,17 +198,15 @@ void messages_list(struct request *req, struct response *res)
         !req_query_int(req, res, "after", 0, 0, JSON_INT_MAX, &after))
         return;
     struct member_info mi;
-    int rc = member_get(req->user_id, thread_id, &mi);
-    if (rc < 0)
-        return resp_db_error(res, rc);
-    if (rc == NOT_FOUND)
-        return resp_problem(res, 404, "not_found", "no thread %lld", (long long)thread_id);
+    if (!member_or_404(req, res, thread_id, &mi))
+        return;
 
     /* Without `after` the page ends at `before` (or the newest) and is read
      * backwards; with `after` it starts there and is read forwards. */
     bool forward = req_query(req, "after") != NULL;
     int64_t hi = before ? before : JSON_INT_MAX;
     struct db_res *r;
+    int rc;
     if (forward)
         rc = db_query("SELECT " MESSAGE_COLS " FROM messages m WHERE m.thread_id = ? "
                       "AND m.seq > ? AND m.seq < ? ORDER BY m.seq ASC LIMIT ?",

@@ -66,13 +66,10 @@ void typing_post(struct request *req, struct response *res)
 {
     int64_t thread_id = req->params[0];
     struct member_info mi;
-    int rc = member_get(req->user_id, thread_id, &mi);
-    if (rc < 0)
-        return resp_db_error(res, rc);
-    if (rc == NOT_FOUND)
-        return resp_problem(res, 404, "not_found", "no thread %lld", (long long)thread_id);
+    if (!member_or_404(req, res, thread_id, &mi))
+        return;
     struct db_res *r;
-    rc = db_query("SELECT owner_id FROM thread_members WHERE thread_id = ? AND owner_id <> ?", &r,
+    int rc = db_query("SELECT owner_id FROM thread_members WHERE thread_id = ? AND owner_id <> ?", &r,
                   DB_ARGS(DB_INT(thread_id), DB_INT(req->user_id)));
     if (rc < 0)
         return resp_db_error(res, rc);

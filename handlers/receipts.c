@@ -47,17 +47,14 @@ void receipts_read(struct request *req, struct response *res)
     if (body == NULL || !jv_int(res, body, "seq", JV_REQUIRED, 0, JSON_INT_MAX, &seq, NULL))
         return;
     struct member_info mi;
-    int rc = member_get(req->user_id, thread_id, &mi);
-    if (rc < 0)
-        return resp_db_error(res, rc);
-    if (rc == NOT_FOUND)
-        return resp_problem(res, 404, "not_found", "no thread %lld", (long long)thread_id);
+    if (!member_or_404(req, res, thread_id, &mi))
+        return;
     if (seq > mi.last_seq)
         return resp_problem(res, 400, "invalid_request", "seq %lld is past the thread's last_seq %lld",
                             (long long)seq, (long long)mi.last_seq);
     struct read_ctx c = {.user_id = req->user_id, .session_id = req->session_id, .thread_id = thread_id, .seq = seq,
                          .now = now_ms()};
-    rc = tx_and_wake(read_tx, &c, &c.wake);
+    int rc = tx_and_wake(read_tx, &c, &c.wake);
     if (rc < 0)
         return resp_db_error(res, rc);
     resp_empty(res, 204);
@@ -67,13 +64,10 @@ void receipts_list(struct request *req, struct response *res)
 {
     int64_t thread_id = req->params[0];
     struct member_info mi;
-    int rc = member_get(req->user_id, thread_id, &mi);
-    if (rc < 0)
-        return resp_db_error(res, rc);
-    if (rc == NOT_FOUND)
-        return resp_problem(res, 404, "not_found", "no thread %lld", (long long)thread_id);
+    if (!member_or_404(req, res, thread_id, &mi))
+        return;
     struct db_res *r;
-    rc = db_query("SELECT owner_id, last_delivered_seq, last_read_seq FROM thread_members "
+    int rc = db_query("SELECT owner_id, last_delivered_seq, last_read_seq FROM thread_members "
                   "WHERE thread_id = ? ORDER BY owner_id",
                   &r, DB_ARGS(DB_INT(thread_id)));
     if (rc < 0)

@@ -220,16 +220,13 @@ void threads_rename(struct request *req, struct response *res)
     if (body == NULL || !jv_str(res, body, "title", JV_REQUIRED, 1, 255, &title, NULL))
         return;
     struct member_info mi;
-    int rc = member_get(req->user_id, thread_id, &mi);
-    if (rc < 0)
-        return resp_db_error(res, rc);
-    if (rc == NOT_FOUND)
-        return resp_problem(res, 404, "not_found", "no thread %lld", (long long)thread_id);
+    if (!member_or_404(req, res, thread_id, &mi))
+        return;
     if (!mi.is_group)
         return resp_problem(res, 422, "not_a_group", "a direct thread has no title");
     struct change_ctx c = {.user_id = req->user_id, .thread_id = thread_id, .now = now_ms(),
                            .title = title};
-    rc = tx_and_wake(rename_tx, &c, &c.wake);
+    int rc = tx_and_wake(rename_tx, &c, &c.wake);
     if (rc < 0)
         return resp_db_error(res, rc);
     answer_thread(req, res, thread_id, 200);
@@ -250,15 +247,12 @@ void threads_settings(struct request *req, struct response *res)
     if (nick && *nick == '\0')
         nick = NULL;
     struct member_info mi;
-    int rc = member_get(req->user_id, thread_id, &mi);
-    if (rc < 0)
-        return resp_db_error(res, rc);
-    if (rc == NOT_FOUND)
-        return resp_problem(res, 404, "not_found", "no thread %lld", (long long)thread_id);
+    if (!member_or_404(req, res, thread_id, &mi))
+        return;
     struct change_ctx c = {.user_id = req->user_id, .thread_id = thread_id, .now = now_ms(),
                            .set_muted = has_muted, .muted = muted, .set_nickname = has_nick,
                            .nickname = nick};
-    rc = tx_and_wake(settings_tx, &c, &c.wake);
+    int rc = tx_and_wake(settings_tx, &c, &c.wake);
     if (rc < 0)
         return resp_db_error(res, rc);
     answer_thread(req, res, thread_id, 200);

@@ -44,8 +44,7 @@ struct push_req {
     char token[520], topic[256];
     struct push_content content;
     char *title, *text; /* owned copies behind content */
-    char answer[2048];
-    size_t answer_len;
+    struct push_answer answer;
     int retry_after_s;
     bool reissued; /* the one immediate retry after a refused provider token */
     struct push_req *prev, *next; /* the in-flight list */
@@ -145,18 +144,6 @@ static void req_free(struct push_req *r)
     free(r);
 }
 
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
-{
-    struct push_req *r = arg;
-    size_t take = size * n;
-    if (take > sizeof r->answer - 1 - r->answer_len)
-        take = sizeof r->answer - 1 - r->answer_len;
-    memcpy(r->answer + r->answer_len, data, take);
-    r->answer_len += take;
-    r->answer[r->answer_len] = '\0';
-    return size * n;
-}
-
 static size_t on_header(char *data, size_t size, size_t n, void *arg)
 {
     struct push_req *r = arg;
@@ -175,15 +162,15 @@ static int req_start(struct push_req *r)
     free(r->body);
     r->headers = NULL;
     r->body = NULL;
-    r->answer_len = 0;
-    r->answer[0] = '\0';
+    r->answer.len = 0;
+    r->answer.data[0] = '\0';
     r->retry_after_s = 0;
     if (wire_prepare(r->easy, r->provider, r->token, r->topic, &r->content, &r->headers,
                      &r->body) < 0)
         return -1;
     curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
-    curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, wire_collect);
+    curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, &r->answer);
     curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r);
     if (curl_multi_add_handle(multi, r->easy) != CURLM_OK)
@@ -197,6 +184,35 @@ static int req_start(struct push_req *r)
     return 0;
 }
 
+/* What a provider's answer means (docs/push.md "Retries"). */
+enum outcome { OUT_SENT, OUT_NEW_TOKEN, OUT_GONE, OUT_BAD_TOKEN, OUT_RETRY, OUT_REJECTED };
+
+static enum outcome classify(const struct push_req *r, CURLcode code, long status)
+{
+    const char *body = r->answer.data;
+    if (code != CURLE_OK || status == 429 || status >= 500)
+        return OUT_RETRY;
+    if (status == 200)
+        return OUT_SENT;
+    if (r->provider == PROVIDER_APNS) {
+        if (status == 403 && strstr(body, "ExpiredProviderToken"))
+            return OUT_NEW_TOKEN;
+        if (status == 410)
+            return OUT_GONE;
+        if (status == 400 &&
+            (strstr(body, "BadDeviceToken") || strstr(body, "DeviceTokenNotForTopic")))
+            return OUT_BAD_TOKEN;
+    } else {
+        if (status == 401)
+            return OUT_NEW_TOKEN;
+        if (status == 404 && strstr(body, "UNREGISTERED"))
+            return OUT_GONE;
+        if (status == 400 && strstr(body, "INVALID_ARGUMENT"))
+            return OUT_BAD_TOKEN;
+    }
+    return OUT_REJECTED;
+}
+
 /* One answered request: log, count, drop a dead token, retry. */
 static void req_finished(struct push_req *r, CURLcode code)
 {
@@ -207,40 +223,44 @@ static void req_finished(struct push_req *r, CURLcode code)
     in_flight--;
     struct job *j = r->job;
     const char *prov = wire_name(r->provider);
-    bool apns = r->provider == PROVIDER_APNS;
-    int result;
-    if (code == CURLE_OK && status == 200) {
+    int result = PUSH_RESULT_FAILED;
+    enum outcome outcome = classify(r, code, status);
+    switch (outcome) {
+    case OUT_SENT:
         result = PUSH_RESULT_OK;
         log_decision(j, r->session_id, prov, "sent", j->kind == JOB_CLEAR ? "clear" : "ok", status);
-    } else if (code == CURLE_OK && !r->reissued &&
-               ((apns && status == 403 && strstr(r->answer, "ExpiredProviderToken")) ||
-                (!apns && status == 401))) {
-        /* The provider token was refused: make a new one and try again now. */
-        wire_token_expired(r->provider);
-        r->reissued = true;
-        if (req_start(r) == 0)
-            return;
-        result = PUSH_RESULT_FAILED;
+        break;
+    case OUT_NEW_TOKEN:
+        /* The provider token was refused: make a new one and try again now,
+         * once; a second refusal is not the token's age. */
+        if (!r->reissued) {
+            wire_token_expired(r->provider);
+            r->reissued = true;
+            if (req_start(r) == 0)
+                return;
+        }
         log_decision(j, r->session_id, prov, "failed", "gave_up", status);
-    } else if (code == CURLE_OK &&
-               ((apns && (status == 410 || (status == 400 && (strstr(r->answer, "BadDeviceToken") ||
-                                                              strstr(r->answer, "DeviceTokenNotForTopic"))))) ||
-                (!apns && ((status == 404 && strstr(r->answer, "UNREGISTERED")) ||
-                           (status == 400 && strstr(r->answer, "INVALID_ARGUMENT")))))) {
-        bool gone = status == 410 || status == 404;
+        break;
+    case OUT_GONE:
+    case OUT_BAD_TOKEN: {
+        bool gone = outcome == OUT_GONE;
         result = gone ? PUSH_RESULT_UNREGISTERED : PUSH_RESULT_BAD_TOKEN;
         db_exec("UPDATE sessions SET push_provider = NULL, push_token = NULL, push_topic = NULL "
                 "WHERE id = ? AND push_token = ?",
                 DB_ARGS(DB_INT(r->session_id), DB_STR(r->token)));
         log_decision(j, r->session_id, prov, "failed", gone ? "unregistered" : "bad_token", status);
-    } else if (code != CURLE_OK || status == 429 || status >= 500) {
+        break;
+    }
+    case OUT_RETRY: {
         bool again = retry_later(j, r->session_id, r->retry_after_s);
         result = again ? PUSH_RESULT_RETRY : PUSH_RESULT_FAILED;
         log_decision(j, r->session_id, prov, "failed", again ? "retry" : "gave_up", status);
-    } else {
-        result = PUSH_RESULT_FAILED;
-        log_warn("push: %s refused a push with HTTP %ld: %.200s", prov, status, r->answer);
+        break;
+    }
+    case OUT_REJECTED:
+        log_warn("push: %s refused a push with HTTP %ld: %.200s", prov, status, r->answer.data);
         log_decision(j, r->session_id, prov, "failed", "rejected", status);
+        break;
     }
     metrics_push_result((int)r->provider, result, now_ms() - j->created_at);
     req_free(r);

@@ -148,15 +148,9 @@ static const char *apns_jwt(void)
     return w.apns_jwt;
 }
 
-/* A provider's answer body, cut at its capacity (only its start matters). */
-struct answer {
-    char data[8192];
-    size_t len;
-};
-
-static size_t collect(char *data, size_t size, size_t n, void *arg)
+size_t wire_collect(char *data, size_t size, size_t n, void *arg)
 {
-    struct answer *a = arg;
+    struct push_answer *a = arg;
     size_t take = size * n;
     if (take > sizeof a->data - 1 - a->len)
         take = sizeof a->data - 1 - a->len;
@@ -182,7 +176,7 @@ static const char *fcm_access_token(void)
     json_decref(h);
     json_decref(c);
     CURL *easy = curl_easy_init();
-    struct answer answer = {.len = 0};
+    struct push_answer answer = {.len = 0};
     if (assertion == NULL || easy == NULL)
         goto done;
     char *escaped = curl_easy_escape(easy, assertion, 0);
@@ -195,7 +189,7 @@ static const char *fcm_access_token(void)
     wire_common_options(easy);
     curl_easy_setopt(easy, CURLOPT_URL, w.fcm_token_url);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, form);
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, wire_collect);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, &answer);
     CURLcode rc = curl_easy_perform(easy);
     long status = 0;

@@ -22,6 +22,16 @@ struct push_content {
     int64_t badge;       /* alert only */
 };
 
+/* The start of a provider's answer body (the rest is dropped). */
+struct push_answer {
+    char data[4096];
+    size_t len;
+};
+
+/* A CURLOPT_WRITEFUNCTION appending to the struct push_answer given as
+ * CURLOPT_WRITEDATA, NUL-terminated, cut at its capacity. */
+size_t wire_collect(char *data, size_t size, size_t n, void *answer);
+
 /* Loads keys and the service account per cfg. Returns 0 or -1 (logged). */
 int wire_init(const struct config *cfg);
 
