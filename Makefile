@@ -23,7 +23,7 @@ ASAN_OBJ = $(SRC:%.c=build/asan/%.o)
 ASAN_LIB = $(LIB_SRC:%.c=build/asan/%.o)
 UNIT_BIN = $(UNIT:tests/unit/%.c=build/unit/%)
 
-.PHONY: all run test unit deps deps-test clean lint-openapi
+.PHONY: all run test unit deps deps-test clean lint-openapi run-nginx test-e2e demo
 all: build/chatd
 
 deps:
@@ -76,3 +76,12 @@ bench: build/chatd build/loadgen
 	@bench/run.sh short
 bench-long: build/chatd build/loadgen
 	@bench/run.sh long
+
+# nginx with nginx.conf on 127.0.0.1:8081 in front of a running `make run`
+# (scripts/run-nginx.sh; NGINX_LISTEN, CHATD_UPSTREAM to change the ports).
+run-nginx: deps
+	@scripts/run-nginx.sh
+
+# The browser tests alone: headless Chromium through nginx (tests/e2e/run.sh).
+test-e2e: deps-test build/chatd
+	@tests/e2e/run.sh

@@ -15,6 +15,7 @@
 
 #include "common.h"
 #include "handlers.h"
+#include "hub.h"
 #include "jsonv.h"
 #include "metrics.h"
 #include "push.h"
@@ -145,9 +146,15 @@ static bool read_message(struct request *req, struct response *res, json_t *body
 /* Runs the send transaction and answers 201, 200 (a retry) or the error. */
 static void send_and_answer(struct response *res, struct send_ctx *c)
 {
-    int rc = tx_and_wake(send_tx, c, &c->wake);
-    if (rc == 0 && c->message && !c->existed)
+    int rc = db_tx(send_tx, c);
+    if (rc == 0 && c->message && !c->existed) {
         metrics_stage(STAGE_SEND_COMMIT, mono_us() - c->arrived_us);
+        /* The message supersedes the sender's "typing" in this thread. */
+        hub_drop_typing(c->wake.ids, c->wake.n, c->thread_id, c->sender);
+    }
+    if (rc != 0)
+        wake_reset(&c->wake);
+    wake_flush(&c->wake);
     if (rc == 0 && c->message) {
         resp_json(res, c->existed ? 200 : 201, json_pack("{s:o}", "message", c->message));
         c->message = NULL;

@@ -10,8 +10,8 @@ set -euo pipefail
 
 run_pkgs=(gcc libc6-dev make pkg-config libmicrohttpd-dev libmariadb-dev
           libjansson-dev libsodium-dev libcurl4-openssl-dev libssl-dev mariadb-server
-          mariadb-client curl)
-test_pkgs=(libcmocka-dev python3 python3-pytest python3-requests openssl)
+          mariadb-client curl nginx)
+test_pkgs=(libcmocka-dev python3 python3-pytest python3-requests openssl chromium)
 
 want=("${run_pkgs[@]}")
 [ "${1:-run}" = test ] && want+=("${test_pkgs[@]}")

@@ -4,6 +4,8 @@
 #   2. the OpenAPI lint
 #   3. the API tests (pytest over real HTTP) against build/chatd-asan and a
 #      throwaway MariaDB that the test session starts and stops
+#   4. the browser tests (node --test, playwright-core driving Debian's
+#      chromium) through nginx, against the same sanitizer build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
@@ -20,3 +22,6 @@ echo "== api tests"
 export CHATD_BIN=$PWD/build/chatd-asan
 # Debian's python3, which carries python3-pytest (not a pyenv shim).
 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/api
+
+echo "== e2e tests (browser, through nginx)"
+tests/e2e/run.sh

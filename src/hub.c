@@ -449,6 +449,34 @@ void hub_emit(const int64_t *user_ids, size_t n, json_t *event)
     batch_run(&batch);
 }
 
+static bool is_typing_of(json_t *ev, int64_t thread_id, int64_t typer)
+{
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    return type && strcmp(type, "typing") == 0 &&
+           json_integer_value(json_object_get(ev, "thread_id")) == thread_id &&
+           json_integer_value(json_object_get(ev, "user_id")) == typer;
+}
+
+void hub_drop_typing(const int64_t *user_ids, size_t n, int64_t thread_id, int64_t typer)
+{
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < n; i++) {
+        struct user_entry *u = user_get(user_ids[i], false);
+        if (u == NULL)
+            continue;
+        for (int k = 0; k < EPHEMERAL_RING; k++)
+            if (u->ring[k].event && is_typing_of(u->ring[k].event, thread_id, typer)) {
+                json_decref(u->ring[k].event);
+                u->ring[k].event = NULL;
+            }
+        for (struct waiter *w = u->waiters; w; w = w->next)
+            for (size_t e = json_array_size(w->ephemeral); e-- > 0;)
+                if (is_typing_of(json_array_get(w->ephemeral, e), thread_id, typer))
+                    json_array_remove(w->ephemeral, e);
+    }
+    pthread_mutex_unlock(&lock);
+}
+
 int hub_user_polls(int64_t user_id)
 {
     pthread_mutex_lock(&lock);

@@ -78,6 +78,11 @@ void hub_notify(const int64_t *user_ids, size_t n);
  * given users, and keeps it a few seconds for polls that come just after. */
 void hub_emit(const int64_t *user_ids, size_t n, json_t *event);
 
+/* typer's message in thread_id was stored: forgets the typing events of
+ * typer in that thread kept for, or queued to, the given users, so that no
+ * poll shows "typing" for a message it already has. */
+void hub_drop_typing(const int64_t *user_ids, size_t n, int64_t thread_id, int64_t typer);
+
 /* Number of polls registered for user (0 when none). */
 int hub_user_polls(int64_t user_id);
 

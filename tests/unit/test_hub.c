@@ -150,6 +150,33 @@ static void test_ephemeral(void **state)
     hub_release(other);
 }
 
+static void test_message_drops_stale_typing(void **state)
+{
+    (void)state;
+    int64_t user = 17;
+    json_t *typing = json_pack("{s:s, s:i, s:i}", "type", "typing", "thread_id", 5, "user_id", 9);
+    json_t *other = json_pack("{s:s, s:i, s:i}", "type", "typing", "thread_id", 6, "user_id", 9);
+    hub_emit(&user, 1, typing);
+    hub_emit(&user, 1, other);
+    /* User 9's message in thread 5 was stored: only that typing goes. */
+    hub_drop_typing(&user, 1, 5, 9);
+    struct waiter *w = hub_register(17, 108, mono_ms() + 60000);
+    json_t *got = hub_take_ephemeral(w);
+    assert_int_equal(json_array_size(got), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(got, 0), "thread_id")), 6);
+    json_decref(got);
+    /* Queued to a parked poll, it goes as well. */
+    hub_begin(w);
+    hub_emit(&user, 1, typing);
+    hub_drop_typing(&user, 1, 5, 9);
+    got = hub_take_ephemeral(w);
+    assert_int_equal(json_array_size(got), 0);
+    json_decref(got);
+    hub_release(w);
+    json_decref(typing);
+    json_decref(other);
+}
+
 int main(void)
 {
     hub_init(fake_resume);
@@ -161,6 +188,7 @@ int main(void)
         cmocka_unit_test_setup(test_deadline, setup),
         cmocka_unit_test_setup(test_newer_poll_of_session_answers_older, setup),
         cmocka_unit_test_setup(test_ephemeral, setup),
+        cmocka_unit_test_setup(test_message_drops_stale_typing, setup),
     };
     int rc = cmocka_run_group_tests_name("hub", tests, NULL, NULL);
     hub_shutdown();

@@ -1,0 +1,251 @@
+// actions.js — what the user does: each function calls the API and applies
+// the answer to the store at once (the inbox brings the same change to the
+// other tabs and devices a moment later; applying it twice is harmless).
+//
+// Sending: the message shows at once as pending; the POST is retried with the
+// same client_msg_id after network errors and 5xx answers (exponential
+// backoff, at once when the browser comes back online), so the server stores
+// it exactly once. Sends of one thread go out in order, one at a time.
+
+import { api, backoffMs, describeError, isTransient, newId, sleep } from './api.js';
+import { deviceName, saveSession } from './session.js';
+import {
+  applyMessage, changed, chat, loadContacts, mergeThread, removeThread, setRead, store,
+} from './store.js';
+
+let peers = () => {};
+
+/** fn(msg) tells the other tabs of this browser about a change. */
+export function setPeerPost(fn) {
+  peers = fn;
+}
+
+// ---- accounts and sessions ----
+
+export async function login(username, password) {
+  const r = await api('POST', '/sessions', { username, password, device_name: deviceName() });
+  saveSession(r);
+  return r;
+}
+
+export async function register(username, password, displayName) {
+  const body = { username, password };
+  if (displayName) body.display_name = displayName;
+  await api('POST', '/users', body);
+  return login(username, password);
+}
+
+export async function logout() {
+  try {
+    await api('DELETE', '/sessions/current', undefined, { timeoutMs: 5000 });
+  } catch {
+    // Gone already, or unreachable: this browser forgets the token either way.
+  }
+}
+
+export async function listSessions() {
+  return (await api('GET', '/sessions')).sessions;
+}
+
+export async function revokeSession(id) {
+  await api('DELETE', `/sessions/${id}`);
+}
+
+// ---- messages ----
+
+let onlineWaiters = [];
+window.addEventListener('online', () => {
+  const w = onlineWaiters;
+  onlineWaiters = [];
+  for (const ctl of w) ctl.abort();
+});
+
+function waitRetry(ms) {
+  const ctl = new AbortController();
+  onlineWaiters.push(ctl);
+  return sleep(ms, ctl.signal);
+}
+
+const MAX_BODY_BYTES = 65536;
+
+/** Sends body into a thread; the message shows at once. Returns its client_msg_id. */
+export function sendMessage(threadId, body) {
+  if (new TextEncoder().encode(body).length > MAX_BODY_BYTES) {
+    throw new Error('A message is at most 65,536 bytes.');
+  }
+  const c = chat(threadId);
+  // The others stop showing "typing" when the message arrives; typing anew
+  // must tell them again at once.
+  typingSent.delete(threadId);
+  const p = { client_msg_id: newId(), body, created_at: Date.now(), state: 'sending', error: null };
+  c.pending.set(p.client_msg_id, p);
+  changed(`thread:${threadId}`);
+  queueSend(threadId, p);
+  return p.client_msg_id;
+}
+
+/** Tries a failed message again, with its original client_msg_id. */
+export function retrySend(threadId, clientMsgId) {
+  const p = chat(threadId).pending.get(clientMsgId);
+  if (!p || p.state !== 'failed') return;
+  p.state = 'sending';
+  p.error = null;
+  changed(`thread:${threadId}`);
+  queueSend(threadId, p);
+}
+
+/** Drops a failed message. */
+export function discardSend(threadId, clientMsgId) {
+  chat(threadId).pending.delete(clientMsgId);
+  changed(`thread:${threadId}`);
+}
+
+function queueSend(threadId, p) {
+  const c = chat(threadId);
+  c.sendChain = c.sendChain.then(() => deliver(threadId, p));
+}
+
+async function deliver(threadId, p) {
+  const me = store.me;
+  // The typing notice goes out first, so that no one sees "typing" after the
+  // message arrives.
+  await typingPosts.get(threadId);
+  for (let attempt = 0; ; attempt++) {
+    if (store.me !== me || !chat(threadId).pending.has(p.client_msg_id)) return;
+    try {
+      const r = await api('POST', `/threads/${threadId}/messages`,
+        { client_msg_id: p.client_msg_id, body: p.body }, { timeoutMs: 20000 });
+      if (store.me === me) applyMessage(r.message);
+      return;
+    } catch (e) {
+      if (store.me !== me) return;
+      // 500 means nothing was committed, but a bug would fail for ever.
+      if (isTransient(e) && !(e.status === 500 && attempt >= 4)) {
+        p.state = 'waiting';
+        changed(`thread:${threadId}`);
+        await waitRetry(e.retryAfterS ? e.retryAfterS * 1000 : backoffMs(attempt, 1000, 30000));
+        p.state = 'sending';
+        changed(`thread:${threadId}`);
+        continue;
+      }
+      p.state = 'failed';
+      p.error = describeError(e);
+      changed(`thread:${threadId}`);
+      return;
+    }
+  }
+}
+
+const readPosts = new Map(); // thread id → {seq, busy}
+
+/** Marks a thread read up to seq (the newest message shown). */
+export function markRead(threadId, seq) {
+  if (!setRead(threadId, seq)) return;
+  let r = readPosts.get(threadId);
+  if (!r) {
+    r = { seq: 0, busy: false };
+    readPosts.set(threadId, r);
+  }
+  r.seq = Math.max(r.seq, seq);
+  if (r.busy) return;
+  r.busy = true;
+  (async () => {
+    try {
+      let sent = 0;
+      while (r.seq > sent) {
+        sent = r.seq;
+        await api('POST', `/threads/${threadId}/read`, { seq: sent });
+      }
+    } catch {
+      // The next message or the next visit marks it again.
+    } finally {
+      r.busy = false;
+    }
+  })();
+}
+
+const typingSent = new Map(); // thread id → when the last notice went out (ms)
+const typingPosts = new Map(); // thread id → the notice in flight
+
+/** Tells the other members the caller is typing (at most every 3 s). */
+export function sendTyping(threadId) {
+  const now = Date.now();
+  if (now - (typingSent.get(threadId) || 0) < 3000) return;
+  typingSent.set(threadId, now);
+  const post = api('POST', `/threads/${threadId}/typing`, undefined, { timeoutMs: 3000 })
+    .catch(() => {})
+    .finally(() => { if (typingPosts.get(threadId) === post) typingPosts.delete(threadId); });
+  typingPosts.set(threadId, post);
+}
+
+// ---- threads ----
+
+/** The direct thread with a user, created when missing; resolves to its id. */
+export async function openDirect(userId) {
+  const r = await api('POST', '/threads', { member_ids: [userId] });
+  mergeThread(r.thread);
+  return r.thread.id;
+}
+
+export async function createGroup(title, memberIds) {
+  const r = await api('POST', '/threads', { member_ids: memberIds, title });
+  mergeThread(r.thread);
+  return r.thread.id;
+}
+
+export async function renameGroup(threadId, title) {
+  const r = await api('PATCH', `/threads/${threadId}`, { title });
+  mergeThread(r.thread);
+}
+
+/** The caller's own settings: {is_muted?, nickname?} (nickname null clears it). */
+export async function setThreadSettings(threadId, settings) {
+  const r = await api('PATCH', `/threads/${threadId}/settings`, settings);
+  mergeThread(r.thread);
+}
+
+export async function addMembers(threadId, userIds) {
+  const r = await api('POST', `/threads/${threadId}/members`, { user_ids: userIds });
+  mergeThread(r.thread);
+}
+
+/** Removes a member; the caller's own id leaves the group. */
+export async function removeMember(threadId, userId) {
+  await api('DELETE', `/threads/${threadId}/members/${userId}`);
+  if (userId === store.me.id) {
+    removeThread(threadId);
+  } else {
+    const r = await api('GET', `/threads/${threadId}`);
+    mergeThread(r.thread);
+  }
+}
+
+// ---- contacts ----
+
+export async function searchUsers(prefix) {
+  const q = encodeURIComponent(prefix);
+  return (await api('GET', `/users?q=${q}&limit=20`)).users;
+}
+
+/** Adds a contact, or changes its nickname (null clears it). */
+export async function putContact(userId, nickname) {
+  const body = nickname === undefined ? {} : { nickname };
+  const r = await api('PUT', `/contacts/${userId}`, body);
+  store.contacts.set(userId, r.contact);
+  store.users.set(userId, r.contact.user);
+  if (r.contact.presence) store.presence.set(userId, r.contact.presence);
+  changed('contacts', 'users', 'presence', 'threads');
+  peers({ type: 'contacts' });
+}
+
+export async function removeContact(userId) {
+  await api('DELETE', `/contacts/${userId}`);
+  store.contacts.delete(userId);
+  changed('contacts', 'users', 'threads');
+  peers({ type: 'contacts' });
+}
+
+/** Another tab changed the contacts: load them again. */
+export function contactsChangedElsewhere() {
+  loadContacts().catch(() => {});
+}

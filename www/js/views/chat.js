@@ -1,0 +1,432 @@
+// views/chat.js — one conversation: the history (older pages load when the
+// user scrolls up), day separators, ticks on the caller's messages, the
+// typing line, and the composer.
+//
+// Ticks on the caller's messages, from the receipts of the other members:
+//   clock          not stored yet (sending, or waiting for the network)
+//   ✓              stored by the server
+//   ✓✓             delivered to every other member (one of their devices got it)
+//   ✓✓ in blue     read by every other member
+// In groups "k/n" follows: k of the n other members have read it.
+//
+// The thread is marked read up to the newest message shown whenever the
+// chat is on screen in a visible tab. New messages from others are read out
+// through the live region.
+
+import {
+  discardSend, markRead, retrySend, sendMessage, sendTyping,
+} from '../actions.js';
+import {
+  announce, avatar, h, icon, reconcile, setAttr, setText, updateAvatar,
+} from '../dom.js';
+import {
+  clock, dayKey, dayLabel, directPartner, fullTime, presenceText, threadTitle, userName,
+} from '../format.js';
+import {
+  chat, fetchThread, loadChat, loadOlder, sortedMessages, store, typingUsers,
+} from '../store.js';
+
+const drafts = new Map(); // thread id → unsent text, while the page lives
+
+export function mountChat(root, threadId, ctx) {
+  const me = store.me.id;
+  let firstScrollDone = false;
+  let lastMinSeq = Infinity;
+  let lastMaxSeq = 0;
+  let unreadFrom = null; // seq of the first unread message when the chat opened
+  let atBottom = true;
+  let missed = 0;
+  let loadError = null;
+
+  // ---- the elements ----
+  const title = h('h2', { id: 'chat-title', class: 'chat-title', tabindex: '-1' });
+  const sub = h('p', { class: 'chat-sub', id: 'chat-sub' });
+  const head = h('header', { class: 'chat-head' },
+    h('a', { href: '#/chats', class: 'icon-btn back', 'aria-label': 'Back to chats' }, icon('back')),
+    avatar(threadId, ''),
+    h('div', { class: 'chat-head-text' }, title, sub),
+    h('span', { class: 'muted-mark', hidden: true, title: 'Muted' }, icon('mute'), h('span', { class: 'sr-only' }, 'Muted')),
+    h('a', { href: `#/chats/${threadId}/details`, class: 'icon-btn', 'aria-label': 'Chat details' }, icon('info')));
+  const headAvatar = head.querySelector('.avatar');
+  const mutedMark = head.querySelector('.muted-mark');
+
+  const olderBtn = h('button', { type: 'button', class: 'link-btn', onclick: () => older() }, 'Load older messages');
+  const historyStatus = h('div', { class: 'history-status' });
+  const list = h('ol', { class: 'msg-list', 'aria-labelledby': 'chat-title' });
+  const scroller = h('div', {
+    class: 'messages', tabindex: '0', role: 'region', 'aria-label': 'Messages',
+  }, historyStatus, list);
+  const jump = h('button', { type: 'button', class: 'jump', hidden: true, onclick: () => toBottom(true) },
+    icon('down'), h('span', { class: 'jump-count' }));
+  const typingLine = h('p', { class: 'typing', 'aria-live': 'polite' });
+  const input = h('textarea', {
+    id: 'composer-input', rows: 1, placeholder: 'Message', autocomplete: 'off',
+    'aria-describedby': 'composer-hint',
+  });
+  const composerError = h('p', { class: 'form-error', role: 'alert' });
+  const form = h('form', { class: 'composer', 'aria-label': 'Send a message' },
+    h('label', { for: 'composer-input', class: 'sr-only' }, 'Message'),
+    h('span', { id: 'composer-hint', class: 'sr-only' }, 'Enter sends, Shift+Enter starts a new line.'),
+    input,
+    h('button', { type: 'submit', class: 'send-btn', 'aria-label': 'Send' }, icon('send')));
+  const view = h('section', { class: 'chat', 'aria-labelledby': 'chat-title' },
+    head, h('div', { class: 'messages-wrap' }, scroller, jump), typingLine, composerError, form);
+  root.replaceChildren(view);
+  input.value = drafts.get(threadId) || '';
+  fitInput();
+
+  // ---- behaviour ----
+  scroller.addEventListener('scroll', () => {
+    atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 60;
+    if (atBottom) {
+      missed = 0;
+      jump.hidden = true;
+    }
+    if (scroller.scrollTop < 150) older();
+  }, { passive: true });
+
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  input.addEventListener('input', () => {
+    fitInput();
+    if (input.value.trim()) sendTyping(threadId);
+  });
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const body = input.value.trim();
+    if (!body) return;
+    composerError.textContent = '';
+    try {
+      sendMessage(threadId, body);
+    } catch (err) {
+      composerError.textContent = err.message;
+      return;
+    }
+    input.value = '';
+    fitInput();
+    atBottom = true;
+    input.focus();
+  });
+
+  function fitInput() {
+    const lines = input.value.split('\n').length;
+    input.rows = Math.min(6, Math.max(1, lines));
+  }
+
+  function toBottom(focusInput) {
+    scroller.scrollTop = scroller.scrollHeight;
+    atBottom = true;
+    missed = 0;
+    jump.hidden = true;
+    if (focusInput) input.focus();
+  }
+
+  async function older() {
+    const c = chat(threadId);
+    if (!c.loaded || !c.hasOlder || c.loadingOlder) return;
+    try {
+      await loadOlder(threadId);
+    } catch {
+      // The button stays; the user may try again.
+    }
+  }
+
+  const onVisible = () => render();
+  document.addEventListener('visibilitychange', onVisible);
+  window.addEventListener('focus', onVisible);
+
+  // ---- rendering ----
+  function render() {
+    const t = store.threads.get(threadId);
+    if (!t) return;
+    const c = chat(threadId);
+    const name = threadTitle(t);
+    setText(title, name);
+    const isGroup = t.kind === 'group';
+    const partner = isGroup ? null : directPartner(t);
+    const partnerPresence = partner !== null && partner !== me ? store.presence.get(partner) : null;
+    updateAvatar(headAvatar, isGroup ? threadId : partner, name, {
+      online: partnerPresence?.state === 'online', group: isGroup,
+    });
+    mutedMark.hidden = !t.is_muted;
+
+    const typers = typingUsers(threadId);
+    let subText;
+    if (typers.length) subText = isGroup ? typingText(typers) : 'typing…';
+    else if (isGroup) subText = `${t.member_ids.length} members: ${memberNames(t)}`;
+    else if (partner === me) subText = 'Messages to yourself';
+    else subText = presenceText(partnerPresence);
+    setText(sub, subText);
+    sub.classList.toggle('is-typing', typers.length > 0);
+    setText(typingLine, typers.length ? typingText(typers) : '');
+
+    // The line at the top of the history (rebuilt only when it changes, so
+    // that the "load older" button keeps the keyboard focus).
+    const hs = loadError ? 'error' : !c.loaded ? 'loading' : c.loadingOlder ? 'older'
+      : c.hasOlder ? 'more' : 'start';
+    if (historyStatus.dataset.state !== hs) {
+      historyStatus.dataset.state = hs;
+      historyStatus.replaceChildren({
+        error: () => h('p', { class: 'form-error' }, loadError),
+        loading: () => h('p', { class: 'muted' }, 'Loading messages…'),
+        older: () => h('p', { class: 'muted' }, 'Loading older messages…'),
+        more: () => olderBtn,
+        start: () => h('p', { class: 'muted start' }, 'This is the start of the conversation.'),
+      }[hs]());
+    }
+
+    if (c.loaded && unreadFrom === null) {
+      unreadFrom = t.unread_count > 0 ? t._read + 1 : 0;
+    }
+
+    const prevHeight = scroller.scrollHeight;
+    const prevTop = scroller.scrollTop;
+    const wasAtBottom = atBottom;
+
+    reconcile(list, buildItems(t, c), (it) => it.key, createItem, (el, it) => updateItem(el, it, t));
+
+    const msgs = c.messages;
+    let incoming = 0;
+    if (c.loaded && firstScrollDone) {
+      for (let s = lastMaxSeq + 1; s <= c.maxSeq; s++) {
+        const m = msgs.get(s);
+        if (m && m.sender_id !== me) {
+          incoming++;
+          if (document.visibilityState === 'visible') announce(`${userName(m.sender_id)}: ${m.body}`);
+        }
+      }
+    }
+
+    if (c.loaded && !firstScrollDone) {
+      firstScrollDone = true;
+      const marker = list.querySelector('.unread-sep');
+      if (marker && marker.offsetTop > scroller.clientHeight / 2) {
+        scroller.scrollTop = marker.offsetTop - 40;
+        atBottom = false;
+      } else {
+        toBottom(false);
+      }
+    } else if (c.minSeq < lastMinSeq && lastMinSeq !== Infinity && !wasAtBottom) {
+      scroller.scrollTop = prevTop + (scroller.scrollHeight - prevHeight);
+    } else if (wasAtBottom) {
+      toBottom(false);
+    } else if (incoming) {
+      missed += incoming;
+      jump.hidden = false;
+      setText(jump.querySelector('.jump-count'), `${missed} new`);
+      setAttr(jump, 'aria-label', `${missed} new message${missed === 1 ? '' : 's'}; scroll to the newest`);
+    }
+    if (c.loaded) {
+      lastMinSeq = c.minSeq;
+      lastMaxSeq = c.maxSeq;
+    }
+
+    // A first page too short to scroll: fetch more so scrolling up works.
+    if (c.loaded && c.hasOlder && !c.loadingOlder && scroller.scrollHeight <= scroller.clientHeight) older();
+
+    if (c.loaded && c.maxSeq > t._read && document.visibilityState === 'visible') {
+      markRead(threadId, c.maxSeq);
+    }
+  }
+
+  function buildItems(t, c) {
+    const items = [];
+    const stored = sortedMessages(threadId);
+    const pending = [...c.pending.values()].sort((a, b) => a.created_at - b.created_at)
+      .map((p) => ({ ...p, sender_id: me, seq: null, pending: p }));
+    let day = null;
+    let prev = null;
+    for (const m of [...stored, ...pending]) {
+      const dk = dayKey(m.created_at);
+      if (dk !== day) {
+        items.push({ kind: 'day', key: `d:${dk}`, label: dayLabel(m.created_at) });
+        day = dk;
+        prev = null;
+      }
+      if (unreadFrom && m.seq === unreadFrom && m.sender_id !== me) {
+        items.push({ kind: 'unread', key: 'unread' });
+        prev = null;
+      }
+      const cont = prev && prev.sender_id === m.sender_id && m.created_at - prev.created_at < 300000;
+      items.push({ kind: 'msg', key: `m:${m.sender_id}:${m.client_msg_id}`, m, cont, group: t.kind === 'group' });
+      prev = m;
+    }
+    return items;
+  }
+
+  function createItem(it) {
+    if (it.kind === 'day') {
+      return h('li', { class: 'day-sep' }, h('span', null, it.label));
+    }
+    if (it.kind === 'unread') {
+      return h('li', { class: 'unread-sep' }, h('span', null, 'Unread messages'));
+    }
+    const m = it.m;
+    const mine = m.sender_id === me;
+    const body = h('p', { class: 'msg-body' });
+    body.textContent = m.body;
+    const time = h('time', { class: 'msg-time' });
+    const meta = h('span', { class: 'msg-meta' }, time);
+    if (mine) meta.append(h('span', { class: 'ticks' }));
+    const bubble = h('div', { class: 'bubble' });
+    if (!mine && it.group) bubble.append(h('span', { class: 'msg-sender' }));
+    else bubble.append(h('span', { class: 'sr-only' }, mine ? 'You: ' : `${userName(m.sender_id)}: `));
+    bubble.append(body, meta);
+    return h('li', { class: `msg ${mine ? 'mine' : 'theirs'}` }, bubble);
+  }
+
+  function updateItem(el, it, t) {
+    if (it.kind !== 'msg') {
+      if (it.kind === 'day') setText(el.firstChild, it.label);
+      return;
+    }
+    const m = it.m;
+    const mine = m.sender_id === me;
+    el.classList.toggle('cont', Boolean(it.cont));
+    if (m.seq !== null) el.dataset.seq = m.seq;
+    else delete el.dataset.seq;
+    const sender = el.querySelector('.msg-sender');
+    if (sender) {
+      setText(sender, userName(m.sender_id));
+      sender.hidden = Boolean(it.cont);
+      sender.classList.add(`c${(m.sender_id * 7) % 8}`);
+    }
+    const time = el.querySelector('.msg-time');
+    setText(time, clock(m.created_at));
+    setAttr(time, 'datetime', new Date(m.created_at).toISOString());
+    setAttr(time, 'title', fullTime(m.created_at));
+    if (!mine) return;
+    const ticks = el.querySelector('.ticks');
+    const st = tickState(t, m);
+    if (ticks.dataset.state !== st.state || ticks.dataset.text !== st.text) {
+      ticks.dataset.state = st.state;
+      ticks.dataset.text = st.text;
+      ticks.replaceChildren();
+      if (st.icon) ticks.append(icon(st.icon, 'tick-icon'));
+      else ticks.append(h('span', { class: 'tick-marks', 'aria-hidden': 'true' }, st.marks));
+      if (st.count) ticks.append(h('span', { class: 'tick-count', 'aria-hidden': 'true' }, st.count));
+      ticks.append(h('span', { class: 'sr-only' }, st.label));
+      ticks.className = `ticks ${st.state}`;
+      setAttr(ticks, 'title', st.label);
+    }
+    let fail = el.querySelector('.msg-failed');
+    if (m.pending?.state === 'failed') {
+      if (!fail) {
+        fail = h('div', { class: 'msg-failed' },
+          h('span', { class: 'fail-text' }),
+          h('button', { type: 'button', class: 'link-btn', onclick: () => retrySend(threadId, m.client_msg_id) }, 'Retry'),
+          h('button', { type: 'button', class: 'link-btn', onclick: () => discardSend(threadId, m.client_msg_id) }, 'Delete'));
+        el.append(fail);
+      }
+      setText(fail.querySelector('.fail-text'), `Not sent: ${m.pending.error || 'error'}`);
+    } else if (fail) {
+      fail.remove();
+    }
+  }
+
+  function tickState(t, m) {
+    if (m.pending) {
+      if (m.pending.state === 'failed') return { state: 'failed', icon: 'alert', label: 'Not sent', text: 'f' };
+      if (m.pending.state === 'waiting') return { state: 'sending', icon: 'clock', label: 'Waiting for the network', text: 'w' };
+      return { state: 'sending', icon: 'clock', label: 'Sending', text: 's' };
+    }
+    const others = t.member_ids.filter((id) => id !== me);
+    if (!others.length) return { state: 'sent', marks: '✓', label: 'Sent', text: '1' };
+    const rec = store.receipts.get(threadId) || new Map();
+    let delivered = 0;
+    let read = 0;
+    for (const id of others) {
+      const r = rec.get(id);
+      if (!r) continue;
+      if (r.read_seq >= m.seq) read++;
+      if (r.delivered_seq >= m.seq || r.read_seq >= m.seq) delivered++;
+    }
+    const n = others.length;
+    const state = read === n ? 'read' : delivered === n ? 'delivered' : 'sent';
+    const marks = state === 'sent' ? '✓' : '✓✓';
+    if (t.kind !== 'group') {
+      const label = { read: 'Read', delivered: 'Delivered', sent: 'Sent' }[state];
+      return { state, marks, label, text: marks };
+    }
+    return {
+      state,
+      marks,
+      count: `${read}/${n}`,
+      label: `Read by ${read} of ${n}, delivered to ${delivered} of ${n}`,
+      text: `${marks}${read}/${delivered}/${n}`,
+    };
+  }
+
+  function typingText(ids) {
+    const names = ids.map(userName);
+    if (names.length === 1) return `${names[0]} is typing…`;
+    if (names.length === 2) return `${names[0]} and ${names[1]} are typing…`;
+    return `${names.length} people are typing…`;
+  }
+
+  function memberNames(t) {
+    const names = t.member_ids.map((id) => (id === me ? 'You' : userName(id)));
+    return names.length > 6 ? `${names.slice(0, 6).join(', ')}…` : names.join(', ');
+  }
+
+  // ---- start ----
+  async function start() {
+    if (!store.threads.has(threadId)) {
+      await fetchThread(threadId);
+      if (!store.threads.has(threadId)) {
+        view.replaceChildren(h('div', { class: 'empty-pane' },
+          h('h2', { tabindex: '-1' }, 'Chat not found'),
+          h('p', null, 'It does not exist, or you are no longer a member.'),
+          h('a', { href: '#/chats', class: 'btn' }, 'Back to chats')));
+        return;
+      }
+    }
+    render();
+    try {
+      await loadChat(threadId);
+      loadError = null;
+    } catch {
+      loadError = 'Could not load the messages. They will load when the connection is back.';
+    }
+    render();
+  }
+  start();
+  if (ctx.focus !== false) {
+    if (window.matchMedia('(min-width: 720px)').matches) input.focus();
+    else title.focus();
+  }
+
+  return {
+    update(keys) {
+      if (!store.threads.has(threadId) && keys.has(`thread:${threadId}`) && firstScrollDone) {
+        ctx.flash('You are no longer in that chat.');
+        ctx.navigate('#/chats');
+        return;
+      }
+      if (loadError && keys.has('conn') && store.connection.status === 'live') {
+        loadError = null;
+        loadChat(threadId).catch(() => {}).finally(render);
+      }
+      const c = store.chats.get(threadId);
+      if (c && !c.loaded && !c.loading && keys.has(`thread:${threadId}`)) {
+        // Reloaded after a lost cursor.
+        firstScrollDone = false;
+        lastMinSeq = Infinity;
+        lastMaxSeq = 0;
+        loadChat(threadId).catch(() => {});
+      }
+      if (keys.has(`thread:${threadId}`) || keys.has('users') || keys.has('contacts') ||
+          keys.has('presence') || keys.has('clock') || keys.has('threads')) render();
+    },
+    unmount() {
+      if (input.value.trim()) drafts.set(threadId, input.value);
+      else drafts.delete(threadId);
+      document.removeEventListener('visibilitychange', onVisible);
+      window.removeEventListener('focus', onVisible);
+    },
+  };
+}
