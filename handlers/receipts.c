@@ -16,28 +16,32 @@ static int read_tx(void *arg)
 {
     struct read_ctx *c = arg;
     wake_reset(&c->wake);
-    int rc = db_exec("UPDATE thread_members SET last_read_seq = ?, "
-                     "last_delivered_seq = GREATEST(last_delivered_seq, ?) "
-                     "WHERE owner_id = ? AND thread_id = ? AND last_read_seq < ?",
-                     DB_ARGS(DB_INT(c->seq), DB_INT(c->seq), DB_INT(c->user_id),
-                             DB_INT(c->thread_id), DB_INT(c->seq)));
-    if (rc < 0 || db_affected() == 0)
-        return rc;
     struct db_res *r;
-    rc = db_query("SELECT last_delivered_seq FROM thread_members WHERE owner_id = ? AND thread_id = ?",
-                  &r, DB_ARGS(DB_INT(c->user_id), DB_INT(c->thread_id)));
+    int rc = db_query("SELECT last_delivered_seq, last_read_seq FROM thread_members "
+                      "WHERE owner_id = ? AND thread_id = ? FOR UPDATE",
+                      &r, DB_ARGS(DB_INT(c->user_id), DB_INT(c->thread_id)));
     if (rc < 0)
         return rc;
-    int64_t delivered = r->nrows ? db_int(r, 0, 0) : c->seq;
+    int64_t delivered = r->nrows ? db_int(r, 0, 0) : 0, old_read = r->nrows ? db_int(r, 0, 1) : c->seq;
     db_res_free(r);
+    if (old_read >= c->seq) /* positions only move forward */
+        return 0;
+    if (delivered < c->seq)
+        delivered = c->seq; /* reading implies delivery */
+    rc = db_exec("UPDATE thread_members SET last_read_seq = ?, last_delivered_seq = ? "
+                 "WHERE owner_id = ? AND thread_id = ?",
+                 DB_ARGS(DB_INT(c->seq), DB_INT(delivered), DB_INT(c->user_id),
+                         DB_INT(c->thread_id)));
+    if (rc < 0)
+        return rc;
     /* The reader's other devices drop the thread's notifications. */
     rc = push_queue_clear(c->user_id, c->thread_id, c->seq, c->session_id, c->now);
     if (rc < 0)
         return rc;
-    /* Every member hears of it, the reader's own devices included, so that
-     * each clears its unread count. */
-    return events_to_members(c->thread_id, EVENT_RECEIPT, 0, c->user_id, delivered, c->seq,
-                             c->now, &c->wake);
+    /* The reader's own devices hear of it (each clears its unread count), and
+     * the other members or, in a big group, the senders of what was read. */
+    return events_receipt(c->thread_id, c->user_id, old_read, c->seq, delivered, c->seq, c->now,
+                          &c->wake);
 }
 
 void receipts_read(struct request *req, struct response *res)

@@ -25,6 +25,7 @@ struct config {
     int session_idle_days;    /* a session unused this long is dead; 0 = never */
     int presence_window_s;    /* online for this long after a request */
     int event_retention_days; /* inbox events kept at least this long */
+    int receipt_fanout_max;   /* groups up to this size get every member's receipts */
     bool db_require_durable;  /* refuse to start unless every commit is flushed */
     int push_grace_ms;        /* wait before deciding a message push */
     int push_max_attempts;    /* tries per device before giving up */

@@ -20,6 +20,10 @@
 #include "hub.h"
 #include "util.h"
 
+static int receipt_fanout_max = 32;
+
+void events_init(int fanout_max) { receipt_fanout_max = fanout_max; }
+
 void wake_add(struct wake_list *w, int64_t user_id)
 {
     if (w->n == w->cap) {
@@ -156,6 +160,51 @@ int events_thread_to_user(int64_t user_id, int64_t thread_id, int64_t now,
     return DB_OK;
 }
 
+/* One receipt event into one user's stream. */
+static int receipt_to_user(int64_t user_id, int64_t thread_id, int64_t actor, int64_t delivered,
+                           int64_t read, int64_t now, struct wake_list *wake)
+{
+    int rc = db_exec("UPDATE user_streams SET last_pos = last_pos + 1 WHERE user_id = ?",
+                     DB_ARGS(DB_INT(user_id)));
+    if (rc < 0)
+        return rc;
+    rc = db_exec("INSERT INTO user_events (user_id, pos, type, thread_id, actor_id, delivered_seq, "
+                 "read_seq, created_at) SELECT user_id, last_pos, 3, ?, ?, ?, ?, ? "
+                 "FROM user_streams WHERE user_id = ?",
+                 DB_ARGS(DB_INT(thread_id), DB_INT(actor), DB_INT(delivered), DB_INT(read),
+                         DB_INT(now), DB_INT(user_id)));
+    if (rc == 0)
+        wake_add(wake, user_id);
+    return rc;
+}
+
+int events_receipt(int64_t thread_id, int64_t actor, int64_t from_seq, int64_t to_seq,
+                   int64_t delivered, int64_t read, int64_t now, struct wake_list *wake)
+{
+    struct db_res *r;
+    int rc = db_query("SELECT COUNT(*) FROM thread_members WHERE thread_id = ?", &r,
+                      DB_ARGS(DB_INT(thread_id)));
+    if (rc < 0)
+        return rc;
+    int64_t members = db_int(r, 0, 0);
+    db_res_free(r);
+    if (members <= receipt_fanout_max)
+        return events_to_members(thread_id, EVENT_RECEIPT, 0, actor, delivered, read, now, wake);
+    /* Users in ascending id order, as events_to_members locks them. */
+    rc = db_query("SELECT DISTINCT tm.owner_id FROM thread_members tm WHERE tm.thread_id = ? "
+                  "AND (tm.owner_id = ? OR tm.owner_id IN (SELECT m.sender_id FROM messages m "
+                  "WHERE m.thread_id = ? AND m.seq > ? AND m.seq <= ?)) ORDER BY tm.owner_id",
+                  &r,
+                  DB_ARGS(DB_INT(thread_id), DB_INT(actor), DB_INT(thread_id), DB_INT(from_seq),
+                          DB_INT(to_seq)));
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < r->nrows && rc == 0; i++)
+        rc = receipt_to_user(db_int(r, i, 0), thread_id, actor, delivered, read, now, wake);
+    db_res_free(r);
+    return rc;
+}
+
 int events_stream_create(int64_t user_id)
 {
     return db_exec("INSERT IGNORE INTO user_streams (user_id, last_pos) VALUES (?, 0)",
@@ -275,20 +324,21 @@ static int ack_tx(void *arg)
         return rc;
     for (int i = 0; i < r->nrows && rc == 0; i++) {
         int64_t thread_id = db_int(r, i, 0), seq = db_int(r, i, 1);
-        rc = db_exec("UPDATE thread_members SET last_delivered_seq = ? WHERE owner_id = ? "
-                     "AND thread_id = ? AND last_delivered_seq < ?",
-                     DB_ARGS(DB_INT(seq), DB_INT(c->user_id), DB_INT(thread_id), DB_INT(seq)));
-        if (rc < 0 || db_affected() == 0)
-            continue;
         struct db_res *m;
-        rc = db_query("SELECT last_read_seq FROM thread_members WHERE owner_id = ? AND thread_id = ?",
+        rc = db_query("SELECT last_delivered_seq, last_read_seq FROM thread_members "
+                      "WHERE owner_id = ? AND thread_id = ? FOR UPDATE",
                       &m, DB_ARGS(DB_INT(c->user_id), DB_INT(thread_id)));
         if (rc < 0)
             break;
-        int64_t read = m->nrows ? db_int(m, 0, 0) : 0;
+        int64_t old = m->nrows ? db_int(m, 0, 0) : seq, read = m->nrows ? db_int(m, 0, 1) : 0;
         db_res_free(m);
-        rc = events_to_members(thread_id, EVENT_RECEIPT, 0, c->user_id, seq, read, c->now,
-                               c->wake);
+        if (old >= seq) /* moved already, or no longer a member */
+            continue;
+        rc = db_exec("UPDATE thread_members SET last_delivered_seq = ? WHERE owner_id = ? "
+                     "AND thread_id = ?",
+                     DB_ARGS(DB_INT(seq), DB_INT(c->user_id), DB_INT(thread_id)));
+        if (rc == 0)
+            rc = events_receipt(thread_id, c->user_id, old, seq, seq, read, c->now, c->wake);
     }
     db_res_free(r);
     if (rc < 0)

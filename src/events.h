@@ -40,6 +40,20 @@ void wake_flush(struct wake_list *w);
 int events_to_members(int64_t thread_id, enum event_type type, int64_t seq, int64_t actor,
                       int64_t delivered, int64_t read, int64_t now, struct wake_list *wake);
 
+/* Sets the largest group whose members all get each other's receipt events
+ * (see events_receipt). Call once at start-up. */
+void events_init(int receipt_fanout_max);
+
+/* The receipts of member `actor` in thread_id moved to delivered/read; the
+ * messages newly covered are those with seq in (from_seq, to_seq]. In a
+ * thread of at most receipt_fanout_max members every member gets a receipt
+ * event (API.md); in a larger group only the actor's own devices and the
+ * senders of the newly covered messages do — the ones whose ticks change —
+ * so that one message to a big group does not cost members² events. Inside a
+ * transaction; users to wake go into wake. Returns DB_OK or DB_E*. */
+int events_receipt(int64_t thread_id, int64_t actor, int64_t from_seq, int64_t to_seq,
+                   int64_t delivered, int64_t read, int64_t now, struct wake_list *wake);
+
 /* Appends a thread event to one user's stream: after a change of the user's
  * own settings, or for a user who was just removed from the thread. */
 int events_thread_to_user(int64_t user_id, int64_t thread_id, int64_t now,

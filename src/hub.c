@@ -34,7 +34,7 @@ struct waiter {
     bool pending, timed_out, superseded, revoked;
     int64_t notified_us;    /* when a commit woke it, for the commit→wake metric */
     void *conn;
-    json_t *ephemeral;      /* array of events queued for this poll */
+    json_t *ephemeral;      /* events queued for this poll; NULL until the first */
     struct waiter *next;    /* in the user's list */
     size_t heap_index;      /* in the deadline heap */
 };
@@ -250,6 +250,14 @@ void hub_shutdown(void)
     pthread_join(timer, NULL);
 }
 
+/* Queues an ephemeral event (borrowed) to a waiter; under the lock. */
+static void queue_ephemeral(struct waiter *w, json_t *event)
+{
+    if (w->ephemeral == NULL)
+        w->ephemeral = json_array();
+    json_array_append(w->ephemeral, event);
+}
+
 /* --- registration --- */
 
 static struct user_entry *user_get(int64_t user_id, bool create)
@@ -274,14 +282,12 @@ struct waiter *hub_register(int64_t user_id, int64_t session_id, int64_t deadlin
     w->session_id = session_id;
     w->deadline_ms = deadline_ms;
     w->state = W_RUNNING;
-    w->ephemeral = json_array();
 
     void *resume = NULL;
     pthread_mutex_lock(&lock);
     struct user_entry *u = user_get(user_id, true);
     if (u == NULL || heap_push(w) < 0) {
         pthread_mutex_unlock(&lock);
-        json_decref(w->ephemeral);
         free(w);
         return NULL;
     }
@@ -303,7 +309,7 @@ struct waiter *hub_register(int64_t user_id, int64_t session_id, int64_t deadlin
         int i = (u->ring_next + k) % EPHEMERAL_RING;
         if (u->ring[i].event && u->ring[i].id > seen &&
             now - u->ring[i].at_ms < EPHEMERAL_KEEP_MS)
-            json_array_append(w->ephemeral, u->ring[i].event);
+            queue_ephemeral(w, u->ring[i].event);
     }
     pthread_mutex_unlock(&lock);
     if (resume)
@@ -335,8 +341,8 @@ bool hub_should_answer(struct waiter *w)
 json_t *hub_take_ephemeral(struct waiter *w)
 {
     pthread_mutex_lock(&lock);
-    json_t *events = w->ephemeral;
-    w->ephemeral = json_array();
+    json_t *events = w->ephemeral ? w->ephemeral : json_array();
+    w->ephemeral = NULL;
     /* Remember the newest ephemeral id this session has had. */
     int64_t newest = ephemeral_next_id - 1;
     if (json_array_size(events) > 0)
@@ -441,7 +447,7 @@ void hub_emit(const int64_t *user_ids, size_t n, json_t *event)
         u->ring[slot].at_ms = now;
         u->ring_next = (slot + 1) % EPHEMERAL_RING;
         for (struct waiter *w = u->waiters; w; w = w->next) {
-            json_array_append(w->ephemeral, event);
+            queue_ephemeral(w, event);
             batch_add(&batch, wake_locked(w));
         }
     }

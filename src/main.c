@@ -147,6 +147,7 @@ int main(int argc, char **argv)
         return 1;
     }
     retention_ms = (int64_t)cfg.event_retention_days * 86400000LL;
+    events_init(cfg.receipt_fanout_max);
     pthread_t janitor;
     if (presence_init(cfg.presence_window_s) < 0 || push_init(&cfg) < 0 ||
         pthread_create(&janitor, NULL, janitor_main, NULL) != 0 || http_start(&cfg) < 0)

@@ -165,3 +165,76 @@ def test_messages_that_came_while_away_are_delivered_once_a_device_polls_past_th
         time.sleep(0.1)
     assert alice.receipts(t)[bob.id] == {"user_id": bob.id, "delivered_seq": 2, "read_seq": 0}, \
         "bob's device polled with a cursor past both messages, yet they are not delivered"
+
+
+# --------------------------------------------------------------------------
+# Big groups: receipts go to the member and the senders they concern
+# --------------------------------------------------------------------------
+
+import tempfile  # noqa: E402
+
+import pytest  # noqa: E402
+
+from conftest import EnvServer, drain_inbox, make_user  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def small_fanout_server(db):
+    """A chatd on which groups of more than 3 members count as big."""
+    tmp = tempfile.mkdtemp(prefix="fanout-", dir=db.dir)
+    s = EnvServer(db, tmp, {"CHAT_RECEIPT_FANOUT_MAX": "3"})
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+        s.check_stderr()
+
+
+def receipts_in(user, since, thread_id):
+    events, _ = drain_inbox(user, since)
+    return [e for e, _ in events if e["type"] == "receipt" and e["thread_id"] == thread_id]
+
+
+def group_with_one_message(members, title):
+    """A group made by members[0], who then sends one message (seq 1)."""
+    creator = members[0]
+    st, body = creator.post("/v1/threads", {"member_ids": [m.id for m in members[1:]],
+                                            "title": title})
+    assert st == 201, body
+    tid = body["thread"]["id"]
+    st, m = creator.post(f"/v1/threads/{tid}/messages", {"client_msg_id": "m1", "body": "hi all"})
+    assert st == 201, m
+    return tid
+
+
+def test_in_a_big_group_a_read_reaches_the_sender_and_the_reader_only(small_fanout_server):
+    s = small_fanout_server
+    alice, bob, carol, dave = (make_user(s) for _ in range(4))
+    carol2 = carol.device("carol's phone")
+    tid = group_with_one_message([alice, bob, carol, dave], "big")
+    cursors = {u: inbox_cursor(u) for u in (alice, bob, carol2)}
+
+    st, _ = carol.post(f"/v1/threads/{tid}/read", {"seq": 1})
+    assert st == 204
+
+    mine = receipt(tid, carol.id, 1, 1)
+    assert mine in receipts_in(alice, cursors[alice], tid), "the sender must see the read"
+    assert mine in receipts_in(carol2, cursors[carol2], tid), "the reader's other device must"
+    assert [e for e in receipts_in(bob, cursors[bob], tid) if e["user_id"] == carol.id] == [], \
+        "in a big group a member who sent nothing gets no one else's receipts"
+    # The receipts list stays complete for everyone.
+    st, body = bob.get(f"/v1/threads/{tid}/receipts")
+    assert st == 200
+    assert {"user_id": carol.id, "delivered_seq": 1, "read_seq": 1} in body["receipts"]
+
+
+def test_in_a_small_group_every_member_hears_every_receipt(small_fanout_server):
+    s = small_fanout_server
+    alice, bob, carol = (make_user(s) for _ in range(3))
+    tid = group_with_one_message([alice, bob, carol], "small")
+    since = inbox_cursor(bob)
+    st, _ = carol.post(f"/v1/threads/{tid}/read", {"seq": 1})
+    assert st == 204
+    # bob sent nothing, yet within the fan-out limit he hears of carol's read.
+    assert receipt(tid, carol.id, 1, 1) in receipts_in(bob, since, tid)
