@@ -85,3 +85,8 @@ run-nginx: deps
 # The browser tests alone: headless Chromium through nginx (tests/e2e/run.sh).
 test-e2e: deps-test build/chatd
 	@tests/e2e/run.sh
+
+# Replay the #ubuntu IRC sample through a running `make run` (docs/demo.md;
+# CHAT_URL, SPEED, DEMO_FILES as in scripts/demo.sh).
+demo:
+	@scripts/demo.sh
