@@ -89,50 +89,67 @@ static char *thread_snapshot(int64_t thread_id)
     return s;
 }
 
-static int wake_members(int64_t thread_id, struct wake_list *wake)
+/* The members of thread_id, ascending, as a JSON array string (malloc'd)
+ * with each added to wake. A plain read: no row of thread_members is locked,
+ * so an append never waits on a member row another transaction holds (two
+ * members acknowledging in one thread would otherwise deadlock). */
+static char *members_json(int64_t thread_id, struct wake_list *wake)
 {
     struct db_res *r;
-    int rc = db_query("SELECT owner_id FROM thread_members WHERE thread_id = ?", &r,
-                      DB_ARGS(DB_INT(thread_id)));
-    if (rc < 0)
-        return rc;
-    for (int i = 0; i < r->nrows; i++)
+    if (db_query("SELECT owner_id FROM thread_members WHERE thread_id = ? ORDER BY owner_id", &r,
+                 DB_ARGS(DB_INT(thread_id))) < 0)
+        return NULL;
+    json_t *ids = json_array();
+    for (int i = 0; i < r->nrows; i++) {
+        json_array_append_new(ids, json_integer(db_int(r, i, 0)));
         wake_add(wake, db_int(r, i, 0));
+    }
     db_res_free(r);
-    return DB_OK;
+    char *s = json_dumps(ids, JSON_COMPACT);
+    json_decref(ids);
+    return s;
 }
 
 int events_to_members(int64_t thread_id, enum event_type type, int64_t seq, int64_t actor,
                       int64_t delivered, int64_t read, int64_t now, struct wake_list *wake)
 {
-    int rc = db_exec("UPDATE user_streams s JOIN thread_members tm ON tm.owner_id = s.user_id "
-                     "SET s.last_pos = s.last_pos + 1 WHERE tm.thread_id = ?",
-                     DB_ARGS(DB_INT(thread_id)));
+    char *ids = members_json(thread_id, wake);
+    if (ids == NULL)
+        return DB_ERR;
+    /* Stream rows are locked in ascending user order, as every appender does;
+     * the same list feeds the bump and the insert, so they always agree. */
+    int rc = db_exec("UPDATE user_streams s JOIN JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j "
+                     "ON j.id = s.user_id SET s.last_pos = s.last_pos + 1",
+                     DB_ARGS(DB_STR(ids)));
     if (rc < 0)
-        return rc;
+        goto done;
     if (type == EVENT_THREAD) {
         char *snap = thread_snapshot(thread_id);
-        if (snap == NULL)
-            return DB_ERR;
+        if (snap == NULL) {
+            rc = DB_ERR;
+            goto done;
+        }
         /* Each member's own settings at this moment come with the snapshot. */
         rc = db_exec("INSERT INTO user_events (user_id, pos, type, thread_id, read_seq, thread, "
                      "is_muted, nickname, created_at) "
-                     "SELECT s.user_id, s.last_pos, 2, ?, tm.last_read_seq, ?, tm.is_muted, "
-                     "tm.nickname, ? FROM user_streams s JOIN thread_members tm "
-                     "ON tm.owner_id = s.user_id WHERE tm.thread_id = ?",
-                     DB_ARGS(DB_INT(thread_id), DB_STR(snap), DB_INT(now), DB_INT(thread_id)));
+                     "SELECT s.user_id, s.last_pos, 2, ?, COALESCE(tm.last_read_seq, 0), ?, "
+                     "tm.is_muted, tm.nickname, ? FROM user_streams s "
+                     "JOIN JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j ON j.id = s.user_id "
+                     "LEFT JOIN thread_members tm ON tm.owner_id = s.user_id AND tm.thread_id = ?",
+                     DB_ARGS(DB_INT(thread_id), DB_STR(snap), DB_INT(now), DB_STR(ids),
+                             DB_INT(thread_id)));
         free(snap);
     } else {
         rc = db_exec("INSERT INTO user_events (user_id, pos, type, thread_id, seq, actor_id, "
                      "delivered_seq, read_seq, created_at) "
                      "SELECT s.user_id, s.last_pos, ?, ?, ?, ?, ?, ?, ? FROM user_streams s "
-                     "JOIN thread_members tm ON tm.owner_id = s.user_id WHERE tm.thread_id = ?",
+                     "JOIN JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j ON j.id = s.user_id",
                      DB_ARGS(DB_INT(type), DB_INT(thread_id), DB_INT(seq), DB_INT(actor),
-                             DB_INT(delivered), DB_INT(read), DB_INT(now), DB_INT(thread_id)));
+                             DB_INT(delivered), DB_INT(read), DB_INT(now), DB_STR(ids)));
     }
-    if (rc < 0)
-        return rc;
-    return wake_members(thread_id, wake);
+done:
+    free(ids);
+    return rc;
 }
 
 int events_thread_to_user(int64_t user_id, int64_t thread_id, int64_t now,
