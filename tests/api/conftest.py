@@ -21,6 +21,7 @@ Helpers (import them from conftest)
   problem(r, status, code)  asserts an RFC 9457 answer
   raw_http(server, method, path, ...)  one request with the path sent as is
 """
+import contextlib
 import http.client
 import json
 import os
@@ -250,22 +251,27 @@ def server(db):
         pytest.fail("chatd failed:\n" + "\n\n".join(SERVER_PROBLEMS), pytrace=False)
 
 
+# Every fixture that runs a chatd; _chatd_survives watches those a test used.
+SERVER_FIXTURES = ("server", "push_server", "presence_server", "small_fanout_server")
+
+
 @pytest.fixture(autouse=True)
 def _chatd_survives(request):
-    """After each test: if chatd died during it (a crash, a sanitizer abort),
-    fail that test with chatd's stderr, and start chatd again so that the
-    rest of the session still tests something. The death stays in
-    SERVER_PROBLEMS, so the session fails too."""
+    """After each test: if a chatd it used died during it (a crash, a
+    sanitizer abort), fail that test with chatd's stderr, and start that chatd
+    again so that the rest of the session still tests something. The death
+    stays in SERVER_PROBLEMS, so the session fails too."""
     yield
-    if "server" not in request.fixturenames:
-        return
-    s = request.getfixturevalue("server")
-    if s.proc is not None and s.proc.poll() is not None:
-        status, text = s.proc.returncode, s.stderr_text()
-        s.stop()  # records the death
-        s.start()
-        pytest.fail(f"chatd died (status {status}) during this test; its stderr:\n{text}",
-                    pytrace=False)
+    for name in SERVER_FIXTURES:
+        if name not in request.fixturenames:
+            continue
+        s = request.getfixturevalue(name)
+        if s.proc is not None and s.proc.poll() is not None:
+            status, text = s.proc.returncode, s.stderr_text()
+            s.stop()  # records the death
+            s.start()
+            pytest.fail(f"chatd ({name}) died (status {status}) during this test; its stderr:\n"
+                        f"{text}", pytrace=False)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -782,21 +788,6 @@ def push_server(db, push_keys, push_fake):
                     pytrace=False)
 
 
-@pytest.fixture(autouse=True)
-def _push_chatd_survives(request):
-    """As _chatd_survives, for the push chatd."""
-    yield
-    if "push_server" not in request.fixturenames:
-        return
-    s = request.getfixturevalue("push_server")
-    if s.proc is not None and s.proc.poll() is not None:
-        status, text = s.proc.returncode, s.stderr_text()
-        s.stop()  # records the death
-        s.start()
-        pytest.fail(f"chatd (push) died (status {status}) during this test; its stderr:\n"
-                    f"{text}", pytrace=False)
-
-
 # --------------------------------------------------------------------------
 # The inbox (long-poll) helpers, and a second chatd with other settings
 # --------------------------------------------------------------------------
@@ -1040,6 +1031,19 @@ class EnvServer(Server):
         return env
 
 
+@contextlib.contextmanager
+def env_server(db, prefix, extra_env):
+    """A second chatd on the session's database with extra settings, for a
+    module fixture; stopped, and its stderr checked, when the block ends."""
+    s = EnvServer(db, tempfile.mkdtemp(prefix=prefix, dir=db.dir), extra_env)
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+        s.check_stderr()
+
+
 SHORT_PRESENCE_WINDOW_S = 2
 
 
@@ -1049,11 +1053,5 @@ def presence_server(db):
     Users made on it (make_user(presence_server)) live in the same database,
     but parked polls, presence and typing are per process: a test using it
     does everything through it."""
-    tmp = tempfile.mkdtemp(prefix="presence-", dir=db.dir)
-    s = EnvServer(db, tmp, {"CHAT_PRESENCE_WINDOW_S": str(SHORT_PRESENCE_WINDOW_S)})
-    try:
-        s.start()
+    with env_server(db, "presence-", {"CHAT_PRESENCE_WINDOW_S": str(SHORT_PRESENCE_WINDOW_S)}) as s:
         yield s
-    finally:
-        s.stop()
-        s.check_stderr()

@@ -19,21 +19,6 @@ from conftest import (SHORT_PRESENCE_WINDOW_S as WINDOW, DURABLE_TYPES, Client, 
 SLACK = 8  # seconds allowed beyond what the contract names
 
 
-@pytest.fixture(autouse=True)
-def _presence_chatd_survives(request):
-    """As conftest's _chatd_survives, for the presence chatd."""
-    yield
-    if "presence_server" not in request.fixturenames:
-        return
-    s = request.getfixturevalue("presence_server")
-    if s.proc is not None and s.proc.poll() is not None:
-        status, text = s.proc.returncode, s.stderr_text()
-        s.stop()  # records the death
-        s.start()
-        pytest.fail(f"chatd (presence) died (status {status}) during this test; its stderr:\n"
-                    f"{text}", pytrace=False)
-
-
 def users_on(srv, n):
     with ThreadPoolExecutor(4) as ex:
         return list(ex.map(lambda _: make_user(srv), range(n)))

@@ -171,24 +171,16 @@ def test_messages_that_came_while_away_are_delivered_once_a_device_polls_past_th
 # Big groups: receipts go to the member and the senders they concern
 # --------------------------------------------------------------------------
 
-import tempfile  # noqa: E402
-
 import pytest  # noqa: E402
 
-from conftest import EnvServer, drain_inbox, make_user  # noqa: E402
+from conftest import drain_inbox, env_server, make_user  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def small_fanout_server(db):
     """A chatd on which groups of more than 3 members count as big."""
-    tmp = tempfile.mkdtemp(prefix="fanout-", dir=db.dir)
-    s = EnvServer(db, tmp, {"CHAT_RECEIPT_FANOUT_MAX": "3"})
-    try:
-        s.start()
+    with env_server(db, "fanout-", {"CHAT_RECEIPT_FANOUT_MAX": "3"}) as s:
         yield s
-    finally:
-        s.stop()
-        s.check_stderr()
 
 
 def receipts_in(user, since, thread_id):
