@@ -63,15 +63,30 @@ json_t *view_presence(int64_t user_id, int64_t db_last_seen)
     "FROM thread_members tm JOIN threads t ON t.id = tm.thread_id "                           \
     "LEFT JOIN messages m ON m.thread_id = t.id AND m.seq = t.last_seq "
 
-static json_t *thread_row(const struct db_res *r, int row)
+json_t *view_id_list(const char *csv)
 {
-    json_t *members = json_array();
-    const char *list = db_str(r, row, 9);
-    for (const char *p = list; p && *p;) {
-        json_array_append_new(members, json_integer(strtoll(p, NULL, 10)));
+    json_t *ids = json_array();
+    for (const char *p = csv; p && *p;) {
+        json_array_append_new(ids, json_integer(strtoll(p, NULL, 10)));
         p = strchr(p, ',');
         p = p ? p + 1 : NULL;
     }
+    return ids;
+}
+
+char *ids_json(const int64_t *ids, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_integer(ids[i]));
+    char *s = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    return s;
+}
+
+static json_t *thread_row(const struct db_res *r, int row)
+{
+    json_t *members = view_id_list(db_str(r, row, 9));
     int64_t last_seq = db_int(r, row, 5), read_seq = db_int(r, row, 8);
     json_t *msg = view_message_row(r, row, 10);
     const char *title = db_str(r, row, 2), *nick = db_str(r, row, 7);

@@ -17,7 +17,7 @@
 
 #define GROUP_MAX_MEMBERS 1024
 
-enum { NOT_FOUND = 1, NOT_ALLOWED = 2, NOT_GROUP = 3, NOT_VALID = 4, TOO_MANY = 5 };
+enum { NOT_FOUND = 1, NOT_ALLOWED = 2, NOT_GROUP = 3, TOO_MANY = 4 };
 
 /* Columns that make a user view, as SQL, for `u` an alias of users. */
 #define USER_COLS "u.id, u.username, u.display_name"
@@ -27,6 +27,14 @@ json_t *view_user_row(const struct db_res *r, int row, int col);
 
 /* Loads user id as a view into *out. Returns 0, NOT_FOUND or DB_E*. */
 int view_user(int64_t id, json_t **out);
+
+/* The JSON array of ids in a comma-separated list ("3,7,12", as
+ * GROUP_CONCAT gives it; NULL or "" is empty). New reference. */
+json_t *view_id_list(const char *csv);
+
+/* ids[0..n) as a JSON array string, the form JSON_TABLE reads (malloc'd,
+ * caller frees; NULL when out of memory). */
+char *ids_json(const int64_t *ids, size_t n);
 
 /* {thread_id, seq, sender_id, client_msg_id, body, created_at} from six
  * columns starting at col; NULL when the seq column is NULL. */

@@ -94,16 +94,12 @@ void members_add(struct request *req, struct response *res)
     size_t n;
     if (body == NULL || !jv_ids(res, body, "user_ids", JV_REQUIRED, GROUP_MAX_MEMBERS, &ids, &n))
         return;
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, json_integer(ids[i]));
+    char *list = ids_json(ids, n);
     free(ids);
-    char *ids_json = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
     struct add_ctx c = {.caller = req->user_id, .thread_id = thread_id, .now = now_ms(),
-                        .ids_json = ids_json, .nids = n};
+                        .ids_json = list, .nids = n};
     int rc = tx_and_wake(add_tx, &c, &c.wake);
-    free(ids_json);
+    free(list);
     if (rc < 0)
         return resp_db_error(res, rc);
     if (rc == NOT_FOUND)

@@ -69,17 +69,12 @@ static int group_create_tx(void *arg)
  * (malloc'd, caller frees), with its length in *n. */
 static char *others_json(int64_t *ids, size_t *n, int64_t me)
 {
-    json_t *arr = json_array();
     size_t k = 0;
     for (size_t i = 0; i < *n; i++)
-        if (ids[i] != me) {
+        if (ids[i] != me)
             ids[k++] = ids[i];
-            json_array_append_new(arr, json_integer(ids[i]));
-        }
     *n = k;
-    char *s = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
-    return s;
+    return ids_json(ids, k);
 }
 
 void threads_create(struct request *req, struct response *res)

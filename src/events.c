@@ -62,12 +62,7 @@ static json_t *thread_shared(int64_t thread_id)
         return NULL;
     json_t *t = NULL;
     if (r->nrows) {
-        json_t *members = json_array();
-        for (const char *p = db_str(r, 0, 6); p && *p;) {
-            json_array_append_new(members, json_integer(strtoll(p, NULL, 10)));
-            p = strchr(p, ',');
-            p = p ? p + 1 : NULL;
-        }
+        json_t *members = view_id_list(db_str(r, 0, 6));
         const char *title = db_str(r, 0, 2);
         json_t *msg = view_message_row(r, 0, 7);
         t = json_pack("{s:I, s:s, s:o, s:o, s:I, s:I, s:I, s:o}", "id",
