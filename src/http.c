@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,16 @@
 /* Serves static files (handlers/static.c). */
 void static_serve(struct request *req, struct response *res);
 
+/* A deferred answer's hand-over between the HTTP thread (which suspends the
+ * connection) and the thread that completes the work (which resumes it):
+ * whichever comes second resumes, so there is exactly one resume per
+ * suspend whatever the order. */
+enum { DEFER_PENDING, DEFER_SLEEPING, DEFER_DONE };
+struct defer {
+    _Atomic int state;
+    struct MHD_Connection *conn;
+};
+
 /* One request in flight. */
 struct exchange {
     struct request req;
@@ -39,6 +50,7 @@ struct exchange {
     int64_t started_us;
     const struct route *route; /* set once routed: a resumed long-poll runs it again */
     size_t slot;               /* metrics slot */
+    struct defer defer;
 };
 
 static struct MHD_Daemon *daemon_;
@@ -187,9 +199,27 @@ static size_t dispatch(struct MHD_Connection *conn, struct exchange *ex)
     return slot;
 }
 
-/* Sends the answer, or suspends the connection and hands it to the hub. */
+void req_defer_done(struct defer *d)
+{
+    if (atomic_exchange(&d->state, DEFER_DONE) == DEFER_SLEEPING)
+        MHD_resume_connection(d->conn);
+}
+
+/* Sends the answer, or suspends the connection and hands it to the hub, or
+ * (a deferred answer not yet done) suspends it until req_defer_done(). */
 static enum MHD_Result finish(struct MHD_Connection *conn, struct exchange *ex)
 {
+    if (ex->res.deferred) {
+        if (atomic_load(&ex->defer.state) != DEFER_DONE) {
+            ex->defer.conn = conn;
+            MHD_suspend_connection(conn);
+            int expected = DEFER_PENDING;
+            if (!atomic_compare_exchange_strong(&ex->defer.state, &expected, DEFER_SLEEPING))
+                MHD_resume_connection(conn); /* done meanwhile */
+            return MHD_YES;
+        }
+        ex->res.deferred = false;
+    }
     if (ex->res.parked) {
         ex->res.parked = false;
         MHD_suspend_connection(conn);
@@ -220,6 +250,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         ex->started_us = mono_us();
         ex->req.method = method;
         ex->req.path = url;
+        ex->req.defer = &ex->defer;
+        atomic_init(&ex->defer.state, DEFER_PENDING);
         resp_init(&ex->res);
         *con_cls = ex;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -256,6 +288,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     }
     if (ex->res.status == 413 && ex->too_large && ex->res.json)
         return MHD_YES; /* already answered on the first call */
+    if (ex->res.deferred) /* resumed: the deferred answer is ready */
+        return finish(conn, ex);
     if (ex->req.park) {
         /* A parked long-poll was resumed: run its handler again. */
         resp_clear(&ex->res);

@@ -21,6 +21,7 @@
 #include "migrate.h"
 #include "presence.h"
 #include "push.h"
+#include "sendq.h"
 #include <curl/curl.h>
 #include "events.h"
 #include "util.h"
@@ -150,6 +151,7 @@ int main(int argc, char **argv)
     events_init(cfg.receipt_fanout_max);
     pthread_t janitor;
     if (presence_init(cfg.presence_window_s) < 0 || push_init(&cfg) < 0 ||
+        sendq_start(cfg.send_workers, cfg.send_batch_max) < 0 ||
         pthread_create(&janitor, NULL, janitor_main, NULL) != 0 || http_start(&cfg) < 0)
         return 1;
     char host[64];
@@ -160,6 +162,7 @@ int main(int argc, char **argv)
     int sig;
     sigwait(&sigs, &sig);
     log_info("chatd: signal %d, stopping", sig);
+    sendq_stop(); /* stores and answers what is queued; later sends run inline */
     http_stop();
     janitor_running = false;
     pthread_join(janitor, NULL);

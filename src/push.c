@@ -68,6 +68,18 @@ int push_queue_message(int64_t thread_id, int64_t seq, int64_t sender, int64_t n
                            DB_INT(sender)));
 }
 
+int push_queue_messages(const char *messages)
+{
+    return db_exec("INSERT INTO push_jobs (user_id, thread_id, seq, kind, due_at, created_at) "
+                   "SELECT tm.owner_id, tm.thread_id, j.q, 1, j.n + ?, j.n FROM JSON_TABLE(?, "
+                   "'$[*]' COLUMNS (t BIGINT PATH '$[0]', q BIGINT PATH '$[1]', "
+                   "s BIGINT PATH '$[2]', n BIGINT PATH '$[3]')) j "
+                   "JOIN thread_members tm ON tm.thread_id = j.t AND tm.owner_id <> j.s "
+                   "WHERE EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = tm.owner_id "
+                   "AND s.push_token IS NOT NULL)",
+                   DB_ARGS(DB_INT(grace_ms), DB_STR(messages)));
+}
+
 int push_queue_clear(int64_t user_id, int64_t thread_id, int64_t seq, int64_t reader_session,
                      int64_t now)
 {

@@ -26,6 +26,11 @@ void push_shutdown(void);
  * DB_E*. */
 int push_queue_message(int64_t thread_id, int64_t seq, int64_t sender, int64_t now_ms);
 
+/* Inside a batch of sends: push_queue_message for every message listed in
+ * `messages`, a JSON array of [thread_id, seq, sender_id, created_at_ms]
+ * arrays, in one statement. Returns DB_OK or DB_E*. */
+int push_queue_messages(const char *messages);
+
 /* Inside the read transaction: a clear job for user's devices other than
  * reader_session, when any has a token. Returns DB_OK or DB_E*. */
 int push_queue_clear(int64_t user_id, int64_t thread_id, int64_t seq, int64_t reader_session,

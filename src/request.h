@@ -35,6 +35,7 @@ struct request {
     int64_t session_id;                 /* the caller's session, 0 on public routes */
     const char *route;                  /* the route's pattern, for metrics */
     void *park;                         /* glue's handle for a parked long-poll */
+    struct defer *defer;                /* glue's handle for a deferred answer */
 };
 
 /* How the glue answers: a JSON body, a file, or nothing. */
@@ -49,7 +50,18 @@ struct response {
     char allow[64];           /* Allow header for 405 */
     int retry_after_s;        /* Retry-After header when > 0 */
     bool parked;              /* the handler parked the request (long-poll) */
+    bool deferred;            /* another thread answers later: req_defer_done() */
 };
+
+/* A deferred answer: a handler that hands its work to another thread sets
+ * res->deferred before handing it over and then leaves the response alone;
+ * the other thread fills the response and calls req_defer_done(req->defer)
+ * exactly once, after which it must touch neither the request nor the
+ * response. The glue suspends the connection meanwhile (no HTTP thread
+ * waits) and sends the answer once both sides are done; callable from any
+ * thread. */
+struct defer;
+void req_defer_done(struct defer *d);
 
 /* Initialises a response: status 500, no body, no file. */
 void resp_init(struct response *res);

@@ -239,3 +239,62 @@ def test_concurrent_registrations_of_one_name(server):
     for r in rs:
         if r.status == 409:
             problem(r, 409, "username_taken")
+
+
+def test_d_mixed_concurrent_sends_each_get_their_own_answer(new_users):
+    """Sends made at the same moment are stored together (group commit), yet
+    each gets the answer it would get alone: a stranger's send is 404, a send
+    across a block 403, a retry of a stored message 200 with that message,
+    and the rest 201 with gap-free seqs per thread; the stream of every
+    member holds each stored message once, in seq order, and nothing else."""
+    from conftest import drain_inbox, inbox_cursor
+    a, b, c, d, x = new_users(5)
+    g = a.group(b, c, title="mixed batch")["id"]
+    ab = a.direct(b)["id"]
+    cd = c.direct(d)["id"]
+    assert d.put(f"/v1/blocks/{c.id}").status == 204   # c → d is refused now
+    old = a.say(g, "stored before", cmid="old")
+    cursors = {u.id: inbox_cursor(u) for u in (a, b, c, d)}
+
+    calls, want = [], []
+    for i in range(6):
+        calls.append(lambda i=i: fresh_session(a).send(g, f"a{i}", cmid=f"a{i}"))
+        want.append(("new", g))
+        calls.append(lambda i=i: fresh_session(b).send(ab, f"b{i}", cmid=f"b{i}"))
+        want.append(("new", ab))
+    for i in range(3):
+        calls.append(lambda: fresh_session(x).send(g, "stranger"))
+        want.append(("404", None))
+        calls.append(lambda: fresh_session(c).send(cd, "blocked"))
+        want.append(("403", None))
+        calls.append(lambda: fresh_session(a).send(g, "retry", cmid="old"))
+        want.append(("old", None))
+    rs = at_once(calls)
+
+    seqs = {g: [], ab: []}
+    for (kind, tid), r in zip(want, rs):
+        if kind == "new":
+            assert r.status == 201, r
+            assert r.body["message"]["thread_id"] == tid
+            seqs[tid].append(r.body["message"]["seq"])
+        elif kind == "404":
+            problem(r, 404, "not_found")
+        elif kind == "403":
+            problem(r, 403, "blocked")
+        else:
+            assert r.status == 200 and r.body["message"] == old, r
+    assert sorted(seqs[g]) == list(range(2, 8))
+    assert sorted(seqs[ab]) == list(range(1, 7))
+    assert c.thread(cd)["last_seq"] == 0
+    # every member's stream: each new message once, per thread in seq order
+    for u, threads in ((a, (g, ab)), (b, (g, ab)), (c, (g,)), (d, ())):
+        events, _ = drain_inbox(u, cursors[u.id])
+        got = [(e["message"]["thread_id"], e["message"]["seq"])
+               for e, _ in events if e["type"] == "message"]
+        assert sorted(got) == sorted((t, s) for t in threads for s in seqs[t]), (u, got)
+        for t in threads:
+            per = [s for tid, s in got if tid == t]
+            assert per == sorted(per), (u, t, per)
+    # the sender's own position moved with its last message
+    assert a.thread(g)["unread_count"] == 0 and b.thread(ab)["unread_count"] == 0
+    assert c.thread(g)["unread_count"] == 7
