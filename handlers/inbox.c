@@ -1,14 +1,16 @@
 /* inbox.c — GET /v1/inbox, the long-poll (API.md "The inbox").
  *
  * The handler may run several times for one request. First run: check the
- * cursor, record the device's acknowledgement (which moves delivered
- * receipts), register with the hub, then read. Whenever a read finds nothing
+ * cursor and hand the device's acknowledgement (which moves delivered
+ * receipts) to the acknowledgement batch; once it is stored, the second run
+ * registers with the hub, then reads. Whenever a read finds nothing
  * and the poll may still wait, the handler sets res->parked and the glue
  * suspends the connection; a wake-up resumes it and the handler runs again
  * (hub_begin, read, answer or park again). Registering before the first read
  * is what makes a commit between the read and the park impossible to miss. */
 #include <stdio.h>
 
+#include "acks.h"
 #include "common.h"
 #include "events.h"
 #include "handlers.h"
@@ -63,13 +65,19 @@ void inbox_get(struct request *req, struct response *res)
         return resp_problem(res, 410, "cursor_expired", "the cursor is not one this server gave");
 
     if (w == NULL) {
-        if (cursor_check(req, res, since) < 0)
-            return;
-        struct wake_list wake = {0};
-        int rc = events_ack(req->user_id, since, &wake);
-        wake_flush(&wake);
-        if (rc < 0)
-            return resp_db_error(res, rc);
+        /* First run: check the cursor and hand the acknowledgement to the
+         * batch (acks.c); the handler runs again once it is stored. */
+        if (req->stage == 0) {
+            if (cursor_check(req, res, since) < 0)
+                return;
+            req->stage = 1;
+            if (!acks_submit(req->user_id, since, &req->defer_rc, req->defer)) {
+                res->deferred = res->rerun = true;
+                return;
+            }
+        }
+        if (req->defer_rc < 0)
+            return resp_db_error(res, req->defer_rc);
         if (timeout > 0) {
             w = hub_register(req->user_id, req->session_id, mono_ms() + timeout * 1000);
             if (w == NULL)

@@ -19,12 +19,10 @@
 #include "sendq.h"
 
 #include <jansson.h>
-#include <pthread.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "batchq.h"
 #include "common.h"
 #include "db.h"
 #include "events.h"
@@ -52,60 +50,9 @@ struct batch {
     struct bthread *threads; /* ascending ids */
     int nthreads;
     char *thread_ids; /* the ids as a JSON array */
+    struct event_batch events;
     struct wake_list wake;
 };
-
-/* A growing string of JSON built by hand (integers and commas only). */
-struct sbuf {
-    char *s;
-    size_t len, cap;
-    bool failed;
-};
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        size_t room = b->cap - b->len;
-        int n = b->s ? vsnprintf(b->s + b->len, room, fmt, ap) : -1;
-        va_end(ap);
-        if (n >= 0 && (size_t)n < room) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        while (n >= 0 && cap < b->len + (size_t)n + 1)
-            cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (s == NULL) {
-            b->failed = true;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-}
-
-/* Opens a list, or separates its next item. */
-static void sb_item(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_item(struct sbuf *b, const char *fmt, ...)
-{
-    char item[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(item, sizeof item, fmt, ap);
-    va_end(ap);
-    sb_printf(b, "%s%s", b->len ? "," : "[", item);
-}
-
-/* Closes the list; returns the string (owned by b) or NULL when out of memory. */
-static const char *sb_done(struct sbuf *b)
-{
-    sb_printf(b, "%s", b->len ? "]" : "[]");
-    return b->failed ? NULL : b->s;
-}
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -358,80 +305,18 @@ static int store_messages(struct batch *b)
 }
 
 /* Step 5b: one message event per member and message, and the members to
- * wake. Each stream is bumped once by its count; its events take the
- * positions just below the new end, in the batch's order. */
+ * wake. */
 static int append_events(struct batch *b)
 {
-    size_t nusers = 0, cap = 0;
-    int64_t *users = NULL;
-    for (int k = 0; k < b->nthreads; k++) {
-        struct bthread *t = &b->threads[k];
-        if (!t->touched)
-            continue;
-        if (nusers + (size_t)t->nmembers > cap) {
-            cap = (nusers + (size_t)t->nmembers) * 2;
-            int64_t *u = realloc(users, cap * sizeof *u);
-            if (u == NULL) {
-                free(users);
-                return DB_ERR;
-            }
-            users = u;
-        }
-        memcpy(users + nusers, t->members, (size_t)t->nmembers * sizeof *users);
-        nusers += (size_t)t->nmembers;
-    }
-    qsort(users, nusers, sizeof *users, cmp_i64);
-    size_t u = 0;
-    for (size_t i = 0; i < nusers; i++)
-        if (u == 0 || users[u - 1] != users[i])
-            users[u++] = users[i];
-    nusers = u;
-    int *count = calloc(nusers ? nusers : 1, sizeof *count);
-    int *seen = calloc(nusers ? nusers : 1, sizeof *seen);
-    if (count == NULL || seen == NULL) {
-        free(users), free(count), free(seen);
-        return DB_ERR;
-    }
-    for (int i = 0; i < b->n; i++) {
-        struct bthread *t = &b->threads[b->jobs[i]->thread];
-        if (b->jobs[i]->status == 201)
-            for (int m = 0; m < t->nmembers; m++)
-                count[find_i64(users, (int)nusers, t->members[m])]++;
-    }
-    struct sbuf counts = {0}, events = {0};
-    for (size_t i = 0; i < nusers; i++) {
-        sb_item(&counts, "[%lld,%d]", (long long)users[i], count[i]);
-        wake_add(&b->wake, users[i]);
-    }
     for (int i = 0; i < b->n; i++) {
         struct send_job *j = b->jobs[i];
         struct bthread *t = &b->threads[j->thread];
-        if (j->status != 201)
-            continue;
-        for (int m = 0; m < t->nmembers; m++) {
-            int x = find_i64(users, (int)nusers, t->members[m]);
-            int back = count[x] - 1 - seen[x]++;
-            sb_item(&events, "[%lld,%d,%lld,%lld,%lld]", (long long)users[x], back,
-                    (long long)j->thread_id, (long long)j->seq, (long long)j->now);
-        }
+        if (j->status == 201)
+            for (int m = 0; m < t->nmembers; m++)
+                evb_add(&b->events, t->members[m], EVENT_MESSAGE, j->thread_id, j->seq, 0, 0, 0,
+                        j->now);
     }
-    free(users), free(count), free(seen);
-    const char *cs = sb_done(&counts), *es = sb_done(&events);
-    int rc = cs && es ? db_exec("UPDATE user_streams s JOIN JSON_TABLE(?, '$[*]' COLUMNS "
-                                "(u BIGINT PATH '$[0]', c BIGINT PATH '$[1]')) j "
-                                "ON j.u = s.user_id SET s.last_pos = s.last_pos + j.c",
-                                DB_ARGS(DB_STR(cs)))
-                      : DB_ERR;
-    if (rc == 0)
-        rc = db_exec("INSERT INTO user_events (user_id, pos, type, thread_id, seq, created_at) "
-                     "SELECT STRAIGHT_JOIN s.user_id, s.last_pos - j.b, 1, j.t, j.q, j.n "
-                     "FROM JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT PATH '$[0]', "
-                     "b BIGINT PATH '$[1]', t BIGINT PATH '$[2]', q BIGINT PATH '$[3]', "
-                     "n BIGINT PATH '$[4]')) j JOIN user_streams s ON s.user_id = j.u",
-                     DB_ARGS(DB_STR(es)));
-    free(counts.s);
-    free(events.s);
-    return rc;
+    return evb_flush(&b->events, &b->wake);
 }
 
 /* Step 5c: the push outbox. */
@@ -454,6 +339,7 @@ static int batch_tx(void *arg)
 {
     struct batch *b = arg;
     wake_reset(&b->wake);
+    evb_reset(&b->events);
     for (int i = 0; i < b->n; i++) {
         struct send_job *j = b->jobs[i];
         json_decref(j->message);
@@ -534,6 +420,7 @@ static void batch_free(struct batch *b)
         free(b->threads[k].members);
     free(b->threads);
     free(b->thread_ids);
+    evb_free(&b->events);
     wake_reset(&b->wake);
     wake_flush(&b->wake);
 }
@@ -599,98 +486,24 @@ static void run_jobs(struct send_job **jobs, int n)
         answer(jobs[i]);
 }
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static struct send_job **queue; /* a ring of queue_cap */
-static size_t queue_head, queue_len, queue_cap;
-static pthread_t *workers;
-static int nworkers, batch_max;
-static bool accepting;
+static struct batchq queue;
 
-static void *worker_main(void *arg)
+static void run_batch(void **jobs, int n) { run_jobs((struct send_job **)jobs, n); }
+
+int sendq_start(int workers, int batch_max)
 {
-    (void)arg;
-    struct send_job **jobs = malloc((size_t)batch_max * sizeof *jobs);
-    for (;;) {
-        pthread_mutex_lock(&mu);
-        while (queue_len == 0 && accepting)
-            pthread_cond_wait(&cv, &mu);
-        int n = 0;
-        while (queue_len > 0 && n < batch_max) {
-            jobs[n++] = queue[queue_head];
-            queue_head = (queue_head + 1) % queue_cap;
-            queue_len--;
-        }
-        pthread_mutex_unlock(&mu);
-        if (n == 0)
-            break; /* stopping, and nothing left */
-        run_jobs(jobs, n);
-    }
-    free(jobs);
-    return NULL;
+    return batchq_start(&queue, "sendq", workers, batch_max, run_batch);
 }
 
-int sendq_start(int nw, int bmax)
-{
-    batch_max = bmax;
-    if (nw == 0)
-        return 0;
-    queue_cap = 1024;
-    queue = malloc(queue_cap * sizeof *queue);
-    workers = calloc((size_t)nw, sizeof *workers);
-    if (queue == NULL || workers == NULL)
-        return -1;
-    accepting = true;
-    for (; nworkers < nw; nworkers++)
-        if (pthread_create(&workers[nworkers], NULL, worker_main, NULL) != 0) {
-            sendq_stop();
-            return -1;
-        }
-    return 0;
-}
-
-void sendq_stop(void)
-{
-    pthread_mutex_lock(&mu);
-    accepting = false;
-    pthread_cond_broadcast(&cv);
-    pthread_mutex_unlock(&mu);
-    for (int i = 0; i < nworkers; i++)
-        pthread_join(workers[i], NULL);
-    nworkers = 0;
-    free(workers);
-    workers = NULL;
-    free(queue);
-    queue = NULL;
-    queue_len = queue_cap = queue_head = 0;
-}
+void sendq_stop(void) { batchq_stop(&queue); }
 
 void sendq_submit(struct send_job *j)
 {
-    pthread_mutex_lock(&mu);
-    if (accepting) {
-        if (queue_len == queue_cap) {
-            /* Grow the ring, keeping its order. */
-            struct send_job **q = malloc(queue_cap * 2 * sizeof *q);
-            if (q != NULL) {
-                for (size_t i = 0; i < queue_len; i++)
-                    q[i] = queue[(queue_head + i) % queue_cap];
-                free(queue);
-                queue = q;
-                queue_head = 0;
-                queue_cap *= 2;
-            }
-        }
-        if (queue_len < queue_cap) {
-            j->res->deferred = true;
-            queue[(queue_head + queue_len) % queue_cap] = j;
-            queue_len++;
-            pthread_cond_signal(&cv);
-            pthread_mutex_unlock(&mu);
-            return;
-        }
-    }
-    pthread_mutex_unlock(&mu);
+    /* Set before the hand-over: a worker may answer at once. */
+    j->res->deferred = true;
+    if (batchq_push(&queue, j))
+        return;
+    j->res->deferred = false;
     j->defer = NULL;
     run_jobs(&j, 1);
 }

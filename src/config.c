@@ -45,6 +45,8 @@ static const struct cfg_entry table[] = {
      "threads storing sends in batches (group commit); 0 = one transaction per message"},
     {"send_batch_max", INT(send_batch_max), "256", 1, 4096,
      "most messages stored in one transaction"},
+    {"ack_workers", INT(ack_workers), "2", 0, 64,
+     "threads storing inbox acknowledgements in batches; 0 = one transaction each"},
     {"hash_concurrency", INT(hash_concurrency), "4", 1, 256,
      "password hashes computed at once (19 MiB of memory each)"},
     {"session_idle_days", INT(session_idle_days), "90", 0, 36500,

@@ -47,6 +47,98 @@ void wake_flush(struct wake_list *w)
     memset(w, 0, sizeof *w);
 }
 
+struct evb_item {
+    int64_t user_id, thread_id, seq, actor, delivered, read, now;
+    int type;
+    size_t order; /* the order of adding, for a stable sort */
+};
+
+void evb_add(struct event_batch *b, int64_t user_id, enum event_type type, int64_t thread_id,
+             int64_t seq, int64_t actor, int64_t delivered, int64_t read, int64_t now)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        struct evb_item *items = realloc(b->items, cap * sizeof *items);
+        if (items == NULL) {
+            b->failed = true;
+            return;
+        }
+        b->items = items;
+        b->cap = cap;
+    }
+    b->items[b->n] = (struct evb_item){user_id, thread_id, seq, actor, delivered, read, now,
+                                       (int)type, b->n};
+    b->n++;
+}
+
+static int cmp_item(const void *x, const void *y)
+{
+    const struct evb_item *a = x, *b = y;
+    if (a->user_id != b->user_id)
+        return a->user_id < b->user_id ? -1 : 1;
+    return a->order < b->order ? -1 : a->order > b->order;
+}
+
+int evb_flush(struct event_batch *b, struct wake_list *wake)
+{
+    if (b->failed) {
+        evb_reset(b);
+        return DB_ERR;
+    }
+    if (b->n == 0)
+        return DB_OK;
+    /* By user (ascending: the order every appender locks streams in), then
+     * in the order added. */
+    qsort(b->items, b->n, sizeof *b->items, cmp_item);
+    struct sbuf counts = {0}, events = {0};
+    for (size_t i = 0; i < b->n;) {
+        size_t k = i;
+        while (k < b->n && b->items[k].user_id == b->items[i].user_id)
+            k++;
+        sb_item(&counts, "[%lld,%zu]", (long long)b->items[i].user_id, k - i);
+        wake_add(wake, b->items[i].user_id);
+        for (size_t e = i; e < k; e++) {
+            const struct evb_item *v = &b->items[e];
+            sb_item(&events, "[%lld,%zu,%d,%lld,%lld,%lld,%lld,%lld,%lld]", (long long)v->user_id,
+                    k - 1 - e, v->type, (long long)v->thread_id, (long long)v->seq,
+                    (long long)v->actor, (long long)v->delivered, (long long)v->read,
+                    (long long)v->now);
+        }
+        i = k;
+    }
+    const char *cs = sb_done(&counts), *es = sb_done(&events);
+    int rc = cs && es ? db_exec("UPDATE user_streams s JOIN JSON_TABLE(?, '$[*]' COLUMNS "
+                                "(u BIGINT PATH '$[0]', c BIGINT PATH '$[1]')) j "
+                                "ON j.u = s.user_id SET s.last_pos = s.last_pos + j.c",
+                                DB_ARGS(DB_STR(cs)))
+                      : DB_ERR;
+    if (rc == 0)
+        rc = db_exec("INSERT INTO user_events (user_id, pos, type, thread_id, seq, actor_id, "
+                     "delivered_seq, read_seq, created_at) SELECT STRAIGHT_JOIN s.user_id, "
+                     "s.last_pos - j.b, j.y, j.t, j.q, j.a, j.d, j.r, j.n FROM JSON_TABLE(?, "
+                     "'$[*]' COLUMNS (u BIGINT PATH '$[0]', b BIGINT PATH '$[1]', "
+                     "y INT PATH '$[2]', t BIGINT PATH '$[3]', q BIGINT PATH '$[4]', "
+                     "a BIGINT PATH '$[5]', d BIGINT PATH '$[6]', r BIGINT PATH '$[7]', "
+                     "n BIGINT PATH '$[8]')) j JOIN user_streams s ON s.user_id = j.u",
+                     DB_ARGS(DB_STR(es)));
+    free(counts.s);
+    free(events.s);
+    evb_reset(b);
+    return rc;
+}
+
+void evb_reset(struct event_batch *b)
+{
+    b->n = 0;
+    b->failed = false;
+}
+
+void evb_free(struct event_batch *b)
+{
+    free(b->items);
+    memset(b, 0, sizeof *b);
+}
+
 /* The shared part of a thread as every member sees it now (id, kind,
  * title, member_ids, created_at, updated_at, last_seq, last_message), as a
  * new JSON object, or NULL when the thread is gone or the query failed. */
@@ -309,62 +401,6 @@ int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t 
 fail:
     db_res_free(r);
     return rc;
-}
-
-struct ack_ctx {
-    int64_t user_id, pos, now;
-    struct wake_list *wake;
-};
-
-static int ack_tx(void *arg)
-{
-    struct ack_ctx *c = arg;
-    wake_reset(c->wake);
-    struct db_res *r;
-    int rc = db_query("SELECT acked_pos FROM user_acks WHERE user_id = ? FOR UPDATE", &r,
-                      DB_ARGS(DB_INT(c->user_id)));
-    if (rc < 0)
-        return rc;
-    int64_t acked = r->nrows ? db_int(r, 0, 0) : 0;
-    db_res_free(r);
-    if (c->pos <= acked)
-        return 0;
-    rc = db_query("SELECT thread_id, MAX(seq) FROM user_events WHERE user_id = ? AND pos > ? "
-                  "AND pos <= ? AND type = 1 GROUP BY thread_id ORDER BY thread_id",
-                  &r, DB_ARGS(DB_INT(c->user_id), DB_INT(acked), DB_INT(c->pos)));
-    if (rc < 0)
-        return rc;
-    for (int i = 0; i < r->nrows && rc == 0; i++) {
-        int64_t thread_id = db_int(r, i, 0), seq = db_int(r, i, 1);
-        struct db_res *m;
-        rc = db_query("SELECT last_delivered_seq, last_read_seq FROM thread_members "
-                      "WHERE owner_id = ? AND thread_id = ? FOR UPDATE",
-                      &m, DB_ARGS(DB_INT(c->user_id), DB_INT(thread_id)));
-        if (rc < 0)
-            break;
-        int64_t old = m->nrows ? db_int(m, 0, 0) : seq, read = m->nrows ? db_int(m, 0, 1) : 0;
-        db_res_free(m);
-        if (old >= seq) /* moved already, or no longer a member */
-            continue;
-        rc = db_exec("UPDATE thread_members SET last_delivered_seq = ? WHERE owner_id = ? "
-                     "AND thread_id = ?",
-                     DB_ARGS(DB_INT(seq), DB_INT(c->user_id), DB_INT(thread_id)));
-        if (rc == 0)
-            rc = events_receipt(thread_id, c->user_id, old, seq, seq, read, c->now, c->wake);
-    }
-    db_res_free(r);
-    if (rc < 0)
-        return rc;
-    return db_exec("INSERT INTO user_acks (user_id, acked_pos) VALUES (?, ?) "
-                   "ON DUPLICATE KEY UPDATE acked_pos = GREATEST(acked_pos, VALUES(acked_pos))",
-                   DB_ARGS(DB_INT(c->user_id), DB_INT(c->pos)));
-}
-
-int events_ack(int64_t user_id, int64_t pos, struct wake_list *wake)
-{
-    struct ack_ctx c = {.user_id = user_id, .pos = pos,
-                        .now = now_ms(), .wake = wake};
-    return db_tx(ack_tx, &c);
 }
 
 int64_t events_prune(int64_t cutoff_ms, int batch)

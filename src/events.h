@@ -11,6 +11,7 @@
 #define CHAT_EVENTS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,28 @@ void wake_reset(struct wake_list *w);
 /* Wakes the listed users' parked polls and empties the list. */
 void wake_flush(struct wake_list *w);
 
+/* Events gathered by a batch (of sends, of acknowledgements) and appended in
+ * two statements whatever their number: each stream is bumped once by its
+ * count, and its events take the positions just below its new end, in the
+ * order they were added. Zero-initialise. */
+struct event_batch {
+    struct evb_item *items;
+    size_t n, cap;
+    bool failed; /* memory ran out: evb_flush fails */
+};
+
+/* Adds one event for user_id (fields as in events_to_members). */
+void evb_add(struct event_batch *b, int64_t user_id, enum event_type type, int64_t thread_id,
+             int64_t seq, int64_t actor, int64_t delivered, int64_t read, int64_t now);
+
+/* Appends every added event inside the caller's transaction, adds their
+ * users to wake, and empties the batch. Returns DB_OK or DB_E*. */
+int evb_flush(struct event_batch *b, struct wake_list *wake);
+
+/* Empties the batch (a transaction is being retried) / frees its memory. */
+void evb_reset(struct event_batch *b);
+void evb_free(struct event_batch *b);
+
 /* Appends one event to the stream of every member of thread_id. For
  * EVENT_MESSAGE seq is the message; for EVENT_RECEIPT actor, delivered and
  * read describe the member whose receipts moved; otherwise pass 0. An
@@ -41,7 +64,8 @@ int events_to_members(int64_t thread_id, enum event_type type, int64_t seq, int6
                       int64_t delivered, int64_t read, int64_t now, struct wake_list *wake);
 
 /* Sets the largest group whose members all get each other's receipt events
- * (see events_receipt). Call once at start-up. */
+ * (see events_receipt). Call once at start-up. Batched acknowledgements
+ * (acks.c) follow the same rule. */
 void events_init(int receipt_fanout_max);
 
 /* The receipts of member `actor` in thread_id moved to delivered/read; the
@@ -71,12 +95,6 @@ int events_head(int64_t user_id, int64_t *last_pos, int64_t *oldest_pos);
  * event objects appended to the array out; *next is the position of the last
  * one returned (unchanged when none). Returns DB_OK or DB_E*. */
 int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t *next);
-
-/* Records that a device of user acknowledged the stream up to `pos`: every
- * message between the user's previous acknowledgement mark and pos counts as
- * delivered, moving delivered_seq forward and appending receipt events (users
- * to wake go into wake). Runs its own transaction. Returns DB_OK or DB_E*. */
-int events_ack(int64_t user_id, int64_t pos, struct wake_list *wake);
 
 /* Deletes events older than cutoff_ms, at most batch rows per call; returns
  * the number deleted or DB_E*. */

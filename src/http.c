@@ -209,7 +209,7 @@ void req_defer_done(struct defer *d)
  * (a deferred answer not yet done) suspends it until req_defer_done(). */
 static enum MHD_Result finish(struct MHD_Connection *conn, struct exchange *ex)
 {
-    if (ex->res.deferred) {
+    while (ex->res.deferred) {
         if (atomic_load(&ex->defer.state) != DEFER_DONE) {
             ex->defer.conn = conn;
             MHD_suspend_connection(conn);
@@ -219,6 +219,12 @@ static enum MHD_Result finish(struct MHD_Connection *conn, struct exchange *ex)
             return MHD_YES;
         }
         ex->res.deferred = false;
+        atomic_store(&ex->defer.state, DEFER_PENDING);
+        if (!ex->res.rerun)
+            break;
+        resp_clear(&ex->res);
+        resp_init(&ex->res);
+        ex->route->handler(&ex->req, &ex->res);
     }
     if (ex->res.parked) {
         ex->res.parked = false;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "acks.h"
 #include "auth.h"
 #include "config.h"
 #include "db.h"
@@ -152,6 +153,7 @@ int main(int argc, char **argv)
     pthread_t janitor;
     if (presence_init(cfg.presence_window_s) < 0 || push_init(&cfg) < 0 ||
         sendq_start(cfg.send_workers, cfg.send_batch_max) < 0 ||
+        acks_start(cfg.ack_workers, cfg.send_batch_max, cfg.receipt_fanout_max) < 0 ||
         pthread_create(&janitor, NULL, janitor_main, NULL) != 0 || http_start(&cfg) < 0)
         return 1;
     char host[64];
@@ -162,7 +164,8 @@ int main(int argc, char **argv)
     int sig;
     sigwait(&sigs, &sig);
     log_info("chatd: signal %d, stopping", sig);
-    sendq_stop(); /* stores and answers what is queued; later sends run inline */
+    sendq_stop(); /* store and answer what is queued; later ones run inline */
+    acks_stop();
     http_stop();
     janitor_running = false;
     pthread_join(janitor, NULL);

@@ -36,6 +36,8 @@ struct request {
     const char *route;                  /* the route's pattern, for metrics */
     void *park;                         /* glue's handle for a parked long-poll */
     struct defer *defer;                /* glue's handle for a deferred answer */
+    int stage;                          /* the handler's progress across runs, from 0 */
+    int defer_rc;                       /* the result of deferred work, for the next run */
 };
 
 /* How the glue answers: a JSON body, a file, or nothing. */
@@ -51,6 +53,7 @@ struct response {
     int retry_after_s;        /* Retry-After header when > 0 */
     bool parked;              /* the handler parked the request (long-poll) */
     bool deferred;            /* another thread answers later: req_defer_done() */
+    bool rerun;               /* with deferred: once done, run the handler again */
 };
 
 /* A deferred answer: a handler that hands its work to another thread sets
@@ -59,7 +62,9 @@ struct response {
  * exactly once, after which it must touch neither the request nor the
  * response. The glue suspends the connection meanwhile (no HTTP thread
  * waits) and sends the answer once both sides are done; callable from any
- * thread. */
+ * thread. With res->rerun also set, the glue does not send the response but
+ * runs the handler again (with a fresh response; req->stage tells it where it
+ * was, req->defer_rc may carry the other thread's result). */
 struct defer;
 void req_defer_done(struct defer *d);
 

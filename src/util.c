@@ -3,6 +3,9 @@
  * Pure functions, unit-tested in tests/unit/test_util.c. */
 #include "util.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -110,4 +113,43 @@ size_t utf8_prefix(const char *s, size_t len, size_t max)
     while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
         cut--;
     return cut;
+}
+
+void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+    while (!b->failed) {
+        va_list ap;
+        va_start(ap, fmt);
+        size_t room = b->cap - b->len;
+        int n = b->s ? vsnprintf(b->s + b->len, room, fmt, ap) : -1;
+        va_end(ap);
+        if (n >= 0 && (size_t)n < room) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap ? b->cap * 2 : 1024;
+        while (n >= 0 && cap < b->len + (size_t)n + 1)
+            cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (s == NULL)
+            b->failed = true;
+        else
+            b->s = s, b->cap = cap;
+    }
+}
+
+void sb_item(struct sbuf *b, const char *fmt, ...)
+{
+    char item[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(item, sizeof item, fmt, ap);
+    va_end(ap);
+    sb_printf(b, "%s%s", b->len ? "," : "[", item);
+}
+
+const char *sb_done(struct sbuf *b)
+{
+    sb_printf(b, "%s", b->len ? "]" : "[]");
+    return b->failed ? NULL : b->s;
 }

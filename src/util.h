@@ -35,4 +35,23 @@ size_t utf8_chars(const char *s, size_t len);
  * ends on a character boundary. */
 size_t utf8_prefix(const char *s, size_t len, size_t max);
 
+/* A growing string, for JSON lists built by hand (numbers only: nothing is
+ * escaped). Zero-initialise; free(b.s) when done. */
+struct sbuf {
+    char *s;
+    size_t len, cap;
+    bool failed; /* memory ran out: the string is incomplete */
+};
+
+/* Appends printf-formatted text. */
+void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Appends one item of a JSON list: "[" before the first, "," before others.
+ * An item is at most 255 bytes. */
+void sb_item(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Closes the list ("[]" when empty) and returns the string, owned by b, or
+ * NULL when memory ran out. */
+const char *sb_done(struct sbuf *b);
+
 #endif

@@ -1,0 +1,380 @@
+/* acks.c — acknowledgements of inbox cursors in batches (acks.h).
+ *
+ * One batch, one transaction, a fixed number of statements:
+ *   1. lock the users' acknowledgement marks (user_acks, ascending users);
+ *   2. find, per user and thread, the newest message event between the mark
+ *      and the new position;
+ *   3. lock those member rows (FOR UPDATE) and keep the ones whose
+ *      delivered_seq moves forward; move them;
+ *   4. receipt events: in a thread of at most receipt_fanout_max members to
+ *      every member, in a bigger one to the member and to the senders of the
+ *      newly delivered messages (one query for all such moves);
+ *   5. move the marks.
+ * A batch that fails after its retries is split into single users. */
+#include "acks.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "batchq.h"
+#include "db.h"
+#include "events.h"
+#include "log.h"
+#include "util.h"
+
+struct ack_job {
+    int64_t user_id, pos;
+    int *rc;
+    struct defer *defer;
+};
+
+/* One member whose delivered_seq moves. */
+struct move {
+    int64_t user_id, thread_id, old, seq, read;
+};
+
+struct ack_batch {
+    int64_t *users, *pos, *acked; /* unique users, ascending; their new and old marks */
+    int nusers;
+    struct move *moves;
+    int nmoves;
+    struct event_batch events;
+    struct wake_list wake;
+};
+
+static int fanout_max = 32;
+static struct batchq queue;
+
+static int cmp_job(const void *x, const void *y)
+{
+    const struct ack_job *a = *(struct ack_job *const *)x, *b = *(struct ack_job *const *)y;
+    return a->user_id < b->user_id ? -1 : a->user_id > b->user_id;
+}
+
+static int find_user(const struct ack_batch *b, int64_t user_id)
+{
+    int lo = 0, hi = b->nusers - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (b->users[mid] == user_id)
+            return mid;
+        if (b->users[mid] < user_id)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
+/* Steps 1–3: the marks, the newest messages past them, the member rows. */
+static int find_moves(struct ack_batch *b)
+{
+    struct sbuf ids = {0};
+    for (int i = 0; i < b->nusers; i++)
+        sb_item(&ids, "%lld", (long long)b->users[i]);
+    const char *s = sb_done(&ids);
+    struct db_res *r;
+    int rc = s ? db_query("SELECT STRAIGHT_JOIN a.user_id, a.acked_pos FROM JSON_TABLE(?, '$[*]' "
+                          "COLUMNS (id BIGINT PATH '$')) j JOIN user_acks a ON a.user_id = j.id "
+                          "FOR UPDATE",
+                          &r, DB_ARGS(DB_STR(s)))
+               : DB_ERR;
+    free(ids.s);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < b->nusers; i++)
+        b->acked[i] = 0;
+    for (int row = 0; row < r->nrows; row++) {
+        int i = find_user(b, db_int(r, row, 0));
+        if (i >= 0)
+            b->acked[i] = db_int(r, row, 1);
+    }
+    db_res_free(r);
+
+    struct sbuf ranges = {0};
+    for (int i = 0; i < b->nusers; i++)
+        if (b->pos[i] > b->acked[i])
+            sb_item(&ranges, "[%lld,%lld,%lld]", (long long)b->users[i], (long long)b->acked[i],
+                    (long long)b->pos[i]);
+    if (ranges.len == 0)
+        return DB_OK;
+    s = sb_done(&ranges);
+    rc = s ? db_query("SELECT STRAIGHT_JOIN e.user_id, e.thread_id, MAX(e.seq) FROM JSON_TABLE(?, "
+                      "'$[*]' COLUMNS (u BIGINT PATH '$[0]', f BIGINT PATH '$[1]', "
+                      "p BIGINT PATH '$[2]')) j JOIN user_events e ON e.user_id = j.u "
+                      "AND e.pos > j.f AND e.pos <= j.p WHERE e.type = 1 "
+                      "GROUP BY e.user_id, e.thread_id ORDER BY e.user_id, e.thread_id",
+                      &r, DB_ARGS(DB_STR(s)))
+           : DB_ERR;
+    free(ranges.s);
+    if (rc < 0)
+        return rc;
+    b->moves = realloc(b->moves, (size_t)(r->nrows ? r->nrows : 1) * sizeof *b->moves);
+    if (b->moves == NULL) {
+        db_res_free(r);
+        return DB_ERR;
+    }
+    struct sbuf pairs = {0};
+    for (int row = 0; row < r->nrows; row++) {
+        b->moves[row] = (struct move){.user_id = db_int(r, row, 0),
+                                      .thread_id = db_int(r, row, 1),
+                                      .seq = db_int(r, row, 2), .old = -1};
+        sb_item(&pairs, "[%lld,%lld]", (long long)b->moves[row].user_id,
+                (long long)b->moves[row].thread_id);
+    }
+    int n = r->nrows;
+    db_res_free(r);
+    if (n == 0) {
+        free(pairs.s);
+        return DB_OK;
+    }
+    s = sb_done(&pairs);
+    rc = s ? db_query("SELECT STRAIGHT_JOIN tm.owner_id, tm.thread_id, tm.last_delivered_seq, "
+                      "tm.last_read_seq FROM JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT PATH '$[0]', "
+                      "t BIGINT PATH '$[1]')) j JOIN thread_members tm ON tm.owner_id = j.u "
+                      "AND tm.thread_id = j.t FOR UPDATE",
+                      &r, DB_ARGS(DB_STR(s)))
+           : DB_ERR;
+    free(pairs.s);
+    if (rc < 0)
+        return rc;
+    /* Both lists are in (user, thread) order. */
+    for (int row = 0, m = 0; row < r->nrows; row++) {
+        int64_t u = db_int(r, row, 0), t = db_int(r, row, 1);
+        while (m < n && (b->moves[m].user_id < u ||
+                         (b->moves[m].user_id == u && b->moves[m].thread_id < t)))
+            m++;
+        if (m < n && b->moves[m].user_id == u && b->moves[m].thread_id == t) {
+            b->moves[m].old = db_int(r, row, 2);
+            b->moves[m].read = db_int(r, row, 3);
+        }
+    }
+    db_res_free(r);
+    /* Keep the members (a row was found) whose position moves forward. */
+    b->nmoves = 0;
+    for (int m = 0; m < n; m++)
+        if (b->moves[m].old >= 0 && b->moves[m].old < b->moves[m].seq)
+            b->moves[b->nmoves++] = b->moves[m];
+    return DB_OK;
+}
+
+/* Members of a thread, ascending (the result rows from..to of r). */
+struct span {
+    int64_t thread_id;
+    int from, to;
+};
+
+static const struct span *span_of(const struct span *spans, int n, int64_t thread_id)
+{
+    for (int i = 0; i < n; i++)
+        if (spans[i].thread_id == thread_id)
+            return &spans[i];
+    return NULL;
+}
+
+/* Step 4: the receipt events of the moves. */
+static int add_receipts(struct ack_batch *b, int64_t now)
+{
+    struct sbuf ids = {0};
+    int64_t *threads = malloc((size_t)b->nmoves * sizeof *threads);
+    if (threads == NULL)
+        return DB_ERR;
+    int nthreads = 0;
+    for (int m = 0; m < b->nmoves; m++) {
+        bool seen = false;
+        for (int k = 0; k < nthreads && !seen; k++)
+            seen = threads[k] == b->moves[m].thread_id;
+        if (!seen) {
+            threads[nthreads++] = b->moves[m].thread_id;
+            sb_item(&ids, "%lld", (long long)b->moves[m].thread_id);
+        }
+    }
+    free(threads);
+    const char *s = sb_done(&ids);
+    struct db_res *r;
+    int rc = s ? db_query("SELECT STRAIGHT_JOIN tm.thread_id, tm.owner_id FROM JSON_TABLE(?, "
+                          "'$[*]' COLUMNS (id BIGINT PATH '$')) j JOIN thread_members tm "
+                          "ON tm.thread_id = j.id ORDER BY tm.thread_id, tm.owner_id",
+                          &r, DB_ARGS(DB_STR(s)))
+               : DB_ERR;
+    free(ids.s);
+    if (rc < 0)
+        return rc;
+    struct span *spans = malloc((size_t)nthreads * sizeof *spans);
+    int nspans = 0;
+    for (int row = 0; spans && row < r->nrows; row++) {
+        if (nspans == 0 || spans[nspans - 1].thread_id != db_int(r, row, 0))
+            spans[nspans++] = (struct span){db_int(r, row, 0), row, row};
+        spans[nspans - 1].to = row + 1;
+    }
+    /* Small threads: every member. Big ones: listed for the senders query. */
+    struct sbuf big = {0};
+    for (int m = 0; spans && m < b->nmoves; m++) {
+        const struct move *v = &b->moves[m];
+        const struct span *sp = span_of(spans, nspans, v->thread_id);
+        if (sp == NULL)
+            continue;
+        if (sp->to - sp->from <= fanout_max) {
+            for (int row = sp->from; row < sp->to; row++)
+                evb_add(&b->events, db_int(r, row, 1), EVENT_RECEIPT, v->thread_id, 0, v->user_id,
+                        v->seq, v->read, now);
+        } else {
+            evb_add(&b->events, v->user_id, EVENT_RECEIPT, v->thread_id, 0, v->user_id, v->seq,
+                    v->read, now);
+            sb_item(&big, "[%d,%lld,%lld,%lld]", m, (long long)v->thread_id, (long long)v->old,
+                    (long long)v->seq);
+        }
+    }
+    if (spans == NULL || big.len == 0) {
+        free(spans);
+        db_res_free(r);
+        free(big.s);
+        return spans ? DB_OK : DB_ERR;
+    }
+    s = sb_done(&big);
+    struct db_res *senders;
+    rc = s ? db_query("SELECT DISTINCT j.i, m.sender_id FROM JSON_TABLE(?, '$[*]' COLUMNS "
+                      "(i INT PATH '$[0]', t BIGINT PATH '$[1]', f BIGINT PATH '$[2]', "
+                      "q BIGINT PATH '$[3]')) j JOIN messages m ON m.thread_id = j.t "
+                      "AND m.seq > j.f AND m.seq <= j.q ORDER BY j.i, m.sender_id",
+                      &senders, DB_ARGS(DB_STR(s)))
+           : DB_ERR;
+    free(big.s);
+    if (rc == 0) {
+        for (int row = 0; row < senders->nrows; row++) {
+            int m = (int)db_int(senders, row, 0);
+            int64_t sender = db_int(senders, row, 1);
+            if (m < 0 || m >= b->nmoves || sender == b->moves[m].user_id)
+                continue;
+            const struct move *v = &b->moves[m];
+            /* Only a sender who is still a member. */
+            const struct span *sp = span_of(spans, nspans, v->thread_id);
+            bool member = false;
+            for (int k = sp->from; k < sp->to && !member; k++)
+                member = db_int(r, k, 1) == sender;
+            if (member)
+                evb_add(&b->events, sender, EVENT_RECEIPT, v->thread_id, 0, v->user_id, v->seq,
+                        v->read, now);
+        }
+        db_res_free(senders);
+    }
+    free(spans);
+    db_res_free(r);
+    return rc;
+}
+
+static int ack_tx(void *arg)
+{
+    struct ack_batch *b = arg;
+    wake_reset(&b->wake);
+    evb_reset(&b->events);
+    b->nmoves = 0;
+    int rc = find_moves(b);
+    if (rc < 0)
+        return rc;
+    int64_t now = now_ms();
+    if (b->nmoves > 0) {
+        struct sbuf moves = {0};
+        for (int m = 0; m < b->nmoves; m++)
+            sb_item(&moves, "[%lld,%lld,%lld]", (long long)b->moves[m].user_id,
+                    (long long)b->moves[m].thread_id, (long long)b->moves[m].seq);
+        const char *s = sb_done(&moves);
+        rc = s ? db_exec("UPDATE thread_members tm JOIN JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT "
+                         "PATH '$[0]', t BIGINT PATH '$[1]', q BIGINT PATH '$[2]')) j "
+                         "ON tm.owner_id = j.u AND tm.thread_id = j.t "
+                         "SET tm.last_delivered_seq = GREATEST(tm.last_delivered_seq, j.q)",
+                         DB_ARGS(DB_STR(s)))
+               : DB_ERR;
+        free(moves.s);
+        if (rc < 0 || (rc = add_receipts(b, now)) < 0 ||
+            (rc = evb_flush(&b->events, &b->wake)) < 0)
+            return rc;
+    }
+    struct sbuf marks = {0};
+    for (int i = 0; i < b->nusers; i++)
+        if (b->pos[i] > b->acked[i])
+            sb_item(&marks, "[%lld,%lld]", (long long)b->users[i], (long long)b->pos[i]);
+    if (marks.len == 0)
+        return DB_OK;
+    const char *s = sb_done(&marks);
+    rc = s ? db_exec("INSERT INTO user_acks (user_id, acked_pos) SELECT j.u, j.p FROM "
+                     "JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT PATH '$[0]', p BIGINT PATH '$[1]')) j "
+                     "ON DUPLICATE KEY UPDATE acked_pos = GREATEST(acked_pos, VALUES(acked_pos))",
+                     DB_ARGS(DB_STR(s)))
+           : DB_ERR;
+    free(marks.s);
+    return rc;
+}
+
+/* Stores jobs[0..n) (sorted here by user) as one transaction, or one user at
+ * a time if that fails; wakes, answers (sets *rc, hands over) and frees. */
+static void run_jobs(struct ack_job **jobs, int n)
+{
+    qsort(jobs, (size_t)n, sizeof *jobs, cmp_job);
+    struct ack_batch b = {0};
+    b.users = malloc((size_t)n * sizeof *b.users);
+    b.pos = malloc((size_t)n * sizeof *b.pos);
+    b.acked = malloc((size_t)n * sizeof *b.acked);
+    int rc = DB_ERR;
+    if (b.users && b.pos && b.acked) {
+        for (int i = 0; i < n; i++) {
+            if (b.nusers && b.users[b.nusers - 1] == jobs[i]->user_id) {
+                if (jobs[i]->pos > b.pos[b.nusers - 1])
+                    b.pos[b.nusers - 1] = jobs[i]->pos;
+                continue;
+            }
+            b.users[b.nusers] = jobs[i]->user_id;
+            b.pos[b.nusers++] = jobs[i]->pos;
+        }
+        rc = db_tx(ack_tx, &b);
+    }
+    if (rc < 0 && b.nusers > 1) {
+        log_warn("acks: a batch of %d failed (%d); storing them user by user", n, rc);
+        for (int i = 0; i < n;) {
+            int k = i;
+            while (k < n && jobs[k]->user_id == jobs[i]->user_id)
+                k++;
+            run_jobs(&jobs[i], k - i);
+            i = k;
+        }
+    } else {
+        if (rc < 0)
+            wake_reset(&b.wake);
+        wake_flush(&b.wake);
+        for (int i = 0; i < n; i++) {
+            *jobs[i]->rc = rc;
+            if (jobs[i]->defer)
+                req_defer_done(jobs[i]->defer);
+            free(jobs[i]);
+        }
+    }
+    wake_reset(&b.wake);
+    wake_flush(&b.wake);
+    evb_free(&b.events);
+    free(b.users), free(b.pos), free(b.acked), free(b.moves);
+}
+
+static void run_batch(void **jobs, int n) { run_jobs((struct ack_job **)jobs, n); }
+
+int acks_start(int workers, int batch_max, int receipt_fanout_max)
+{
+    fanout_max = receipt_fanout_max;
+    return batchq_start(&queue, "acks", workers, batch_max, run_batch);
+}
+
+void acks_stop(void) { batchq_stop(&queue); }
+
+bool acks_submit(int64_t user_id, int64_t pos, int *rc, struct defer *d)
+{
+    struct ack_job *j = malloc(sizeof *j);
+    if (j == NULL) {
+        *rc = DB_ERR;
+        return true;
+    }
+    *j = (struct ack_job){user_id, pos, rc, d};
+    if (batchq_push(&queue, j))
+        return false;
+    j->defer = NULL;
+    run_jobs(&j, 1);
+    return true;
+}

@@ -1,0 +1,32 @@
+/* acks.h — acknowledgements of inbox cursors, stored in batches (group
+ * commit, docs/group-commit.md).
+ *
+ * A poll with `since` acknowledges its user's stream up to that position:
+ * every message between the user's previous acknowledgement mark and the new
+ * one counts as delivered, moving the member's delivered_seq and appending
+ * receipt events (events_receipt's fan-out rule). Acknowledgements that
+ * arrive together are stored in one transaction; several of one user count
+ * once, with the furthest position. */
+#ifndef CHAT_ACKS_H
+#define CHAT_ACKS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "request.h"
+
+/* Starts `workers` threads taking up to batch_max acknowledgements at a
+ * time; 0 workers stores each in its caller's thread. Returns 0 or -1. */
+int acks_start(int workers, int batch_max, int receipt_fanout_max);
+
+/* Stores what is queued and stops the workers; later acknowledgements run
+ * in their caller's thread. */
+void acks_stop(void);
+
+/* Records that a device of user_id acknowledged its stream up to pos.
+ * Returns true when done already, with *rc = DB_OK or DB_E*; or false when
+ * queued: a worker then sets *rc and calls req_defer_done(d), and the caller
+ * must defer its answer (res->deferred). *rc must live until then. */
+bool acks_submit(int64_t user_id, int64_t pos, int *rc, struct defer *d);
+
+#endif
