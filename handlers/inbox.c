@@ -1,7 +1,7 @@
 /* inbox.c — GET /v1/inbox, the long-poll (API.md "The inbox").
  *
- * The handler may run several times for one request. First run: check the
- * cursor and hand the device's acknowledgement (which moves delivered
+ * The handler may run several times for one request. First run: hand the
+ * cursor check and the device's acknowledgement (which moves delivered
  * receipts) to the acknowledgement batch; once it is stored, the second run
  * registers with the hub, then reads. Whenever a read finds nothing
  * and the poll may still wait, the handler sets res->parked and the glue
@@ -26,24 +26,6 @@ static void answer(struct response *res, json_t *events, int64_t next)
     resp_json(res, 200, json_pack("{s:o, s:s}", "events", events, "next", cursor));
 }
 
-/* Checks `since` against the stream: 0, or answers 410 and returns -1. */
-static int cursor_check(struct request *req, struct response *res, int64_t since)
-{
-    int64_t last, oldest;
-    int rc = events_head(req->user_id, &last, &oldest);
-    if (rc < 0) {
-        resp_db_error(res, rc);
-        return -1;
-    }
-    bool pruned = oldest ? since < oldest - 1 : since < last;
-    if (since > last || pruned) {
-        resp_problem(res, 410, "cursor_expired",
-                     "the cursor is unknown or too old; reload over REST and poll without since");
-        return -1;
-    }
-    return 0;
-}
-
 void inbox_get(struct request *req, struct response *res)
 {
     int64_t timeout, limit, since;
@@ -65,17 +47,19 @@ void inbox_get(struct request *req, struct response *res)
         return resp_problem(res, 410, "cursor_expired", "the cursor is not one this server gave");
 
     if (w == NULL) {
-        /* First run: check the cursor and hand the acknowledgement to the
+        /* First run: hand the cursor check and the acknowledgement to the
          * batch (acks.c); the handler runs again once it is stored. */
         if (req->stage == 0) {
-            if (cursor_check(req, res, since) < 0)
-                return;
             req->stage = 1;
             if (!acks_submit(req->user_id, since, &req->defer_rc, req->defer)) {
                 res->deferred = res->rerun = true;
                 return;
             }
         }
+        if (req->defer_rc == ACK_CURSOR_EXPIRED)
+            return resp_problem(res, 410, "cursor_expired",
+                                "the cursor is unknown or too old; reload over REST and poll "
+                                "without since");
         if (req->defer_rc < 0)
             return resp_db_error(res, req->defer_rc);
         if (timeout > 0) {

@@ -134,6 +134,7 @@ void sessions_delete_current(struct request *req, struct response *res)
     int rc = db_exec("DELETE FROM sessions WHERE id = ?", DB_ARGS(DB_INT(req->session_id)));
     if (rc < 0)
         return resp_db_error(res, rc);
+    auth_session_forget(req->session_id);
     hub_end_session(req->session_id);
     resp_empty(res, 204);
 }
@@ -146,6 +147,7 @@ void sessions_delete(struct request *req, struct response *res)
         return resp_db_error(res, rc);
     if (db_affected() == 0)
         return resp_problem(res, 404, "not_found", "no session %lld", (long long)req->params[0]);
+    auth_session_forget(req->params[0]);
     hub_end_session(req->params[0]);
     resp_empty(res, 204);
 }

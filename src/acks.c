@@ -1,6 +1,8 @@
 /* acks.c — acknowledgements of inbox cursors in batches (acks.h).
  *
  * One batch, one transaction, a fixed number of statements:
+ *   0. check each cursor against its stream (last position, oldest kept);
+ *      a device's cursor that is not one gets ACK_CURSOR_EXPIRED;
  *   1. lock the users' acknowledgement marks (user_acks, ascending users);
  *   2. find, per user and thread, the newest message event between the mark
  *      and the new position;
@@ -34,6 +36,9 @@ struct move {
 };
 
 struct ack_batch {
+    struct ack_job **jobs; /* by user */
+    int n;
+    int *result; /* per job: DB_OK or ACK_CURSOR_EXPIRED */
     int64_t *users, *pos, *acked; /* unique users, ascending; their new and old marks */
     int nusers;
     struct move *moves;
@@ -66,6 +71,45 @@ static int find_user(const struct ack_batch *b, int64_t user_id)
     return -1;
 }
 
+/* Step 0: checks each job's cursor; sets b->pos to the furthest valid one
+ * of each user (0: none). */
+static int check_cursors(struct ack_batch *b, const char *ids)
+{
+    struct db_res *r;
+    int rc = db_query("SELECT STRAIGHT_JOIN s.user_id, s.last_pos, (SELECT MIN(e.pos) FROM "
+                      "user_events e WHERE e.user_id = s.user_id) FROM JSON_TABLE(?, '$[*]' "
+                      "COLUMNS (id BIGINT PATH '$')) j JOIN user_streams s ON s.user_id = j.id",
+                      &r, DB_ARGS(DB_STR(ids)));
+    if (rc < 0)
+        return rc;
+    int64_t *last = calloc((size_t)b->nusers, sizeof *last);
+    int64_t *oldest = calloc((size_t)b->nusers, sizeof *oldest);
+    if (last == NULL || oldest == NULL) {
+        free(last), free(oldest), db_res_free(r);
+        return DB_ERR;
+    }
+    for (int row = 0; row < r->nrows; row++) {
+        int i = find_user(b, db_int(r, row, 0));
+        if (i >= 0) {
+            last[i] = db_int(r, row, 1);
+            oldest[i] = db_int(r, row, 2);
+        }
+    }
+    db_res_free(r);
+    for (int i = 0; i < b->nusers; i++)
+        b->pos[i] = 0;
+    for (int k = 0; k < b->n; k++) {
+        int i = find_user(b, b->jobs[k]->user_id);
+        int64_t since = b->jobs[k]->pos;
+        bool pruned = oldest[i] ? since < oldest[i] - 1 : since < last[i];
+        b->result[k] = since > last[i] || pruned ? ACK_CURSOR_EXPIRED : DB_OK;
+        if (b->result[k] == DB_OK && since > b->pos[i])
+            b->pos[i] = since;
+    }
+    free(last), free(oldest);
+    return DB_OK;
+}
+
 /* Steps 1–3: the marks, the newest messages past them, the member rows. */
 static int find_moves(struct ack_batch *b)
 {
@@ -74,11 +118,12 @@ static int find_moves(struct ack_batch *b)
         sb_item(&ids, "%lld", (long long)b->users[i]);
     const char *s = sb_done(&ids);
     struct db_res *r;
-    int rc = s ? db_query("SELECT STRAIGHT_JOIN a.user_id, a.acked_pos FROM JSON_TABLE(?, '$[*]' "
-                          "COLUMNS (id BIGINT PATH '$')) j JOIN user_acks a ON a.user_id = j.id "
-                          "FOR UPDATE",
-                          &r, DB_ARGS(DB_STR(s)))
-               : DB_ERR;
+    int rc = s ? check_cursors(b, s) : DB_ERR;
+    if (rc == 0)
+        rc = db_query("SELECT STRAIGHT_JOIN a.user_id, a.acked_pos FROM JSON_TABLE(?, '$[*]' "
+                      "COLUMNS (id BIGINT PATH '$')) j JOIN user_acks a ON a.user_id = j.id "
+                      "FOR UPDATE",
+                      &r, DB_ARGS(DB_STR(s)));
     free(ids.s);
     if (rc < 0)
         return rc;
@@ -311,21 +356,16 @@ static int ack_tx(void *arg)
 static void run_jobs(struct ack_job **jobs, int n)
 {
     qsort(jobs, (size_t)n, sizeof *jobs, cmp_job);
-    struct ack_batch b = {0};
+    struct ack_batch b = {.jobs = jobs, .n = n};
+    b.result = calloc((size_t)n, sizeof *b.result);
     b.users = malloc((size_t)n * sizeof *b.users);
     b.pos = malloc((size_t)n * sizeof *b.pos);
     b.acked = malloc((size_t)n * sizeof *b.acked);
     int rc = DB_ERR;
-    if (b.users && b.pos && b.acked) {
-        for (int i = 0; i < n; i++) {
-            if (b.nusers && b.users[b.nusers - 1] == jobs[i]->user_id) {
-                if (jobs[i]->pos > b.pos[b.nusers - 1])
-                    b.pos[b.nusers - 1] = jobs[i]->pos;
-                continue;
-            }
-            b.users[b.nusers] = jobs[i]->user_id;
-            b.pos[b.nusers++] = jobs[i]->pos;
-        }
+    if (b.result && b.users && b.pos && b.acked) {
+        for (int i = 0; i < n; i++)
+            if (b.nusers == 0 || b.users[b.nusers - 1] != jobs[i]->user_id)
+                b.users[b.nusers++] = jobs[i]->user_id;
         rc = db_tx(ack_tx, &b);
     }
     if (rc < 0 && b.nusers > 1) {
@@ -342,7 +382,7 @@ static void run_jobs(struct ack_job **jobs, int n)
             wake_reset(&b.wake);
         wake_flush(&b.wake);
         for (int i = 0; i < n; i++) {
-            *jobs[i]->rc = rc;
+            *jobs[i]->rc = rc < 0 ? rc : b.result[i];
             if (jobs[i]->defer)
                 req_defer_done(jobs[i]->defer);
             free(jobs[i]);
@@ -351,7 +391,7 @@ static void run_jobs(struct ack_job **jobs, int n)
     wake_reset(&b.wake);
     wake_flush(&b.wake);
     evb_free(&b.events);
-    free(b.users), free(b.pos), free(b.acked), free(b.moves);
+    free(b.result), free(b.users), free(b.pos), free(b.acked), free(b.moves);
 }
 
 static void run_batch(void **jobs, int n) { run_jobs((struct ack_job **)jobs, n); }

@@ -23,8 +23,14 @@ int acks_start(int workers, int batch_max, int receipt_fanout_max);
  * in their caller's thread. */
 void acks_stop(void);
 
-/* Records that a device of user_id acknowledged its stream up to pos.
- * Returns true when done already, with *rc = DB_OK or DB_E*; or false when
+/* *rc of a cursor that is past the stream's end or older than what is kept. */
+#define ACK_CURSOR_EXPIRED 1
+
+/* Checks that pos is a cursor of user_id's stream (a position from the
+ * oldest kept one less one, up to the last), and if so records that a
+ * device of user_id acknowledged its stream up to pos.
+ * Returns true when done already, with *rc = DB_OK, ACK_CURSOR_EXPIRED or
+ * DB_E*; or false when
  * queued: a worker then sets *rc and calls req_defer_done(d), and the caller
  * must defer its answer (res->deferred). *rc must live until then. */
 bool acks_submit(int64_t user_id, int64_t pos, int *rc, struct defer *d);

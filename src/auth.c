@@ -8,6 +8,8 @@
 #include "auth.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <semaphore.h>
 #include <sodium.h>
 #include <string.h>
@@ -21,6 +23,108 @@
 #define OPSLIMIT 2
 #define MEMLIMIT (19u * 1024 * 1024)
 #define LAST_SEEN_STEP_MS 5000
+
+#define CACHE_BUCKETS 65536 /* a power of two */
+#define CACHE_MAX 200000    /* entries; past this the cache starts over */
+
+/* A verified session, by the SHA-256 of its token. */
+struct centry {
+    unsigned char hash[32];
+    int64_t session_id, user_id;
+    int64_t last_seen; /* ms, as stored in the database */
+    int64_t cached_at; /* ms */
+    struct centry *next;
+};
+
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct centry *cache[CACHE_BUCKETS];
+static size_t cache_n;
+static uint64_t cache_gen;
+
+static struct centry **cache_slot(const unsigned char *hash)
+{
+    uint32_t h;
+    memcpy(&h, hash, sizeof h);
+    struct centry **p = &cache[h & (CACHE_BUCKETS - 1)];
+    while (*p && memcmp((*p)->hash, hash, 32) != 0)
+        p = &(*p)->next;
+    return p;
+}
+
+static void cache_clear(void)
+{
+    for (size_t i = 0; i < CACHE_BUCKETS; i++)
+        while (cache[i]) {
+            struct centry *e = cache[i];
+            cache[i] = e->next;
+            free(e);
+        }
+    cache_n = 0;
+}
+
+/* Looks the token up in the cache; true with the entry copied to *out. */
+static bool cache_get(const unsigned char *hash, int64_t now, struct centry *out)
+{
+    pthread_mutex_lock(&cache_mu);
+    struct centry **p = cache_slot(hash), *e = *p;
+    bool hit = e && now - e->cached_at < AUTH_CACHE_TTL_MS;
+    if (hit)
+        *out = *e;
+    else if (e) {
+        *p = e->next;
+        free(e);
+        cache_n--;
+    }
+    pthread_mutex_unlock(&cache_mu);
+    return hit;
+}
+
+/* Remembers a session read at generation gen, unless one was forgotten
+ * since; or refreshes last_seen of a remembered one (gen 0). */
+static void cache_put(const unsigned char *hash, int64_t session_id, int64_t user_id,
+                      int64_t last_seen, int64_t now, uint64_t gen)
+{
+    pthread_mutex_lock(&cache_mu);
+    struct centry **p = cache_slot(hash), *e = *p;
+    if (e && gen == 0) {
+        e->last_seen = last_seen;
+    } else if (e == NULL && gen == cache_gen) {
+        if (cache_n >= CACHE_MAX) {
+            cache_clear();
+            p = cache_slot(hash);
+        }
+        e = malloc(sizeof *e);
+        if (e) {
+            memcpy(e->hash, hash, 32);
+            e->session_id = session_id;
+            e->user_id = user_id;
+            e->last_seen = last_seen;
+            e->cached_at = now;
+            e->next = NULL;
+            *p = e;
+            cache_n++;
+        }
+    }
+    pthread_mutex_unlock(&cache_mu);
+}
+
+void auth_session_forget(int64_t session_id)
+{
+    pthread_mutex_lock(&cache_mu);
+    cache_gen++;
+    for (size_t i = 0; i < CACHE_BUCKETS; i++)
+        for (struct centry **p = &cache[i]; *p;) {
+            if ((*p)->session_id == session_id) {
+                struct centry *e = *p;
+                *p = e->next;
+                free(e);
+                cache_n--;
+            } else {
+                p = &(*p)->next;
+            }
+        }
+    pthread_mutex_unlock(&cache_mu);
+}
 
 static sem_t hash_slots;
 static char dummy_hash[crypto_pwhash_STRBYTES];
@@ -91,27 +195,40 @@ int auth_session_verify(const char *token, size_t len, int64_t *user_id, int64_t
         return AUTH_MISMATCH;
     unsigned char hash[32];
     auth_token_hash(token, len, hash);
-    struct db_res *r;
-    int rc = db_query("SELECT id, user_id, last_seen_at FROM sessions WHERE token_hash = ?", &r,
-                      DB_ARGS(DB_STRN(hash, sizeof hash)));
-    if (rc < 0)
-        return rc;
-    if (r->nrows == 0) {
-        db_res_free(r);
-        return AUTH_MISMATCH;
-    }
-    *session_id = db_int(r, 0, 0);
-    *user_id = db_int(r, 0, 1);
-    int64_t last_seen = db_int(r, 0, 2);
-    db_res_free(r);
     int64_t now = now_ms();
+    struct centry e;
+    if (!cache_get(hash, now, &e)) {
+        pthread_mutex_lock(&cache_mu);
+        uint64_t gen = cache_gen;
+        pthread_mutex_unlock(&cache_mu);
+        struct db_res *r;
+        int rc = db_query("SELECT id, user_id, last_seen_at FROM sessions WHERE token_hash = ?",
+                          &r, DB_ARGS(DB_STRN(hash, sizeof hash)));
+        if (rc < 0)
+            return rc;
+        if (r->nrows == 0) {
+            db_res_free(r);
+            return AUTH_MISMATCH;
+        }
+        e.session_id = db_int(r, 0, 0);
+        e.user_id = db_int(r, 0, 1);
+        e.last_seen = db_int(r, 0, 2);
+        db_res_free(r);
+        if (idle_ms == 0 || now - e.last_seen <= idle_ms)
+            cache_put(hash, e.session_id, e.user_id, e.last_seen, now, gen);
+    }
+    *session_id = e.session_id;
+    *user_id = e.user_id;
     presence_touch(*user_id);
-    if (idle_ms > 0 && now - last_seen > idle_ms) {
+    if (idle_ms > 0 && now - e.last_seen > idle_ms) {
         db_exec("DELETE FROM sessions WHERE id = ?", DB_ARGS(DB_INT(*session_id)));
+        auth_session_forget(*session_id);
         return AUTH_MISMATCH;
     }
-    if (now - last_seen > LAST_SEEN_STEP_MS)
+    if (now - e.last_seen > LAST_SEEN_STEP_MS) {
         db_exec("UPDATE sessions SET last_seen_at = ? WHERE id = ?",
                 DB_ARGS(DB_INT(now), DB_INT(*session_id)));
+        cache_put(hash, 0, 0, now, now, 0);
+    }
     return AUTH_OK;
 }

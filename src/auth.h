@@ -42,7 +42,17 @@ void auth_token_hash(const char *token, size_t len, unsigned char *hash);
 /* Looks up the session of a bearer token. Returns AUTH_OK with the ids,
  * AUTH_MISMATCH for an unknown, revoked or idle-expired token, or a negative
  * DB_E* code when the database failed. Refreshes the session's last_seen_at
- * at most every few seconds. Thread-safe. */
+ * at most every few seconds. Thread-safe. A verified session is remembered
+ * in memory for AUTH_CACHE_TTL_MS, so most requests cost no query; a session
+ * ended in this process is forgotten at once (auth_session_forget). */
 int auth_session_verify(const char *token, size_t len, int64_t *user_id, int64_t *session_id);
+
+/* How long a verified session is trusted without asking the database (ms):
+ * the most a session deleted behind chatd's back stays usable. */
+#define AUTH_CACHE_TTL_MS 30000
+
+/* Forgets a session that was just deleted (logout, revocation): its token
+ * is looked up in the database again, and refused. Thread-safe. */
+void auth_session_forget(int64_t session_id);
 
 #endif
