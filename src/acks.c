@@ -76,9 +76,12 @@ static int find_user(const struct ack_batch *b, int64_t user_id)
 static int check_cursors(struct ack_batch *b, const char *ids)
 {
     struct db_res *r;
-    int rc = db_query("SELECT STRAIGHT_JOIN s.user_id, s.last_pos, (SELECT MIN(e.pos) FROM "
-                      "user_events e WHERE e.user_id = s.user_id) FROM JSON_TABLE(?, '$[*]' "
-                      "COLUMNS (id BIGINT PATH '$')) j JOIN user_streams s ON s.user_id = j.id",
+    /* ORDER BY … LIMIT 1, not MIN(): MariaDB reads one index entry for it,
+     * but the whole stream for a correlated MIN(). */
+    int rc = db_query("SELECT STRAIGHT_JOIN s.user_id, s.last_pos, (SELECT e.pos FROM "
+                      "user_events e WHERE e.user_id = s.user_id ORDER BY e.pos LIMIT 1) "
+                      "FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j "
+                      "JOIN user_streams s ON s.user_id = j.id",
                       &r, DB_ARGS(DB_STR(ids)));
     if (rc < 0)
         return rc;
@@ -117,7 +120,7 @@ static int find_moves(struct ack_batch *b)
     for (int i = 0; i < b->nusers; i++)
         sb_item(&ids, "%lld", (long long)b->users[i]);
     const char *s = sb_done(&ids);
-    struct db_res *r;
+    struct db_res *r = NULL;
     int rc = s ? check_cursors(b, s) : DB_ERR;
     if (rc == 0)
         rc = db_query("SELECT STRAIGHT_JOIN a.user_id, a.acked_pos FROM JSON_TABLE(?, '$[*]' "
@@ -136,39 +139,39 @@ static int find_moves(struct ack_batch *b)
     }
     db_res_free(r);
 
-    struct sbuf ranges = {0};
-    for (int i = 0; i < b->nusers; i++)
-        if (b->pos[i] > b->acked[i])
-            sb_item(&ranges, "[%lld,%lld,%lld]", (long long)b->users[i], (long long)b->acked[i],
-                    (long long)b->pos[i]);
-    if (ranges.len == 0)
-        return DB_OK;
-    s = sb_done(&ranges);
-    rc = s ? db_query("SELECT STRAIGHT_JOIN e.user_id, e.thread_id, MAX(e.seq) FROM JSON_TABLE(?, "
-                      "'$[*]' COLUMNS (u BIGINT PATH '$[0]', f BIGINT PATH '$[1]', "
-                      "p BIGINT PATH '$[2]')) j JOIN user_events e ON e.user_id = j.u "
-                      "AND e.pos > j.f AND e.pos <= j.p WHERE e.type = 1 "
-                      "GROUP BY e.user_id, e.thread_id ORDER BY e.user_id, e.thread_id",
-                      &r, DB_ARGS(DB_STR(s)))
-           : DB_ERR;
-    free(ranges.s);
-    if (rc < 0)
-        return rc;
-    b->moves = realloc(b->moves, (size_t)(r->nrows ? r->nrows : 1) * sizeof *b->moves);
-    if (b->moves == NULL) {
-        db_res_free(r);
-        return DB_ERR;
-    }
+    /* The newest message event per thread between each user's marks: one
+     * statement per user, as a range of its stream (joined to a JSON list,
+     * MariaDB would read each user's whole stream). */
+    int n = 0, cap = 0;
     struct sbuf pairs = {0};
-    for (int row = 0; row < r->nrows; row++) {
-        b->moves[row] = (struct move){.user_id = db_int(r, row, 0),
-                                      .thread_id = db_int(r, row, 1),
-                                      .seq = db_int(r, row, 2), .old = -1};
-        sb_item(&pairs, "[%lld,%lld]", (long long)b->moves[row].user_id,
-                (long long)b->moves[row].thread_id);
+    for (int i = 0; i < b->nusers; i++) {
+        if (b->pos[i] <= b->acked[i])
+            continue;
+        rc = db_query("SELECT thread_id, MAX(seq) FROM user_events WHERE user_id = ? AND pos > ? "
+                      "AND pos <= ? AND type = 1 GROUP BY thread_id ORDER BY thread_id",
+                      &r, DB_ARGS(DB_INT(b->users[i]), DB_INT(b->acked[i]), DB_INT(b->pos[i])));
+        if (rc < 0) {
+            free(pairs.s);
+            return rc;
+        }
+        if (n + r->nrows > cap) {
+            cap = (n + r->nrows) * 2;
+            struct move *mv = realloc(b->moves, (size_t)cap * sizeof *mv);
+            if (mv == NULL) {
+                db_res_free(r);
+                free(pairs.s);
+                return DB_ERR;
+            }
+            b->moves = mv;
+        }
+        for (int row = 0; row < r->nrows; row++, n++) {
+            b->moves[n] = (struct move){.user_id = b->users[i], .thread_id = db_int(r, row, 0),
+                                        .seq = db_int(r, row, 1), .old = -1};
+            sb_item(&pairs, "[%lld,%lld]", (long long)b->users[i],
+                    (long long)b->moves[n].thread_id);
+        }
+        db_res_free(r);
     }
-    int n = r->nrows;
-    db_res_free(r);
     if (n == 0) {
         free(pairs.s);
         return DB_OK;
@@ -252,57 +255,59 @@ static int add_receipts(struct ack_batch *b, int64_t now)
             spans[nspans++] = (struct span){db_int(r, row, 0), row, row};
         spans[nspans - 1].to = row + 1;
     }
-    /* Small threads: every member. Big ones: listed for the senders query. */
-    struct sbuf big = {0};
+    /* Small threads: every member. Big ones: the member now, the senders
+     * below. */
     for (int m = 0; spans && m < b->nmoves; m++) {
         const struct move *v = &b->moves[m];
         const struct span *sp = span_of(spans, nspans, v->thread_id);
         if (sp == NULL)
             continue;
-        if (sp->to - sp->from <= fanout_max) {
-            for (int row = sp->from; row < sp->to; row++)
+        bool small = sp->to - sp->from <= fanout_max;
+        for (int row = sp->from; row < sp->to; row++)
+            if (small || db_int(r, row, 1) == v->user_id)
                 evb_add(&b->events, db_int(r, row, 1), EVENT_RECEIPT, v->thread_id, 0, v->user_id,
                         v->seq, v->read, now);
-        } else {
-            evb_add(&b->events, v->user_id, EVENT_RECEIPT, v->thread_id, 0, v->user_id, v->seq,
-                    v->read, now);
-            sb_item(&big, "[%d,%lld,%lld,%lld]", m, (long long)v->thread_id, (long long)v->old,
-                    (long long)v->seq);
-        }
     }
-    if (spans == NULL || big.len == 0) {
-        free(spans);
-        db_res_free(r);
-        free(big.s);
-        return spans ? DB_OK : DB_ERR;
-    }
-    s = sb_done(&big);
-    struct db_res *senders;
-    rc = s ? db_query("SELECT DISTINCT j.i, m.sender_id FROM JSON_TABLE(?, '$[*]' COLUMNS "
-                      "(i INT PATH '$[0]', t BIGINT PATH '$[1]', f BIGINT PATH '$[2]', "
-                      "q BIGINT PATH '$[3]')) j JOIN messages m ON m.thread_id = j.t "
-                      "AND m.seq > j.f AND m.seq <= j.q ORDER BY j.i, m.sender_id",
-                      &senders, DB_ARGS(DB_STR(s)))
-           : DB_ERR;
-    free(big.s);
-    if (rc == 0) {
-        for (int row = 0; row < senders->nrows; row++) {
-            int m = (int)db_int(senders, row, 0);
-            int64_t sender = db_int(senders, row, 1);
-            if (m < 0 || m >= b->nmoves || sender == b->moves[m].user_id)
-                continue;
+    /* The senders of the newly delivered messages, per big thread: one range
+     * of its messages covering every move in it (a range per statement:
+     * joined to a list, MariaDB would read the whole thread). */
+    for (int k = 0; spans && k < nspans && rc == 0; k++) {
+        const struct span *sp = &spans[k];
+        if (sp->to - sp->from <= fanout_max)
+            continue;
+        int64_t lo = -1, hi = 0;
+        for (int m = 0; m < b->nmoves; m++)
+            if (b->moves[m].thread_id == sp->thread_id) {
+                if (lo < 0 || b->moves[m].old < lo)
+                    lo = b->moves[m].old;
+                if (b->moves[m].seq > hi)
+                    hi = b->moves[m].seq;
+            }
+        struct db_res *senders;
+        rc = db_query("SELECT seq, sender_id FROM messages WHERE thread_id = ? AND seq > ? "
+                      "AND seq <= ?",
+                      &senders, DB_ARGS(DB_INT(sp->thread_id), DB_INT(lo), DB_INT(hi)));
+        if (rc < 0)
+            break;
+        for (int m = 0; m < b->nmoves; m++) {
             const struct move *v = &b->moves[m];
-            /* Only a sender who is still a member. */
-            const struct span *sp = span_of(spans, nspans, v->thread_id);
-            bool member = false;
-            for (int k = sp->from; k < sp->to && !member; k++)
-                member = db_int(r, k, 1) == sender;
-            if (member)
-                evb_add(&b->events, sender, EVENT_RECEIPT, v->thread_id, 0, v->user_id, v->seq,
-                        v->read, now);
+            if (v->thread_id != sp->thread_id)
+                continue;
+            /* Each sender once per move, and only one who is still a member. */
+            for (int row = sp->from; row < sp->to; row++) {
+                int64_t member = db_int(r, row, 1);
+                bool sent = false;
+                for (int x = 0; x < senders->nrows && !sent; x++)
+                    sent = db_int(senders, x, 1) == member && db_int(senders, x, 0) > v->old &&
+                           db_int(senders, x, 0) <= v->seq;
+                if (sent && member != v->user_id)
+                    evb_add(&b->events, member, EVENT_RECEIPT, v->thread_id, 0, v->user_id,
+                            v->seq, v->read, now);
+            }
         }
         db_res_free(senders);
     }
+    rc = spans ? rc : DB_ERR;
     free(spans);
     db_res_free(r);
     return rc;

@@ -318,8 +318,8 @@ int events_stream_create(int64_t user_id)
 int events_head(int64_t user_id, int64_t *last_pos, int64_t *oldest_pos)
 {
     struct db_res *r;
-    int rc = db_query("SELECT s.last_pos, (SELECT MIN(e.pos) FROM user_events e "
-                      "WHERE e.user_id = s.user_id) FROM user_streams s WHERE s.user_id = ?",
+    int rc = db_query("SELECT s.last_pos, (SELECT e.pos FROM user_events e WHERE e.user_id = "
+                      "s.user_id ORDER BY e.pos LIMIT 1) FROM user_streams s WHERE s.user_id = ?",
                       &r, DB_ARGS(DB_INT(user_id)));
     if (rc < 0)
         return rc;
