@@ -9,6 +9,7 @@
  * (hub_begin, read, answer or park again). Registering before the first read
  * is what makes a commit between the read and the park impossible to miss. */
 #include <stdio.h>
+#include <string.h>
 
 #include "acks.h"
 #include "common.h"
@@ -17,6 +18,38 @@
 #include "hub.h"
 #include "metrics.h"
 #include "util.h"
+
+/* Notes for the acknowledgement batch what this read found: the newest
+ * message seq per thread among events (in thread order). */
+static void note_read(int64_t user_id, int64_t since, int64_t next, json_t *events)
+{
+    int64_t moves[8][2];
+    int n = 0;
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev) {
+        json_t *m = json_object_get(ev, "message");
+        if (m == NULL)
+            continue;
+        int64_t t = json_integer_value(json_object_get(m, "thread_id"));
+        int64_t seq = json_integer_value(json_object_get(m, "seq"));
+        int k = 0;
+        while (k < n && moves[k][0] < t)
+            k++;
+        if (k < n && moves[k][0] == t) {
+            if (seq > moves[k][1])
+                moves[k][1] = seq;
+            continue;
+        }
+        if (n == 8)
+            return; /* too many threads to note */
+        memmove(&moves[k + 1], &moves[k], (size_t)(n - k) * sizeof moves[0]);
+        moves[k][0] = t;
+        moves[k][1] = seq;
+        n++;
+    }
+    acks_note_read(user_id, since, next, (const int64_t(*)[2])moves, n);
+}
 
 static void answer(struct response *res, json_t *events, int64_t next)
 {
@@ -86,6 +119,7 @@ void inbox_get(struct request *req, struct response *res)
         req->park = NULL;
         return resp_db_error(res, rc);
     }
+    note_read(req->user_id, since, next, events);
     if (w) {
         json_t *ephemeral = hub_take_ephemeral(w);
         json_array_extend(events, ephemeral);

@@ -289,16 +289,20 @@ static int store_messages(struct batch *b)
                             "SET t.last_seq = j.q, t.updated_at = j.n",
                             DB_ARGS(DB_STR(ts)))
                   : DB_ERR;
+    /* Two joins by key (a LEFT JOIN of the senders onto every member row
+     * would have MariaDB scan the senders' list once per member). */
     if (rc == 0)
-        rc = db_exec("UPDATE thread_members tm JOIN JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH "
-                     "'$[0]', n BIGINT PATH '$[2]')) j ON tm.thread_id = j.id "
-                     "LEFT JOIN JSON_TABLE(?, '$[*]' COLUMNS (t BIGINT PATH '$[0]', "
-                     "s BIGINT PATH '$[1]', q BIGINT PATH '$[2]')) k "
-                     "ON k.t = tm.thread_id AND k.s = tm.owner_id "
-                     "SET tm.updated_at = j.n, "
-                     "tm.last_read_seq = GREATEST(tm.last_read_seq, COALESCE(k.q, 0)), "
-                     "tm.last_delivered_seq = GREATEST(tm.last_delivered_seq, COALESCE(k.q, 0))",
-                     DB_ARGS(DB_STR(ts), DB_STR(ss)));
+        rc = db_exec("UPDATE JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$[0]', "
+                     "n BIGINT PATH '$[2]')) j STRAIGHT_JOIN thread_members tm "
+                     "ON tm.thread_id = j.id SET tm.updated_at = j.n",
+                     DB_ARGS(DB_STR(ts)));
+    if (rc == 0)
+        rc = db_exec("UPDATE JSON_TABLE(?, '$[*]' COLUMNS (t BIGINT PATH '$[0]', "
+                     "s BIGINT PATH '$[1]', q BIGINT PATH '$[2]')) k STRAIGHT_JOIN thread_members tm "
+                     "ON tm.owner_id = k.s AND tm.thread_id = k.t "
+                     "SET tm.last_read_seq = GREATEST(tm.last_read_seq, k.q), "
+                     "tm.last_delivered_seq = GREATEST(tm.last_delivered_seq, k.q)",
+                     DB_ARGS(DB_STR(ss)));
     free(threads.s);
     free(senders.s);
     return rc;

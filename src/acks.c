@@ -15,6 +15,7 @@
  * A batch that fails after its retries is split into single users. */
 #include "acks.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +50,45 @@ struct ack_batch {
 
 static int fanout_max = 32;
 static struct batchq queue;
+
+#define NOTE_SLOTS 8192 /* a power of two */
+#define NOTE_THREADS 8
+
+/* The last read of a user's stream (acks_note_read). */
+struct read_note {
+    int64_t user_id, from, to;
+    int n;
+    int64_t moves[NOTE_THREADS][2];
+};
+
+static pthread_mutex_t notes_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct read_note notes[NOTE_SLOTS];
+
+void acks_note_read(int64_t user_id, int64_t from, int64_t to, const int64_t (*moves)[2], int n)
+{
+    if (n > NOTE_THREADS || to <= from)
+        return;
+    struct read_note *e = &notes[(uint64_t)user_id & (NOTE_SLOTS - 1)];
+    pthread_mutex_lock(&notes_mu);
+    e->user_id = user_id;
+    e->from = from;
+    e->to = to;
+    e->n = n;
+    memcpy(e->moves, moves, (size_t)n * sizeof *moves);
+    pthread_mutex_unlock(&notes_mu);
+}
+
+/* Copies the note of user_id for exactly (from, to] into *out; false if none. */
+static bool note_get(int64_t user_id, int64_t from, int64_t to, struct read_note *out)
+{
+    struct read_note *e = &notes[(uint64_t)user_id & (NOTE_SLOTS - 1)];
+    pthread_mutex_lock(&notes_mu);
+    bool hit = e->user_id == user_id && e->from == from && e->to == to;
+    if (hit)
+        *out = *e;
+    pthread_mutex_unlock(&notes_mu);
+    return hit;
+}
 
 static int cmp_job(const void *x, const void *y)
 {
@@ -147,6 +187,25 @@ static int find_moves(struct ack_batch *b)
     for (int i = 0; i < b->nusers; i++) {
         if (b->pos[i] <= b->acked[i])
             continue;
+        struct read_note note;
+        if (note_get(b->users[i], b->acked[i], b->pos[i], &note)) {
+            if (n + note.n > cap) {
+                cap = (n + note.n) * 2;
+                struct move *mv = realloc(b->moves, (size_t)cap * sizeof *mv);
+                if (mv == NULL) {
+                    free(pairs.s);
+                    return DB_ERR;
+                }
+                b->moves = mv;
+            }
+            for (int k = 0; k < note.n; k++, n++) {
+                b->moves[n] = (struct move){.user_id = b->users[i], .thread_id = note.moves[k][0],
+                                            .seq = note.moves[k][1], .old = -1};
+                sb_item(&pairs, "[%lld,%lld]", (long long)b->users[i],
+                        (long long)b->moves[n].thread_id);
+            }
+            continue;
+        }
         rc = db_query("SELECT thread_id, MAX(seq) FROM user_events WHERE user_id = ? AND pos > ? "
                       "AND pos <= ? AND type = 1 GROUP BY thread_id ORDER BY thread_id",
                       &r, DB_ARGS(DB_INT(b->users[i]), DB_INT(b->acked[i]), DB_INT(b->pos[i])));

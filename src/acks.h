@@ -35,4 +35,12 @@ void acks_stop(void);
  * must defer its answer (res->deferred). *rc must live until then. */
 bool acks_submit(int64_t user_id, int64_t pos, int *rc, struct defer *d);
 
+/* Notes what a read of user_id's stream found between positions from
+ * (exclusive) and to (inclusive): the newest message seq per thread, n pairs
+ * of (thread_id, seq). When the next acknowledgement covers exactly that
+ * range, the batch takes the moves from the note instead of reading the
+ * stream again (the events at those positions never change). Keeps one note
+ * per user (the last), for up to 8 threads; others are not noted. */
+void acks_note_read(int64_t user_id, int64_t from, int64_t to, const int64_t (*moves)[2], int n);
+
 #endif
