@@ -84,7 +84,7 @@ void inbox_get(struct request *req, struct response *res)
          * batch (acks.c); the handler runs again once it is stored. */
         if (req->stage == 0) {
             req->stage = 1;
-            if (!acks_submit(req->user_id, since, &req->defer_rc, req->defer)) {
+            if (!acks_submit(req->user_id, since, &req->defer_rc, req->defer_val, req->defer)) {
                 res->deferred = res->rerun = true;
                 return;
             }
@@ -112,7 +112,13 @@ void inbox_get(struct request *req, struct response *res)
     }
     json_t *events = json_array();
     int64_t next = since;
-    int rc = events_read(req->user_id, since, (int)limit, events, &next);
+    /* Right after the acknowledgement: when the stream ended at `since` and
+     * nothing was appended since (the version has not moved; we are
+     * registered, so a later append wakes us), there is nothing to read. */
+    bool at_end = req->stage == 1 && req->defer_val[0] == since &&
+                  hub_stream_version(req->user_id) == (uint32_t)req->defer_val[1];
+    req->stage = 2;
+    int rc = at_end ? 0 : events_read(req->user_id, since, (int)limit, events, &next);
     if (rc < 0) {
         json_decref(events);
         hub_release(w);

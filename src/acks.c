@@ -22,12 +22,14 @@
 #include "batchq.h"
 #include "db.h"
 #include "events.h"
+#include "hub.h"
 #include "log.h"
 #include "util.h"
 
 struct ack_job {
     int64_t user_id, pos;
     int *rc;
+    int64_t *vals; /* [0] last position, [1] stream version */
     struct defer *defer;
 };
 
@@ -40,6 +42,8 @@ struct ack_batch {
     struct ack_job **jobs; /* by user */
     int n;
     int *result; /* per job: DB_OK or ACK_CURSOR_EXPIRED */
+    int64_t *last;     /* per user: the stream's last position */
+    uint32_t *version; /* per user: hub_stream_version before it was read */
     int64_t *users, *pos, *acked; /* unique users, ascending; their new and old marks */
     int nusers;
     struct move *moves;
@@ -116,6 +120,8 @@ static int find_user(const struct ack_batch *b, int64_t user_id)
 static int check_cursors(struct ack_batch *b, const char *ids)
 {
     struct db_res *r;
+    for (int i = 0; i < b->nusers; i++)
+        b->version[i] = hub_stream_version(b->users[i]);
     /* ORDER BY … LIMIT 1, not MIN(): MariaDB reads one index entry for it,
      * but the whole stream for a correlated MIN(). */
     int rc = db_query("SELECT STRAIGHT_JOIN s.user_id, s.last_pos, (SELECT e.pos FROM "
@@ -139,8 +145,10 @@ static int check_cursors(struct ack_batch *b, const char *ids)
         }
     }
     db_res_free(r);
-    for (int i = 0; i < b->nusers; i++)
+    for (int i = 0; i < b->nusers; i++) {
         b->pos[i] = 0;
+        b->last[i] = last[i];
+    }
     for (int k = 0; k < b->n; k++) {
         int i = find_user(b, b->jobs[k]->user_id);
         int64_t since = b->jobs[k]->pos;
@@ -425,8 +433,10 @@ static void run_jobs(struct ack_job **jobs, int n)
     b.users = malloc((size_t)n * sizeof *b.users);
     b.pos = malloc((size_t)n * sizeof *b.pos);
     b.acked = malloc((size_t)n * sizeof *b.acked);
+    b.last = malloc((size_t)n * sizeof *b.last);
+    b.version = malloc((size_t)n * sizeof *b.version);
     int rc = DB_ERR;
-    if (b.result && b.users && b.pos && b.acked) {
+    if (b.result && b.users && b.pos && b.acked && b.last && b.version) {
         for (int i = 0; i < n; i++)
             if (b.nusers == 0 || b.users[b.nusers - 1] != jobs[i]->user_id)
                 b.users[b.nusers++] = jobs[i]->user_id;
@@ -447,6 +457,11 @@ static void run_jobs(struct ack_job **jobs, int n)
         wake_flush(&b.wake);
         for (int i = 0; i < n; i++) {
             *jobs[i]->rc = rc < 0 ? rc : b.result[i];
+            if (rc == 0) {
+                int u = find_user(&b, jobs[i]->user_id);
+                jobs[i]->vals[0] = b.last[u];
+                jobs[i]->vals[1] = b.version[u];
+            }
             if (jobs[i]->defer)
                 req_defer_done(jobs[i]->defer);
             free(jobs[i]);
@@ -456,6 +471,7 @@ static void run_jobs(struct ack_job **jobs, int n)
     wake_flush(&b.wake);
     evb_free(&b.events);
     free(b.result), free(b.users), free(b.pos), free(b.acked), free(b.moves);
+    free(b.last), free(b.version);
 }
 
 static void run_batch(void **jobs, int n) { run_jobs((struct ack_job **)jobs, n); }
@@ -468,14 +484,14 @@ int acks_start(int workers, int batch_max, int receipt_fanout_max)
 
 void acks_stop(void) { batchq_stop(&queue); }
 
-bool acks_submit(int64_t user_id, int64_t pos, int *rc, struct defer *d)
+bool acks_submit(int64_t user_id, int64_t pos, int *rc, int64_t *vals, struct defer *d)
 {
     struct ack_job *j = malloc(sizeof *j);
     if (j == NULL) {
         *rc = DB_ERR;
         return true;
     }
-    *j = (struct ack_job){user_id, pos, rc, d};
+    *j = (struct ack_job){user_id, pos, rc, vals, d};
     if (batchq_push(&queue, j))
         return false;
     j->defer = NULL;

@@ -29,11 +29,14 @@ void acks_stop(void);
 /* Checks that pos is a cursor of user_id's stream (a position from the
  * oldest kept one less one, up to the last), and if so records that a
  * device of user_id acknowledged its stream up to pos.
- * Returns true when done already, with *rc = DB_OK, ACK_CURSOR_EXPIRED or
- * DB_E*; or false when
- * queued: a worker then sets *rc and calls req_defer_done(d), and the caller
- * must defer its answer (res->deferred). *rc must live until then. */
-bool acks_submit(int64_t user_id, int64_t pos, int *rc, struct defer *d);
+ * Sets *rc = DB_OK, ACK_CURSOR_EXPIRED or DB_E*; with DB_OK, vals[0] = the
+ * stream's last position and vals[1] = hub_stream_version(user_id) taken
+ * before that position was read (so that a later equal version proves the
+ * stream has not grown since). Returns true when done already; or false
+ * when queued: a worker then fills rc and vals and calls req_defer_done(d),
+ * and the caller must defer its answer (res->deferred). rc and vals must
+ * live until then. */
+bool acks_submit(int64_t user_id, int64_t pos, int *rc, int64_t *vals, struct defer *d);
 
 /* Notes what a read of user_id's stream found between positions from
  * (exclusive) and to (inclusive): the newest message seq per thread, n pairs

@@ -12,6 +12,7 @@
 #include "hub.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -412,8 +413,18 @@ bool hub_revoked(struct waiter *w)
     return revoked;
 }
 
+#define STREAM_VERSIONS 65536 /* a power of two */
+static _Atomic uint32_t stream_versions[STREAM_VERSIONS];
+
+uint32_t hub_stream_version(int64_t user_id)
+{
+    return atomic_load(&stream_versions[(uint64_t)user_id & (STREAM_VERSIONS - 1)]);
+}
+
 void hub_notify(const int64_t *user_ids, size_t n)
 {
+    for (size_t i = 0; i < n; i++)
+        atomic_fetch_add(&stream_versions[(uint64_t)user_ids[i] & (STREAM_VERSIONS - 1)], 1);
     struct resume_batch batch = {0};
     int64_t now = mono_us();
     pthread_mutex_lock(&lock);

@@ -71,6 +71,13 @@ void hub_end_session(int64_t session_id);
 /* True when the waiter's session was logged out. */
 bool hub_revoked(struct waiter *w);
 
+/* A counter that moves each time user_id's stream may have grown: every
+ * hub_notify for the user moves it (after the commit it reports). A reader
+ * that takes it before reading the stream's end, and finds it unchanged
+ * later, knows nothing was appended in between. Counters are shared by
+ * hashing: a move for another user only costs the reader a read. */
+uint32_t hub_stream_version(int64_t user_id);
+
 /* Wakes every parked poll of the given users (new stream events). */
 void hub_notify(const int64_t *user_ids, size_t n);
 

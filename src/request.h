@@ -38,6 +38,7 @@ struct request {
     struct defer *defer;                /* glue's handle for a deferred answer */
     int stage;                          /* the handler's progress across runs, from 0 */
     int defer_rc;                       /* the result of deferred work, for the next run */
+    int64_t defer_val[2];               /* values deferred work hands to the next run */
 };
 
 /* How the glue answers: a JSON body, a file, or nothing. */
