@@ -49,6 +49,27 @@ def failed(name):
     return os.path.exists(os.path.join(RUN, name + ".failed.json"))
 
 
+def dbstat_delta(name):
+    """MariaDB's status counters over one load-generator run (after - before),
+    as a dict, or None when the run did not record them."""
+    def read(suffix):
+        p = os.path.join(RUN, f"{name}.dbstat-{suffix}")
+        if not os.path.exists(p):
+            return None
+        out = {}
+        for line in open(p):
+            k, _, v = line.strip().partition("\t")
+            try:
+                out[k] = float(v)
+            except ValueError:
+                pass
+        return out
+    a, b = read("before"), read("after")
+    if not a or not b:
+        return None
+    return {k: b[k] - a.get(k, 0) for k in b}
+
+
 env = load("env") or {}
 sizes = load("sizes") or {}
 
@@ -546,6 +567,31 @@ if any(s3.values()) or f2_s3:
           f"{pct(get(ph, 'server', 'cpu_pct'))} | {pct(get(ph, 'db', 'cpu_pct'))} | {pct(ph['loadgen_cpu_pct'])} | "
           f"{n0(get(d, 'events', 'receipt'))} ({get(d, 'events', 'receipt', default=0) / max(ph['stored'], 1):,.1f}) | {n0(ph['send_errors'])} |")
     w("")
+    rows = []
+    for label, name, d in [("1:1", "s3-g1", s3[1]), ("groups of 10", "s3-g10", s3[10]),
+                           ("groups of 100", "s3-g100", s3[100]), ("1:1, flush=2", "f2-s3-g1", f2_s3)]:
+        st = dbstat_delta(name)
+        if not d or not st:
+            continue
+        stored = max(d["phase"]["stored"], 1)
+        per = lambda k: st.get(k, 0) / stored
+        rows.append(f"| {label} | {n0(stored)} | {per('Questions'):,.1f} | "
+                    f"{per('Com_commit'):,.2f} | {per('Com_rollback'):,.3f} | "
+                    f"{per('Handler_read_key') + per('Handler_read_next') + per('Handler_read_rnd_next'):,.0f} | "
+                    f"{per('Handler_write') + per('Handler_update'):,.0f} | {per('Innodb_os_log_fsyncs'):,.2f} |")
+    if rows:
+        w("#### Where the time goes: MariaDB's work per stored message\n")
+        w("From MariaDB's status counters (`SHOW GLOBAL STATUS`) before and after each run, divided "
+          "by the messages stored in it (the run's setup — threads, parking — included). Statements "
+          "are every query chatd sent; commits count transactions (a batch of sends or of "
+          "acknowledgements is one); rows read are index and table reads (`Handler_read_*`), rows "
+          "written inserts and updates. MariaDB's CPU beside chatd's is in the table above: "
+          "the database is the busier process.\n")
+        w("| run | messages stored | statements | commits | rollbacks (deadlocks retried) | rows read | rows written | log fsyncs |")
+        w("|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            w(r)
+        w("")
 if s4:
     w("### S4 fan-out — one group, every member parked\n")
     w(f"One group of {s4['members']:,} members (the creator sends), every member's device parked "

@@ -154,6 +154,13 @@ src_ips() { # count → SRC
   for i in $(seq 1 "$1"); do SRC+="${SRC:+,}127.0.0.$SRC_NEXT"; SRC_NEXT=$((SRC_NEXT + 1)); done
 }
 
+# MariaDB's status counters (statements, commits, rows, fsyncs) into a file,
+# so that a run's work per message can be reported (the "profile" of S3).
+dbstat() { # file
+  [ -S "$SOCK" ] || return 0
+  mysql -S "$SOCK" -u root -N -e "SHOW GLOBAL STATUS" >"$RUN/$1" 2>/dev/null || true
+}
+
 # Runs the load generator: lg NAME URL PID [args…] MODE; result in NAME.json.
 lg() {
   local name=$1 url=$2 pid=$3; shift 3
@@ -162,11 +169,13 @@ lg() {
              --out "$RUN/$name.json" "$@")
   printf '%s\n' "${cmd[*]#$ROOT/}" | sed "s|$RUN|\$RUN|g; s|$ROOT/||g" >>"$RUN/commands.txt"
   log "$name: ${*: -1} ${*:1:$(($#-1))}"
+  dbstat "$name.dbstat-before"
   if ! timeout -k 10 "$LG_TIMEOUT" "${cmd[@]}" 2>>"$RUN/$name.log"; then
     log "$name FAILED (see $RUN/$name.log)"; tail -5 "$RUN/$name.log" >&2 || true
     echo "{\"mode\":\"failed\",\"label\":\"$name\"}" >"$RUN/$name.failed.json"
     return 0
   fi
+  dbstat "$name.dbstat-after"
   [ -n "$CHATD_URL" ] && [ "$url" = "$CHATD_URL" ] && \
     curl -s --max-time 5 "$url/metrics" >"$RUN/$name.metrics" 2>/dev/null || true
 }
