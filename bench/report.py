@@ -578,7 +578,7 @@ if any(s3.values()) or f2_s3:
         rows.append(f"| {label} | {n0(stored)} | {per('Questions'):,.1f} | "
                     f"{per('Com_commit'):,.2f} | {per('Com_rollback'):,.3f} | "
                     f"{per('Handler_read_key') + per('Handler_read_next') + per('Handler_read_rnd_next'):,.0f} | "
-                    f"{per('Handler_write') + per('Handler_update'):,.0f} | {per('Innodb_os_log_fsyncs'):,.2f} |")
+                    f"{per('Handler_write') + per('Handler_update'):,.0f} | {per('Innodb_data_fsyncs'):,.2f} |")
     if rows:
         w("#### Where the time goes: MariaDB's work per stored message\n")
         w("From MariaDB's status counters (`SHOW GLOBAL STATUS`) before and after each run, divided "
@@ -587,7 +587,7 @@ if any(s3.values()) or f2_s3:
           "acknowledgements is one); rows read are index and table reads (`Handler_read_*`), rows "
           "written inserts and updates. MariaDB's CPU beside chatd's is in the table above: "
           "the database is the busier process.\n")
-        w("| run | messages stored | statements | commits | rollbacks (deadlocks retried) | rows read | rows written | log fsyncs |")
+        w("| run | messages stored | statements | commits | rollbacks (deadlocks retried) | rows read | rows written | data fsyncs |")
         w("|---|---|---|---|---|---|---|---|")
         for r in rows:
             w(r)
