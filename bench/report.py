@@ -568,12 +568,15 @@ if any(s3.values()) or f2_s3:
           f"{n0(get(d, 'events', 'receipt'))} ({get(d, 'events', 'receipt', default=0) / max(ph['stored'], 1):,.1f}) | {n0(ph['send_errors'])} |")
     w("")
     rows = []
-    for label, name, d in [("1:1", "s3-g1", s3[1]), ("groups of 10", "s3-g10", s3[10]),
-                           ("groups of 100", "s3-g100", s3[100]), ("1:1, flush=2", "f2-s3-g1", f2_s3)]:
+    s2_all = load("s2")
+    for label, name, d in [("S3 1:1", "s3-g1", s3[1]), ("S3 groups of 10", "s3-g10", s3[10]),
+                           ("S3 groups of 100", "s3-g100", s3[100]), ("S3 1:1, flush=2", "f2-s3-g1", f2_s3),
+                           ("S2 (both rates)", "s2", s2_all)]:
         st = dbstat_delta(name)
         if not d or not st:
             continue
-        stored = max(d["phase"]["stored"], 1)
+        stored = max(sum(p.get("stored", 0) for p in d["phases"]) if "phases" in d
+                     else d["phase"]["stored"], 1)
         per = lambda k: st.get(k, 0) / stored
         rows.append(f"| {label} | {n0(stored)} | {per('Questions'):,.1f} | "
                     f"{per('Com_commit'):,.2f} | {per('Com_rollback'):,.3f} | "

@@ -111,6 +111,7 @@ void sessions_create(struct request *req, struct response *res)
 
 void sessions_list(struct request *req, struct response *res)
 {
+    auth_flush_last_seen(); /* this request's own use included */
     struct db_res *r;
     int rc = db_query("SELECT id, device_name, created_at, last_seen_at FROM sessions "
                       "WHERE user_id = ? ORDER BY id",

@@ -33,6 +33,7 @@ struct centry {
     int64_t session_id, user_id;
     int64_t last_seen; /* ms, as stored in the database */
     int64_t cached_at; /* ms */
+    bool dirty;        /* last_seen is newer than the database's */
     struct centry *next;
 };
 
@@ -80,14 +81,17 @@ static bool cache_get(const unsigned char *hash, int64_t now, struct centry *out
 }
 
 /* Remembers a session read at generation gen, unless one was forgotten
- * since; or refreshes last_seen of a remembered one (gen 0). */
-static void cache_put(const unsigned char *hash, int64_t session_id, int64_t user_id,
+ * since; or refreshes last_seen of a remembered one (gen 0: false when it
+ * is not remembered). */
+static bool cache_put(const unsigned char *hash, int64_t session_id, int64_t user_id,
                       int64_t last_seen, int64_t now, uint64_t gen)
 {
     pthread_mutex_lock(&cache_mu);
     struct centry **p = cache_slot(hash), *e = *p;
+    bool found = e != NULL;
     if (e && gen == 0) {
         e->last_seen = last_seen;
+        e->dirty = true;
     } else if (e == NULL && gen == cache_gen) {
         if (cache_n >= CACHE_MAX) {
             cache_clear();
@@ -100,12 +104,14 @@ static void cache_put(const unsigned char *hash, int64_t session_id, int64_t use
             e->user_id = user_id;
             e->last_seen = last_seen;
             e->cached_at = now;
+            e->dirty = false;
             e->next = NULL;
             *p = e;
             cache_n++;
         }
     }
     pthread_mutex_unlock(&cache_mu);
+    return found;
 }
 
 void auth_session_forget(int64_t session_id)
@@ -225,10 +231,32 @@ int auth_session_verify(const char *token, size_t len, int64_t *user_id, int64_t
         auth_session_forget(*session_id);
         return AUTH_MISMATCH;
     }
-    if (now - e.last_seen > LAST_SEEN_STEP_MS) {
+    /* Written by auth_flush_last_seen; directly if not remembered. */
+    if (now - e.last_seen > LAST_SEEN_STEP_MS && !cache_put(hash, 0, 0, now, now, 0))
         db_exec("UPDATE sessions SET last_seen_at = ? WHERE id = ?",
                 DB_ARGS(DB_INT(now), DB_INT(*session_id)));
-        cache_put(hash, 0, 0, now, now, 0);
-    }
     return AUTH_OK;
+}
+
+int auth_flush_last_seen(void)
+{
+    struct sbuf rows = {0};
+    pthread_mutex_lock(&cache_mu);
+    for (size_t i = 0; i < CACHE_BUCKETS; i++)
+        for (struct centry *e = cache[i]; e; e = e->next)
+            if (e->dirty) {
+                sb_item(&rows, "[%lld,%lld]", (long long)e->session_id, (long long)e->last_seen);
+                e->dirty = false;
+            }
+    pthread_mutex_unlock(&cache_mu);
+    if (rows.len == 0)
+        return DB_OK;
+    const char *s = sb_done(&rows);
+    int rc = s ? db_exec("UPDATE JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$[0]', "
+                         "t BIGINT PATH '$[1]')) j STRAIGHT_JOIN sessions s ON s.id = j.id "
+                         "SET s.last_seen_at = GREATEST(s.last_seen_at, j.t)",
+                         DB_ARGS(DB_STR(s)))
+               : DB_ERR;
+    free(rows.s);
+    return rc;
 }

@@ -51,6 +51,11 @@ int auth_session_verify(const char *token, size_t len, int64_t *user_id, int64_t
  * the most a session deleted behind chatd's back stays usable. */
 #define AUTH_CACHE_TTL_MS 30000
 
+/* Writes the last_seen_at values that moved since the last call, in one
+ * statement. Call about every second (the janitor does) and before reading
+ * last_seen_at. Returns DB_OK or DB_E*; a failed write is not retried. */
+int auth_flush_last_seen(void);
+
 /* Forgets a session that was just deleted (logout, revocation): its token
  * is looked up in the database again, and refused. Thread-safe. */
 void auth_session_forget(int64_t session_id);

@@ -39,10 +39,14 @@ static int64_t retention_ms;
 static void *janitor_main(void *arg)
 {
     (void)arg;
-    int64_t next = 0;
+    int64_t next = 0, next_seen = 0;
     while (janitor_running) {
         struct timespec ts = {0, 200 * 1000000L};
         nanosleep(&ts, NULL);
+        if (mono_ms() >= next_seen) {
+            next_seen = mono_ms() + 1000;
+            auth_flush_last_seen();
+        }
         if (mono_ms() < next)
             continue;
         next = mono_ms() + 60000;
@@ -169,6 +173,7 @@ int main(int argc, char **argv)
     http_stop();
     janitor_running = false;
     pthread_join(janitor, NULL);
+    auth_flush_last_seen();
     presence_shutdown();
     push_shutdown();
     db_shutdown();
