@@ -135,8 +135,9 @@ ceil_n = load("ceil-nginx")
 ceil_bh = load("bare-healthz")
 ceil_db = {}
 for p in glob.glob(os.path.join(RUN, "ceil-db-*.json")):
-    t = int(re.findall(r"ceil-db-(\d+)\.json", p)[0])
-    ceil_db[t] = load(f"ceil-db-{t}")
+    m = re.findall(r"ceil-db-(\d+)\.json", p)
+    if m:
+        ceil_db[int(m[0])] = load(f"ceil-db-{m[0]}")
 ceil_db.setdefault(64, None)
 f2_db = load("f2-ceil-db-64")
 nginx_missing = os.path.exists(os.path.join(RUN, "ceil-nginx.missing.json"))

@@ -80,7 +80,7 @@ fi
 SENDERS=64
 T0=$(date +%s)
 # chatd's settings that shape the figures (the environment's CHAT_* win, as for chatd)
-chatd_default() { "$CHATD" --help | awk -v k="$1" '$1 == k { print $NF }'; }
+chatd_default() { "$CHATD" --help | awk -v k="$1" '$1 == k && $2 ~ /^CHAT_/ { print $NF }'; }
 CHAT_MEM_KB=${CHAT_CONNECTION_MEMORY_KB:-$(chatd_default connection_memory_kb)}
 CHAT_THREADS_N=${CHAT_THREADS:-$(chatd_default threads)}
 

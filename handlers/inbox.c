@@ -16,6 +16,7 @@
 #include "events.h"
 #include "handlers.h"
 #include "hub.h"
+#include "tail.h"
 #include "metrics.h"
 #include "util.h"
 
@@ -118,7 +119,11 @@ void inbox_get(struct request *req, struct response *res)
     bool at_end = req->stage == 1 && req->defer_val[0] == since &&
                   hub_stream_version(req->user_id) == (uint32_t)req->defer_val[1];
     req->stage = 2;
-    int rc = at_end ? 0 : events_read(req->user_id, since, (int)limit, events, &next);
+    /* A woken poll finds what woke it in the in-memory tail; otherwise (or
+     * when the tail misses the next position) the database. */
+    int rc = 0;
+    if (!at_end && tail_read(req->user_id, since, (int)limit, events, &next) == 0)
+        rc = events_read(req->user_id, since, (int)limit, events, &next);
     if (rc < 0) {
         json_decref(events);
         hub_release(w);

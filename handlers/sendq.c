@@ -30,6 +30,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "push.h"
+#include "tail.h"
 #include "util.h"
 
 #define MESSAGE_COLS "m.thread_id, m.seq, m.sender_id, m.client_msg_id, m.body, m.created_at"
@@ -308,17 +309,22 @@ static int store_messages(struct batch *b)
     return rc;
 }
 
-/* Step 5b: one message event per member and message, and the members to
- * wake. */
+/* Step 5b: one message event per member and message (the event as the API
+ * shows it goes along, for the in-memory tails), and the members to wake. */
 static int append_events(struct batch *b)
 {
     for (int i = 0; i < b->n; i++) {
         struct send_job *j = b->jobs[i];
         struct bthread *t = &b->threads[j->thread];
-        if (j->status == 201)
-            for (int m = 0; m < t->nmembers; m++)
-                evb_add(&b->events, t->members[m], EVENT_MESSAGE, j->thread_id, j->seq, 0, 0, 0,
-                        j->now);
+        if (j->status != 201)
+            continue;
+        json_t *ev = json_pack("{s:s, s:O}", "type", "message", "message", j->message);
+        struct tail_blob *blob = ev ? tail_blob_of(ev) : NULL;
+        json_decref(ev);
+        for (int m = 0; m < t->nmembers; m++)
+            evb_add(&b->events, t->members[m], EVENT_MESSAGE, j->thread_id, j->seq, 0, 0, 0,
+                    j->now, blob);
+        tail_blob_unref(blob);
     }
     return evb_flush(&b->events, &b->wake);
 }
@@ -378,9 +384,6 @@ static int batch_tx(void *arg)
     }
     if (!any)
         return DB_OK;
-    if ((rc = store_messages(b)) < 0 || (rc = append_events(b)) < 0 ||
-        (rc = queue_pushes(b)) < 0)
-        return rc;
     for (int i = 0; i < b->n; i++) {
         struct send_job *j = b->jobs[i];
         if (j->status == 201)
@@ -390,6 +393,9 @@ static int batch_tx(void *arg)
                                    j->client_msg_id, "body", j->body, j->body_len, "created_at",
                                    (json_int_t)j->now);
     }
+    if ((rc = store_messages(b)) < 0 || (rc = append_events(b)) < 0 ||
+        (rc = queue_pushes(b)) < 0)
+        return rc;
     return DB_OK;
 }
 
@@ -484,6 +490,8 @@ static void run_jobs(struct send_job **jobs, int n)
     }
     if (rc < 0)
         wake_reset(&b.wake);
+    else
+        evb_publish(&b.events); /* before the wake-up: woken polls read it */
     wake_flush(&b.wake);
     batch_free(&b);
     for (int i = 0; i < n; i++)

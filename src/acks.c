@@ -333,7 +333,7 @@ static int add_receipts(struct ack_batch *b, int64_t now)
         for (int row = sp->from; row < sp->to; row++)
             if (small || db_int(r, row, 1) == v->user_id)
                 evb_add(&b->events, db_int(r, row, 1), EVENT_RECEIPT, v->thread_id, 0, v->user_id,
-                        v->seq, v->read, now);
+                        v->seq, v->read, now, NULL);
     }
     /* The senders of the newly delivered messages, per big thread: one range
      * of its messages covering every move in it (a range per statement:
@@ -369,7 +369,7 @@ static int add_receipts(struct ack_batch *b, int64_t now)
                            db_int(senders, x, 0) <= v->seq;
                 if (sent && member != v->user_id)
                     evb_add(&b->events, member, EVENT_RECEIPT, v->thread_id, 0, v->user_id,
-                            v->seq, v->read, now);
+                            v->seq, v->read, now, NULL);
             }
         }
         db_res_free(senders);
@@ -454,6 +454,8 @@ static void run_jobs(struct ack_job **jobs, int n)
     } else {
         if (rc < 0)
             wake_reset(&b.wake);
+        else
+            evb_publish(&b.events); /* before the wake-up: woken polls read it */
         wake_flush(&b.wake);
         for (int i = 0; i < n; i++) {
             *jobs[i]->rc = rc < 0 ? rc : b.result[i];

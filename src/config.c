@@ -47,6 +47,8 @@ static const struct cfg_entry table[] = {
      "most messages stored in one transaction"},
     {"ack_workers", INT(ack_workers), "2", 0, 64,
      "threads storing inbox acknowledgements in batches; 0 = one transaction each"},
+    {"tail_users", INT(tail_users), "8192", 0, 1048576,
+     "users whose newest stream events are kept in memory for woken polls; 0 = none"},
     {"hash_concurrency", INT(hash_concurrency), "4", 1, 256,
      "password hashes computed at once (19 MiB of memory each)"},
     {"session_idle_days", INT(session_idle_days), "90", 0, 36500,

@@ -12,12 +12,14 @@
  * receipt event carries the positions stored with it. */
 #include "events.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
 #include "db.h"
 #include "hub.h"
+#include "tail.h"
 #include "util.h"
 
 static int receipt_fanout_max = 32;
@@ -51,10 +53,13 @@ struct evb_item {
     int64_t user_id, thread_id, seq, actor, delivered, read, now;
     int type;
     size_t order; /* the order of adding, for a stable sort */
+    int64_t pos;  /* set by evb_flush */
+    struct tail_blob *blob;
 };
 
 void evb_add(struct event_batch *b, int64_t user_id, enum event_type type, int64_t thread_id,
-             int64_t seq, int64_t actor, int64_t delivered, int64_t read, int64_t now)
+             int64_t seq, int64_t actor, int64_t delivered, int64_t read, int64_t now,
+             struct tail_blob *blob)
 {
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 64;
@@ -66,8 +71,8 @@ void evb_add(struct event_batch *b, int64_t user_id, enum event_type type, int64
         b->items = items;
         b->cap = cap;
     }
-    b->items[b->n] = (struct evb_item){user_id, thread_id, seq, actor, delivered, read, now,
-                                       (int)type, b->n};
+    b->items[b->n] = (struct evb_item){user_id, thread_id, seq,  actor, delivered, read, now,
+                                       (int)type, b->n, 0, tail_blob_ref(blob)};
     b->n++;
 }
 
@@ -121,20 +126,63 @@ int evb_flush(struct event_batch *b, struct wake_list *wake)
                      "a BIGINT PATH '$[5]', d BIGINT PATH '$[6]', r BIGINT PATH '$[7]', "
                      "n BIGINT PATH '$[8]')) j JOIN user_streams s ON s.user_id = j.u",
                      DB_ARGS(DB_STR(es)));
+    /* The positions: each stream's new end, less the events after it. */
+    struct db_res *r = NULL;
+    if (rc == 0)
+        rc = db_query("SELECT STRAIGHT_JOIN s.user_id, s.last_pos FROM JSON_TABLE(?, '$[*]' "
+                      "COLUMNS (u BIGINT PATH '$[0]')) j JOIN user_streams s ON s.user_id = j.u "
+                      "ORDER BY s.user_id",
+                      &r, DB_ARGS(DB_STR(cs)));
     free(counts.s);
     free(events.s);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0, row = 0; i < b->n;) {
+        size_t k = i;
+        while (k < b->n && b->items[k].user_id == b->items[i].user_id)
+            k++;
+        while (row < (size_t)r->nrows && db_int(r, (int)row, 0) < b->items[i].user_id)
+            row++;
+        int64_t last = row < (size_t)r->nrows && db_int(r, (int)row, 0) == b->items[i].user_id
+                           ? db_int(r, (int)row, 1)
+                           : 0;
+        for (size_t e = i; e < k; e++)
+            b->items[e].pos = last ? last - (int64_t)(k - 1 - e) : 0;
+        i = k;
+    }
+    db_res_free(r);
+    return DB_OK;
+}
+
+void evb_publish(struct event_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        struct evb_item *v = &b->items[i];
+        if (v->blob == NULL && v->type == EVENT_RECEIPT) {
+            char json[256];
+            int len = snprintf(json, sizeof json,
+                               "{\"type\":\"receipt\",\"thread_id\":%lld,\"user_id\":%lld,"
+                               "\"delivered_seq\":%lld,\"read_seq\":%lld}",
+                               (long long)v->thread_id, (long long)v->actor,
+                               (long long)v->delivered, (long long)v->read);
+            v->blob = tail_blob_new(json, (size_t)len);
+        }
+        tail_put(v->user_id, v->pos, v->blob);
+    }
     evb_reset(b);
-    return rc;
 }
 
 void evb_reset(struct event_batch *b)
 {
+    for (size_t i = 0; i < b->n; i++)
+        tail_blob_unref(b->items[i].blob);
     b->n = 0;
     b->failed = false;
 }
 
 void evb_free(struct event_batch *b)
 {
+    evb_reset(b);
     free(b->items);
     memset(b, 0, sizeof *b);
 }

@@ -35,22 +35,35 @@ void wake_flush(struct wake_list *w);
 /* Events gathered by a batch (of sends, of acknowledgements) and appended in
  * two statements whatever their number: each stream is bumped once by its
  * count, and its events take the positions just below its new end, in the
- * order they were added. Zero-initialise. */
+ * order they were added. After the commit, evb_publish hands them to the
+ * in-memory tails (tail.h) so that woken polls need not read them back.
+ * Zero-initialise. */
+struct tail_blob;
 struct event_batch {
     struct evb_item *items;
     size_t n, cap;
     bool failed; /* memory ran out: evb_flush fails */
 };
 
-/* Adds one event for user_id (fields as in events_to_members). */
+/* Adds one event for user_id (fields as in events_to_members). blob, when
+ * not NULL, is the event as the API shows it (a reference is taken); receipt
+ * events are rendered by evb_publish, message events without a blob are not
+ * published. */
 void evb_add(struct event_batch *b, int64_t user_id, enum event_type type, int64_t thread_id,
-             int64_t seq, int64_t actor, int64_t delivered, int64_t read, int64_t now);
+             int64_t seq, int64_t actor, int64_t delivered, int64_t read, int64_t now,
+             struct tail_blob *blob);
 
-/* Appends every added event inside the caller's transaction, adds their
- * users to wake, and empties the batch. Returns DB_OK or DB_E*. */
+/* Appends every added event inside the caller's transaction and learns
+ * their positions; adds their users to wake. The events stay in the batch
+ * for evb_publish. Returns DB_OK or DB_E*. */
 int evb_flush(struct event_batch *b, struct wake_list *wake);
 
-/* Empties the batch (a transaction is being retried) / frees its memory. */
+/* After the commit: puts the flushed events into the tails, then empties the
+ * batch. */
+void evb_publish(struct event_batch *b);
+
+/* Empties the batch (a transaction is being retried, or rolled back) /
+ * frees its memory. */
 void evb_reset(struct event_batch *b);
 void evb_free(struct event_batch *b);
 

@@ -23,6 +23,7 @@
 #include "presence.h"
 #include "push.h"
 #include "sendq.h"
+#include "tail.h"
 #include <curl/curl.h>
 #include "events.h"
 #include "util.h"
@@ -156,7 +157,7 @@ int main(int argc, char **argv)
     events_init(cfg.receipt_fanout_max);
     pthread_t janitor;
     if (presence_init(cfg.presence_window_s) < 0 || push_init(&cfg) < 0 ||
-        sendq_start(cfg.send_workers, cfg.send_batch_max) < 0 ||
+        tail_init(cfg.tail_users) < 0 || sendq_start(cfg.send_workers, cfg.send_batch_max) < 0 ||
         acks_start(cfg.ack_workers, cfg.send_batch_max, cfg.receipt_fanout_max) < 0 ||
         pthread_create(&janitor, NULL, janitor_main, NULL) != 0 || http_start(&cfg) < 0)
         return 1;
@@ -177,6 +178,7 @@ int main(int argc, char **argv)
     presence_shutdown();
     push_shutdown();
     db_shutdown();
+    tail_shutdown();
     curl_global_cleanup();
     log_info("chatd: stopped");
     return 0;

@@ -532,3 +532,64 @@ def test_logging_a_device_out_ends_what_its_parked_poll_receives(server, new_use
         "a logged-out device's parked poll received a message sent after the logout"
     assert r.status in (200, 401), r
     problem(inbox(bob2, c, timeout=0), 401, "unauthorized")
+
+
+# -- the in-memory tail (src/tail.c) -----------------------------------------
+
+import pytest  # noqa: E402
+
+from conftest import User, env_server  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def no_tail_server(db):
+    """A second chatd on the same database with the in-memory tail off: every
+    read it answers comes from the database."""
+    with env_server(db, "notail", {"CHAT_TAIL_USERS": "0"}) as s:
+        yield s
+
+
+def test_live_answers_from_the_tail_equal_the_database(new_users, no_tail_server):
+    """Woken polls are answered from the in-memory tail; the same range read
+    from the database (a chatd without the tail) is event for event the same,
+    bodies with escapes, emoji and control characters included, and so are the
+    receipts the batches published."""
+    a, b, c = new_users(3)
+    g = a.group(b, c, title="tail")["id"]
+    d = a.direct(b)["id"]
+    start = inbox_cursor(b)
+    pb = Poller(b, since=start, timeout=5)
+    pa = Poller(a, timeout=5)  # a's acknowledgements make receipts for b
+    bodies = ['plain', 'quote " backslash \\ slash /', 'emoji 😀 ünïcödé ✓', 'tab\tnl\ncr\r',
+              '\u0001\u001f control', 'x' * 3000]
+    sent = []
+    for i, body in enumerate(bodies):
+        sent.append(a.say(g if i % 2 else d, body))
+        sent.append(c.say(g, f"c{i} {body}"))
+    want = {(m["thread_id"], m["seq"]) for m in sent}
+
+    def got_all():
+        return want <= {(e["message"]["thread_id"], e["message"]["seq"])
+                        for _, e, _ in pb.items if e["type"] == "message"}
+    deadline = time.monotonic() + 20
+    while not got_all() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop_pollers(pb, pa)
+    assert got_all(), pb.items
+    live = durable([e for _, e, _ in pb.items])
+    end = pb.cursor
+    # the same range from the database, in pages, through the other chatd
+    b2 = User(no_tail_server, b.user, b.password, b.token, b.session_id)
+    stored, cursor = [], start
+    while cursor != end:
+        r = inbox(b2, cursor, timeout=0, limit=7)
+        assert r.status == 200, r
+        assert r.body["next"] != cursor, (cursor, end)
+        stored += durable(r.body["events"])
+        cursor = r.body["next"]
+    assert live == stored
+    for t in (g, d):  # per thread in seq order, each once
+        seqs = [m["seq"] for m in messages_of(live, t)]
+        assert seqs == sorted(set(seqs)), (t, seqs)
+    assert {m["body"] for m in messages_of(live)} >= set(bodies)
+    assert any(e["type"] == "receipt" for e in live)

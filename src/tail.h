@@ -1,0 +1,57 @@
+/* tail.h — the newest events of each active user's stream, in memory, as
+ * the API shows them, so that a woken long-poll answers without reading the
+ * database.
+ *
+ * The database stays the stream: the batches (sends, acknowledgements)
+ * publish what they appended here after their commit and before the wake-up;
+ * anything else that appends (thread events, read receipts) does not, and a
+ * reader that finds a position missing reads the database instead. A read
+ * takes events from since+1 on only while the tail holds them in a row, so
+ * it returns a prefix of what the database holds, never something else.
+ * Bounded: a fixed number of users (hashed; a newcomer evicts) with the last
+ * TAIL_EVENTS positions each. */
+#ifndef CHAT_TAIL_H
+#define CHAT_TAIL_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TAIL_EVENTS 16
+
+/* One event's JSON, shared by every tail that holds it. */
+struct tail_blob {
+    _Atomic int refs;
+    size_t len;  /* bytes of json, without the NUL */
+    char json[]; /* NUL-terminated */
+};
+
+/* A new blob holding a copy of json (len bytes), one reference; NULL when
+ * memory is short. */
+struct tail_blob *tail_blob_new(const char *json, size_t len);
+
+/* A new blob of the compact JSON of ev (not stolen); NULL on failure. */
+struct tail_blob *tail_blob_of(const json_t *ev);
+
+/* Takes one more reference / drops one (frees at zero; NULL is ignored). */
+struct tail_blob *tail_blob_ref(struct tail_blob *b);
+void tail_blob_unref(struct tail_blob *b);
+
+/* Allocates the table: `users` slots (rounded up to a power of two; 0 turns
+ * the tail off). Returns 0 or -1. */
+int tail_init(int users);
+
+/* Frees everything. */
+void tail_shutdown(void);
+
+/* Holds b (a new reference) as the event at pos of user_id's stream. Only
+ * for an event that is committed. Thread-safe. */
+void tail_put(int64_t user_id, int64_t pos, struct tail_blob *b);
+
+/* Appends to the array out the events of user_id at since+1, since+2, … for
+ * as long as the tail holds them, at most limit; sets *next to the last
+ * position returned. Returns how many (0: read the database). */
+int tail_read(int64_t user_id, int64_t since, int limit, json_t *out, int64_t *next);
+
+#endif
