@@ -59,7 +59,7 @@ json_t *view_presence(int64_t user_id, int64_t db_last_seen)
     "tm.nickname, tm.last_read_seq, "                                                         \
     "(SELECT GROUP_CONCAT(x.owner_id ORDER BY x.owner_id) FROM thread_members x "             \
     "  WHERE x.thread_id = t.id), "                                                           \
-    "m.thread_id, m.seq, m.sender_id, m.client_msg_id, m.body, m.created_at, tm.updated_at "  \
+    "m.thread_id, m.seq, m.sender_id, m.client_msg_id, m.body, m.created_at "                 \
     "FROM thread_members tm JOIN threads t ON t.id = tm.thread_id "                           \
     "LEFT JOIN messages m ON m.thread_id = t.id AND m.seq = t.last_seq "
 
@@ -120,11 +120,13 @@ int view_threads_page(int64_t owner, int64_t before_at, int64_t before_id, int l
 {
     struct db_res *r;
     int rc = db_query(THREAD_SELECT
-                      "WHERE tm.owner_id = ? AND (tm.updated_at < ? OR "
-                      "(tm.updated_at = ? AND tm.thread_id < ?)) "
-                      "ORDER BY tm.updated_at DESC, tm.thread_id DESC LIMIT ?",
+                      "WHERE tm.owner_id = ? AND tm.thread_id IN (SELECT p.id FROM "
+                      "(SELECT t2.id FROM thread_members tm2 JOIN threads t2 ON t2.id = "
+                      "tm2.thread_id WHERE tm2.owner_id = ? AND (t2.updated_at < ? OR "
+                      "(t2.updated_at = ? AND t2.id < ?)) ORDER BY t2.updated_at DESC, "
+                      "t2.id DESC LIMIT ?) p) ORDER BY t.updated_at DESC, t.id DESC",
                       &r,
-                      DB_ARGS(DB_INT(owner), DB_INT(before_at), DB_INT(before_at),
+                      DB_ARGS(DB_INT(owner), DB_INT(owner), DB_INT(before_at), DB_INT(before_at),
                               DB_INT(before_id), DB_INT(limit + 1)));
     if (rc < 0)
         return rc;
@@ -134,7 +136,7 @@ int view_threads_page(int64_t owner, int64_t before_at, int64_t before_id, int l
         json_array_append_new(arr, thread_row(r, i));
     *more = r->nrows > limit;
     if (n > 0) {
-        *last_at = db_int(r, n - 1, 16);
+        *last_at = db_int(r, n - 1, 4);
         *last_id = db_int(r, n - 1, 0);
     }
     db_res_free(r);
@@ -226,10 +228,9 @@ static int direct_tx(void *arg)
         return rc;
     c->thread_id = db_insert_id();
     c->created = true;
-    rc = db_exec("INSERT INTO thread_members (owner_id, thread_id, joined_at, updated_at) "
-                 "SELECT u.id, ?, ?, ? FROM users u WHERE u.id IN (?, ?)",
-                 DB_ARGS(DB_INT(c->thread_id), DB_INT(c->now), DB_INT(c->now), DB_INT(c->me),
-                         DB_INT(c->other)));
+    rc = db_exec("INSERT INTO thread_members (owner_id, thread_id, joined_at) "
+                 "SELECT u.id, ?, ? FROM users u WHERE u.id IN (?, ?)",
+                 DB_ARGS(DB_INT(c->thread_id), DB_INT(c->now), DB_INT(c->me), DB_INT(c->other)));
     if (rc < 0)
         return rc;
     return events_to_members(c->thread_id, EVENT_THREAD, 0, 0, 0, 0, c->now, &c->wake);

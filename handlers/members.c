@@ -41,12 +41,8 @@ static int lock_group(int64_t caller, int64_t thread_id, bool *is_admin)
 
 static int touch_members(int64_t thread_id, int64_t now)
 {
-    int rc = db_exec("UPDATE threads SET updated_at = ? WHERE id = ?",
-                     DB_ARGS(DB_INT(now), DB_INT(thread_id)));
-    if (rc == 0)
-        rc = db_exec("UPDATE thread_members SET updated_at = ? WHERE thread_id = ?",
-                     DB_ARGS(DB_INT(now), DB_INT(thread_id)));
-    return rc;
+    return db_exec("UPDATE threads SET updated_at = ? WHERE id = ?",
+                   DB_ARGS(DB_INT(now), DB_INT(thread_id)));
 }
 
 static int add_tx(void *arg)
@@ -76,11 +72,11 @@ static int add_tx(void *arg)
         return 0;
     /* New members start with everything so far counted as read. */
     rc = db_exec("INSERT IGNORE INTO thread_members (owner_id, thread_id, last_read_seq, "
-                 "last_delivered_seq, joined_at, updated_at) "
-                 "SELECT j.id, t.id, t.last_seq, t.last_seq, ?, ? "
+                 "last_delivered_seq, joined_at) "
+                 "SELECT j.id, t.id, t.last_seq, t.last_seq, ? "
                  "FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j "
                  "JOIN threads t ON t.id = ?",
-                 DB_ARGS(DB_INT(c->now), DB_INT(c->now), DB_STR(c->ids_json), DB_INT(c->thread_id)));
+                 DB_ARGS(DB_INT(c->now), DB_STR(c->ids_json), DB_INT(c->thread_id)));
     if (rc < 0 || (rc = touch_members(c->thread_id, c->now)) < 0)
         return rc;
     return events_to_members(c->thread_id, EVENT_THREAD, 0, 0, 0, 0, c->now, &c->wake);

@@ -12,7 +12,7 @@
  *      the lock, and READ COMMITTED lets it see a twin that just committed;
  *   4. a direct thread with a block between its two members refuses (403);
  *   5. seq = last_seq + 1, the message row, the thread's last_seq and the
- *      members' updated_at (the sender's read position moves to the new seq),
+ *      thread's updated_at (the sender's read position moves to the new seq),
  *      an event in every member's stream, the pushes;
  * and only after COMMIT does the caller get 201. */
 #include <stdlib.h>

@@ -10,8 +10,8 @@
  *      200 with the stored message, and so does a twin later in the batch;
  *   4. refuse direct sends across a block (403);
  *   5. number the messages (seq = last_seq + 1, … in the batch's order) and
- *      insert them, move the threads' last_seq, the members' updated_at and
- *      the senders' read positions, append one event per member and message
+ *      insert them, move the threads' last_seq and the senders' read
+ *      positions, append one event per member and message
  *      to the streams (bump each stream once by its count, then insert at the
  *      positions below the new end), and queue the pushes.
  * A batch that fails after its retries is split: each message is tried
@@ -237,8 +237,8 @@ static int refuse_blocked(struct batch *b)
     return DB_OK;
 }
 
-/* Step 5a: the message rows, the threads' last_seq, the members' updated_at
- * and the senders' read and delivered positions. */
+/* Step 5a: the message rows, the threads' last_seq and updated_at, and the
+ * senders' read and delivered positions. */
 static int store_messages(struct batch *b)
 {
     json_t *rows = json_array();
@@ -290,13 +290,8 @@ static int store_messages(struct batch *b)
                             "SET t.last_seq = j.q, t.updated_at = j.n",
                             DB_ARGS(DB_STR(ts)))
                   : DB_ERR;
-    /* Two joins by key (a LEFT JOIN of the senders onto every member row
-     * would have MariaDB scan the senders' list once per member). */
-    if (rc == 0)
-        rc = db_exec("UPDATE JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$[0]', "
-                     "n BIGINT PATH '$[2]')) j STRAIGHT_JOIN thread_members tm "
-                     "ON tm.thread_id = j.id SET tm.updated_at = j.n",
-                     DB_ARGS(DB_STR(ts)));
+    /* The senders' own positions, by key. (The members' rows are not
+     * touched: a thread list orders by the thread's updated_at.) */
     if (rc == 0)
         rc = db_exec("UPDATE JSON_TABLE(?, '$[*]' COLUMNS (t BIGINT PATH '$[0]', "
                      "s BIGINT PATH '$[1]', q BIGINT PATH '$[2]')) k STRAIGHT_JOIN thread_members tm "

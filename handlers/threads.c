@@ -46,18 +46,17 @@ static int group_create_tx(void *arg)
     if (rc < 0)
         return rc;
     c->thread_id = db_insert_id();
-    rc = db_exec("INSERT INTO thread_members (owner_id, thread_id, role, joined_at, updated_at) "
-                 "VALUES (?, ?, 'admin', ?, ?)",
-                 DB_ARGS(DB_INT(c->creator), DB_INT(c->thread_id), DB_INT(c->now), DB_INT(c->now)));
+    rc = db_exec("INSERT INTO thread_members (owner_id, thread_id, role, joined_at) "
+                 "VALUES (?, ?, 'admin', ?)",
+                 DB_ARGS(DB_INT(c->creator), DB_INT(c->thread_id), DB_INT(c->now)));
     if (rc < 0)
         return rc;
     if (c->nothers == 0)
         return events_to_members(c->thread_id, EVENT_THREAD, 0, 0, 0, 0, c->now, &c->wake);
-    rc = db_exec("INSERT INTO thread_members (owner_id, thread_id, joined_at, updated_at) "
-                 "SELECT u.id, ?, ?, ? FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j "
+    rc = db_exec("INSERT INTO thread_members (owner_id, thread_id, joined_at) "
+                 "SELECT u.id, ?, ? FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j "
                  "JOIN users u ON u.id = j.id",
-                 DB_ARGS(DB_INT(c->thread_id), DB_INT(c->now), DB_INT(c->now),
-                         DB_STR(c->others_json)));
+                 DB_ARGS(DB_INT(c->thread_id), DB_INT(c->now), DB_STR(c->others_json)));
     if (rc < 0)
         return rc;
     if ((size_t)db_affected() != c->nothers)
@@ -182,9 +181,6 @@ static int rename_tx(void *arg)
     wake_reset(&c->wake);
     int rc = db_exec("UPDATE threads SET title = ?, updated_at = ? WHERE id = ?",
                      DB_ARGS(DB_STR(c->title), DB_INT(c->now), DB_INT(c->thread_id)));
-    if (rc == 0)
-        rc = db_exec("UPDATE thread_members SET updated_at = ? WHERE thread_id = ?",
-                     DB_ARGS(DB_INT(c->now), DB_INT(c->thread_id)));
     if (rc < 0)
         return rc;
     return events_to_members(c->thread_id, EVENT_THREAD, 0, 0, 0, 0, c->now, &c->wake);
