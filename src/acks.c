@@ -244,13 +244,41 @@ static int find_moves(struct ack_batch *b)
         return DB_OK;
     }
     s = sb_done(&pairs);
+    /* A plain read first: most candidates do not move (a sender's own
+     * message is delivered already), and locking those rows would wait for
+     * the sends that hold them. Only the movers are locked and read again. */
+    rc = s ? db_query("SELECT STRAIGHT_JOIN tm.owner_id, tm.thread_id, tm.last_delivered_seq "
+                      "FROM JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT PATH '$[0]', "
+                      "t BIGINT PATH '$[1]')) j JOIN thread_members tm ON tm.owner_id = j.u "
+                      "AND tm.thread_id = j.t",
+                      &r, DB_ARGS(DB_STR(s)))
+           : DB_ERR;
+    free(pairs.s);
+    if (rc < 0)
+        return rc;
+    struct sbuf movers = {0};
+    for (int row = 0, m = 0; row < r->nrows; row++) {
+        int64_t u = db_int(r, row, 0), t = db_int(r, row, 1);
+        while (m < n && (b->moves[m].user_id < u ||
+                         (b->moves[m].user_id == u && b->moves[m].thread_id < t)))
+            m++;
+        if (m < n && b->moves[m].user_id == u && b->moves[m].thread_id == t &&
+            db_int(r, row, 2) < b->moves[m].seq)
+            sb_item(&movers, "[%lld,%lld]", (long long)u, (long long)t);
+    }
+    db_res_free(r);
+    if (movers.len == 0) {
+        b->nmoves = 0;
+        return DB_OK;
+    }
+    s = sb_done(&movers);
     rc = s ? db_query("SELECT STRAIGHT_JOIN tm.owner_id, tm.thread_id, tm.last_delivered_seq, "
                       "tm.last_read_seq FROM JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT PATH '$[0]', "
                       "t BIGINT PATH '$[1]')) j JOIN thread_members tm ON tm.owner_id = j.u "
                       "AND tm.thread_id = j.t FOR UPDATE",
                       &r, DB_ARGS(DB_STR(s)))
            : DB_ERR;
-    free(pairs.s);
+    free(movers.s);
     if (rc < 0)
         return rc;
     /* Both lists are in (user, thread) order. */

@@ -126,29 +126,33 @@ int evb_flush(struct event_batch *b, struct wake_list *wake)
                      "a BIGINT PATH '$[5]', d BIGINT PATH '$[6]', r BIGINT PATH '$[7]', "
                      "n BIGINT PATH '$[8]')) j JOIN user_streams s ON s.user_id = j.u",
                      DB_ARGS(DB_STR(es)));
-    /* The positions: each stream's new end, less the events after it. */
+    /* The positions: each stream's new end, less the events after it. (No
+     * ORDER BY: sorting a JSON_TABLE join spills to disk; the rows are
+     * matched here by binary search over the sorted items.) */
     struct db_res *r = NULL;
     if (rc == 0)
         rc = db_query("SELECT STRAIGHT_JOIN s.user_id, s.last_pos FROM JSON_TABLE(?, '$[*]' "
-                      "COLUMNS (u BIGINT PATH '$[0]')) j JOIN user_streams s ON s.user_id = j.u "
-                      "ORDER BY s.user_id",
+                      "COLUMNS (u BIGINT PATH '$[0]')) j JOIN user_streams s ON s.user_id = j.u",
                       &r, DB_ARGS(DB_STR(cs)));
     free(counts.s);
     free(events.s);
     if (rc < 0)
         return rc;
-    for (size_t i = 0, row = 0; i < b->n;) {
-        size_t k = i;
-        while (k < b->n && b->items[k].user_id == b->items[i].user_id)
+    for (int row = 0; row < r->nrows; row++) {
+        int64_t user = db_int(r, row, 0), last = db_int(r, row, 1);
+        size_t lo = 0, hi = b->n;
+        while (lo < hi) { /* the first item of user */
+            size_t mid = (lo + hi) / 2;
+            if (b->items[mid].user_id < user)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        size_t k = lo;
+        while (k < b->n && b->items[k].user_id == user)
             k++;
-        while (row < (size_t)r->nrows && db_int(r, (int)row, 0) < b->items[i].user_id)
-            row++;
-        int64_t last = row < (size_t)r->nrows && db_int(r, (int)row, 0) == b->items[i].user_id
-                           ? db_int(r, (int)row, 1)
-                           : 0;
-        for (size_t e = i; e < k; e++)
-            b->items[e].pos = last ? last - (int64_t)(k - 1 - e) : 0;
-        i = k;
+        for (size_t e = lo; e < k; e++)
+            b->items[e].pos = last - (int64_t)(k - 1 - e);
     }
     db_res_free(r);
     return DB_OK;
