@@ -39,8 +39,9 @@ static const struct cfg_entry table[] = {
      "open HTTP connections, parked long-polls included"},
     {"connection_timeout_s", INT(connection_timeout_s), "75", 1, 3600,
      "seconds before an idle keep-alive connection is closed"},
-    {"connection_memory_kb", INT(connection_memory_kb), "16", 4, 1024,
-     "KiB of request-header memory per connection (parked polls keep theirs)"},
+    {"connection_memory_kb", INT(connection_memory_kb), "5", 4, 1024,
+     "KiB of memory per connection, parked polls included (about what a parked poll costs): "
+     "request headers beyond about this less 1 KiB are refused with 431"},
     {"send_workers", INT(send_workers), "2", 0, 64,
      "threads storing sends in batches (group commit); 0 = one transaction per message"},
     {"send_batch_max", INT(send_batch_max), "256", 1, 4096,

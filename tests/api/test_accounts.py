@@ -3,6 +3,7 @@ import secrets
 import time
 
 import pytest
+import requests
 
 from conftest import Client, login, problem, register, unique_name
 
@@ -350,13 +351,27 @@ def test_missing_token_is_401(anon, path):
     "Bearer ",
     "Bearer garbage",
     "Bearer " + "A" * 43,           # the shape of a token, but unknown
-    "Bearer " + "A" * 10000,
+    "Bearer " + "A" * 3000,
     "Basic dXNlcjpwYXNz",
     "Token abc",
     "",
 ])
 def test_bad_token_is_401(anon, header):
     problem(anon.get("/v1/me", headers={"Authorization": header}), 401, "unauthorized")
+
+
+def test_oversized_headers_are_431_and_the_connection_still_serves(server, new_user):
+    """Request headers over the per-connection memory (connection_memory_kb,
+    5 KiB by default: the price of ~7 KiB per parked poll) are refused by the
+    HTTP layer with 431 before chatd sees them (docs/api-notes.md)."""
+    u = new_user()
+    r = requests.get(server.base + "/v1/me", timeout=30,
+                     headers={"Authorization": "Bearer " + "A" * 10000})
+    assert r.status_code == 431, (r.status_code, r.text[:200])
+    r = requests.get(server.base + "/v1/me", timeout=30,
+                     headers={"Authorization": "Bearer " + u.token, "X-Pad": "p" * 3000})
+    assert r.status_code == 200, (r.status_code, r.text[:200])
+    assert u.get("/v1/me").status == 200
 
 
 def test_bad_token_on_writes_is_401_and_changes_nothing(new_user, anon):
