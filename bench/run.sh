@@ -14,6 +14,7 @@
 #   BENCH_ONLY     run only these steps (space-separated names, e.g. "ceil s2");
 #                  the report then covers what ran
 #   BENCH_KEEP_DB  keep the run's MariaDB data directory (deleted by default)
+#   BENCH_DB_OPTS  extra mariadbd options, e.g. the slow log with long_query_time=0
 #
 # Steps: ceil (healthz, nginx, MariaDB commits), bare (the bare libmicrohttpd
 # long-poll anchor), s1 s2 s3 s4 s5 s6, flush2 (S3 1:1 and the commit ceiling
