@@ -34,7 +34,9 @@ static const struct cfg_entry table[] = {
     {"www_root", STR(www_root), "www", 0, 0, "directory served to browsers"},
     {"sql_dir", STR(sql_dir), "sql", 0, 0, "directory of migrations, applied at start-up"},
     {"log_level", STR(log_level), "info", 0, 0, "error, warn, info or debug"},
-    {"threads", INT(threads), "16", 1, 256, "HTTP worker threads, one database connection each"},
+    {"threads", INT(threads), "4", 1, 256,
+     "HTTP worker threads, one database connection each (sends, acknowledgements and "
+     "password hashes run in pools of their own)"},
     {"connection_limit", INT(connection_limit), "20000", 16, 1000000,
      "open HTTP connections, parked long-polls included"},
     {"connection_timeout_s", INT(connection_timeout_s), "75", 1, 3600,

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "batchq.h"
 #include "hub.h"
 #include "jsonv.h"
 #include "log.h"
@@ -54,6 +55,21 @@ struct exchange {
 };
 
 static struct MHD_Daemon *daemon_;
+
+/* The slow-work pool: handlers of routes marked slow (registration and
+ * login: an Argon2id hash each) run here, so that an HTTP thread — which
+ * also wakes the parked polls of its connections — never waits ~50 ms on a
+ * hash. One job is one exchange; its answer is deferred. */
+static struct batchq slow_pool;
+
+static void run_slow(void **jobs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct exchange *ex = jobs[i];
+        ex->route->handler(&ex->req, &ex->res);
+        req_defer_done(&ex->defer);
+    }
+}
 static unsigned bound_port;
 
 static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -195,6 +211,12 @@ static size_t dispatch(struct MHD_Connection *conn, struct exchange *ex)
         }
     }
     ex->route = route;
+    if (route->slow) {
+        res->deferred = true; /* before the hand-over: the pool may answer at once */
+        if (batchq_push(&slow_pool, ex))
+            return slot;
+        res->deferred = false;
+    }
     route->handler(req, res);
     return slot;
 }
@@ -401,6 +423,10 @@ int http_start(const struct config *cfg)
         return -1;
     }
     unsigned limit = fit_fd_limit((unsigned)cfg->connection_limit);
+    if (batchq_start(&slow_pool, "slow", cfg->hash_concurrency, 1, run_slow) < 0) {
+        log_error("http: cannot start the slow-work pool");
+        return -1;
+    }
     if (hub_init(resume_conn) < 0) {
         log_error("http: cannot start the hub");
         return -1;
@@ -433,6 +459,7 @@ void http_stop(void)
     /* Stop accepting, answer every parked poll, give the answers a moment to
      * leave, then stop. */
     MHD_quiesce_daemon(daemon_);
+    batchq_stop(&slow_pool); /* answers what it holds; later ones run here */
     hub_shutdown();
     struct timespec pause = {0, 300 * 1000000L};
     nanosleep(&pause, NULL);

@@ -21,6 +21,8 @@ struct route {
     const char *pattern; /* "/v1/threads/{id}/messages" */
     handler_fn handler;
     bool needs_auth;     /* a valid bearer token is required */
+    bool slow;           /* runs in the slow-work pool (password hashing), never
+                            in an HTTP thread: see http.c */
 };
 
 /* The application's routes (routes.c) and their count. */

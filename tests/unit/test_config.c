@@ -18,7 +18,7 @@ static void test_defaults(void **state)
     config_defaults(&c);
     assert_string_equal(c.listen, "127.0.0.1:8080");
     assert_string_equal(c.www_root, "www");
-    assert_int_equal(c.threads, 16);
+    assert_int_equal(c.threads, 4);
     assert_int_equal(c.presence_window_s, 60);
     assert_int_equal(c.event_retention_days, 30);
     assert_true(c.db_require_durable);
@@ -55,7 +55,7 @@ static void test_file_then_env(void **state)
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     const char *text = "# a comment\n\nlisten = 127.0.0.1:9000  # trailing comment\n"
-                       "threads=4\nlog_level = debug\n";
+                       "threads=6\nlog_level = debug\n";
     assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
     close(fd);
     struct config c;
@@ -63,7 +63,7 @@ static void test_file_then_env(void **state)
     config_defaults(&c);
     assert_int_equal(config_load_file(&c, path, true, err, sizeof err), 0);
     assert_string_equal(c.listen, "127.0.0.1:9000");
-    assert_int_equal(c.threads, 4);
+    assert_int_equal(c.threads, 6);
     assert_string_equal(c.log_level, "debug");
     setenv("CHAT_THREADS", "6", 1);
     setenv("CHAT_LISTEN", "127.0.0.1:0", 1);

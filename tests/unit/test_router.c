@@ -14,11 +14,11 @@ static void h_c(struct request *q, struct response *s) { (void)q, (void)s; }
 static void h_d(struct request *q, struct response *s) { (void)q, (void)s; }
 
 static const struct route table[] = {
-    {"GET", "/v1/threads", h_a, true},
-    {"POST", "/v1/threads", h_b, true},
-    {"DELETE", "/v1/sessions/current", h_c, true},
-    {"DELETE", "/v1/sessions/{id}", h_d, true},
-    {"DELETE", "/v1/threads/{id}/members/{id}", h_c, true},
+    {"GET", "/v1/threads", h_a, true, false},
+    {"POST", "/v1/threads", h_b, true, false},
+    {"DELETE", "/v1/sessions/current", h_c, true, false},
+    {"DELETE", "/v1/sessions/{id}", h_d, true, false},
+    {"DELETE", "/v1/threads/{id}/members/{id}", h_c, true, false},
 };
 #define N (sizeof table / sizeof table[0])
 
