@@ -212,14 +212,11 @@ static int refuse_blocked(struct batch *b)
     }
     if (pairs.len == 0)
         return DB_OK;
-    const char *s = sb_done(&pairs);
     struct db_res *r;
-    int rc = s ? db_query("SELECT STRAIGHT_JOIN b.owner_id, b.blocked_id FROM JSON_TABLE(?, "
-                          "'$[*]' COLUMNS (a BIGINT PATH '$[0]', z BIGINT PATH '$[1]')) j "
-                          "JOIN blocks b ON b.owner_id = j.a AND b.blocked_id = j.z",
-                          &r, DB_ARGS(DB_STR(s)))
-               : DB_ERR;
-    free(pairs.s);
+    int rc = db_query_list("SELECT STRAIGHT_JOIN b.owner_id, b.blocked_id FROM JSON_TABLE(?, "
+                           "'$[*]' COLUMNS (a BIGINT PATH '$[0]', z BIGINT PATH '$[1]')) j "
+                           "JOIN blocks b ON b.owner_id = j.a AND b.blocked_id = j.z",
+                           &pairs, &r);
     if (rc < 0)
         return rc;
     for (int row = 0; row < r->nrows; row++) {
@@ -284,22 +281,19 @@ static int store_messages(struct batch *b)
             sb_item(&senders, "[%lld,%lld,%lld]", (long long)j->thread_id, (long long)j->sender,
                     (long long)j->seq);
     }
-    const char *ts = sb_done(&threads), *ss = sb_done(&senders);
-    rc = ts && ss ? db_exec("UPDATE threads t JOIN JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH "
-                            "'$[0]', q BIGINT PATH '$[1]', n BIGINT PATH '$[2]')) j ON t.id = j.id "
-                            "SET t.last_seq = j.q, t.updated_at = j.n",
-                            DB_ARGS(DB_STR(ts)))
-                  : DB_ERR;
+    rc = db_exec_list("UPDATE threads t JOIN JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH "
+                      "'$[0]', q BIGINT PATH '$[1]', n BIGINT PATH '$[2]')) j ON t.id = j.id "
+                      "SET t.last_seq = j.q, t.updated_at = j.n",
+                      &threads);
     /* The senders' own positions, by key. (The members' rows are not
      * touched: a thread list orders by the thread's updated_at.) */
     if (rc == 0)
-        rc = db_exec("UPDATE JSON_TABLE(?, '$[*]' COLUMNS (t BIGINT PATH '$[0]', "
-                     "s BIGINT PATH '$[1]', q BIGINT PATH '$[2]')) k STRAIGHT_JOIN thread_members tm "
-                     "ON tm.owner_id = k.s AND tm.thread_id = k.t "
-                     "SET tm.last_read_seq = GREATEST(tm.last_read_seq, k.q), "
-                     "tm.last_delivered_seq = GREATEST(tm.last_delivered_seq, k.q)",
-                     DB_ARGS(DB_STR(ss)));
-    free(threads.s);
+        rc = db_exec_list("UPDATE JSON_TABLE(?, '$[*]' COLUMNS (t BIGINT PATH '$[0]', "
+                          "s BIGINT PATH '$[1]', q BIGINT PATH '$[2]')) k STRAIGHT_JOIN "
+                          "thread_members tm ON tm.owner_id = k.s AND tm.thread_id = k.t "
+                          "SET tm.last_read_seq = GREATEST(tm.last_read_seq, k.q), "
+                          "tm.last_delivered_seq = GREATEST(tm.last_delivered_seq, k.q)",
+                          &senders);
     free(senders.s);
     return rc;
 }

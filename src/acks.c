@@ -243,17 +243,14 @@ static int find_moves(struct ack_batch *b)
         free(pairs.s);
         return DB_OK;
     }
-    s = sb_done(&pairs);
     /* A plain read first: most candidates do not move (a sender's own
      * message is delivered already), and locking those rows would wait for
      * the sends that hold them. Only the movers are locked and read again. */
-    rc = s ? db_query("SELECT STRAIGHT_JOIN tm.owner_id, tm.thread_id, tm.last_delivered_seq "
-                      "FROM JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT PATH '$[0]', "
-                      "t BIGINT PATH '$[1]')) j JOIN thread_members tm ON tm.owner_id = j.u "
-                      "AND tm.thread_id = j.t",
-                      &r, DB_ARGS(DB_STR(s)))
-           : DB_ERR;
-    free(pairs.s);
+    rc = db_query_list("SELECT STRAIGHT_JOIN tm.owner_id, tm.thread_id, tm.last_delivered_seq "
+                       "FROM JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT PATH '$[0]', "
+                       "t BIGINT PATH '$[1]')) j JOIN thread_members tm ON tm.owner_id = j.u "
+                       "AND tm.thread_id = j.t",
+                       &pairs, &r);
     if (rc < 0)
         return rc;
     struct sbuf movers = {0};
@@ -271,14 +268,11 @@ static int find_moves(struct ack_batch *b)
         b->nmoves = 0;
         return DB_OK;
     }
-    s = sb_done(&movers);
-    rc = s ? db_query("SELECT STRAIGHT_JOIN tm.owner_id, tm.thread_id, tm.last_delivered_seq, "
-                      "tm.last_read_seq FROM JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT PATH '$[0]', "
-                      "t BIGINT PATH '$[1]')) j JOIN thread_members tm ON tm.owner_id = j.u "
-                      "AND tm.thread_id = j.t FOR UPDATE",
-                      &r, DB_ARGS(DB_STR(s)))
-           : DB_ERR;
-    free(movers.s);
+    rc = db_query_list("SELECT STRAIGHT_JOIN tm.owner_id, tm.thread_id, tm.last_delivered_seq, "
+                       "tm.last_read_seq FROM JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT PATH '$[0]', "
+                       "t BIGINT PATH '$[1]')) j JOIN thread_members tm ON tm.owner_id = j.u "
+                       "AND tm.thread_id = j.t FOR UPDATE",
+                       &movers, &r);
     if (rc < 0)
         return rc;
     /* Both lists are in (user, thread) order. */
@@ -333,14 +327,11 @@ static int add_receipts(struct ack_batch *b, int64_t now)
         }
     }
     free(threads);
-    const char *s = sb_done(&ids);
     struct db_res *r;
-    int rc = s ? db_query("SELECT STRAIGHT_JOIN tm.thread_id, tm.owner_id FROM JSON_TABLE(?, "
-                          "'$[*]' COLUMNS (id BIGINT PATH '$')) j JOIN thread_members tm "
-                          "ON tm.thread_id = j.id ORDER BY tm.thread_id, tm.owner_id",
-                          &r, DB_ARGS(DB_STR(s)))
-               : DB_ERR;
-    free(ids.s);
+    int rc = db_query_list("SELECT STRAIGHT_JOIN tm.thread_id, tm.owner_id FROM JSON_TABLE(?, "
+                           "'$[*]' COLUMNS (id BIGINT PATH '$')) j JOIN thread_members tm "
+                           "ON tm.thread_id = j.id ORDER BY tm.thread_id, tm.owner_id",
+                           &ids, &r);
     if (rc < 0)
         return rc;
     struct span *spans = malloc((size_t)nthreads * sizeof *spans);
@@ -423,14 +414,11 @@ static int ack_tx(void *arg)
         for (int m = 0; m < b->nmoves; m++)
             sb_item(&moves, "[%lld,%lld,%lld]", (long long)b->moves[m].user_id,
                     (long long)b->moves[m].thread_id, (long long)b->moves[m].seq);
-        const char *s = sb_done(&moves);
-        rc = s ? db_exec("UPDATE thread_members tm JOIN JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT "
-                         "PATH '$[0]', t BIGINT PATH '$[1]', q BIGINT PATH '$[2]')) j "
-                         "ON tm.owner_id = j.u AND tm.thread_id = j.t "
-                         "SET tm.last_delivered_seq = GREATEST(tm.last_delivered_seq, j.q)",
-                         DB_ARGS(DB_STR(s)))
-               : DB_ERR;
-        free(moves.s);
+        rc = db_exec_list("UPDATE thread_members tm JOIN JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT "
+                          "PATH '$[0]', t BIGINT PATH '$[1]', q BIGINT PATH '$[2]')) j "
+                          "ON tm.owner_id = j.u AND tm.thread_id = j.t "
+                          "SET tm.last_delivered_seq = GREATEST(tm.last_delivered_seq, j.q)",
+                          &moves);
         if (rc < 0 || (rc = add_receipts(b, now)) < 0 ||
             (rc = evb_flush(&b->events, &b->wake)) < 0)
             return rc;
@@ -441,14 +429,10 @@ static int ack_tx(void *arg)
             sb_item(&marks, "[%lld,%lld]", (long long)b->users[i], (long long)b->pos[i]);
     if (marks.len == 0)
         return DB_OK;
-    const char *s = sb_done(&marks);
-    rc = s ? db_exec("INSERT INTO user_acks (user_id, acked_pos) SELECT j.u, j.p FROM "
-                     "JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT PATH '$[0]', p BIGINT PATH '$[1]')) j "
-                     "ON DUPLICATE KEY UPDATE acked_pos = GREATEST(acked_pos, VALUES(acked_pos))",
-                     DB_ARGS(DB_STR(s)))
-           : DB_ERR;
-    free(marks.s);
-    return rc;
+    return db_exec_list("INSERT INTO user_acks (user_id, acked_pos) SELECT j.u, j.p FROM "
+                        "JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT PATH '$[0]', p BIGINT PATH '$[1]')) j "
+                        "ON DUPLICATE KEY UPDATE acked_pos = GREATEST(acked_pos, VALUES(acked_pos))",
+                        &marks);
 }
 
 /* Stores jobs[0..n) (sorted here by user) as one transaction, or one user at

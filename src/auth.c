@@ -251,12 +251,8 @@ int auth_flush_last_seen(void)
     pthread_mutex_unlock(&cache_mu);
     if (rows.len == 0)
         return DB_OK;
-    const char *s = sb_done(&rows);
-    int rc = s ? db_exec("UPDATE JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$[0]', "
-                         "t BIGINT PATH '$[1]')) j STRAIGHT_JOIN sessions s ON s.id = j.id "
-                         "SET s.last_seen_at = GREATEST(s.last_seen_at, j.t)",
-                         DB_ARGS(DB_STR(s)))
-               : DB_ERR;
-    free(rows.s);
-    return rc;
+    return db_exec_list("UPDATE JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$[0]', "
+                        "t BIGINT PATH '$[1]')) j STRAIGHT_JOIN sessions s ON s.id = j.id "
+                        "SET s.last_seen_at = GREATEST(s.last_seen_at, j.t)",
+                        &rows);
 }

@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
+
 #include "log.h"
 
 #define STMT_CACHE 256
@@ -446,6 +448,24 @@ int db_exec(const char *sql, int nargs, const struct db_arg *args)
 int db_query(const char *sql, struct db_res **out, int nargs, const struct db_arg *args)
 {
     return run(sql, out, nargs, args);
+}
+
+int db_exec_list(const char *sql, struct sbuf *list)
+{
+    const char *s = sb_done(list);
+    int rc = s ? db_exec(sql, DB_ARGS(DB_STR(s))) : DB_ERR;
+    free(list->s);
+    list->s = NULL;
+    return rc;
+}
+
+int db_query_list(const char *sql, struct sbuf *list, struct db_res **out)
+{
+    const char *s = sb_done(list);
+    int rc = s ? db_query(sql, out, DB_ARGS(DB_STR(s))) : DB_ERR;
+    free(list->s);
+    list->s = NULL;
+    return rc;
 }
 
 int64_t db_affected(void) { return tl_affected; }

@@ -89,6 +89,14 @@ int db_exec(const char *sql, int nargs, const struct db_arg *args);
  * db_res_free). Returns DB_OK or DB_E*; *out is NULL on error. */
 int db_query(const char *sql, struct db_res **out, int nargs, const struct db_arg *args);
 
+/* db_exec / db_query of a statement whose one parameter is the JSON list
+ * built in `list` (sb_item…, read here with sb_done), for statements over
+ * JSON_TABLE(?, …). Frees the list's string whatever happens. DB_ERR when
+ * building the list ran out of memory. */
+struct sbuf;
+int db_exec_list(const char *sql, struct sbuf *list);
+int db_query_list(const char *sql, struct sbuf *list, struct db_res **out);
+
 /* Rows changed by this thread's last db_exec. */
 int64_t db_affected(void);
 
