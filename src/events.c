@@ -111,33 +111,31 @@ int evb_flush(struct event_batch *b, struct wake_list *wake)
         }
         i = k;
     }
-    const char *cs = sb_done(&counts), *es = sb_done(&events);
-    int rc = cs && es ? db_exec("UPDATE user_streams s JOIN JSON_TABLE(?, '$[*]' COLUMNS "
-                                "(u BIGINT PATH '$[0]', c BIGINT PATH '$[1]')) j "
-                                "ON j.u = s.user_id SET s.last_pos = s.last_pos + j.c",
-                                DB_ARGS(DB_STR(cs)))
-                      : DB_ERR;
-    if (rc == 0)
-        rc = db_exec("INSERT INTO user_events (user_id, pos, type, thread_id, seq, actor_id, "
-                     "delivered_seq, read_seq, created_at) SELECT STRAIGHT_JOIN s.user_id, "
-                     "s.last_pos - j.b, j.y, j.t, j.q, j.a, j.d, j.r, j.n FROM JSON_TABLE(?, "
-                     "'$[*]' COLUMNS (u BIGINT PATH '$[0]', b BIGINT PATH '$[1]', "
-                     "y INT PATH '$[2]', t BIGINT PATH '$[3]', q BIGINT PATH '$[4]', "
-                     "a BIGINT PATH '$[5]', d BIGINT PATH '$[6]', r BIGINT PATH '$[7]', "
-                     "n BIGINT PATH '$[8]')) j JOIN user_streams s ON s.user_id = j.u",
-                     DB_ARGS(DB_STR(es)));
-    /* The positions: each stream's new end, less the events after it. (No
-     * ORDER BY: sorting a JSON_TABLE join spills to disk; the rows are
-     * matched here by binary search over the sorted items.) */
+    /* Bump each stream once and read its new end in one statement
+     * (INSERT … ON DUPLICATE KEY UPDATE … RETURNING gives the updated row;
+     * every user has a stream row, so nothing is inserted), then insert the
+     * events at the positions below that end. */
     struct db_res *r = NULL;
+    int rc = db_query_list("INSERT INTO user_streams (user_id, last_pos) SELECT j.u, j.c FROM "
+                           "JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT PATH '$[0]', c BIGINT PATH "
+                           "'$[1]')) j ON DUPLICATE KEY UPDATE last_pos = last_pos + "
+                           "VALUES(last_pos) RETURNING user_id, last_pos",
+                           &counts, &r);
     if (rc == 0)
-        rc = db_query("SELECT STRAIGHT_JOIN s.user_id, s.last_pos FROM JSON_TABLE(?, '$[*]' "
-                      "COLUMNS (u BIGINT PATH '$[0]')) j JOIN user_streams s ON s.user_id = j.u",
-                      &r, DB_ARGS(DB_STR(cs)));
-    free(counts.s);
+        rc = db_exec_list("INSERT INTO user_events (user_id, pos, type, thread_id, seq, actor_id, "
+                          "delivered_seq, read_seq, created_at) SELECT STRAIGHT_JOIN s.user_id, "
+                          "s.last_pos - j.b, j.y, j.t, j.q, j.a, j.d, j.r, j.n FROM JSON_TABLE(?, "
+                          "'$[*]' COLUMNS (u BIGINT PATH '$[0]', b BIGINT PATH '$[1]', "
+                          "y INT PATH '$[2]', t BIGINT PATH '$[3]', q BIGINT PATH '$[4]', "
+                          "a BIGINT PATH '$[5]', d BIGINT PATH '$[6]', r BIGINT PATH '$[7]', "
+                          "n BIGINT PATH '$[8]')) j JOIN user_streams s ON s.user_id = j.u",
+                          &events);
     free(events.s);
-    if (rc < 0)
+    if (rc < 0) {
+        if (r)
+            db_res_free(r);
         return rc;
+    }
     for (int row = 0; row < r->nrows; row++) {
         int64_t user = db_int(r, row, 0), last = db_int(r, row, 1);
         size_t lo = 0, hi = b->n;
