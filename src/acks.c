@@ -82,65 +82,6 @@ void acks_note_read(int64_t user_id, int64_t from, int64_t to, const int64_t (*m
     pthread_mutex_unlock(&notes_mu);
 }
 
-/* The acknowledgement mark of each user as this process last knew it (the
- * database's, or further: see acks_submit). Hashed like the notes; guarded
- * by notes_mu. A mark older than MARK_TTL_MS is not trusted. */
-#define MARK_TTL_MS (3600 * 1000)
-struct mark {
-    int64_t user_id, pos, at_ms;
-};
-static struct mark marks[NOTE_SLOTS];
-
-/* Raises the known mark of user_id to pos. */
-static void mark_raise(int64_t user_id, int64_t pos, int64_t now)
-{
-    struct mark *m = &marks[(uint64_t)user_id & (NOTE_SLOTS - 1)];
-    pthread_mutex_lock(&notes_mu);
-    if (m->user_id != user_id)
-        *m = (struct mark){user_id, pos, now};
-    else if (pos >= m->pos)
-        m->pos = pos, m->at_ms = now;
-    pthread_mutex_unlock(&notes_mu);
-}
-
-/* The known mark of user_id, or -1. */
-static int64_t mark_get(int64_t user_id, int64_t now)
-{
-    struct mark *m = &marks[(uint64_t)user_id & (NOTE_SLOTS - 1)];
-    pthread_mutex_lock(&notes_mu);
-    int64_t pos = m->user_id == user_id && now - m->at_ms < MARK_TTL_MS ? m->pos : -1;
-    pthread_mutex_unlock(&notes_mu);
-    return pos;
-}
-
-/* The fast path: true when acknowledging up to pos changes nothing but the
- * mark — pos is the known mark, or the next read's end after it with no
- * message between (a note of n = 0) — and moves the mark in memory. Such a
- * cursor is valid (it was handed out moments ago) and such a range delivers
- * nothing, so the database is not asked; its mark lags, which only means a
- * later batch starts from the in-memory mark (find_moves) or, after a
- * restart, rescans a range that delivers nothing. */
-static bool ack_in_memory(int64_t user_id, int64_t pos, int64_t now)
-{
-    size_t i = (uint64_t)user_id & (NOTE_SLOTS - 1);
-    struct mark *m = &marks[i];
-    struct read_note *e = &notes[i];
-    bool done = false;
-    pthread_mutex_lock(&notes_mu);
-    if (m->user_id == user_id && now - m->at_ms < MARK_TTL_MS) {
-        if (pos == m->pos) {
-            done = true;
-        } else if (pos > m->pos && e->user_id == user_id && e->from == m->pos && e->to == pos &&
-                   e->n == 0) {
-            m->pos = pos;
-            m->at_ms = now;
-            done = true;
-        }
-    }
-    pthread_mutex_unlock(&notes_mu);
-    return done;
-}
-
 /* Copies the note of user_id for exactly (from, to] into *out; false if none. */
 static bool note_get(int64_t user_id, int64_t from, int64_t to, struct read_note *out)
 {
@@ -245,14 +186,6 @@ static int find_moves(struct ack_batch *b)
             b->acked[i] = db_int(r, row, 1);
     }
     db_res_free(r);
-    /* A mark moved in memory (ack_in_memory) over ranges that deliver
-     * nothing counts as the user's mark. */
-    int64_t now = now_ms();
-    for (int i = 0; i < b->nusers; i++) {
-        int64_t m = mark_get(b->users[i], now);
-        if (m > b->acked[i])
-            b->acked[i] = m;
-    }
 
     /* The newest message event per thread between each user's marks: one
      * statement per user, as a range of its stream (joined to a JSON list,
@@ -490,16 +423,16 @@ static int ack_tx(void *arg)
             (rc = evb_flush(&b->events, &b->wake)) < 0)
             return rc;
     }
-    struct sbuf new_marks = {0};
+    struct sbuf marks = {0};
     for (int i = 0; i < b->nusers; i++)
         if (b->pos[i] > b->acked[i])
-            sb_item(&new_marks, "[%lld,%lld]", (long long)b->users[i], (long long)b->pos[i]);
-    if (new_marks.len == 0)
+            sb_item(&marks, "[%lld,%lld]", (long long)b->users[i], (long long)b->pos[i]);
+    if (marks.len == 0)
         return DB_OK;
     return db_exec_list("INSERT INTO user_acks (user_id, acked_pos) SELECT j.u, j.p FROM "
                         "JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT PATH '$[0]', p BIGINT PATH '$[1]')) j "
                         "ON DUPLICATE KEY UPDATE acked_pos = GREATEST(acked_pos, VALUES(acked_pos))",
-                        &new_marks);
+                        &marks);
 }
 
 /* Stores jobs[0..n) (sorted here by user) as one transaction, or one user at
@@ -531,14 +464,10 @@ static void run_jobs(struct ack_job **jobs, int n)
             i = k;
         }
     } else {
-        if (rc < 0) {
+        if (rc < 0)
             wake_reset(&b.wake);
-        } else {
+        else
             evb_publish(&b.events); /* before the wake-up: woken polls read it */
-            int64_t now = now_ms();
-            for (int i = 0; i < b.nusers; i++)
-                mark_raise(b.users[i], b.pos[i] > b.acked[i] ? b.pos[i] : b.acked[i], now);
-        }
         wake_flush(&b.wake);
         for (int i = 0; i < n; i++) {
             *jobs[i]->rc = rc < 0 ? rc : b.result[i];
@@ -574,13 +503,6 @@ bool acks_submit(int64_t user_id, int64_t pos, int *rc, int64_t *vals, struct de
     struct ack_job *j = malloc(sizeof *j);
     if (j == NULL) {
         *rc = DB_ERR;
-        return true;
-    }
-    if (ack_in_memory(user_id, pos, now_ms())) {
-        free(j);
-        *rc = DB_OK;
-        vals[0] = -1; /* the stream's end is not known: the caller reads */
-        vals[1] = 0;
         return true;
     }
     *j = (struct ack_job){user_id, pos, rc, vals, d};
