@@ -548,6 +548,12 @@ class Demo:
                     errors += 1
                     await asyncio.sleep(min(5.0, 0.1 * errors))
                     continue
+                if u.poller is not asyncio.current_task():
+                    # Stopped meanwhile: Python 3.11's wait_for() can return
+                    # a result that arrived together with the cancellation
+                    # (fixed in 3.12); a poller that was replaced must not
+                    # take an answer, or two pollers of one device would.
+                    return
                 t_recv = time.monotonic()
                 parked_at = u.poll_written
                 u.poll_written = None
