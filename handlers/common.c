@@ -33,15 +33,21 @@ int view_user(int64_t id, json_t **out)
     return rc;
 }
 
+json_t *view_message(int64_t thread_id, int64_t seq, int64_t sender_id, const char *client_msg_id,
+                     const char *body, size_t body_len, int64_t created_at)
+{
+    return json_pack("{s:I, s:I, s:I, s:s, s:s%, s:I}", "thread_id", (json_int_t)thread_id, "seq",
+                     (json_int_t)seq, "sender_id", (json_int_t)sender_id, "client_msg_id",
+                     client_msg_id, "body", body, body_len, "created_at", (json_int_t)created_at);
+}
+
 json_t *view_message_row(const struct db_res *r, int row, int col)
 {
     if (db_str(r, row, col + 1) == NULL)
         return NULL;
-    return json_pack("{s:I, s:I, s:I, s:s, s:s, s:I}", "thread_id",
-                     (json_int_t)db_int(r, row, col), "seq", (json_int_t)db_int(r, row, col + 1),
-                     "sender_id", (json_int_t)db_int(r, row, col + 2), "client_msg_id",
-                     db_str(r, row, col + 3), "body", db_str(r, row, col + 4), "created_at",
-                     (json_int_t)db_int(r, row, col + 5));
+    const char *body = db_str(r, row, col + 4);
+    return view_message(db_int(r, row, col), db_int(r, row, col + 1), db_int(r, row, col + 2),
+                        db_str(r, row, col + 3), body, strlen(body), db_int(r, row, col + 5));
 }
 
 json_t *view_presence(int64_t user_id, int64_t db_last_seen)
@@ -59,7 +65,7 @@ json_t *view_presence(int64_t user_id, int64_t db_last_seen)
     "tm.nickname, tm.last_read_seq, "                                                         \
     "(SELECT GROUP_CONCAT(x.owner_id ORDER BY x.owner_id) FROM thread_members x "             \
     "  WHERE x.thread_id = t.id), "                                                           \
-    "m.thread_id, m.seq, m.sender_id, m.client_msg_id, m.body, m.created_at "                 \
+    MESSAGE_COLS " "                                                                          \
     "FROM thread_members tm JOIN threads t ON t.id = tm.thread_id "                           \
     "LEFT JOIN messages m ON m.thread_id = t.id AND m.seq = t.last_seq "
 

@@ -36,8 +36,17 @@ json_t *view_id_list(const char *csv);
  * caller frees; NULL when out of memory). */
 char *ids_json(const int64_t *ids, size_t n);
 
-/* {thread_id, seq, sender_id, client_msg_id, body, created_at} from six
- * columns starting at col; NULL when the seq column is NULL. */
+/* The six columns of a message (table alias m), in the order
+ * view_message_row reads them. */
+#define MESSAGE_COLS "m.thread_id, m.seq, m.sender_id, m.client_msg_id, m.body, m.created_at"
+
+/* A message as the API shows it: {thread_id, seq, sender_id, client_msg_id,
+ * body, created_at (ms)}; body is body_len bytes of UTF-8. New reference. */
+json_t *view_message(int64_t thread_id, int64_t seq, int64_t sender_id, const char *client_msg_id,
+                     const char *body, size_t body_len, int64_t created_at);
+
+/* view_message from the MESSAGE_COLS columns starting at col; NULL when the
+ * seq column is NULL. */
 json_t *view_message_row(const struct db_res *r, int row, int col);
 
 /* The thread as `owner` sees it (API.md `thread`) into *out. Returns 0,

@@ -25,7 +25,6 @@
 #include "util.h"
 
 #define MESSAGE_MAX_BYTES 65536
-#define MESSAGE_COLS "m.thread_id, m.seq, m.sender_id, m.client_msg_id, m.body, m.created_at"
 
 /* Reads client_msg_id and body from the request into a new job for thread_id
  * (0: set later). Returns NULL with the response filled when they are not

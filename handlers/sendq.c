@@ -33,12 +33,11 @@
 #include "tail.h"
 #include "util.h"
 
-#define MESSAGE_COLS "m.thread_id, m.seq, m.sender_id, m.client_msg_id, m.body, m.created_at"
 #define IDS_TABLE "JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j"
 
 /* A thread a batch sends into. */
 struct bthread {
-    int64_t id;
+    int64_t id; /* first: thread_of searches by it */
     bool found, direct, touched;
     int64_t last_seq, updated_at, now;
     int64_t *members; /* ascending */
@@ -55,32 +54,10 @@ struct batch {
     struct wake_list wake;
 };
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Index of id in the ascending array a[0..n), or -1. */
-static int find_i64(const int64_t *a, int n, int64_t id)
-{
-    const int64_t *p = bsearch(&id, a, (size_t)n, sizeof *a, cmp_i64);
-    return p ? (int)(p - a) : -1;
-}
-
+/* The batch's thread id (threads are ascending by id, their first member). */
 static struct bthread *thread_of(struct batch *b, int64_t id)
 {
-    int lo = 0, hi = b->nthreads - 1;
-    while (lo <= hi) {
-        int mid = (lo + hi) / 2;
-        if (b->threads[mid].id == id)
-            return &b->threads[mid];
-        if (b->threads[mid].id < id)
-            lo = mid + 1;
-        else
-            hi = mid - 1;
-    }
-    return NULL;
+    return bsearch(&id, b->threads, (size_t)b->nthreads, sizeof *b->threads, int64_cmp);
 }
 
 static bool same_key(const struct send_job *a, const struct send_job *b)
@@ -134,7 +111,7 @@ static int lock_threads(struct batch *b)
     for (int i = 0; i < b->n; i++) {
         struct send_job *j = b->jobs[i];
         struct bthread *t = &b->threads[j->thread];
-        if (!t->found || find_i64(t->members, t->nmembers, j->sender) < 0)
+        if (!t->found || int64_find(t->members, (size_t)t->nmembers, j->sender) < 0)
             j->status = 404;
     }
     return DB_OK;
@@ -307,7 +284,7 @@ static int append_events(struct batch *b)
         struct bthread *t = &b->threads[j->thread];
         if (j->status != 201)
             continue;
-        json_t *ev = json_pack("{s:s, s:O}", "type", "message", "message", j->message);
+        json_t *ev = events_message_view(j->message);
         struct tail_blob *blob = ev ? tail_blob_of(ev) : NULL;
         json_decref(ev);
         for (int m = 0; m < t->nmembers; m++)
@@ -376,11 +353,8 @@ static int batch_tx(void *arg)
     for (int i = 0; i < b->n; i++) {
         struct send_job *j = b->jobs[i];
         if (j->status == 201)
-            j->message = json_pack("{s:I, s:I, s:I, s:s, s:s%, s:I}", "thread_id",
-                                   (json_int_t)j->thread_id, "seq", (json_int_t)j->seq,
-                                   "sender_id", (json_int_t)j->sender, "client_msg_id",
-                                   j->client_msg_id, "body", j->body, j->body_len, "created_at",
-                                   (json_int_t)j->now);
+            j->message = view_message(j->thread_id, j->seq, j->sender, j->client_msg_id, j->body,
+                                      j->body_len, j->now);
     }
     if ((rc = store_messages(b)) < 0 || (rc = append_events(b)) < 0 ||
         (rc = queue_pushes(b)) < 0)
@@ -400,7 +374,7 @@ static bool batch_prepare(struct batch *b)
     }
     for (int i = 0; i < b->n; i++)
         ids[i] = b->jobs[i]->thread_id;
-    qsort(ids, (size_t)b->n, sizeof *ids, cmp_i64);
+    qsort(ids, (size_t)b->n, sizeof *ids, int64_cmp);
     for (int i = 0; i < b->n; i++)
         if (b->nthreads == 0 || b->threads[b->nthreads - 1].id != ids[i])
             b->threads[b->nthreads++].id = ids[i];

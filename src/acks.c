@@ -24,6 +24,7 @@
 #include "events.h"
 #include "hub.h"
 #include "log.h"
+#include "tail.h"
 #include "util.h"
 
 struct ack_job {
@@ -102,17 +103,7 @@ static int cmp_job(const void *x, const void *y)
 
 static int find_user(const struct ack_batch *b, int64_t user_id)
 {
-    int lo = 0, hi = b->nusers - 1;
-    while (lo <= hi) {
-        int mid = (lo + hi) / 2;
-        if (b->users[mid] == user_id)
-            return mid;
-        if (b->users[mid] < user_id)
-            lo = mid + 1;
-        else
-            hi = mid - 1;
-    }
-    return -1;
+    return int64_find(b->users, (size_t)b->nusers, user_id);
 }
 
 /* Step 0: checks each job's cursor; sets b->pos to the furthest valid one
@@ -309,8 +300,9 @@ static const struct span *span_of(const struct span *spans, int n, int64_t threa
     return NULL;
 }
 
-/* Step 4: the receipt events of the moves. */
-static int add_receipts(struct ack_batch *b, int64_t now)
+/* Step 4: the receipt events of the moves; each move's event is rendered
+ * once (blobs[m], for the in-memory tails) whoever receives it. */
+static int add_receipts(struct ack_batch *b, int64_t now, struct tail_blob **blobs)
 {
     struct sbuf ids = {0};
     int64_t *threads = malloc((size_t)b->nmoves * sizeof *threads);
@@ -352,7 +344,7 @@ static int add_receipts(struct ack_batch *b, int64_t now)
         for (int row = sp->from; row < sp->to; row++)
             if (small || db_int(r, row, 1) == v->user_id)
                 evb_add(&b->events, db_int(r, row, 1), EVENT_RECEIPT, v->thread_id, 0, v->user_id,
-                        v->seq, v->read, now, NULL);
+                        v->seq, v->read, now, blobs[m]);
     }
     /* The senders of the newly delivered messages, per big thread: one range
      * of its messages covering every move in it (a range per statement:
@@ -388,7 +380,7 @@ static int add_receipts(struct ack_batch *b, int64_t now)
                            db_int(senders, x, 0) <= v->seq;
                 if (sent && member != v->user_id)
                     evb_add(&b->events, member, EVENT_RECEIPT, v->thread_id, 0, v->user_id,
-                            v->seq, v->read, now, NULL);
+                            v->seq, v->read, now, blobs[m]);
             }
         }
         db_res_free(senders);
@@ -419,8 +411,22 @@ static int ack_tx(void *arg)
                           "ON tm.owner_id = j.u AND tm.thread_id = j.t "
                           "SET tm.last_delivered_seq = GREATEST(tm.last_delivered_seq, j.q)",
                           &moves);
-        if (rc < 0 || (rc = add_receipts(b, now)) < 0 ||
-            (rc = evb_flush(&b->events, &b->wake)) < 0)
+        if (rc < 0)
+            return rc;
+        struct tail_blob **blobs = calloc((size_t)b->nmoves, sizeof *blobs);
+        if (blobs == NULL)
+            return DB_ERR;
+        for (int m = 0; m < b->nmoves; m++) {
+            json_t *ev = events_receipt_view(b->moves[m].thread_id, b->moves[m].user_id,
+                                             b->moves[m].seq, b->moves[m].read);
+            blobs[m] = ev ? tail_blob_of(ev) : NULL;
+            json_decref(ev);
+        }
+        rc = add_receipts(b, now, blobs);
+        for (int m = 0; m < b->nmoves; m++)
+            tail_blob_unref(blobs[m]);
+        free(blobs);
+        if (rc < 0 || (rc = evb_flush(&b->events, &b->wake)) < 0)
             return rc;
     }
     struct sbuf marks = {0};

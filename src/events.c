@@ -49,6 +49,18 @@ void wake_flush(struct wake_list *w)
     memset(w, 0, sizeof *w);
 }
 
+json_t *events_message_view(json_t *message)
+{
+    return json_pack("{s:s, s:O}", "type", "message", "message", message);
+}
+
+json_t *events_receipt_view(int64_t thread_id, int64_t actor, int64_t delivered, int64_t read)
+{
+    return json_pack("{s:s, s:I, s:I, s:I, s:I}", "type", "receipt", "thread_id",
+                     (json_int_t)thread_id, "user_id", (json_int_t)actor, "delivered_seq",
+                     (json_int_t)delivered, "read_seq", (json_int_t)read);
+}
+
 struct evb_item {
     int64_t user_id, thread_id, seq, actor, delivered, read, now;
     int type;
@@ -160,15 +172,6 @@ void evb_publish(struct event_batch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
         struct evb_item *v = &b->items[i];
-        if (v->blob == NULL && v->type == EVENT_RECEIPT) {
-            char json[256];
-            int len = snprintf(json, sizeof json,
-                               "{\"type\":\"receipt\",\"thread_id\":%lld,\"user_id\":%lld,"
-                               "\"delivered_seq\":%lld,\"read_seq\":%lld}",
-                               (long long)v->thread_id, (long long)v->actor,
-                               (long long)v->delivered, (long long)v->read);
-            v->blob = tail_blob_new(json, (size_t)len);
-        }
         tail_put(v->user_id, v->pos, v->blob);
     }
     evb_reset(b);
@@ -402,8 +405,7 @@ int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t 
 {
     struct db_res *r;
     int rc = db_query("SELECT e.pos, e.type, e.thread_id, e.actor_id, e.delivered_seq, "
-                      "e.read_seq, m.thread_id, m.seq, m.sender_id, m.client_msg_id, m.body, "
-                      "m.created_at, e.thread, e.is_muted, e.nickname, e.read_seq "
+                      "e.read_seq, " MESSAGE_COLS ", e.thread, e.is_muted, e.nickname, e.read_seq "
                       "FROM user_events e LEFT JOIN messages m ON e.type = 1 AND "
                       "m.thread_id = e.thread_id AND m.seq = e.seq "
                       "WHERE e.user_id = ? AND e.pos > ? ORDER BY e.pos LIMIT ?",
@@ -417,7 +419,8 @@ int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t 
         case EVENT_MESSAGE: {
             json_t *msg = view_message_row(r, i, 6);
             if (msg)
-                ev = json_pack("{s:s, s:o}", "type", "message", "message", msg);
+                ev = events_message_view(msg);
+            json_decref(msg);
             break;
         }
         case EVENT_THREAD: {
@@ -435,10 +438,8 @@ int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t 
             break;
         }
         case EVENT_RECEIPT:
-            ev = json_pack("{s:s, s:I, s:I, s:I, s:I}", "type", "receipt", "thread_id",
-                           (json_int_t)thread_id, "user_id", (json_int_t)db_int(r, i, 3),
-                           "delivered_seq", (json_int_t)db_int(r, i, 4), "read_seq",
-                           (json_int_t)db_int(r, i, 5));
+            ev = events_receipt_view(thread_id, db_int(r, i, 3), db_int(r, i, 4),
+                                     db_int(r, i, 5));
             break;
         }
         /* An event whose subject is gone still takes its position. */

@@ -46,9 +46,8 @@ struct event_batch {
 };
 
 /* Adds one event for user_id (fields as in events_to_members). blob, when
- * not NULL, is the event as the API shows it (a reference is taken); receipt
- * events are rendered by evb_publish, message events without a blob are not
- * published. */
+ * not NULL, is the event as the API shows it (a reference is taken; one blob
+ * may serve every recipient); an event without a blob is not published. */
 void evb_add(struct event_batch *b, int64_t user_id, enum event_type type, int64_t thread_id,
              int64_t seq, int64_t actor, int64_t delivered, int64_t read, int64_t now,
              struct tail_blob *blob);
@@ -66,6 +65,13 @@ void evb_publish(struct event_batch *b);
  * frees its memory. */
 void evb_reset(struct event_batch *b);
 void evb_free(struct event_batch *b);
+
+/* Stream events as the API shows them (new references): a message event
+ * around `message` (a reference is taken), and a receipt event. Every
+ * path that renders an event — the database read, the in-memory tail, the
+ * send batch — uses these. */
+json_t *events_message_view(json_t *message);
+json_t *events_receipt_view(int64_t thread_id, int64_t actor, int64_t delivered, int64_t read);
 
 /* Appends one event to the stream of every member of thread_id. For
  * EVENT_MESSAGE seq is the message; for EVENT_RECEIPT actor, delivered and

@@ -153,3 +153,15 @@ const char *sb_done(struct sbuf *b)
     sb_printf(b, "%s", b->len ? "]" : "[]");
     return b->failed ? NULL : b->s;
 }
+
+int int64_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int int64_find(const int64_t *a, size_t n, int64_t x)
+{
+    const int64_t *p = bsearch(&x, a, n, sizeof *a, int64_cmp);
+    return p ? (int)(p - a) : -1;
+}

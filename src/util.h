@@ -35,6 +35,13 @@ size_t utf8_chars(const char *s, size_t len);
  * ends on a character boundary. */
 size_t utf8_prefix(const char *s, size_t len, size_t max);
 
+/* Orders two int64_t (pointed to) ascending, for qsort and bsearch; also
+ * orders structs whose first member is an int64_t key. */
+int int64_cmp(const void *a, const void *b);
+
+/* Index of x in the ascending array a[0..n), or -1. */
+int int64_find(const int64_t *a, size_t n, int64_t x);
+
 /* A growing string, for JSON lists built by hand (numbers only: nothing is
  * escaped). Zero-initialise; free(b.s) when done. */
 struct sbuf {
