@@ -14,7 +14,7 @@ LIBS     = $(shell pkg-config --libs $(PKGS)) -pthread
 REL      = -O2 -g
 ASAN     = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-SRC      = $(wildcard src/*.c) $(wildcard handlers/*.c)
+SRC      = $(wildcard src/*.c src/*/*.c handlers/*.c)
 LIB_SRC  = $(filter-out src/main.c,$(SRC))
 UNIT     = $(wildcard tests/unit/test_*.c)
 

@@ -9,9 +9,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "log.h"
-#include "presence.h"
-#include "util.h"
+#include "base/log.h"
+#include "live/presence.h"
+#include "base/util.h"
 
 json_t *view_user_row(const struct db_res *r, int row, int col)
 {

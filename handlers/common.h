@@ -11,9 +11,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "db.h"
-#include "events.h"
-#include "request.h"
+#include "db/db.h"
+#include "chat/events.h"
+#include "http/request.h"
 
 #define GROUP_MAX_MEMBERS 1024
 

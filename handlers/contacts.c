@@ -2,8 +2,8 @@
  * block list. Both are private to their owner. */
 #include "common.h"
 #include "handlers.h"
-#include "jsonv.h"
-#include "util.h"
+#include "http/jsonv.h"
+#include "base/util.h"
 
 #define CONTACT_SELECT                                                                     \
     "SELECT " USER_COLS ", c.nickname, "                                                   \

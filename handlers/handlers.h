@@ -6,7 +6,7 @@
 #ifndef CHAT_HANDLERS_H
 #define CHAT_HANDLERS_H
 
-#include "request.h"
+#include "http/request.h"
 
 /* users.c */
 void users_create(struct request *req, struct response *res);

@@ -11,14 +11,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "acks.h"
+#include "chat/acks.h"
 #include "common.h"
-#include "events.h"
+#include "chat/events.h"
 #include "handlers.h"
-#include "hub.h"
-#include "tail.h"
-#include "metrics.h"
-#include "util.h"
+#include "live/hub.h"
+#include "live/tail.h"
+#include "base/metrics.h"
+#include "base/util.h"
 
 /* Notes for the acknowledgement batch what this read found: the newest
  * message seq per thread among events (in thread order). */

@@ -9,8 +9,8 @@
 
 #include "common.h"
 #include "handlers.h"
-#include "jsonv.h"
-#include "util.h"
+#include "http/jsonv.h"
+#include "base/util.h"
 
 struct add_ctx {
     int64_t caller, thread_id, now;

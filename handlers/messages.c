@@ -20,9 +20,9 @@
 
 #include "common.h"
 #include "handlers.h"
-#include "jsonv.h"
-#include "sendq.h"
-#include "util.h"
+#include "http/jsonv.h"
+#include "chat/sendq.h"
+#include "base/util.h"
 
 #define MESSAGE_MAX_BYTES 65536
 

@@ -1,7 +1,7 @@
 /* ops.c — liveness, readiness and metrics for operators and load balancers. */
 #include "common.h"
 #include "handlers.h"
-#include "metrics.h"
+#include "base/metrics.h"
 
 void ops_healthz(struct request *req, struct response *res)
 {

@@ -9,8 +9,8 @@
 
 #include "common.h"
 #include "handlers.h"
-#include "hub.h"
-#include "util.h"
+#include "live/hub.h"
+#include "base/util.h"
 
 #define PRESENCE_MAX_IDS 1024
 

@@ -6,7 +6,7 @@
 
 #include "common.h"
 #include "handlers.h"
-#include "jsonv.h"
+#include "http/jsonv.h"
 
 struct token_ctx {
     int64_t session_id;

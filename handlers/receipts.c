@@ -3,9 +3,9 @@
  * reading implies delivery. */
 #include "common.h"
 #include "handlers.h"
-#include "jsonv.h"
-#include "push.h"
-#include "util.h"
+#include "http/jsonv.h"
+#include "push/push.h"
+#include "base/util.h"
 
 struct read_ctx {
     int64_t user_id, session_id, thread_id, seq, now;

@@ -8,12 +8,12 @@
 #include <ctype.h>
 #include <string.h>
 
-#include "auth.h"
+#include "chat/auth.h"
 #include "common.h"
 #include "handlers.h"
-#include "hub.h"
-#include "jsonv.h"
-#include "util.h"
+#include "live/hub.h"
+#include "http/jsonv.h"
+#include "base/util.h"
 
 #define THROTTLE_FAILURES 20
 #define THROTTLE_WINDOW_MS (15 * 60 * 1000)

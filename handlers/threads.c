@@ -11,8 +11,8 @@
 
 #include "common.h"
 #include "handlers.h"
-#include "jsonv.h"
-#include "util.h"
+#include "http/jsonv.h"
+#include "base/util.h"
 
 /* Answers 200/201 {thread} for thread_id as the caller sees it. */
 static void answer_thread(struct request *req, struct response *res, int64_t thread_id, int status)

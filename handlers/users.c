@@ -6,12 +6,12 @@
 #include <ctype.h>
 #include <string.h>
 
-#include "auth.h"
+#include "chat/auth.h"
 #include "common.h"
-#include "events.h"
+#include "chat/events.h"
 #include "handlers.h"
-#include "jsonv.h"
-#include "util.h"
+#include "http/jsonv.h"
+#include "base/util.h"
 
 /* Copies a valid username into out (33 bytes) in lower case. Returns false
  * for anything that is not 3..32 of [A-Za-z0-9_.-]. */

@@ -12,21 +12,21 @@
 #include <string.h>
 #include <time.h>
 
-#include "acks.h"
-#include "auth.h"
-#include "config.h"
-#include "db.h"
-#include "http.h"
-#include "log.h"
-#include "metrics.h"
-#include "migrate.h"
-#include "presence.h"
-#include "push.h"
-#include "sendq.h"
-#include "tail.h"
+#include "chat/acks.h"
+#include "chat/auth.h"
+#include "base/config.h"
+#include "db/db.h"
+#include "http/http.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "db/migrate.h"
+#include "live/presence.h"
+#include "push/push.h"
+#include "chat/sendq.h"
+#include "live/tail.h"
 #include <curl/curl.h>
-#include "events.h"
-#include "util.h"
+#include "chat/events.h"
+#include "base/util.h"
 #include "common.h"
 
 /* Remembers the www root for the static handler (handlers/static.c). */

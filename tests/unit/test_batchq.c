@@ -13,8 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "batchq.h"
-#include "util.h"
+#include "base/batchq.h"
+#include "base/util.h"
 
 #define PRODUCERS 4
 #define PER_PRODUCER 5000

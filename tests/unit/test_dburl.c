@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "db.h"
+#include "db/db.h"
 
 static void test_tcp_url(void **state)
 {

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "hub.h"
-#include "idmap.h"
-#include "util.h"
+#include "live/hub.h"
+#include "base/idmap.h"
+#include "base/util.h"
 
 static int resumed[8];
 

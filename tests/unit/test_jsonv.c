@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jsonv.h"
-#include "util.h"
+#include "http/jsonv.h"
+#include "base/util.h"
 
 static int parse(const char *s, size_t len, json_t **out)
 {

@@ -6,7 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "router.h"
+#include "http/router.h"
 
 static void h_a(struct request *q, struct response *s) { (void)q, (void)s; }
 static void h_b(struct request *q, struct response *s) { (void)q, (void)s; }

@@ -1,0 +1,230 @@
+/* config.c — the settings table and its three sources.
+ *
+ * The table below is the only place a setting is described: its key, type,
+ * where it lives in struct config, its default, its range and its help line.
+ * Parsing, range checks, the environment names and --help all come from it. */
+#include "base/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
+
+struct cfg_entry {
+    const char *key;
+    enum cfg_type type;
+    size_t offset;
+    size_t size; /* for strings: the buffer size */
+    const char *def;
+    long min, max; /* for integers */
+    const char *help;
+};
+
+#define STR(f) CFG_STR, offsetof(struct config, f), sizeof(((struct config *)0)->f)
+#define INT(f) CFG_INT, offsetof(struct config, f), 0
+#define BOOL(f) CFG_BOOL, offsetof(struct config, f), 0
+
+static const struct cfg_entry table[] = {
+    {"listen", STR(listen), "127.0.0.1:8080", 0, 0, "HTTP address:port (port 0 picks a free one)"},
+    {"db_url", STR(db_url), "mysql://root@127.0.0.1:3306/chat", 0, 0,
+     "MariaDB/MySQL server: mysql://user:pass@host:port/db, ?socket=PATH for a unix socket"},
+    {"www_root", STR(www_root), "www", 0, 0, "directory served to browsers"},
+    {"sql_dir", STR(sql_dir), "sql", 0, 0, "directory of migrations, applied at start-up"},
+    {"log_level", STR(log_level), "info", 0, 0, "error, warn, info or debug"},
+    {"threads", INT(threads), "4", 1, 256,
+     "HTTP worker threads, one database connection each (sends, acknowledgements and "
+     "password hashes run in pools of their own)"},
+    {"connection_limit", INT(connection_limit), "20000", 16, 1000000,
+     "open HTTP connections, parked long-polls included"},
+    {"connection_timeout_s", INT(connection_timeout_s), "75", 1, 3600,
+     "seconds before an idle keep-alive connection is closed"},
+    {"connection_memory_kb", INT(connection_memory_kb), "5", 4, 1024,
+     "KiB of memory per connection, parked polls included (about what a parked poll costs): "
+     "request headers beyond about this less 1 KiB are refused with 431"},
+    {"send_workers", INT(send_workers), "2", 0, 64,
+     "threads storing sends in batches (group commit); 0 = one transaction per message"},
+    {"send_batch_max", INT(send_batch_max), "256", 1, 4096,
+     "most messages stored in one transaction"},
+    {"ack_workers", INT(ack_workers), "2", 0, 64,
+     "threads storing inbox acknowledgements in batches; 0 = one transaction each"},
+    {"tail_users", INT(tail_users), "8192", 0, 1048576,
+     "users whose newest stream events are kept in memory for woken polls; 0 = none"},
+    {"hash_concurrency", INT(hash_concurrency), "4", 1, 256,
+     "password hashes computed at once (19 MiB of memory each)"},
+    {"session_idle_days", INT(session_idle_days), "90", 0, 36500,
+     "a session unused for this many days is logged out; 0 = never"},
+    {"presence_window_s", INT(presence_window_s), "60", 1, 86400,
+     "a user is online this many seconds after an authenticated request"},
+    {"event_retention_days", INT(event_retention_days), "30", 1, 3650,
+     "inbox events are kept at least this many days"},
+    {"receipt_fanout_max", INT(receipt_fanout_max), "32", 2, 1024,
+     "in bigger groups a receipt goes only to the member and the senders it concerns"},
+    {"db_require_durable", BOOL(db_require_durable), "true", 0, 0,
+     "refuse to start unless innodb_flush_log_at_trx_commit = 1"},
+    {"push_grace_ms", INT(push_grace_ms), "3000", 0, 600000,
+     "push a message only if no device acknowledged it within this many ms"},
+    {"push_max_attempts", INT(push_max_attempts), "5", 1, 100,
+     "tries per device (429, 5xx, timeouts) before a push is given up"},
+    {"apns_url", STR(apns_url), "https://api.push.apple.com", 0, 0, "APNs base URL"},
+    {"apns_key_file", STR(apns_key_file), "", 0, 0,
+     "APNs token key (.p8); APNs is off when empty"},
+    {"apns_key_id", STR(apns_key_id), "", 0, 0, "APNs key id (the JWT's kid)"},
+    {"apns_team_id", STR(apns_team_id), "", 0, 0, "Apple team id (the JWT's iss)"},
+    {"apns_topic", STR(apns_topic), "", 0, 0, "default apns-topic: the app's bundle id"},
+    {"fcm_url", STR(fcm_url), "https://fcm.googleapis.com", 0, 0, "FCM base URL"},
+    {"fcm_credentials_file", STR(fcm_credentials_file), "", 0, 0,
+     "Firebase service-account JSON; FCM is off when empty"},
+    {"fcm_token_url", STR(fcm_token_url), "", 0, 0,
+     "OAuth token URL; empty = token_uri of the service account"},
+    {"push_ca_file", STR(push_ca_file), "", 0, 0,
+     "CA bundle to verify APNs/FCM TLS; empty = the system's"},
+};
+
+#define NENTRIES (sizeof table / sizeof table[0])
+
+static const struct cfg_entry *find(const char *key)
+{
+    for (size_t i = 0; i < NENTRIES; i++)
+        if (strcmp(table[i].key, key) == 0)
+            return &table[i];
+    return NULL;
+}
+
+static int set_entry(struct config *cfg, const struct cfg_entry *e, const char *value,
+                     char *err, size_t errlen)
+{
+    char *field = (char *)cfg + e->offset;
+    switch (e->type) {
+    case CFG_STR:
+        if (strlen(value) >= e->size) {
+            snprintf(err, errlen, "%s: value longer than %zu bytes", e->key, e->size - 1);
+            return -1;
+        }
+        strcpy(field, value);
+        return 0;
+    case CFG_INT: {
+        char *end;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno || end == value || *end != '\0' || v < e->min || v > e->max) {
+            snprintf(err, errlen, "%s: '%s' is not an integer in %ld..%ld", e->key, value,
+                     e->min, e->max);
+            return -1;
+        }
+        *(int *)field = (int)v;
+        return 0;
+    }
+    case CFG_BOOL:
+        if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0 || strcmp(value, "yes") == 0) {
+            *(bool *)field = true;
+        } else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0 ||
+                   strcmp(value, "no") == 0) {
+            *(bool *)field = false;
+        } else {
+            snprintf(err, errlen, "%s: '%s' is not true or false", e->key, value);
+            return -1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+void config_defaults(struct config *cfg)
+{
+    char err[256];
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < NENTRIES; i++)
+        set_entry(cfg, &table[i], table[i].def, err, sizeof err);
+}
+
+int config_set(struct config *cfg, const char *key, const char *value, char *err,
+               size_t errlen)
+{
+    const struct cfg_entry *e = find(key);
+    if (e == NULL) {
+        snprintf(err, errlen, "unknown setting '%s' (see chatd --help)", key);
+        return -1;
+    }
+    return set_entry(cfg, e, value, err, errlen);
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+int config_load_file(struct config *cfg, const char *path, bool required, char *err,
+                     size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        if (!required && errno == ENOENT)
+            return 0;
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[1024];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *s = trim(line);
+        if (*s == '\0')
+            continue;
+        char *eq = strchr(s, '=');
+        if (eq == NULL) {
+            snprintf(err, errlen, "%s:%d: expected key = value", path, lineno);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        char msg[256];
+        if (config_set(cfg, trim(s), trim(eq + 1), msg, sizeof msg) < 0) {
+            snprintf(err, errlen, "%s:%d: %s", path, lineno, msg);
+            rc = -1;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+/* CHAT_ and the key in upper case, into buf (len bytes). */
+static void env_name(const char *key, char *buf, size_t len)
+{
+    snprintf(buf, len, "CHAT_%s", key);
+    for (char *p = buf; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+}
+
+int config_load_env(struct config *cfg, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < NENTRIES; i++) {
+        char name[64];
+        env_name(table[i].key, name, sizeof name);
+        const char *v = getenv(name);
+        if (v && set_entry(cfg, &table[i], v, err, errlen) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+void config_print_help(FILE *out)
+{
+    fprintf(out, "Settings (file key = value, overridden by the environment variable):\n\n");
+    for (size_t i = 0; i < NENTRIES; i++) {
+        char name[64];
+        env_name(table[i].key, name, sizeof name);
+        fprintf(out, "  %-22s %-28s default %s\n      %s\n", table[i].key, name, table[i].def,
+                table[i].help);
+    }
+}

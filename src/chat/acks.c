@@ -1,0 +1,520 @@
+/* acks.c — acknowledgements of inbox cursors in batches (acks.h).
+ *
+ * One batch, one transaction, a fixed number of statements:
+ *   0. check each cursor against its stream (last position, oldest kept);
+ *      a device's cursor that is not one gets ACK_CURSOR_EXPIRED;
+ *   1. lock the users' acknowledgement marks (user_acks, ascending users);
+ *   2. find, per user and thread, the newest message event between the mark
+ *      and the new position;
+ *   3. lock those member rows (FOR UPDATE) and keep the ones whose
+ *      delivered_seq moves forward; move them;
+ *   4. receipt events: in a thread of at most receipt_fanout_max members to
+ *      every member, in a bigger one to the member and to the senders of the
+ *      newly delivered messages (one query for all such moves);
+ *   5. move the marks.
+ * A batch that fails after its retries is split into single users. */
+#include "chat/acks.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/batchq.h"
+#include "db/db.h"
+#include "chat/events.h"
+#include "live/hub.h"
+#include "base/log.h"
+#include "live/tail.h"
+#include "base/util.h"
+
+struct ack_job {
+    int64_t user_id, pos;
+    int *rc;
+    int64_t *vals; /* [0] last position, [1] stream version */
+    struct defer *defer;
+};
+
+/* One member whose delivered_seq moves. */
+struct move {
+    int64_t user_id, thread_id, old, seq, read;
+};
+
+struct ack_batch {
+    struct ack_job **jobs; /* by user */
+    int n;
+    int *result; /* per job: DB_OK or ACK_CURSOR_EXPIRED */
+    int64_t *last;     /* per user: the stream's last position */
+    uint32_t *version; /* per user: hub_stream_version before it was read */
+    int64_t *users, *pos, *acked; /* unique users, ascending; their new and old marks */
+    int nusers;
+    struct move *moves;
+    int nmoves;
+    struct event_batch events;
+    struct wake_list wake;
+};
+
+static int fanout_max = 32;
+static struct batchq queue;
+
+#define NOTE_SLOTS 8192 /* a power of two */
+#define NOTE_THREADS 8
+
+/* The last read of a user's stream (acks_note_read). */
+struct read_note {
+    int64_t user_id, from, to;
+    int n;
+    int64_t moves[NOTE_THREADS][2];
+};
+
+static pthread_mutex_t notes_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct read_note notes[NOTE_SLOTS];
+
+void acks_note_read(int64_t user_id, int64_t from, int64_t to, const int64_t (*moves)[2], int n)
+{
+    if (n > NOTE_THREADS || to <= from)
+        return;
+    struct read_note *e = &notes[(uint64_t)user_id & (NOTE_SLOTS - 1)];
+    pthread_mutex_lock(&notes_mu);
+    e->user_id = user_id;
+    e->from = from;
+    e->to = to;
+    e->n = n;
+    memcpy(e->moves, moves, (size_t)n * sizeof *moves);
+    pthread_mutex_unlock(&notes_mu);
+}
+
+/* Copies the note of user_id for exactly (from, to] into *out; false if none. */
+static bool note_get(int64_t user_id, int64_t from, int64_t to, struct read_note *out)
+{
+    struct read_note *e = &notes[(uint64_t)user_id & (NOTE_SLOTS - 1)];
+    pthread_mutex_lock(&notes_mu);
+    bool hit = e->user_id == user_id && e->from == from && e->to == to;
+    if (hit)
+        *out = *e;
+    pthread_mutex_unlock(&notes_mu);
+    return hit;
+}
+
+static int cmp_job(const void *x, const void *y)
+{
+    const struct ack_job *a = *(struct ack_job *const *)x, *b = *(struct ack_job *const *)y;
+    return a->user_id < b->user_id ? -1 : a->user_id > b->user_id;
+}
+
+static int find_user(const struct ack_batch *b, int64_t user_id)
+{
+    return int64_find(b->users, (size_t)b->nusers, user_id);
+}
+
+/* Step 0: checks each job's cursor; sets b->pos to the furthest valid one
+ * of each user (0: none). */
+static int check_cursors(struct ack_batch *b, const char *ids)
+{
+    struct db_res *r;
+    for (int i = 0; i < b->nusers; i++)
+        b->version[i] = hub_stream_version(b->users[i]);
+    /* ORDER BY … LIMIT 1, not MIN(): MariaDB reads one index entry for it,
+     * but the whole stream for a correlated MIN(). */
+    int rc = db_query("SELECT STRAIGHT_JOIN s.user_id, s.last_pos, (SELECT e.pos FROM "
+                      "user_events e WHERE e.user_id = s.user_id ORDER BY e.pos LIMIT 1) "
+                      "FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j "
+                      "JOIN user_streams s ON s.user_id = j.id",
+                      &r, DB_ARGS(DB_STR(ids)));
+    if (rc < 0)
+        return rc;
+    int64_t *last = calloc((size_t)b->nusers, sizeof *last);
+    int64_t *oldest = calloc((size_t)b->nusers, sizeof *oldest);
+    if (last == NULL || oldest == NULL) {
+        free(last), free(oldest), db_res_free(r);
+        return DB_ERR;
+    }
+    for (int row = 0; row < r->nrows; row++) {
+        int i = find_user(b, db_int(r, row, 0));
+        if (i >= 0) {
+            last[i] = db_int(r, row, 1);
+            oldest[i] = db_int(r, row, 2);
+        }
+    }
+    db_res_free(r);
+    for (int i = 0; i < b->nusers; i++) {
+        b->pos[i] = 0;
+        b->last[i] = last[i];
+    }
+    for (int k = 0; k < b->n; k++) {
+        int i = find_user(b, b->jobs[k]->user_id);
+        int64_t since = b->jobs[k]->pos;
+        bool pruned = oldest[i] ? since < oldest[i] - 1 : since < last[i];
+        b->result[k] = since > last[i] || pruned ? ACK_CURSOR_EXPIRED : DB_OK;
+        if (b->result[k] == DB_OK && since > b->pos[i])
+            b->pos[i] = since;
+    }
+    free(last), free(oldest);
+    return DB_OK;
+}
+
+/* Steps 1–3: the marks, the newest messages past them, the member rows. */
+static int find_moves(struct ack_batch *b)
+{
+    struct sbuf ids = {0};
+    for (int i = 0; i < b->nusers; i++)
+        sb_item(&ids, "%lld", (long long)b->users[i]);
+    const char *s = sb_done(&ids);
+    struct db_res *r = NULL;
+    int rc = s ? check_cursors(b, s) : DB_ERR;
+    if (rc == 0)
+        rc = db_query("SELECT STRAIGHT_JOIN a.user_id, a.acked_pos FROM JSON_TABLE(?, '$[*]' "
+                      "COLUMNS (id BIGINT PATH '$')) j JOIN user_acks a ON a.user_id = j.id "
+                      "FOR UPDATE",
+                      &r, DB_ARGS(DB_STR(s)));
+    free(ids.s);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < b->nusers; i++)
+        b->acked[i] = 0;
+    for (int row = 0; row < r->nrows; row++) {
+        int i = find_user(b, db_int(r, row, 0));
+        if (i >= 0)
+            b->acked[i] = db_int(r, row, 1);
+    }
+    db_res_free(r);
+
+    /* The newest message event per thread between each user's marks: one
+     * statement per user, as a range of its stream (joined to a JSON list,
+     * MariaDB would read each user's whole stream). */
+    int n = 0, cap = 0;
+    struct sbuf pairs = {0};
+    for (int i = 0; i < b->nusers; i++) {
+        if (b->pos[i] <= b->acked[i])
+            continue;
+        struct read_note note;
+        if (note_get(b->users[i], b->acked[i], b->pos[i], &note)) {
+            if (n + note.n > cap) {
+                cap = (n + note.n) * 2;
+                struct move *mv = realloc(b->moves, (size_t)cap * sizeof *mv);
+                if (mv == NULL) {
+                    free(pairs.s);
+                    return DB_ERR;
+                }
+                b->moves = mv;
+            }
+            for (int k = 0; k < note.n; k++, n++) {
+                b->moves[n] = (struct move){.user_id = b->users[i], .thread_id = note.moves[k][0],
+                                            .seq = note.moves[k][1], .old = -1};
+                sb_item(&pairs, "[%lld,%lld]", (long long)b->users[i],
+                        (long long)b->moves[n].thread_id);
+            }
+            continue;
+        }
+        rc = db_query("SELECT thread_id, MAX(seq) FROM user_events WHERE user_id = ? AND pos > ? "
+                      "AND pos <= ? AND type = 1 GROUP BY thread_id ORDER BY thread_id",
+                      &r, DB_ARGS(DB_INT(b->users[i]), DB_INT(b->acked[i]), DB_INT(b->pos[i])));
+        if (rc < 0) {
+            free(pairs.s);
+            return rc;
+        }
+        if (n + r->nrows > cap) {
+            cap = (n + r->nrows) * 2;
+            struct move *mv = realloc(b->moves, (size_t)cap * sizeof *mv);
+            if (mv == NULL) {
+                db_res_free(r);
+                free(pairs.s);
+                return DB_ERR;
+            }
+            b->moves = mv;
+        }
+        for (int row = 0; row < r->nrows; row++, n++) {
+            b->moves[n] = (struct move){.user_id = b->users[i], .thread_id = db_int(r, row, 0),
+                                        .seq = db_int(r, row, 1), .old = -1};
+            sb_item(&pairs, "[%lld,%lld]", (long long)b->users[i],
+                    (long long)b->moves[n].thread_id);
+        }
+        db_res_free(r);
+    }
+    if (n == 0) {
+        free(pairs.s);
+        return DB_OK;
+    }
+    /* A plain read first: most candidates do not move (a sender's own
+     * message is delivered already), and locking those rows would wait for
+     * the sends that hold them. Only the movers are locked and read again. */
+    rc = db_query_list("SELECT STRAIGHT_JOIN tm.owner_id, tm.thread_id, tm.last_delivered_seq "
+                       "FROM JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT PATH '$[0]', "
+                       "t BIGINT PATH '$[1]')) j JOIN thread_members tm ON tm.owner_id = j.u "
+                       "AND tm.thread_id = j.t",
+                       &pairs, &r);
+    if (rc < 0)
+        return rc;
+    struct sbuf movers = {0};
+    for (int row = 0, m = 0; row < r->nrows; row++) {
+        int64_t u = db_int(r, row, 0), t = db_int(r, row, 1);
+        while (m < n && (b->moves[m].user_id < u ||
+                         (b->moves[m].user_id == u && b->moves[m].thread_id < t)))
+            m++;
+        if (m < n && b->moves[m].user_id == u && b->moves[m].thread_id == t &&
+            db_int(r, row, 2) < b->moves[m].seq)
+            sb_item(&movers, "[%lld,%lld]", (long long)u, (long long)t);
+    }
+    db_res_free(r);
+    if (movers.len == 0) {
+        b->nmoves = 0;
+        return DB_OK;
+    }
+    rc = db_query_list("SELECT STRAIGHT_JOIN tm.owner_id, tm.thread_id, tm.last_delivered_seq, "
+                       "tm.last_read_seq FROM JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT PATH '$[0]', "
+                       "t BIGINT PATH '$[1]')) j JOIN thread_members tm ON tm.owner_id = j.u "
+                       "AND tm.thread_id = j.t FOR UPDATE",
+                       &movers, &r);
+    if (rc < 0)
+        return rc;
+    /* Both lists are in (user, thread) order. */
+    for (int row = 0, m = 0; row < r->nrows; row++) {
+        int64_t u = db_int(r, row, 0), t = db_int(r, row, 1);
+        while (m < n && (b->moves[m].user_id < u ||
+                         (b->moves[m].user_id == u && b->moves[m].thread_id < t)))
+            m++;
+        if (m < n && b->moves[m].user_id == u && b->moves[m].thread_id == t) {
+            b->moves[m].old = db_int(r, row, 2);
+            b->moves[m].read = db_int(r, row, 3);
+        }
+    }
+    db_res_free(r);
+    /* Keep the members (a row was found) whose position moves forward. */
+    b->nmoves = 0;
+    for (int m = 0; m < n; m++)
+        if (b->moves[m].old >= 0 && b->moves[m].old < b->moves[m].seq)
+            b->moves[b->nmoves++] = b->moves[m];
+    return DB_OK;
+}
+
+/* Members of a thread, ascending (the result rows from..to of r). */
+struct span {
+    int64_t thread_id;
+    int from, to;
+};
+
+static const struct span *span_of(const struct span *spans, int n, int64_t thread_id)
+{
+    for (int i = 0; i < n; i++)
+        if (spans[i].thread_id == thread_id)
+            return &spans[i];
+    return NULL;
+}
+
+/* Step 4: the receipt events of the moves; each move's event is rendered
+ * once (blobs[m], for the in-memory tails) whoever receives it. */
+static int add_receipts(struct ack_batch *b, int64_t now, struct tail_blob **blobs)
+{
+    struct sbuf ids = {0};
+    int64_t *threads = malloc((size_t)b->nmoves * sizeof *threads);
+    if (threads == NULL)
+        return DB_ERR;
+    int nthreads = 0;
+    for (int m = 0; m < b->nmoves; m++) {
+        bool seen = false;
+        for (int k = 0; k < nthreads && !seen; k++)
+            seen = threads[k] == b->moves[m].thread_id;
+        if (!seen) {
+            threads[nthreads++] = b->moves[m].thread_id;
+            sb_item(&ids, "%lld", (long long)b->moves[m].thread_id);
+        }
+    }
+    free(threads);
+    struct db_res *r;
+    int rc = db_query_list("SELECT STRAIGHT_JOIN tm.thread_id, tm.owner_id FROM JSON_TABLE(?, "
+                           "'$[*]' COLUMNS (id BIGINT PATH '$')) j JOIN thread_members tm "
+                           "ON tm.thread_id = j.id ORDER BY tm.thread_id, tm.owner_id",
+                           &ids, &r);
+    if (rc < 0)
+        return rc;
+    struct span *spans = malloc((size_t)nthreads * sizeof *spans);
+    int nspans = 0;
+    for (int row = 0; spans && row < r->nrows; row++) {
+        if (nspans == 0 || spans[nspans - 1].thread_id != db_int(r, row, 0))
+            spans[nspans++] = (struct span){db_int(r, row, 0), row, row};
+        spans[nspans - 1].to = row + 1;
+    }
+    /* Small threads: every member. Big ones: the member now, the senders
+     * below. */
+    for (int m = 0; spans && m < b->nmoves; m++) {
+        const struct move *v = &b->moves[m];
+        const struct span *sp = span_of(spans, nspans, v->thread_id);
+        if (sp == NULL)
+            continue;
+        bool small = sp->to - sp->from <= fanout_max;
+        for (int row = sp->from; row < sp->to; row++)
+            if (small || db_int(r, row, 1) == v->user_id)
+                evb_add(&b->events, db_int(r, row, 1), EVENT_RECEIPT, v->thread_id, 0, v->user_id,
+                        v->seq, v->read, now, blobs[m]);
+    }
+    /* The senders of the newly delivered messages, per big thread: one range
+     * of its messages covering every move in it (a range per statement:
+     * joined to a list, MariaDB would read the whole thread). */
+    for (int k = 0; spans && k < nspans && rc == 0; k++) {
+        const struct span *sp = &spans[k];
+        if (sp->to - sp->from <= fanout_max)
+            continue;
+        int64_t lo = -1, hi = 0;
+        for (int m = 0; m < b->nmoves; m++)
+            if (b->moves[m].thread_id == sp->thread_id) {
+                if (lo < 0 || b->moves[m].old < lo)
+                    lo = b->moves[m].old;
+                if (b->moves[m].seq > hi)
+                    hi = b->moves[m].seq;
+            }
+        struct db_res *senders;
+        rc = db_query("SELECT seq, sender_id FROM messages WHERE thread_id = ? AND seq > ? "
+                      "AND seq <= ?",
+                      &senders, DB_ARGS(DB_INT(sp->thread_id), DB_INT(lo), DB_INT(hi)));
+        if (rc < 0)
+            break;
+        for (int m = 0; m < b->nmoves; m++) {
+            const struct move *v = &b->moves[m];
+            if (v->thread_id != sp->thread_id)
+                continue;
+            /* Each sender once per move, and only one who is still a member. */
+            for (int row = sp->from; row < sp->to; row++) {
+                int64_t member = db_int(r, row, 1);
+                bool sent = false;
+                for (int x = 0; x < senders->nrows && !sent; x++)
+                    sent = db_int(senders, x, 1) == member && db_int(senders, x, 0) > v->old &&
+                           db_int(senders, x, 0) <= v->seq;
+                if (sent && member != v->user_id)
+                    evb_add(&b->events, member, EVENT_RECEIPT, v->thread_id, 0, v->user_id,
+                            v->seq, v->read, now, blobs[m]);
+            }
+        }
+        db_res_free(senders);
+    }
+    rc = spans ? rc : DB_ERR;
+    free(spans);
+    db_res_free(r);
+    return rc;
+}
+
+static int ack_tx(void *arg)
+{
+    struct ack_batch *b = arg;
+    wake_reset(&b->wake);
+    evb_reset(&b->events);
+    b->nmoves = 0;
+    int rc = find_moves(b);
+    if (rc < 0)
+        return rc;
+    int64_t now = now_ms();
+    if (b->nmoves > 0) {
+        struct sbuf moves = {0};
+        for (int m = 0; m < b->nmoves; m++)
+            sb_item(&moves, "[%lld,%lld,%lld]", (long long)b->moves[m].user_id,
+                    (long long)b->moves[m].thread_id, (long long)b->moves[m].seq);
+        rc = db_exec_list("UPDATE thread_members tm JOIN JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT "
+                          "PATH '$[0]', t BIGINT PATH '$[1]', q BIGINT PATH '$[2]')) j "
+                          "ON tm.owner_id = j.u AND tm.thread_id = j.t "
+                          "SET tm.last_delivered_seq = GREATEST(tm.last_delivered_seq, j.q)",
+                          &moves);
+        if (rc < 0)
+            return rc;
+        struct tail_blob **blobs = calloc((size_t)b->nmoves, sizeof *blobs);
+        if (blobs == NULL)
+            return DB_ERR;
+        for (int m = 0; m < b->nmoves; m++) {
+            json_t *ev = events_receipt_view(b->moves[m].thread_id, b->moves[m].user_id,
+                                             b->moves[m].seq, b->moves[m].read);
+            blobs[m] = ev ? tail_blob_of(ev) : NULL;
+            json_decref(ev);
+        }
+        rc = add_receipts(b, now, blobs);
+        for (int m = 0; m < b->nmoves; m++)
+            tail_blob_unref(blobs[m]);
+        free(blobs);
+        if (rc < 0 || (rc = evb_flush(&b->events, &b->wake)) < 0)
+            return rc;
+    }
+    struct sbuf marks = {0};
+    for (int i = 0; i < b->nusers; i++)
+        if (b->pos[i] > b->acked[i])
+            sb_item(&marks, "[%lld,%lld]", (long long)b->users[i], (long long)b->pos[i]);
+    if (marks.len == 0)
+        return DB_OK;
+    return db_exec_list("INSERT INTO user_acks (user_id, acked_pos) SELECT j.u, j.p FROM "
+                        "JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT PATH '$[0]', p BIGINT PATH '$[1]')) j "
+                        "ON DUPLICATE KEY UPDATE acked_pos = GREATEST(acked_pos, VALUES(acked_pos))",
+                        &marks);
+}
+
+/* Stores jobs[0..n) (sorted here by user) as one transaction, or one user at
+ * a time if that fails; wakes, answers (sets *rc, hands over) and frees. */
+static void run_jobs(struct ack_job **jobs, int n)
+{
+    qsort(jobs, (size_t)n, sizeof *jobs, cmp_job);
+    struct ack_batch b = {.jobs = jobs, .n = n};
+    b.result = calloc((size_t)n, sizeof *b.result);
+    b.users = malloc((size_t)n * sizeof *b.users);
+    b.pos = malloc((size_t)n * sizeof *b.pos);
+    b.acked = malloc((size_t)n * sizeof *b.acked);
+    b.last = malloc((size_t)n * sizeof *b.last);
+    b.version = malloc((size_t)n * sizeof *b.version);
+    int rc = DB_ERR;
+    if (b.result && b.users && b.pos && b.acked && b.last && b.version) {
+        for (int i = 0; i < n; i++)
+            if (b.nusers == 0 || b.users[b.nusers - 1] != jobs[i]->user_id)
+                b.users[b.nusers++] = jobs[i]->user_id;
+        rc = db_tx(ack_tx, &b);
+    }
+    if (rc < 0 && b.nusers > 1) {
+        log_warn("acks: a batch of %d failed (%d); storing them user by user", n, rc);
+        for (int i = 0; i < n;) {
+            int k = i;
+            while (k < n && jobs[k]->user_id == jobs[i]->user_id)
+                k++;
+            run_jobs(&jobs[i], k - i);
+            i = k;
+        }
+    } else {
+        if (rc < 0)
+            wake_reset(&b.wake);
+        else
+            evb_publish(&b.events); /* before the wake-up: woken polls read it */
+        wake_flush(&b.wake);
+        for (int i = 0; i < n; i++) {
+            *jobs[i]->rc = rc < 0 ? rc : b.result[i];
+            if (rc == 0) {
+                int u = find_user(&b, jobs[i]->user_id);
+                jobs[i]->vals[0] = b.last[u];
+                jobs[i]->vals[1] = b.version[u];
+            }
+            if (jobs[i]->defer)
+                req_defer_done(jobs[i]->defer);
+            free(jobs[i]);
+        }
+    }
+    wake_reset(&b.wake);
+    wake_flush(&b.wake);
+    evb_free(&b.events);
+    free(b.result), free(b.users), free(b.pos), free(b.acked), free(b.moves);
+    free(b.last), free(b.version);
+}
+
+static void run_batch(void **jobs, int n) { run_jobs((struct ack_job **)jobs, n); }
+
+int acks_start(int workers, int batch_max, int receipt_fanout_max)
+{
+    fanout_max = receipt_fanout_max;
+    return batchq_start(&queue, "acks", workers, batch_max, run_batch);
+}
+
+void acks_stop(void) { batchq_stop(&queue); }
+
+bool acks_submit(int64_t user_id, int64_t pos, int *rc, int64_t *vals, struct defer *d)
+{
+    struct ack_job *j = malloc(sizeof *j);
+    if (j == NULL) {
+        *rc = DB_ERR;
+        return true;
+    }
+    *j = (struct ack_job){user_id, pos, rc, vals, d};
+    if (batchq_push(&queue, j))
+        return false;
+    j->defer = NULL;
+    run_jobs(&j, 1);
+    return true;
+}

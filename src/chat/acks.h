@@ -1,0 +1,49 @@
+/* acks.h — acknowledgements of inbox cursors, stored in batches (group
+ * commit, docs/group-commit.md).
+ *
+ * A poll with `since` acknowledges its user's stream up to that position:
+ * every message between the user's previous acknowledgement mark and the new
+ * one counts as delivered, moving the member's delivered_seq and appending
+ * receipt events (events_receipt's fan-out rule). Acknowledgements that
+ * arrive together are stored in one transaction; several of one user count
+ * once, with the furthest position. */
+#ifndef CHAT_ACKS_H
+#define CHAT_ACKS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "http/request.h"
+
+/* Starts `workers` threads taking up to batch_max acknowledgements at a
+ * time; 0 workers stores each in its caller's thread. Returns 0 or -1. */
+int acks_start(int workers, int batch_max, int receipt_fanout_max);
+
+/* Stores what is queued and stops the workers; later acknowledgements run
+ * in their caller's thread. */
+void acks_stop(void);
+
+/* *rc of a cursor that is past the stream's end or older than what is kept. */
+#define ACK_CURSOR_EXPIRED 1
+
+/* Checks that pos is a cursor of user_id's stream (a position from the
+ * oldest kept one less one, up to the last), and if so records that a
+ * device of user_id acknowledged its stream up to pos.
+ * Sets *rc = DB_OK, ACK_CURSOR_EXPIRED or DB_E*; with DB_OK, vals[0] = the
+ * stream's last position and vals[1] = hub_stream_version(user_id) taken
+ * before that position was read (so that a later equal version proves the
+ * stream has not grown since). Returns true when done already; or false
+ * when queued: a worker then fills rc and vals and calls req_defer_done(d),
+ * and the caller must defer its answer (res->deferred). rc and vals must
+ * live until then. */
+bool acks_submit(int64_t user_id, int64_t pos, int *rc, int64_t *vals, struct defer *d);
+
+/* Notes what a read of user_id's stream found between positions from
+ * (exclusive) and to (inclusive): the newest message seq per thread, n pairs
+ * of (thread_id, seq). When the next acknowledgement covers exactly that
+ * range, the batch takes the moves from the note instead of reading the
+ * stream again (the events at those positions never change). Keeps one note
+ * per user (the last), for up to 8 threads; others are not noted. */
+void acks_note_read(int64_t user_id, int64_t from, int64_t to, const int64_t (*moves)[2], int n);
+
+#endif

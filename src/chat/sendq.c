@@ -1,0 +1,484 @@
+/* sendq.c — group commit of sends (sendq.h, docs/group-commit.md).
+ *
+ * One batch is one transaction that does for all its messages what the send
+ * path does for one (DESIGN.md "Sending a message"), statement by statement
+ * over a JSON list (JSON_TABLE) instead of message by message:
+ *   1. lock the batch's threads (FOR UPDATE, ascending ids: sends to one
+ *      thread still serialise on its row, and two batches lock in one order);
+ *   2. read their members (a member check for each sender, the fan-out list);
+ *   3. find retries: a (thread, sender, client_msg_id) already stored answers
+ *      200 with the stored message, and so does a twin later in the batch;
+ *   4. refuse direct sends across a block (403);
+ *   5. number the messages (seq = last_seq + 1, … in the batch's order) and
+ *      insert them, move the threads' last_seq and the senders' read
+ *      positions, append one event per member and message
+ *      to the streams (bump each stream once by its count, then insert at the
+ *      positions below the new end), and queue the pushes.
+ * A batch that fails after its retries is split: each message is tried
+ * alone, so one poisoned message cannot fail the others. */
+#include "chat/sendq.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/batchq.h"
+#include "common.h"
+#include "db/db.h"
+#include "chat/events.h"
+#include "live/hub.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "push/push.h"
+#include "live/tail.h"
+#include "base/util.h"
+
+#define IDS_TABLE "JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j"
+
+/* A thread a batch sends into. */
+struct bthread {
+    int64_t id; /* first: thread_of searches by it */
+    bool found, direct, touched;
+    int64_t last_seq, updated_at, now;
+    int64_t *members; /* ascending */
+    int nmembers, cap;
+};
+
+struct batch {
+    struct send_job **jobs;
+    int n;
+    struct bthread *threads; /* ascending ids */
+    int nthreads;
+    char *thread_ids; /* the ids as a JSON array */
+    struct event_batch events;
+    struct wake_list wake;
+};
+
+/* The batch's thread id (threads are ascending by id, their first member). */
+static struct bthread *thread_of(struct batch *b, int64_t id)
+{
+    return bsearch(&id, b->threads, (size_t)b->nthreads, sizeof *b->threads, int64_cmp);
+}
+
+static bool same_key(const struct send_job *a, const struct send_job *b)
+{
+    return a->thread_id == b->thread_id && a->sender == b->sender &&
+           strcmp(a->client_msg_id, b->client_msg_id) == 0;
+}
+
+/* Steps 1–2: locks the threads and reads their members; marks the jobs whose
+ * thread is missing or whose sender is not a member 404. */
+static int lock_threads(struct batch *b)
+{
+    struct db_res *r;
+    int rc = db_query("SELECT STRAIGHT_JOIN t.id, t.kind, t.last_seq, t.updated_at FROM " IDS_TABLE
+                      " JOIN threads t ON t.id = j.id FOR UPDATE",
+                      &r, DB_ARGS(DB_STR(b->thread_ids)));
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < r->nrows; i++) {
+        struct bthread *t = thread_of(b, db_int(r, i, 0));
+        if (t == NULL)
+            continue;
+        t->found = true;
+        t->direct = strcmp(db_str(r, i, 1), "direct") == 0;
+        t->last_seq = db_int(r, i, 2);
+        t->updated_at = db_int(r, i, 3);
+    }
+    db_res_free(r);
+    rc = db_query("SELECT STRAIGHT_JOIN tm.thread_id, tm.owner_id FROM " IDS_TABLE
+                  " JOIN thread_members tm ON tm.thread_id = j.id ORDER BY tm.thread_id, tm.owner_id",
+                  &r, DB_ARGS(DB_STR(b->thread_ids)));
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < r->nrows; i++) {
+        struct bthread *t = thread_of(b, db_int(r, i, 0));
+        if (t == NULL)
+            continue;
+        if (t->nmembers == t->cap) {
+            int cap = t->cap ? t->cap * 2 : 8;
+            int64_t *m = realloc(t->members, (size_t)cap * sizeof *m);
+            if (m == NULL) {
+                db_res_free(r);
+                return DB_ERR;
+            }
+            t->members = m;
+            t->cap = cap;
+        }
+        t->members[t->nmembers++] = db_int(r, i, 1);
+    }
+    db_res_free(r);
+    for (int i = 0; i < b->n; i++) {
+        struct send_job *j = b->jobs[i];
+        struct bthread *t = &b->threads[j->thread];
+        if (!t->found || int64_find(t->members, (size_t)t->nmembers, j->sender) < 0)
+            j->status = 404;
+    }
+    return DB_OK;
+}
+
+/* Step 3: retries of stored messages (200), and twins within the batch. */
+static int find_retries(struct batch *b)
+{
+    json_t *keys = json_array();
+    for (int i = 0; i < b->n; i++) {
+        struct send_job *j = b->jobs[i];
+        if (j->status == 0)
+            json_array_append_new(keys, json_pack("[I, I, s]", (json_int_t)j->thread_id,
+                                                  (json_int_t)j->sender, j->client_msg_id));
+    }
+    if (json_array_size(keys) == 0) {
+        json_decref(keys);
+        return DB_OK;
+    }
+    char *s = json_dumps(keys, JSON_COMPACT);
+    json_decref(keys);
+    if (s == NULL)
+        return DB_ERR;
+    struct db_res *r;
+    int rc = db_query("SELECT STRAIGHT_JOIN " MESSAGE_COLS " FROM JSON_TABLE(?, '$[*]' COLUMNS "
+                      "(t BIGINT PATH '$[0]', s BIGINT PATH '$[1]', c VARCHAR(64) PATH '$[2]')) j "
+                      "JOIN messages m ON m.thread_id = j.t AND m.sender_id = j.s "
+                      "AND m.client_msg_id = j.c",
+                      &r, DB_ARGS(DB_STR(s)));
+    free(s);
+    if (rc < 0)
+        return rc;
+    for (int row = 0; row < r->nrows; row++) {
+        struct send_job key = {.thread_id = db_int(r, row, 0), .sender = db_int(r, row, 2),
+                               .client_msg_id = db_str(r, row, 3)};
+        for (int i = 0; i < b->n; i++) {
+            struct send_job *j = b->jobs[i];
+            if (j->status == 0 && same_key(j, &key)) {
+                j->status = 200;
+                j->message = view_message_row(r, row, 0);
+            }
+        }
+    }
+    db_res_free(r);
+    for (int i = 0; i < b->n; i++) {
+        struct send_job *j = b->jobs[i];
+        for (int k = 0; k < i && j->status == 0; k++)
+            if (b->jobs[k]->status == 0 && b->jobs[k]->twin == 0 && same_key(b->jobs[k], j))
+                j->twin = k + 1;
+    }
+    return DB_OK;
+}
+
+/* The other member of a direct thread, or 0. */
+static int64_t other_member(const struct bthread *t, int64_t me)
+{
+    for (int i = 0; i < t->nmembers; i++)
+        if (t->members[i] != me)
+            return t->members[i];
+    return 0;
+}
+
+/* Step 4: direct sends across a block in either direction get 403. */
+static int refuse_blocked(struct batch *b)
+{
+    struct sbuf pairs = {0};
+    for (int i = 0; i < b->n; i++) {
+        struct send_job *j = b->jobs[i];
+        struct bthread *t = &b->threads[j->thread];
+        int64_t other = t->direct && j->status == 0 && !j->twin ? other_member(t, j->sender) : 0;
+        if (other) {
+            sb_item(&pairs, "[%lld,%lld]", (long long)j->sender, (long long)other);
+            sb_item(&pairs, "[%lld,%lld]", (long long)other, (long long)j->sender);
+        }
+    }
+    if (pairs.len == 0)
+        return DB_OK;
+    struct db_res *r;
+    int rc = db_query_list("SELECT STRAIGHT_JOIN b.owner_id, b.blocked_id FROM JSON_TABLE(?, "
+                           "'$[*]' COLUMNS (a BIGINT PATH '$[0]', z BIGINT PATH '$[1]')) j "
+                           "JOIN blocks b ON b.owner_id = j.a AND b.blocked_id = j.z",
+                           &pairs, &r);
+    if (rc < 0)
+        return rc;
+    for (int row = 0; row < r->nrows; row++) {
+        int64_t x = db_int(r, row, 0), y = db_int(r, row, 1);
+        for (int i = 0; i < b->n; i++) {
+            struct send_job *j = b->jobs[i];
+            if (j->status != 0 || j->twin || !b->threads[j->thread].direct)
+                continue;
+            int64_t other = other_member(&b->threads[j->thread], j->sender);
+            if ((j->sender == x && other == y) || (j->sender == y && other == x))
+                j->status = 403;
+        }
+    }
+    db_res_free(r);
+    return DB_OK;
+}
+
+/* Step 5a: the message rows, the threads' last_seq and updated_at, and the
+ * senders' read and delivered positions. */
+static int store_messages(struct batch *b)
+{
+    json_t *rows = json_array();
+    for (int i = 0; i < b->n; i++) {
+        struct send_job *j = b->jobs[i];
+        if (j->status == 201)
+            json_array_append_new(rows, json_pack("[I, I, I, s, s%, I]", (json_int_t)j->thread_id,
+                                                  (json_int_t)j->seq, (json_int_t)j->sender,
+                                                  j->client_msg_id, j->body, j->body_len,
+                                                  (json_int_t)j->now));
+    }
+    char *s = json_dumps(rows, JSON_COMPACT);
+    json_decref(rows);
+    if (s == NULL)
+        return DB_ERR;
+    int rc = db_exec("INSERT INTO messages (thread_id, seq, sender_id, client_msg_id, body, "
+                     "created_at) SELECT j.t, j.q, j.s, j.c, j.b, j.n FROM JSON_TABLE(?, '$[*]' "
+                     "COLUMNS (t BIGINT PATH '$[0]', q BIGINT PATH '$[1]', s BIGINT PATH '$[2]', "
+                     "c VARCHAR(64) PATH '$[3]', b MEDIUMTEXT PATH '$[4]', "
+                     "n BIGINT PATH '$[5]')) j",
+                     DB_ARGS(DB_STR(s)));
+    free(s);
+    if (rc < 0)
+        return rc;
+
+    struct sbuf threads = {0}, senders = {0};
+    for (int k = 0; k < b->nthreads; k++) {
+        struct bthread *t = &b->threads[k];
+        if (t->touched)
+            sb_item(&threads, "[%lld,%lld,%lld]", (long long)t->id, (long long)t->last_seq,
+                    (long long)t->now);
+    }
+    /* A sender's position moves to its last message in the thread: the
+     * highest seq of its jobs, listed once per (thread, sender). */
+    for (int i = 0; i < b->n; i++) {
+        struct send_job *j = b->jobs[i];
+        bool last = j->status == 201;
+        for (int k = i + 1; k < b->n && last; k++)
+            if (b->jobs[k]->status == 201 && b->jobs[k]->thread_id == j->thread_id &&
+                b->jobs[k]->sender == j->sender)
+                last = false;
+        if (last)
+            sb_item(&senders, "[%lld,%lld,%lld]", (long long)j->thread_id, (long long)j->sender,
+                    (long long)j->seq);
+    }
+    rc = db_exec_list("UPDATE threads t JOIN JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH "
+                      "'$[0]', q BIGINT PATH '$[1]', n BIGINT PATH '$[2]')) j ON t.id = j.id "
+                      "SET t.last_seq = j.q, t.updated_at = j.n",
+                      &threads);
+    /* The senders' own positions, by key. (The members' rows are not
+     * touched: a thread list orders by the thread's updated_at.) */
+    if (rc == 0)
+        rc = db_exec_list("UPDATE JSON_TABLE(?, '$[*]' COLUMNS (t BIGINT PATH '$[0]', "
+                          "s BIGINT PATH '$[1]', q BIGINT PATH '$[2]')) k STRAIGHT_JOIN "
+                          "thread_members tm ON tm.owner_id = k.s AND tm.thread_id = k.t "
+                          "SET tm.last_read_seq = GREATEST(tm.last_read_seq, k.q), "
+                          "tm.last_delivered_seq = GREATEST(tm.last_delivered_seq, k.q)",
+                          &senders);
+    free(senders.s);
+    return rc;
+}
+
+/* Step 5b: one message event per member and message (the event as the API
+ * shows it goes along, for the in-memory tails), and the members to wake. */
+static int append_events(struct batch *b)
+{
+    for (int i = 0; i < b->n; i++) {
+        struct send_job *j = b->jobs[i];
+        struct bthread *t = &b->threads[j->thread];
+        if (j->status != 201)
+            continue;
+        json_t *ev = events_message_view(j->message);
+        struct tail_blob *blob = ev ? tail_blob_of(ev) : NULL;
+        json_decref(ev);
+        for (int m = 0; m < t->nmembers; m++)
+            evb_add(&b->events, t->members[m], EVENT_MESSAGE, j->thread_id, j->seq, 0, 0, 0,
+                    j->now, blob);
+        tail_blob_unref(blob);
+    }
+    return evb_flush(&b->events, &b->wake);
+}
+
+/* Step 5c: the push outbox. */
+static int queue_pushes(struct batch *b)
+{
+    struct sbuf rows = {0};
+    for (int i = 0; i < b->n; i++) {
+        struct send_job *j = b->jobs[i];
+        if (j->status == 201)
+            sb_item(&rows, "[%lld,%lld,%lld,%lld]", (long long)j->thread_id, (long long)j->seq,
+                    (long long)j->sender, (long long)j->now);
+    }
+    const char *s = sb_done(&rows);
+    int rc = s ? push_queue_messages(s) : DB_ERR;
+    free(rows.s);
+    return rc;
+}
+
+static int batch_tx(void *arg)
+{
+    struct batch *b = arg;
+    wake_reset(&b->wake);
+    evb_reset(&b->events);
+    for (int i = 0; i < b->n; i++) {
+        struct send_job *j = b->jobs[i];
+        json_decref(j->message);
+        j->message = NULL;
+        j->status = 0;
+        j->twin = 0;
+    }
+    for (int k = 0; k < b->nthreads; k++) {
+        struct bthread *t = &b->threads[k];
+        t->found = t->direct = t->touched = false;
+        t->nmembers = 0;
+    }
+    int rc;
+    if ((rc = lock_threads(b)) < 0 || (rc = find_retries(b)) < 0 || (rc = refuse_blocked(b)) < 0)
+        return rc;
+
+    /* The time is taken under the threads' locks, and never before a
+     * thread's last change, so created_at follows seq order. */
+    int64_t now = now_ms();
+    for (int k = 0; k < b->nthreads; k++)
+        b->threads[k].now = now > b->threads[k].updated_at ? now : b->threads[k].updated_at;
+    bool any = false;
+    for (int i = 0; i < b->n; i++) {
+        struct send_job *j = b->jobs[i];
+        if (j->status != 0 || j->twin)
+            continue;
+        struct bthread *t = &b->threads[j->thread];
+        j->status = 201;
+        j->seq = ++t->last_seq;
+        j->now = t->now;
+        t->touched = any = true;
+    }
+    if (!any)
+        return DB_OK;
+    for (int i = 0; i < b->n; i++) {
+        struct send_job *j = b->jobs[i];
+        if (j->status == 201)
+            j->message = view_message(j->thread_id, j->seq, j->sender, j->client_msg_id, j->body,
+                                      j->body_len, j->now);
+    }
+    if ((rc = store_messages(b)) < 0 || (rc = append_events(b)) < 0 ||
+        (rc = queue_pushes(b)) < 0)
+        return rc;
+    return DB_OK;
+}
+
+/* Builds the batch's thread table (ascending, unique) and points each job at
+ * its thread. Returns false when out of memory. */
+static bool batch_prepare(struct batch *b)
+{
+    int64_t *ids = malloc((size_t)b->n * sizeof *ids);
+    b->threads = calloc((size_t)b->n, sizeof *b->threads);
+    if (ids == NULL || b->threads == NULL) {
+        free(ids);
+        return false;
+    }
+    for (int i = 0; i < b->n; i++)
+        ids[i] = b->jobs[i]->thread_id;
+    qsort(ids, (size_t)b->n, sizeof *ids, int64_cmp);
+    for (int i = 0; i < b->n; i++)
+        if (b->nthreads == 0 || b->threads[b->nthreads - 1].id != ids[i])
+            b->threads[b->nthreads++].id = ids[i];
+    for (int k = 0; k < b->nthreads; k++)
+        ids[k] = b->threads[k].id;
+    b->thread_ids = ids_json(ids, (size_t)b->nthreads);
+    free(ids);
+    for (int i = 0; i < b->n; i++)
+        b->jobs[i]->thread = (int)(thread_of(b, b->jobs[i]->thread_id) - b->threads);
+    return b->thread_ids != NULL;
+}
+
+static void batch_free(struct batch *b)
+{
+    for (int k = 0; k < b->nthreads; k++)
+        free(b->threads[k].members);
+    free(b->threads);
+    free(b->thread_ids);
+    evb_free(&b->events);
+    wake_reset(&b->wake);
+    wake_flush(&b->wake);
+}
+
+/* Answers job j from its status, and hands the answer over. Frees j. */
+static void answer(struct send_job *j)
+{
+    struct response *res = j->res;
+    if (j->status == 201 || j->status == 200) {
+        resp_json(res, j->status, json_pack("{s:o}", "message", j->message));
+        j->message = NULL;
+    } else if (j->status == 403) {
+        resp_problem(res, 403, "blocked", "a block stands between you and this user");
+    } else if (j->status == 404) {
+        resp_problem(res, 404, "not_found", "no thread %lld", (long long)j->thread_id);
+    } else {
+        resp_db_error(res, j->status < 0 ? j->status : DB_ERR);
+    }
+    json_decref(j->message);
+    if (j->defer)
+        req_defer_done(j->defer);
+    free(j);
+}
+
+/* Stores jobs[0..n) as one transaction (or, if that fails, one by one),
+ * wakes the members, and answers and frees every job. */
+static void run_jobs(struct send_job **jobs, int n)
+{
+    struct batch b = {.jobs = jobs, .n = n};
+    int rc = batch_prepare(&b) ? db_tx(batch_tx, &b) : DB_ERR;
+    if (rc < 0 && n > 1) {
+        log_warn("sendq: a batch of %d failed (%d); storing its messages one by one", n, rc);
+        batch_free(&b);
+        for (int i = 0; i < n; i++)
+            run_jobs(&jobs[i], 1);
+        return;
+    }
+    int64_t committed_us = mono_us();
+    for (int i = 0; i < n; i++) {
+        struct send_job *j = jobs[i];
+        if (rc < 0) {
+            j->status = rc;
+            continue;
+        }
+        if (j->twin) {
+            struct send_job *first = jobs[j->twin - 1];
+            j->status = first->status == 201 ? 200 : first->status;
+            j->message = first->message ? json_deep_copy(first->message) : NULL;
+        }
+        if (j->status == 201) {
+            struct bthread *t = &b.threads[j->thread];
+            metrics_stage(STAGE_SEND_COMMIT, committed_us - j->arrived_us);
+            /* The message supersedes the sender's "typing" in this thread. */
+            hub_drop_typing((const int64_t *)t->members, (size_t)t->nmembers, j->thread_id,
+                            j->sender);
+        }
+    }
+    if (rc < 0)
+        wake_reset(&b.wake);
+    else
+        evb_publish(&b.events); /* before the wake-up: woken polls read it */
+    wake_flush(&b.wake);
+    batch_free(&b);
+    for (int i = 0; i < n; i++)
+        answer(jobs[i]);
+}
+
+static struct batchq queue;
+
+static void run_batch(void **jobs, int n) { run_jobs((struct send_job **)jobs, n); }
+
+int sendq_start(int workers, int batch_max)
+{
+    return batchq_start(&queue, "sendq", workers, batch_max, run_batch);
+}
+
+void sendq_stop(void) { batchq_stop(&queue); }
+
+void sendq_submit(struct send_job *j)
+{
+    /* Set before the hand-over: a worker may answer at once. */
+    j->res->deferred = true;
+    if (batchq_push(&queue, j))
+        return;
+    j->res->deferred = false;
+    j->defer = NULL;
+    run_jobs(&j, 1);
+}

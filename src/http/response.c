@@ -1,0 +1,118 @@
+/* response.c — the one place that writes problem details and JSON answers.
+ *
+ * Every error a client sees comes from resp_problem(), so the format
+ * (RFC 9457: status, code, title, detail) lives here alone. */
+#include "http/request.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/util.h"
+
+void resp_init(struct response *res)
+{
+    memset(res, 0, sizeof *res);
+    res->status = 500;
+    res->fd = -1;
+}
+
+void resp_clear(struct response *res)
+{
+    if (res->json)
+        json_decref(res->json);
+    res->json = NULL;
+    free(res->text);
+    res->text = NULL;
+    if (res->fd >= 0)
+        close(res->fd);
+    res->fd = -1;
+}
+
+void resp_json(struct response *res, int status, json_t *body)
+{
+    if (res->json)
+        json_decref(res->json);
+    res->status = status;
+    res->json = body;
+    res->content_type = "application/json";
+}
+
+void resp_empty(struct response *res, int status)
+{
+    if (res->json)
+        json_decref(res->json);
+    res->json = NULL;
+    res->status = status;
+}
+
+static const char *status_title(int status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 413: return "Content Too Large";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 503: return "Service Unavailable";
+    default: return "Internal Server Error";
+    }
+}
+
+void resp_problem(struct response *res, int status, const char *code, const char *fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    resp_json(res, status,
+              json_pack("{s:i, s:s, s:s, s:s}", "status", status, "code", code, "title",
+                        status_title(status), "detail", detail));
+    res->content_type = "application/problem+json";
+}
+
+void resp_internal(struct response *res)
+{
+    resp_problem(res, 500, "internal", "the server failed; nothing was changed");
+}
+
+const char *req_query(const struct request *req, const char *key)
+{
+    for (int i = 0; i < req->nquery; i++)
+        if (strcmp(req->query[i].key, key) == 0)
+            return req->query[i].value;
+    return NULL;
+}
+
+bool req_query_int(const struct request *req, struct response *res, const char *key,
+                   int64_t def, int64_t lo, int64_t hi, int64_t *out)
+{
+    const char *v = req_query(req, key);
+    if (v == NULL) {
+        *out = def;
+        return true;
+    }
+    int64_t n;
+    if (parse_int(v, &n) < 0 || n < lo || n > hi) {
+        resp_problem(res, 400, "invalid_request", "query parameter '%s' must be an integer in %lld..%lld",
+                     key, (long long)lo, (long long)hi);
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
+json_t *req_body(const struct request *req, struct response *res)
+{
+    if (req->body == NULL)
+        resp_problem(res, 400, "invalid_json", "this call needs a JSON object body");
+    return req->body;
+}

@@ -1,0 +1,175 @@
+/* presence.c — presence state and the sweeper that publishes changes. */
+#include "live/presence.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db/db.h"
+#include "live/hub.h"
+#include "base/idmap.h"
+#include "base/log.h"
+#include "base/util.h"
+
+#define FORGET_AFTER_MS (10 * 60 * 1000)
+
+struct presence_entry {
+    int64_t last_active_ms; /* wall clock: last request, or when the last poll ended */
+    int polls;
+    bool published_online;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct idmap entries;
+static int64_t window_ms = 60000;
+static pthread_t sweeper;
+static volatile bool running;
+
+static struct presence_entry *entry_get(int64_t user_id)
+{
+    struct presence_entry *e = idmap_get(&entries, user_id);
+    if (e == NULL) {
+        e = calloc(1, sizeof *e);
+        if (e && idmap_put(&entries, user_id, e) < 0) {
+            free(e);
+            e = NULL;
+        }
+    }
+    return e;
+}
+
+void presence_touch(int64_t user_id)
+{
+    int64_t now = now_ms();
+    pthread_mutex_lock(&lock);
+    struct presence_entry *e = entry_get(user_id);
+    if (e)
+        e->last_active_ms = now;
+    pthread_mutex_unlock(&lock);
+}
+
+void presence_polls_changed(int64_t user_id)
+{
+    int64_t now = now_ms();
+    /* The count is read under our lock, so that two changes racing each other
+     * cannot leave a stale count behind. Lock order: presence, then hub (the
+     * hub never calls in here while holding its own lock). */
+    pthread_mutex_lock(&lock);
+    struct presence_entry *e = entry_get(user_id);
+    if (e) {
+        e->polls = hub_user_polls(user_id);
+        e->last_active_ms = now;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+static bool is_online(const struct presence_entry *e, int64_t now)
+{
+    return e->polls > 0 || now - e->last_active_ms < window_ms;
+}
+
+bool presence_get(int64_t user_id, bool *online, int64_t *last_seen_at)
+{
+    int64_t now = now_ms();
+    pthread_mutex_lock(&lock);
+    struct presence_entry *e = idmap_get(&entries, user_id);
+    if (e) {
+        *online = is_online(e, now);
+        *last_seen_at = *online ? now : e->last_active_ms;
+    }
+    pthread_mutex_unlock(&lock);
+    return e != NULL;
+}
+
+/* Sends user's new state to everyone allowed to see it: their parked polls
+ * get it now, and polls that come in the next seconds get it from the hub. */
+static void publish(int64_t user_id, bool online, int64_t last_seen_at)
+{
+    struct db_res *r;
+    if (db_query("SELECT owner_id FROM contacts WHERE contact_id = ? UNION "
+                 "SELECT tm2.owner_id FROM thread_members tm1 JOIN thread_members tm2 "
+                 "ON tm2.thread_id = tm1.thread_id WHERE tm1.owner_id = ? AND tm2.owner_id <> ?",
+                 &r, DB_ARGS(DB_INT(user_id), DB_INT(user_id), DB_INT(user_id))) < 0)
+        return;
+    int64_t *ids = malloc(((size_t)r->nrows + 1) * sizeof *ids);
+    size_t n = 0;
+    for (int i = 0; ids && i < r->nrows; i++)
+        ids[n++] = db_int(r, i, 0);
+    db_res_free(r);
+    if (n) {
+        json_t *ev = json_pack("{s:s, s:I, s:s, s:I}", "type", "presence", "user_id",
+                               (json_int_t)user_id, "state", online ? "online" : "offline",
+                               "last_seen_at", (json_int_t)last_seen_at);
+        hub_emit(ids, n, ev);
+        json_decref(ev);
+    }
+    free(ids);
+}
+
+struct change {
+    int64_t user_id, last_seen_at;
+    bool online;
+};
+
+static void *sweeper_main(void *arg)
+{
+    (void)arg;
+    while (running) {
+        usleep(PRESENCE_TICK_MS * 1000);
+        struct change *changes = NULL;
+        size_t n = 0, cap = 0;
+        int64_t now = now_ms();
+        pthread_mutex_lock(&lock);
+        for (size_t i = 0; i < entries.cap; i++) {
+            int64_t user_id = entries.keys[i];
+            struct presence_entry *e = entries.values[i];
+            if (user_id == 0)
+                continue;
+            bool online = is_online(e, now);
+            if (online == e->published_online)
+                continue;
+            e->published_online = online;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 64;
+                struct change *c = realloc(changes, cap * sizeof *c);
+                if (c == NULL)
+                    break;
+                changes = c;
+            }
+            changes[n++] = (struct change){user_id, online ? now : e->last_active_ms, online};
+        }
+        /* Forget users long offline (one per tick keeps the scan simple). */
+        for (size_t i = 0; i < entries.cap; i++) {
+            struct presence_entry *e = entries.values[i];
+            if (entries.keys[i] && !e->published_online && e->polls == 0 &&
+                now - e->last_active_ms > FORGET_AFTER_MS) {
+                free(idmap_del(&entries, entries.keys[i]));
+                break;
+            }
+        }
+        pthread_mutex_unlock(&lock);
+        for (size_t i = 0; i < n; i++)
+            publish(changes[i].user_id, changes[i].online, changes[i].last_seen_at);
+        free(changes);
+    }
+    return NULL;
+}
+
+int presence_init(int window_s)
+{
+    window_ms = (int64_t)window_s * 1000;
+    running = true;
+    return pthread_create(&sweeper, NULL, sweeper_main, NULL) == 0 ? 0 : -1;
+}
+
+void presence_shutdown(void)
+{
+    running = false;
+    pthread_join(sweeper, NULL);
+    for (size_t i = 0; i < entries.cap; i++)
+        if (entries.keys[i])
+            free(entries.values[i]);
+    idmap_free(&entries);
+}

@@ -1,0 +1,165 @@
+/* tail.c — the newest events of each active user's stream (tail.h).
+ *
+ * A table of slots, one user each, chosen by hashing the user id; a slot is
+ * allocated on first use and taken over by another user that hashes to it.
+ * A slot holds TAIL_EVENTS entries, the event at position p in entry
+ * p % TAIL_EVENTS when that entry says p. Locks are striped by slot. */
+#include "live/tail.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STRIPES 64
+
+struct entry {
+    int64_t pos;
+    struct tail_blob *blob;
+};
+
+struct slot {
+    int64_t user_id;
+    struct entry ev[TAIL_EVENTS];
+};
+
+static struct slot **slots;
+static size_t nslots; /* a power of two; 0 = off */
+static pthread_mutex_t stripes[STRIPES];
+
+struct tail_blob *tail_blob_new(const char *json, size_t len)
+{
+    struct tail_blob *b = malloc(sizeof *b + len + 1);
+    if (b == NULL)
+        return NULL;
+    atomic_init(&b->refs, 1);
+    b->len = len;
+    memcpy(b->json, json, len);
+    b->json[len] = '\0';
+    return b;
+}
+
+struct tail_blob *tail_blob_of(const json_t *ev)
+{
+    char *s = json_dumps(ev, JSON_COMPACT);
+    if (s == NULL)
+        return NULL;
+    struct tail_blob *b = tail_blob_new(s, strlen(s));
+    free(s);
+    return b;
+}
+
+struct tail_blob *tail_blob_ref(struct tail_blob *b)
+{
+    if (b)
+        atomic_fetch_add(&b->refs, 1);
+    return b;
+}
+
+void tail_blob_unref(struct tail_blob *b)
+{
+    if (b && atomic_fetch_sub(&b->refs, 1) == 1)
+        free(b);
+}
+
+int tail_init(int users)
+{
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_init(&stripes[i], NULL);
+    if (users <= 0)
+        return 0;
+    size_t n = 1;
+    while (n < (size_t)users)
+        n *= 2;
+    slots = calloc(n, sizeof *slots);
+    if (slots == NULL)
+        return -1;
+    nslots = n;
+    return 0;
+}
+
+static void slot_clear(struct slot *s)
+{
+    for (int i = 0; i < TAIL_EVENTS; i++) {
+        tail_blob_unref(s->ev[i].blob);
+        s->ev[i].blob = NULL;
+        s->ev[i].pos = 0;
+    }
+}
+
+void tail_shutdown(void)
+{
+    for (size_t i = 0; i < nslots; i++)
+        if (slots[i]) {
+            slot_clear(slots[i]);
+            free(slots[i]);
+        }
+    free(slots);
+    slots = NULL;
+    nslots = 0;
+}
+
+static size_t slot_index(int64_t user_id)
+{
+    uint64_t h = (uint64_t)user_id * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 20) & (nslots - 1);
+}
+
+void tail_put(int64_t user_id, int64_t pos, struct tail_blob *b)
+{
+    if (nslots == 0 || b == NULL || pos <= 0)
+        return;
+    size_t i = slot_index(user_id);
+    pthread_mutex_t *mu = &stripes[i % STRIPES];
+    pthread_mutex_lock(mu);
+    struct slot *s = slots[i];
+    if (s == NULL) {
+        s = slots[i] = calloc(1, sizeof *s);
+        if (s == NULL) {
+            pthread_mutex_unlock(mu);
+            return;
+        }
+        s->user_id = user_id;
+    } else if (s->user_id != user_id) {
+        slot_clear(s); /* another user hashes here: evict */
+        s->user_id = user_id;
+    }
+    struct entry *e = &s->ev[pos % TAIL_EVENTS];
+    if (e->pos <= pos) { /* never replace a newer event with an older one */
+        tail_blob_unref(e->blob);
+        e->blob = tail_blob_ref(b);
+        e->pos = pos;
+    }
+    pthread_mutex_unlock(mu);
+}
+
+int tail_read(int64_t user_id, int64_t since, int limit, json_t *out, int64_t *next)
+{
+    if (nslots == 0)
+        return 0;
+    struct tail_blob *got[TAIL_EVENTS];
+    int n = 0;
+    size_t i = slot_index(user_id);
+    pthread_mutex_t *mu = &stripes[i % STRIPES];
+    pthread_mutex_lock(mu);
+    struct slot *s = slots[i];
+    if (s && s->user_id == user_id)
+        for (int64_t p = since + 1; n < limit && n < TAIL_EVENTS; p++) {
+            struct entry *e = &s->ev[p % TAIL_EVENTS];
+            if (e->pos != p || e->blob == NULL)
+                break;
+            got[n++] = tail_blob_ref(e->blob);
+        }
+    pthread_mutex_unlock(mu);
+    int k = 0;
+    for (; k < n; k++) {
+        json_t *ev = json_loadb(got[k]->json, got[k]->len, 0, NULL);
+        if (ev == NULL)
+            break; /* cannot happen: we wrote it; stop the prefix here */
+        json_array_append_new(out, ev);
+    }
+    for (int j = 0; j < n; j++)
+        tail_blob_unref(got[j]);
+    if (k > 0)
+        *next = since + k;
+    return k;
+}

@@ -1,0 +1,39 @@
+/* push.h — push notifications through APNs and FCM (docs/push.md).
+ *
+ * Producers (the send and read transactions) queue jobs into the durable
+ * outbox table push_jobs with push_queue_*; one notifier thread takes due
+ * jobs, decides by delivery (a device that acknowledged the message through
+ * its inbox cursor means no push), and sends over HTTP/2 with libcurl's multi
+ * interface, one long-lived multiplexed connection per provider. */
+#ifndef CHAT_PUSH_H
+#define CHAT_PUSH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/config.h"
+
+/* Loads provider credentials from cfg and starts the notifier thread. A
+ * provider without credentials is off (logged once). Returns 0, or -1 when
+ * configured credentials cannot be read. Call after curl_global_init. */
+int push_init(const struct config *cfg);
+
+/* Stops the notifier; jobs in flight stay in the outbox for the next start. */
+void push_shutdown(void);
+
+/* Inside the send transaction: one job per member of thread_id other than
+ * sender who has a push token, due after the grace period. Returns DB_OK or
+ * DB_E*. */
+int push_queue_message(int64_t thread_id, int64_t seq, int64_t sender, int64_t now_ms);
+
+/* Inside a batch of sends: push_queue_message for every message listed in
+ * `messages`, a JSON array of [thread_id, seq, sender_id, created_at_ms]
+ * arrays, in one statement. Returns DB_OK or DB_E*. */
+int push_queue_messages(const char *messages);
+
+/* Inside the read transaction: a clear job for user's devices other than
+ * reader_session, when any has a token. Returns DB_OK or DB_E*. */
+int push_queue_clear(int64_t user_id, int64_t thread_id, int64_t seq, int64_t reader_session,
+                     int64_t now_ms);
+
+#endif

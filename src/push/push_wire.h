@@ -1,0 +1,65 @@
+/* push_wire.h — what goes over the wire to APNs and FCM: credentials, the
+ * provider tokens (APNs JWT, FCM OAuth access token), and each request's URL,
+ * headers and JSON body (docs/push.md). Used only by the notifier thread
+ * (push.c), so nothing here is thread-safe. */
+#ifndef CHAT_PUSH_WIRE_H
+#define CHAT_PUSH_WIRE_H
+
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/config.h"
+
+enum push_provider { PROVIDER_APNS = 0, PROVIDER_FCM = 1 };
+
+/* What one notification says. Strings are borrowed. */
+struct push_content {
+    bool clear;          /* a silent clear push, else an alert */
+    int64_t thread_id, seq;
+    const char *title;   /* alert only */
+    const char *body;    /* alert only; shortened here to fit 4 KB */
+    int64_t badge;       /* alert only */
+};
+
+/* The start of a provider's answer body (the rest is dropped). */
+struct push_answer {
+    char data[4096];
+    size_t len;
+};
+
+/* A CURLOPT_WRITEFUNCTION appending to the struct push_answer given as
+ * CURLOPT_WRITEDATA, NUL-terminated, cut at its capacity. */
+size_t wire_collect(char *data, size_t size, size_t n, void *answer);
+
+/* Loads keys and the service account per cfg. Returns 0 or -1 (logged). */
+int wire_init(const struct config *cfg);
+
+/* Frees the credentials and cached tokens. */
+void wire_free(void);
+
+/* True when the provider has credentials. */
+bool wire_enabled(enum push_provider p);
+
+/* The provider's name: "apns" or "fcm". */
+const char *wire_name(enum push_provider p);
+
+/* Parses "apns"/"fcm"; returns 0 with *p, or -1. */
+int wire_parse(const char *name, enum push_provider *p);
+
+/* Prepares easy (a fresh or reset handle) to send content to a device:
+ * URL, headers (*headers, caller frees with curl_slist_free_all), body
+ * (*body, malloc'd, caller frees). Gets a provider token first when none is
+ * cached (FCM: a blocking OAuth exchange). Returns 0, or -1 when no provider
+ * token can be had (logged). */
+int wire_prepare(CURL *easy, enum push_provider p, const char *device_token, const char *topic,
+                 const struct push_content *c, struct curl_slist **headers, char **body);
+
+/* Forgets the provider token after the provider refused it (APNs
+ * ExpiredProviderToken, FCM 401), so that the next request makes a new one. */
+void wire_token_expired(enum push_provider p);
+
+/* Applies the TLS and HTTP/2 options every provider request shares. */
+void wire_common_options(CURL *easy);
+
+#endif
