@@ -1,283 +1,57 @@
-/* common.c — views and shared lookups for the handlers (see common.h).
- *
- * THREAD_SELECT is the one query shape that makes a thread view: the caller's
- * member row joined to the shared thread row, the member ids, and the last
- * message. Both the single view and the paged list use it, so a thread looks
- * the same everywhere. */
+/* common.c — request-aware helpers shared by handlers (see common.h). */
 #include "common.h"
 
+#include <stdarg.h>
 #include <stdio.h>
-#include <string.h>
-
-#include "base/log.h"
-#include "live/presence.h"
-#include "base/util.h"
-
-json_t *view_user_row(const struct db_res *r, int row, int col)
-{
-    return json_pack("{s:I, s:s, s:s}", "id", (json_int_t)db_int(r, row, col), "username",
-                     db_str(r, row, col + 1), "display_name", db_str(r, row, col + 2));
-}
-
-int view_user(int64_t id, json_t **out)
-{
-    struct db_res *r;
-    int rc = db_query("SELECT " USER_COLS " FROM users u WHERE u.id = ?", &r,
-                      DB_ARGS(DB_INT(id)));
-    if (rc < 0)
-        return rc;
-    rc = r->nrows ? 0 : NOT_FOUND;
-    if (rc == 0)
-        *out = view_user_row(r, 0, 0);
-    db_res_free(r);
-    return rc;
-}
-
-json_t *view_message(int64_t thread_id, int64_t seq, int64_t sender_id, const char *client_msg_id,
-                     const char *body, size_t body_len, int64_t created_at)
-{
-    return json_pack("{s:I, s:I, s:I, s:s, s:s%, s:I}", "thread_id", (json_int_t)thread_id, "seq",
-                     (json_int_t)seq, "sender_id", (json_int_t)sender_id, "client_msg_id",
-                     client_msg_id, "body", body, body_len, "created_at", (json_int_t)created_at);
-}
-
-json_t *view_message_row(const struct db_res *r, int row, int col)
-{
-    if (db_str(r, row, col + 1) == NULL)
-        return NULL;
-    const char *body = db_str(r, row, col + 4);
-    return view_message(db_int(r, row, col), db_int(r, row, col + 1), db_int(r, row, col + 2),
-                        db_str(r, row, col + 3), body, strlen(body), db_int(r, row, col + 5));
-}
-
-json_t *view_presence(int64_t user_id, int64_t db_last_seen)
-{
-    bool online = false;
-    int64_t last_seen_at = db_last_seen, live_seen;
-    if (presence_get(user_id, &online, &live_seen) && live_seen > last_seen_at)
-        last_seen_at = live_seen;
-    return json_pack("{s:s, s:I}", "state", online ? "online" : "offline", "last_seen_at",
-                     (json_int_t)last_seen_at);
-}
-
-#define THREAD_SELECT                                                                         \
-    "SELECT t.id, t.kind, t.title, t.created_at, t.updated_at, t.last_seq, tm.is_muted, "     \
-    "tm.nickname, tm.last_read_seq, "                                                         \
-    "(SELECT GROUP_CONCAT(x.owner_id ORDER BY x.owner_id) FROM thread_members x "             \
-    "  WHERE x.thread_id = t.id), "                                                           \
-    MESSAGE_COLS " "                                                                          \
-    "FROM thread_members tm JOIN threads t ON t.id = tm.thread_id "                           \
-    "LEFT JOIN messages m ON m.thread_id = t.id AND m.seq = t.last_seq "
-
-json_t *view_id_list(const char *csv)
-{
-    json_t *ids = json_array();
-    for (const char *p = csv; p && *p;) {
-        json_array_append_new(ids, json_integer(strtoll(p, NULL, 10)));
-        p = strchr(p, ',');
-        p = p ? p + 1 : NULL;
-    }
-    return ids;
-}
-
-char *ids_json(const int64_t *ids, size_t n)
-{
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, json_integer(ids[i]));
-    char *s = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
-    return s;
-}
-
-static json_t *thread_row(const struct db_res *r, int row)
-{
-    json_t *members = view_id_list(db_str(r, row, 9));
-    int64_t last_seq = db_int(r, row, 5), read_seq = db_int(r, row, 8);
-    json_t *msg = view_message_row(r, row, 10);
-    const char *title = db_str(r, row, 2), *nick = db_str(r, row, 7);
-    return json_pack("{s:I, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:b, s:o, s:o}", "id",
-                     (json_int_t)db_int(r, row, 0), "kind", db_str(r, row, 1), "title",
-                     title ? json_string(title) : json_null(), "member_ids", members,
-                     "created_at", (json_int_t)db_int(r, row, 3), "updated_at",
-                     (json_int_t)db_int(r, row, 4), "last_seq", (json_int_t)last_seq,
-                     "unread_count", (json_int_t)(last_seq > read_seq ? last_seq - read_seq : 0),
-                     "is_muted", (int)db_int(r, row, 6), "nickname",
-                     nick ? json_string(nick) : json_null(), "last_message",
-                     msg ? msg : json_null());
-}
-
-int view_thread(int64_t owner, int64_t thread_id, json_t **out)
-{
-    struct db_res *r;
-    int rc = db_query(THREAD_SELECT "WHERE tm.owner_id = ? AND tm.thread_id = ?", &r,
-                      DB_ARGS(DB_INT(owner), DB_INT(thread_id)));
-    if (rc < 0)
-        return rc;
-    rc = r->nrows ? 0 : NOT_FOUND;
-    if (rc == 0)
-        *out = thread_row(r, 0);
-    db_res_free(r);
-    return rc;
-}
-
-int view_threads_page(int64_t owner, int64_t before_at, int64_t before_id, int limit,
-                      json_t **out, bool *more, int64_t *last_at, int64_t *last_id)
-{
-    struct db_res *r;
-    int rc = db_query(THREAD_SELECT
-                      "WHERE tm.owner_id = ? AND tm.thread_id IN (SELECT p.id FROM "
-                      "(SELECT t2.id FROM thread_members tm2 JOIN threads t2 ON t2.id = "
-                      "tm2.thread_id WHERE tm2.owner_id = ? AND (t2.updated_at < ? OR "
-                      "(t2.updated_at = ? AND t2.id < ?)) ORDER BY t2.updated_at DESC, "
-                      "t2.id DESC LIMIT ?) p) ORDER BY t.updated_at DESC, t.id DESC",
-                      &r,
-                      DB_ARGS(DB_INT(owner), DB_INT(owner), DB_INT(before_at), DB_INT(before_at),
-                              DB_INT(before_id), DB_INT(limit + 1)));
-    if (rc < 0)
-        return rc;
-    json_t *arr = json_array();
-    int n = r->nrows > limit ? limit : r->nrows;
-    for (int i = 0; i < n; i++)
-        json_array_append_new(arr, thread_row(r, i));
-    *more = r->nrows > limit;
-    if (n > 0) {
-        *last_at = db_int(r, n - 1, 4);
-        *last_id = db_int(r, n - 1, 0);
-    }
-    db_res_free(r);
-    *out = arr;
-    return 0;
-}
-
-int member_get(int64_t user, int64_t thread, struct member_info *mi)
-{
-    struct db_res *r;
-    int rc = db_query("SELECT t.kind, tm.role, t.last_seq FROM thread_members tm "
-                      "JOIN threads t ON t.id = tm.thread_id "
-                      "WHERE tm.owner_id = ? AND tm.thread_id = ?",
-                      &r, DB_ARGS(DB_INT(user), DB_INT(thread)));
-    if (rc < 0)
-        return rc;
-    rc = r->nrows ? 0 : NOT_FOUND;
-    if (rc == 0) {
-        mi->is_group = strcmp(db_str(r, 0, 0), "group") == 0;
-        mi->is_admin = strcmp(db_str(r, 0, 1), "admin") == 0;
-        mi->last_seq = db_int(r, 0, 2);
-    }
-    db_res_free(r);
-    return rc;
-}
 
 bool member_or_404(const struct request *req, struct response *res, int64_t thread,
                    struct member_info *mi)
 {
     int rc = member_get(req->user_id, thread, mi);
-    if (rc < 0)
-        resp_db_error(res, rc);
-    else if (rc == NOT_FOUND)
-        resp_problem(res, 404, "not_found", "no thread %lld", (long long)thread);
+    if (rc != 0)
+        resp_result(res, rc, "no thread %lld", (long long)thread);
     return rc == 0;
 }
 
-int blocked_between(int64_t a, int64_t b)
+bool user_or_404(struct response *res, int64_t id, json_t **out)
 {
-    struct db_res *r;
-    int rc = db_query("SELECT 1 FROM blocks WHERE (owner_id = ? AND blocked_id = ?) "
-                      "OR (owner_id = ? AND blocked_id = ?)",
-                      &r, DB_ARGS(DB_INT(a), DB_INT(b), DB_INT(b), DB_INT(a)));
-    if (rc < 0)
-        return rc;
-    rc = r->nrows ? 1 : 0;
-    db_res_free(r);
-    return rc;
-}
-
-struct direct_ctx {
-    int64_t me, other, now;
-    struct wake_list wake;
-    int64_t thread_id;
-    bool created;
-};
-
-/* Finds the pair's thread by its key; 0 with ctx->thread_id, or NOT_FOUND. */
-static int direct_find(struct direct_ctx *c, const char *key)
-{
-    struct db_res *r;
-    int rc = db_query("SELECT id FROM threads WHERE direct_key = ?", &r, DB_ARGS(DB_STR(key)));
-    if (rc < 0)
-        return rc;
-    rc = r->nrows ? 0 : NOT_FOUND;
-    if (rc == 0)
-        c->thread_id = db_int(r, 0, 0);
-    db_res_free(r);
-    return rc;
-}
-
-static int direct_tx(void *arg)
-{
-    struct direct_ctx *c = arg;
-    c->created = false;
-    wake_reset(&c->wake);
-    char key[48];
-    int64_t lo = c->me < c->other ? c->me : c->other, hi = c->me < c->other ? c->other : c->me;
-    snprintf(key, sizeof key, "%lld:%lld", (long long)lo, (long long)hi);
-    int rc = direct_find(c, key);
-    if (rc <= 0)
-        return rc;
-    rc = db_exec("INSERT INTO threads (kind, direct_key, created_by, created_at, updated_at) "
-                 "VALUES ('direct', ?, ?, ?, ?)",
-                 DB_ARGS(DB_STR(key), DB_INT(c->me), DB_INT(c->now), DB_INT(c->now)));
-    if (rc == DB_EDUP) /* the other side created it a moment ago: it is committed now */
-        return direct_find(c, key);
-    if (rc < 0)
-        return rc;
-    c->thread_id = db_insert_id();
-    c->created = true;
-    rc = db_exec("INSERT INTO thread_members (owner_id, thread_id, joined_at) "
-                 "SELECT u.id, ?, ? FROM users u WHERE u.id IN (?, ?)",
-                 DB_ARGS(DB_INT(c->thread_id), DB_INT(c->now), DB_INT(c->me), DB_INT(c->other)));
-    if (rc < 0)
-        return rc;
-    return events_to_members(c->thread_id, EVENT_THREAD, 0, 0, 0, 0, c->now, &c->wake);
-}
-
-int direct_open(int64_t me, int64_t other, int64_t now, int64_t *thread_id, bool *created)
-{
-    if (other != me) {
-        json_t *u;
-        int rc = view_user(other, &u);
-        if (rc != 0)
-            return rc;
-        json_decref(u);
-        rc = blocked_between(me, other);
-        if (rc != 0)
-            return rc > 0 ? NOT_ALLOWED : rc;
-    }
-    struct direct_ctx c = {.me = me, .other = other, .now = now};
-    int rc = tx_and_wake(direct_tx, &c, &c.wake);
-    if (rc == 0) {
-        *thread_id = c.thread_id;
-        *created = c.created;
-    }
-    return rc;
-}
-
-int tx_and_wake(db_tx_fn fn, void *ctx, struct wake_list *wake)
-{
-    int rc = db_tx(fn, ctx);
+    int rc = view_user(id, out);
     if (rc != 0)
-        wake_reset(wake);
-    wake_flush(wake);
-    return rc;
+        resp_result(res, rc, "no user %lld", (long long)id);
+    return rc == 0;
 }
 
-void resp_db_error(struct response *res, int rc)
+enum handler_status resp_db_error(struct response *res, int rc)
 {
-    if (rc == DB_ECONN) {
-        resp_problem(res, 503, "unavailable", "the database does not answer; try again");
-        res->retry_after_s = 1;
-    } else {
-        resp_internal(res);
+    if (rc != DB_ECONN)
+        return resp_internal(res);
+    resp_problem(res, 503, "unavailable", "the database does not answer; try again");
+    res->retry_after_s = 1;
+    return HANDLER_DONE;
+}
+
+enum handler_status resp_result(struct response *res, int rc, const char *not_found_fmt, ...)
+{
+    switch (rc) {
+    case NOT_FOUND: {
+        char detail[256];
+        va_list ap;
+        va_start(ap, not_found_fmt);
+        vsnprintf(detail, sizeof detail, not_found_fmt, ap);
+        va_end(ap);
+        return resp_problem(res, 404, "not_found", "%s", detail);
+    }
+    case BLOCKED:
+        return resp_problem(res, 403, "blocked", "a block stands between you and this user");
+    case NOT_ADMIN:
+        return resp_problem(res, 403, "not_admin", "only an admin may do this in a group");
+    case NOT_GROUP:
+        return resp_problem(res, 422, "not_a_group",
+                            "a direct thread has exactly its two members");
+    case TOO_MANY:
+        return resp_problem(res, 422, "too_many_members", "a group has at most %d members",
+                            GROUP_MAX_MEMBERS);
+    default:
+        return resp_db_error(res, rc < 0 ? rc : DB_ERR);
     }
 }

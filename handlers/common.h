@@ -1,9 +1,11 @@
-/* common.h — what several handlers share: JSON views of users, threads and
- * messages, membership lookups, and opening a direct thread.
+/* common.h — request-aware helpers that several handlers share: the
+ * membership and user checks that answer 404, and the one mapper from
+ * result codes (DB_E*, the model's NOT_FOUND, BLOCKED, …) to problem
+ * answers.
+ * Everything that does not need a request or response lives in the core
+ * (chat/model.h, chat/direct.h).
  *
- * Views return new jansson references (caller owns). Functions that query
- * return 0 on success, a positive NOT_* value for an answer the handler
- * turns into 4xx, or a negative DB_E* code. */
+ * May call: everything under src/. */
 #ifndef CHAT_HANDLERS_COMMON_H
 #define CHAT_HANDLERS_COMMON_H
 
@@ -11,67 +13,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "db/db.h"
 #include "chat/events.h"
+#include "chat/model.h"
 #include "http/request.h"
-
-#define GROUP_MAX_MEMBERS 1024
-
-enum { NOT_FOUND = 1, NOT_ALLOWED = 2, NOT_GROUP = 3, TOO_MANY = 4 };
-
-/* Columns that make a user view, as SQL, for `u` an alias of users. */
-#define USER_COLS "u.id, u.username, u.display_name"
-
-/* {id, username, display_name} from three columns starting at col. */
-json_t *view_user_row(const struct db_res *r, int row, int col);
-
-/* Loads user id as a view into *out. Returns 0, NOT_FOUND or DB_E*. */
-int view_user(int64_t id, json_t **out);
-
-/* The JSON array of ids in a comma-separated list ("3,7,12", as
- * GROUP_CONCAT gives it; NULL or "" is empty). New reference. */
-json_t *view_id_list(const char *csv);
-
-/* ids[0..n) as a JSON array string, the form JSON_TABLE reads (malloc'd,
- * caller frees; NULL when out of memory). */
-char *ids_json(const int64_t *ids, size_t n);
-
-/* The six columns of a message (table alias m), in the order
- * view_message_row reads them. */
-#define MESSAGE_COLS "m.thread_id, m.seq, m.sender_id, m.client_msg_id, m.body, m.created_at"
-
-/* A message as the API shows it: {thread_id, seq, sender_id, client_msg_id,
- * body, created_at (ms)}; body is body_len bytes of UTF-8. New reference. */
-json_t *view_message(int64_t thread_id, int64_t seq, int64_t sender_id, const char *client_msg_id,
-                     const char *body, size_t body_len, int64_t created_at);
-
-/* view_message from the MESSAGE_COLS columns starting at col; NULL when the
- * seq column is NULL. */
-json_t *view_message_row(const struct db_res *r, int row, int col);
-
-/* The thread as `owner` sees it (API.md `thread`) into *out. Returns 0,
- * NOT_FOUND when owner is not a member, or DB_E*. */
-int view_thread(int64_t owner, int64_t thread_id, json_t **out);
-
-/* Thread views of `owner`, most recently updated first, strictly before the
- * position (updated_at, thread_id), at most limit of them, into the array
- * *out; *more tells whether older ones exist. */
-int view_threads_page(int64_t owner, int64_t before_at, int64_t before_id, int limit,
-                      json_t **out, bool *more, int64_t *last_at, int64_t *last_id);
-
-/* {state, last_seen_at} for user: the live state when the presence module
- * knows it, else offline since db_last_seen (ms, 0 = never). */
-json_t *view_presence(int64_t user_id, int64_t db_last_seen);
-
-/* What a member may know of a thread. */
-struct member_info {
-    bool is_group;
-    bool is_admin;
-    int64_t last_seq;
-};
-
-/* Fills *mi when user is a member of thread. Returns 0, NOT_FOUND, DB_E*. */
-int member_get(int64_t user, int64_t thread, struct member_info *mi);
 
 /* The caller's membership of thread for a handler: fills *mi and returns
  * true, or answers 404 (not a member, or no such thread) or 5xx and returns
@@ -79,22 +23,20 @@ int member_get(int64_t user, int64_t thread, struct member_info *mi);
 bool member_or_404(const struct request *req, struct response *res, int64_t thread,
                    struct member_info *mi);
 
-/* True when either user blocks the other. Returns 1 (blocked), 0, or DB_E*. */
-int blocked_between(int64_t a, int64_t b);
-
-/* Finds or creates the direct thread of me and other (me == other gives the
- * one-member "saved messages" thread), in its own transaction. Returns 0
- * with *thread_id and *created, NOT_FOUND when other does not exist,
- * NOT_ALLOWED when a block stands between them, or DB_E*. */
-int direct_open(int64_t me, int64_t other, int64_t now, int64_t *thread_id, bool *created);
-
-/* Runs fn(ctx) in a transaction (db_tx) and wakes the users in *wake once it
- * committed; the list is emptied either way. fn must wake_reset(wake) first,
- * since a retried transaction starts over. */
-int tx_and_wake(db_tx_fn fn, void *ctx, struct wake_list *wake);
+/* The user `id` as a view into *out (caller owns), or answers 404 (no such
+ * user) or 5xx and returns false. */
+bool user_or_404(struct response *res, int64_t id, json_t **out);
 
 /* Answers the usual way for a negative DB_E* code: 503 when the database is
- * unreachable, else 500. */
-void resp_db_error(struct response *res, int rc);
+ * unreachable, else 500. Returns HANDLER_DONE. */
+enum handler_status resp_db_error(struct response *res, int rc);
+
+/* Answers a result code that is not 0, the same way everywhere: a DB_E*
+ * code as resp_db_error; NOT_FOUND 404 not_found with the detail
+ * not_found_fmt (printf); BLOCKED 403 blocked; NOT_ADMIN 403 not_admin;
+ * NOT_GROUP 422 not_a_group; TOO_MANY 422 too_many_members. Returns
+ * HANDLER_DONE. */
+enum handler_status resp_result(struct response *res, int rc, const char *not_found_fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -18,7 +18,7 @@ static json_t *contact_row(const struct db_res *r, int row)
                      view_presence(db_int(r, row, 0), db_int(r, row, 4)));
 }
 
-void contacts_list(struct request *req, struct response *res)
+enum handler_status contacts_list(struct request *req, struct response *res)
 {
     struct db_res *r;
     int rc = db_query(CONTACT_SELECT "ORDER BY u.username", &r, DB_ARGS(DB_INT(req->user_id)));
@@ -28,26 +28,24 @@ void contacts_list(struct request *req, struct response *res)
     for (int i = 0; i < r->nrows; i++)
         json_array_append_new(list, contact_row(r, i));
     db_res_free(r);
-    resp_json(res, 200, json_pack("{s:o}", "contacts", list));
+    return resp_json(res, 200, json_pack("{s:o}", "contacts", list));
 }
 
-void contacts_put(struct request *req, struct response *res)
+enum handler_status contacts_put(struct request *req, struct response *res)
 {
     int64_t other = req->params[0];
     const char *nick = NULL;
     bool has_nick = req->body && json_object_get(req->body, "nickname");
     if (req->body && !jv_str(res, req->body, "nickname", JV_NULLABLE, 0, 64, &nick, NULL))
-        return;
+        return HANDLER_DONE;
     if (nick && *nick == '\0')
         nick = NULL;
     json_t *user;
-    int rc = view_user(other, &user);
-    if (rc < 0)
-        return resp_db_error(res, rc);
-    if (rc == NOT_FOUND)
-        return resp_problem(res, 404, "not_found", "no user %lld", (long long)other);
+    if (!user_or_404(res, other, &user))
+        return HANDLER_DONE;
     json_decref(user);
     /* Without a nickname field an existing contact keeps its nickname. */
+    int rc;
     if (has_nick)
         rc = db_exec("INSERT INTO contacts (owner_id, contact_id, nickname, created_at) "
                      "VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE nickname = VALUES(nickname)",
@@ -70,18 +68,19 @@ void contacts_put(struct request *req, struct response *res)
     }
     resp_json(res, 200, json_pack("{s:o}", "contact", contact_row(r, 0)));
     db_res_free(r);
+    return HANDLER_DONE;
 }
 
-void contacts_delete(struct request *req, struct response *res)
+enum handler_status contacts_delete(struct request *req, struct response *res)
 {
     int rc = db_exec("DELETE FROM contacts WHERE owner_id = ? AND contact_id = ?",
                      DB_ARGS(DB_INT(req->user_id), DB_INT(req->params[0])));
     if (rc < 0)
         return resp_db_error(res, rc);
-    resp_empty(res, 204);
+    return resp_empty(res, 204);
 }
 
-void blocks_list(struct request *req, struct response *res)
+enum handler_status blocks_list(struct request *req, struct response *res)
 {
     struct db_res *r;
     int rc = db_query("SELECT " USER_COLS " FROM blocks b JOIN users u ON u.id = b.blocked_id "
@@ -93,33 +92,30 @@ void blocks_list(struct request *req, struct response *res)
     for (int i = 0; i < r->nrows; i++)
         json_array_append_new(list, view_user_row(r, i, 0));
     db_res_free(r);
-    resp_json(res, 200, json_pack("{s:o}", "users", list));
+    return resp_json(res, 200, json_pack("{s:o}", "users", list));
 }
 
-void blocks_put(struct request *req, struct response *res)
+enum handler_status blocks_put(struct request *req, struct response *res)
 {
     int64_t other = req->params[0];
     if (other == req->user_id)
         return resp_problem(res, 400, "invalid_request", "you cannot block yourself");
     json_t *user;
-    int rc = view_user(other, &user);
-    if (rc < 0)
-        return resp_db_error(res, rc);
-    if (rc == NOT_FOUND)
-        return resp_problem(res, 404, "not_found", "no user %lld", (long long)other);
+    if (!user_or_404(res, other, &user))
+        return HANDLER_DONE;
     json_decref(user);
-    rc = db_exec("INSERT IGNORE INTO blocks (owner_id, blocked_id, created_at) VALUES (?, ?, ?)",
+    int rc = db_exec("INSERT IGNORE INTO blocks (owner_id, blocked_id, created_at) VALUES (?, ?, ?)",
                  DB_ARGS(DB_INT(req->user_id), DB_INT(other), DB_INT(now_ms())));
     if (rc < 0)
         return resp_db_error(res, rc);
-    resp_empty(res, 204);
+    return resp_empty(res, 204);
 }
 
-void blocks_delete(struct request *req, struct response *res)
+enum handler_status blocks_delete(struct request *req, struct response *res)
 {
     int rc = db_exec("DELETE FROM blocks WHERE owner_id = ? AND blocked_id = ?",
                      DB_ARGS(DB_INT(req->user_id), DB_INT(req->params[0])));
     if (rc < 0)
         return resp_db_error(res, rc);
-    resp_empty(res, 204);
+    return resp_empty(res, 204);
 }

@@ -1,14 +1,17 @@
 /* inbox.c — GET /v1/inbox, the long-poll (API.md "The inbox").
  *
- * The handler may run several times for one request. First run: hand the
- * cursor check and the device's acknowledgement (which moves delivered
- * receipts) to the acknowledgement batch; once it is stored, the second run
- * registers with the hub, then reads. Whenever a read finds nothing
- * and the poll may still wait, the handler sets res->parked and the glue
- * suspends the connection; a wake-up resumes it and the handler runs again
+ * The handler runs several times for one request, keeping a struct
+ * poll_state between runs. First run: hand the cursor check and the
+ * device's acknowledgement (which moves delivered receipts) to the
+ * acknowledgement batch and return HANDLER_RERUN. Second run (it is stored):
+ * register with the hub, then read. Whenever a read finds nothing and the
+ * poll may still wait, return HANDLER_PARK; a wake-up runs the handler again
  * (hub_begin, read, answer or park again). Registering before the first read
- * is what makes a commit between the read and the park impossible to miss. */
+ * is what makes a commit between the read and the park impossible to miss.
+ * The state owns the waiter: poll_end() releases it, when the poll answers
+ * or, at the latest, when the request ends. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "chat/acks.h"
@@ -52,23 +55,46 @@ static void note_read(int64_t user_id, int64_t since, int64_t next, json_t *even
     acks_note_read(user_id, since, next, (const int64_t(*)[2])moves, n);
 }
 
-static void answer(struct response *res, json_t *events, int64_t next)
+/* What a poll keeps between runs of its handler. */
+struct poll_state {
+    bool acked;             /* the acknowledgement is stored (ack holds the result) */
+    bool read_once;         /* a read ran after the acknowledgement */
+    struct ack_result ack;
+    struct waiter *waiter;  /* registered with the hub, or NULL */
+};
+
+/* Unregisters the poll from the hub (once). */
+static void poll_end(struct request *req, struct poll_state *st)
+{
+    if (st->waiter)
+        hub_release(st->waiter);
+    st->waiter = NULL;
+    req->waiter = NULL;
+}
+
+static void poll_state_free(void *p)
+{
+    struct poll_state *st = p;
+    if (st->waiter)
+        hub_release(st->waiter);
+    free(st);
+}
+
+static enum handler_status answer(struct response *res, json_t *events, int64_t next)
 {
     metrics_events_delivered(json_array_size(events));
     char cursor[24];
     snprintf(cursor, sizeof cursor, "%lld", (long long)next);
-    resp_json(res, 200, json_pack("{s:o, s:s}", "events", events, "next", cursor));
+    return resp_json(res, 200, json_pack("{s:o, s:s}", "events", events, "next", cursor));
 }
 
-void inbox_get(struct request *req, struct response *res)
+enum handler_status inbox_get(struct request *req, struct response *res)
 {
     int64_t timeout, limit, since;
     if (!req_query_int(req, res, "timeout", 30, 0, 60, &timeout) ||
         !req_query_int(req, res, "limit", 100, 1, 500, &limit))
-        return;
+        return HANDLER_DONE;
     const char *since_s = req_query(req, "since");
-    struct waiter *w = req->park;
-
     if (since_s == NULL) {
         /* Only a poll with since acknowledges: this one reloads over REST. */
         int64_t last, oldest;
@@ -80,34 +106,37 @@ void inbox_get(struct request *req, struct response *res)
     if (parse_int(since_s, &since) < 0)
         return resp_problem(res, 410, "cursor_expired", "the cursor is not one this server gave");
 
-    if (w == NULL) {
+    struct poll_state *st = req->state;
+    if (st == NULL) {
         /* First run: hand the cursor check and the acknowledgement to the
          * batch (acks.c); the handler runs again once it is stored. */
-        if (req->stage == 0) {
-            req->stage = 1;
-            if (!acks_submit(req->user_id, since, &req->defer_rc, req->defer_val, req->defer)) {
-                res->deferred = res->rerun = true;
-                return;
-            }
-        }
-        if (req->defer_rc == ACK_CURSOR_EXPIRED)
+        st = calloc(1, sizeof *st);
+        if (st == NULL)
+            return resp_internal(res);
+        req_state_set(req, st, poll_state_free);
+        struct completion done = {req_defer_done, req->defer};
+        if (!acks_submit(req->user_id, since, &st->ack, done))
+            return HANDLER_RERUN;
+    }
+    if (!st->acked) {
+        st->acked = true;
+        if (st->ack.rc == ACK_CURSOR_EXPIRED)
             return resp_problem(res, 410, "cursor_expired",
                                 "the cursor is unknown or too old; reload over REST and poll "
                                 "without since");
-        if (req->defer_rc < 0)
-            return resp_db_error(res, req->defer_rc);
+        if (st->ack.rc < 0)
+            return resp_db_error(res, st->ack.rc);
         if (timeout > 0) {
-            w = hub_register(req->user_id, req->session_id, mono_ms() + timeout * 1000);
-            if (w == NULL)
+            st->waiter = hub_register(req->user_id, req->session_id, mono_ms() + timeout * 1000);
+            if (st->waiter == NULL)
                 return resp_internal(res);
-            req->park = w;
+            req->waiter = st->waiter;
         }
     }
-    if (w) {
-        hub_begin(w);
-        if (hub_revoked(w)) {
-            hub_release(w);
-            req->park = NULL;
+    if (st->waiter) {
+        hub_begin(st->waiter);
+        if (hub_revoked(st->waiter)) {
+            poll_end(req, st);
             return resp_problem(res, 401, "unauthorized", "this device was logged out");
         }
     }
@@ -116,9 +145,9 @@ void inbox_get(struct request *req, struct response *res)
     /* Right after the acknowledgement: when the stream ended at `since` and
      * nothing was appended since (the version has not moved; we are
      * registered, so a later append wakes us), there is nothing to read. */
-    bool at_end = req->stage == 1 && req->defer_val[0] == since &&
-                  hub_stream_version(req->user_id) == (uint32_t)req->defer_val[1];
-    req->stage = 2;
+    bool at_end = !st->read_once && st->ack.stream_end == since &&
+                  hub_stream_version(req->user_id) == st->ack.version;
+    st->read_once = true;
     /* A woken poll finds what woke it in the in-memory tail; otherwise (or
      * when the tail misses the next position) the database. */
     int rc = 0;
@@ -126,22 +155,19 @@ void inbox_get(struct request *req, struct response *res)
         rc = events_read(req->user_id, since, (int)limit, events, &next);
     if (rc < 0) {
         json_decref(events);
-        hub_release(w);
-        req->park = NULL;
+        poll_end(req, st);
         return resp_db_error(res, rc);
     }
     note_read(req->user_id, since, next, events);
-    if (w) {
-        json_t *ephemeral = hub_take_ephemeral(w);
+    if (st->waiter) {
+        json_t *ephemeral = hub_take_ephemeral(st->waiter);
         json_array_extend(events, ephemeral);
         json_decref(ephemeral);
-        if (json_array_size(events) == 0 && !hub_should_answer(w)) {
+        if (json_array_size(events) == 0 && !hub_should_answer(st->waiter)) {
             json_decref(events);
-            res->parked = true;
-            return;
+            return HANDLER_PARK;
         }
-        hub_release(w);
-        req->park = NULL;
+        poll_end(req, st);
     }
-    answer(res, events, next);
+    return answer(res, events, next);
 }

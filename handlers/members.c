@@ -82,34 +82,27 @@ static int add_tx(void *arg)
     return events_to_members(c->thread_id, EVENT_THREAD, 0, 0, 0, 0, c->now, &c->wake);
 }
 
-void members_add(struct request *req, struct response *res)
+enum handler_status members_add(struct request *req, struct response *res)
 {
     int64_t thread_id = req->params[0];
     json_t *body = req_body(req, res);
     int64_t *ids;
     size_t n;
     if (body == NULL || !jv_ids(res, body, "user_ids", JV_REQUIRED, GROUP_MAX_MEMBERS, &ids, &n))
-        return;
+        return HANDLER_DONE;
     char *list = ids_json(ids, n);
     free(ids);
     struct add_ctx c = {.caller = req->user_id, .thread_id = thread_id, .now = now_ms(),
                         .ids_json = list, .nids = n};
-    int rc = tx_and_wake(add_tx, &c, &c.wake);
+    int rc = wake_tx(add_tx, &c, &c.wake);
     free(list);
-    if (rc < 0)
-        return resp_db_error(res, rc);
-    if (rc == NOT_FOUND)
-        return resp_problem(res, 404, "not_found", "no such thread, or user_ids names an unknown user");
-    if (rc == NOT_GROUP)
-        return resp_problem(res, 422, "not_a_group", "a direct thread has exactly its two members");
-    if (rc == TOO_MANY)
-        return resp_problem(res, 422, "too_many_members", "a group has at most %d members",
-                            GROUP_MAX_MEMBERS);
+    if (rc != 0)
+        return resp_result(res, rc, "no such thread, or user_ids names an unknown user");
     json_t *thread;
     rc = view_thread(req->user_id, thread_id, &thread);
     if (rc != 0)
         return resp_db_error(res, rc < 0 ? rc : DB_ERR);
-    resp_json(res, 200, json_pack("{s:o}", "thread", thread));
+    return resp_json(res, 200, json_pack("{s:o}", "thread", thread));
 }
 
 struct remove_ctx {
@@ -126,7 +119,7 @@ static int remove_tx(void *arg)
     if (rc != 0)
         return rc;
     if (c->target != c->caller && !is_admin)
-        return NOT_ALLOWED;
+        return NOT_ADMIN;
     rc = db_exec("DELETE FROM thread_members WHERE owner_id = ? AND thread_id = ?",
                  DB_ARGS(DB_INT(c->target), DB_INT(c->thread_id)));
     if (rc < 0)
@@ -153,18 +146,12 @@ static int remove_tx(void *arg)
     return events_thread_to_user(c->target, c->thread_id, c->now, &c->wake);
 }
 
-void members_remove(struct request *req, struct response *res)
+enum handler_status members_remove(struct request *req, struct response *res)
 {
     struct remove_ctx c = {.caller = req->user_id, .thread_id = req->params[0],
                            .target = req->params[1], .now = now_ms()};
-    int rc = tx_and_wake(remove_tx, &c, &c.wake);
-    if (rc < 0)
-        return resp_db_error(res, rc);
-    if (rc == NOT_FOUND)
-        return resp_problem(res, 404, "not_found", "no such thread or member");
-    if (rc == NOT_GROUP)
-        return resp_problem(res, 422, "not_a_group", "nobody leaves a direct thread");
-    if (rc == NOT_ALLOWED)
-        return resp_problem(res, 403, "not_admin", "only an admin removes other members");
-    resp_empty(res, 204);
+    int rc = wake_tx(remove_tx, &c, &c.wake);
+    if (rc != 0)
+        return resp_result(res, rc, "no such thread or member");
+    return resp_empty(res, 204);
 }

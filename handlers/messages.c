@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "chat/direct.h"
 #include "handlers.h"
 #include "http/jsonv.h"
 #include "chat/sendq.h"
@@ -26,9 +27,15 @@
 
 #define MESSAGE_MAX_BYTES 65536
 
+static void job_free(void *p)
+{
+    sendq_job_clear(p);
+    free(p);
+}
+
 /* Reads client_msg_id and body from the request into a new job for thread_id
- * (0: set later). Returns NULL with the response filled when they are not
- * acceptable or memory is short. */
+ * (0: set later), which becomes the request's state. Returns NULL with the
+ * response filled when they are not acceptable or memory is short. */
 static struct send_job *read_message(struct request *req, struct response *res, json_t *body,
                                      int64_t thread_id)
 {
@@ -49,56 +56,78 @@ static struct send_job *read_message(struct request *req, struct response *res, 
         resp_internal(res);
         return NULL;
     }
+    req_state_set(req, j, job_free);
     j->thread_id = thread_id;
     j->sender = req->user_id;
     j->client_msg_id = client_msg_id;
     j->body = json_string_value(text);
     j->body_len = json_string_length(text);
     j->arrived_us = mono_us();
-    j->res = res;
-    j->defer = req->defer;
     return j;
 }
 
-void messages_send(struct request *req, struct response *res)
+/* The answer for a stored (or refused) job. */
+static enum handler_status answer(struct response *res, struct send_job *j)
 {
-    json_t *body = req_body(req, res);
-    struct send_job *j = body ? read_message(req, res, body, req->params[0]) : NULL;
-    if (j)
-        sendq_submit(j);
+    switch (j->status) {
+    case SEND_STORED:
+    case SEND_RETRY:
+        return resp_json(res, j->status == SEND_STORED ? 201 : 200,
+                  json_pack("{s:O}", "message", j->message));
+    default: {
+        int rc = j->status == SEND_NOT_MEMBER ? NOT_FOUND
+                 : j->status == SEND_BLOCKED  ? BLOCKED
+                 : j->status < 0              ? j->status
+                                              : DB_ERR;
+        return resp_result(res, rc, "no thread %lld", (long long)j->thread_id);
+    }
+    }
 }
 
-void messages_send_to_user(struct request *req, struct response *res)
+/* Hands the job to the send queue, or answers when it is stored already. */
+static enum handler_status submit(struct request *req, struct response *res, struct send_job *j)
 {
+    struct completion done = {req_defer_done, req->defer};
+    return sendq_submit(j, done) ? answer(res, j) : HANDLER_RERUN;
+}
+
+enum handler_status messages_send(struct request *req, struct response *res)
+{
+    if (req->state) /* the send queue stored it */
+        return answer(res, req->state);
+    json_t *body = req_body(req, res);
+    struct send_job *j = body ? read_message(req, res, body, req->params[0]) : NULL;
+    return j ? submit(req, res, j) : HANDLER_DONE;
+}
+
+enum handler_status messages_send_to_user(struct request *req, struct response *res)
+{
+    if (req->state)
+        return answer(res, req->state);
     json_t *body = req_body(req, res);
     int64_t to;
     if (body == NULL || !jv_int(res, body, "to", JV_REQUIRED, 1, JSON_INT_MAX, &to, NULL))
-        return;
+        return HANDLER_DONE;
     struct send_job *j = read_message(req, res, body, 0);
     if (j == NULL)
-        return;
+        return HANDLER_DONE;
     bool created;
     int rc = direct_open(req->user_id, to, now_ms(), &j->thread_id, &created);
     if (rc == 0)
-        return sendq_submit(j);
-    free(j);
-    if (rc < 0)
-        return resp_db_error(res, rc);
-    if (rc == NOT_FOUND)
-        return resp_problem(res, 404, "not_found", "no user %lld", (long long)to);
-    resp_problem(res, 403, "blocked", "a block stands between you and this user");
+        return submit(req, res, j);
+    return resp_result(res, rc, "no user %lld", (long long)to);
 }
 
-void messages_list(struct request *req, struct response *res)
+enum handler_status messages_list(struct request *req, struct response *res)
 {
     int64_t thread_id = req->params[0], limit, before, after;
     if (!req_query_int(req, res, "limit", 50, 1, 100, &limit) ||
         !req_query_int(req, res, "before", 0, 1, JSON_INT_MAX, &before) ||
         !req_query_int(req, res, "after", 0, 0, JSON_INT_MAX, &after))
-        return;
+        return HANDLER_DONE;
     struct member_info mi;
     if (!member_or_404(req, res, thread_id, &mi))
-        return;
+        return HANDLER_DONE;
 
     /* Without `after` the page ends at `before` (or the newest) and is read
      * backwards; with `after` it starts there and is read forwards. */
@@ -122,5 +151,5 @@ void messages_list(struct request *req, struct response *res)
         json_array_append_new(list, view_message_row(r, forward ? i : n - 1 - i, 0));
     bool more = r->nrows > limit;
     db_res_free(r);
-    resp_json(res, 200, json_pack("{s:o, s:b}", "messages", list, "has_more", more));
+    return resp_json(res, 200, json_pack("{s:o, s:b}", "messages", list, "has_more", more));
 }

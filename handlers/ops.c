@@ -3,22 +3,23 @@
 #include "handlers.h"
 #include "base/metrics.h"
 
-void ops_healthz(struct request *req, struct response *res)
+enum handler_status ops_healthz(struct request *req, struct response *res)
 {
     (void)req;
-    resp_json(res, 200, json_pack("{s:s}", "status", "ok"));
+    return resp_json(res, 200, json_pack("{s:s}", "status", "ok"));
 }
 
-void ops_readyz(struct request *req, struct response *res)
+enum handler_status ops_readyz(struct request *req, struct response *res)
 {
     (void)req;
     if (db_ping())
         return resp_json(res, 200, json_pack("{s:s}", "status", "ok"));
     resp_problem(res, 503, "unavailable", "the database does not answer");
     res->retry_after_s = 1;
+    return HANDLER_DONE;
 }
 
-void ops_metrics(struct request *req, struct response *res)
+enum handler_status ops_metrics(struct request *req, struct response *res)
 {
     (void)req;
     res->text = metrics_render(&res->text_len);
@@ -26,4 +27,5 @@ void ops_metrics(struct request *req, struct response *res)
         return resp_internal(res);
     res->status = 200;
     res->content_type = "text/plain; version=0.0.4";
+    return HANDLER_DONE;
 }

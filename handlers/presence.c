@@ -14,7 +14,7 @@
 
 #define PRESENCE_MAX_IDS 1024
 
-void presence_list(struct request *req, struct response *res)
+enum handler_status presence_list(struct request *req, struct response *res)
 {
     const char *list = req_query(req, "user_ids");
     if (list == NULL || *list == '\0')
@@ -54,20 +54,19 @@ void presence_list(struct request *req, struct response *res)
     for (int i = 0; i < r->nrows; i++)
         json_object_set_new(out, db_str(r, i, 0), view_presence(db_int(r, i, 0), db_int(r, i, 1)));
     db_res_free(r);
-    resp_json(res, 200, json_pack("{s:o}", "presence", out));
-    return;
+    return resp_json(res, 200, json_pack("{s:o}", "presence", out));
 bad:
     json_decref(ids);
-    resp_problem(res, 400, "invalid_request", "user_ids must be 1..%d comma-separated ids",
+    return resp_problem(res, 400, "invalid_request", "user_ids must be 1..%d comma-separated ids",
                  PRESENCE_MAX_IDS);
 }
 
-void typing_post(struct request *req, struct response *res)
+enum handler_status typing_post(struct request *req, struct response *res)
 {
     int64_t thread_id = req->params[0];
     struct member_info mi;
     if (!member_or_404(req, res, thread_id, &mi))
-        return;
+        return HANDLER_DONE;
     struct db_res *r;
     int rc = db_query("SELECT owner_id FROM thread_members WHERE thread_id = ? AND owner_id <> ?", &r,
                   DB_ARGS(DB_INT(thread_id), DB_INT(req->user_id)));
@@ -80,11 +79,10 @@ void typing_post(struct request *req, struct response *res)
     }
     for (int i = 0; i < r->nrows; i++)
         ids[i] = db_int(r, i, 0);
-    json_t *ev = json_pack("{s:s, s:I, s:I}", "type", "typing", "thread_id", (json_int_t)thread_id,
-                           "user_id", (json_int_t)req->user_id);
+    json_t *ev = events_typing_view(thread_id, req->user_id);
     hub_emit(ids, (size_t)r->nrows, ev);
     json_decref(ev);
     free(ids);
     db_res_free(r);
-    resp_empty(res, 204);
+    return resp_empty(res, 204);
 }

@@ -27,7 +27,7 @@ static int token_tx(void *arg)
                            DB_INT(c->session_id)));
 }
 
-void push_put(struct request *req, struct response *res)
+enum handler_status push_put(struct request *req, struct response *res)
 {
     json_t *body = req_body(req, res);
     struct token_ctx c = {.session_id = req->session_id};
@@ -35,30 +35,30 @@ void push_put(struct request *req, struct response *res)
         !jv_str(res, body, "provider", JV_REQUIRED, 3, 4, &c.provider, NULL) ||
         !jv_str(res, body, "token", JV_REQUIRED, 1, 512, &c.token, NULL) ||
         !jv_str(res, body, "topic", JV_NULLABLE, 1, 255, &c.topic, NULL))
-        return;
+        return HANDLER_DONE;
     if (strcmp(c.provider, "apns") != 0 && strcmp(c.provider, "fcm") != 0)
         return resp_problem(res, 400, "invalid_request", "provider must be \"apns\" or \"fcm\"");
     int rc = db_tx(token_tx, &c);
     if (rc < 0)
         return resp_db_error(res, rc);
-    resp_empty(res, 204);
+    return resp_empty(res, 204);
 }
 
-void push_delete(struct request *req, struct response *res)
+enum handler_status push_delete(struct request *req, struct response *res)
 {
     int rc = db_exec("UPDATE sessions SET push_provider = NULL, push_token = NULL, "
                      "push_topic = NULL WHERE id = ?",
                      DB_ARGS(DB_INT(req->session_id)));
     if (rc < 0)
         return resp_db_error(res, rc);
-    resp_empty(res, 204);
+    return resp_empty(res, 204);
 }
 
-void notifications_log(struct request *req, struct response *res)
+enum handler_status notifications_log(struct request *req, struct response *res)
 {
     int64_t limit;
     if (!req_query_int(req, res, "limit", 50, 1, 500, &limit))
-        return;
+        return HANDLER_DONE;
     struct db_res *r;
     int rc = db_query("SELECT thread_id, seq, session_id, provider, decision, reason, status, at "
                       "FROM push_log WHERE user_id = ? ORDER BY id DESC LIMIT ?",
@@ -80,5 +80,5 @@ void notifications_log(struct request *req, struct response *res)
                       (json_int_t)db_int(r, i, 7)));
     }
     db_res_free(r);
-    resp_json(res, 200, json_pack("{s:o}", "entries", entries));
+    return resp_json(res, 200, json_pack("{s:o}", "entries", entries));
 }

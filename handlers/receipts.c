@@ -44,32 +44,32 @@ static int read_tx(void *arg)
                           &c->wake);
 }
 
-void receipts_read(struct request *req, struct response *res)
+enum handler_status receipts_read(struct request *req, struct response *res)
 {
     int64_t thread_id = req->params[0], seq;
     json_t *body = req_body(req, res);
     if (body == NULL || !jv_int(res, body, "seq", JV_REQUIRED, 0, JSON_INT_MAX, &seq, NULL))
-        return;
+        return HANDLER_DONE;
     struct member_info mi;
     if (!member_or_404(req, res, thread_id, &mi))
-        return;
+        return HANDLER_DONE;
     if (seq > mi.last_seq)
         return resp_problem(res, 400, "invalid_request", "seq %lld is past the thread's last_seq %lld",
                             (long long)seq, (long long)mi.last_seq);
     struct read_ctx c = {.user_id = req->user_id, .session_id = req->session_id, .thread_id = thread_id, .seq = seq,
                          .now = now_ms()};
-    int rc = tx_and_wake(read_tx, &c, &c.wake);
+    int rc = wake_tx(read_tx, &c, &c.wake);
     if (rc < 0)
         return resp_db_error(res, rc);
-    resp_empty(res, 204);
+    return resp_empty(res, 204);
 }
 
-void receipts_list(struct request *req, struct response *res)
+enum handler_status receipts_list(struct request *req, struct response *res)
 {
     int64_t thread_id = req->params[0];
     struct member_info mi;
     if (!member_or_404(req, res, thread_id, &mi))
-        return;
+        return HANDLER_DONE;
     struct db_res *r;
     int rc = db_query("SELECT owner_id, last_delivered_seq, last_read_seq FROM thread_members "
                   "WHERE thread_id = ? ORDER BY owner_id",
@@ -83,5 +83,5 @@ void receipts_list(struct request *req, struct response *res)
                                               (json_int_t)db_int(r, i, 1), "read_seq",
                                               (json_int_t)db_int(r, i, 2)));
     db_res_free(r);
-    resp_json(res, 200, json_pack("{s:o}", "receipts", list));
+    return resp_json(res, 200, json_pack("{s:o}", "receipts", list));
 }

@@ -1,10 +1,7 @@
 /* sessions.c — login (one session per device), the session list, logout.
  *
- * Failed logins are counted per username in login_failures, existing or not,
- * so the answer does not tell which names exist. When the 20 most recent
- * failures all lie within 15 minutes, logins for that name answer 429 until
- * the oldest of them is 15 minutes old. The check comes before the password
- * hash, so a throttled guesser costs no hashing. */
+ * Failed logins are throttled per username (auth_login_wait_s); the check
+ * comes before the password hash, so a throttled guesser costs no hashing. */
 #include <ctype.h>
 #include <string.h>
 
@@ -15,48 +12,17 @@
 #include "http/jsonv.h"
 #include "base/util.h"
 
-#define THROTTLE_FAILURES 20
-#define THROTTLE_WINDOW_MS (15 * 60 * 1000)
-
-/* Seconds until `username` may try again, or 0 when it may now; <0 DB_E*. */
-static int64_t throttle_wait_s(const char *username, int64_t now)
-{
-    struct db_res *r;
-    int rc = db_query("SELECT at FROM login_failures WHERE username = ? AND at > ? "
-                      "ORDER BY at DESC LIMIT 20",
-                      &r, DB_ARGS(DB_STR(username), DB_INT(now - THROTTLE_WINDOW_MS)));
-    if (rc < 0)
-        return rc;
-    int64_t wait = 0;
-    if (r->nrows >= THROTTLE_FAILURES) {
-        int64_t oldest = db_int(r, THROTTLE_FAILURES - 1, 0);
-        wait = (oldest + THROTTLE_WINDOW_MS - now + 999) / 1000;
-        if (wait < 1)
-            wait = 1;
-    }
-    db_res_free(r);
-    return wait;
-}
-
-static void record_failure(const char *username, int64_t now)
-{
-    db_exec("DELETE FROM login_failures WHERE username = ? AND at <= ?",
-            DB_ARGS(DB_STR(username), DB_INT(now - THROTTLE_WINDOW_MS)));
-    db_exec("INSERT INTO login_failures (username, at) VALUES (?, ?)",
-            DB_ARGS(DB_STR(username), DB_INT(now)));
-}
-
-void sessions_create(struct request *req, struct response *res)
+enum handler_status sessions_create(struct request *req, struct response *res)
 {
     json_t *body = req_body(req, res);
     if (body == NULL)
-        return;
+        return HANDLER_DONE;
     const char *name, *password, *device;
     size_t name_len, pass_len;
     if (!jv_str(res, body, "username", JV_REQUIRED, 1, 256, &name, &name_len) ||
         !jv_str(res, body, "password", JV_REQUIRED, 0, 1024, &password, &pass_len) ||
         !jv_str(res, body, "device_name", JV_NULLABLE, 0, 64, &device, NULL))
-        return;
+        return HANDLER_DONE;
     char username[33];
     if (name_len > 32)
         return resp_problem(res, 401, "invalid_credentials", "wrong username or password");
@@ -64,14 +30,14 @@ void sessions_create(struct request *req, struct response *res)
         username[i] = (char)tolower((unsigned char)name[i]);
 
     int64_t now = now_ms();
-    int64_t wait = throttle_wait_s(username, now);
+    int64_t wait = auth_login_wait_s(username, now);
     if (wait < 0)
         return resp_db_error(res, (int)wait);
     if (wait > 0) {
         resp_problem(res, 429, "rate_limited", "too many failed logins; try again in %lld s",
                      (long long)wait);
         res->retry_after_s = (int)wait;
-        return;
+        return HANDLER_DONE;
     }
     struct db_res *r;
     int rc = db_query("SELECT " USER_COLS ", u.password_hash FROM users u WHERE u.username = ?",
@@ -84,15 +50,15 @@ void sessions_create(struct request *req, struct response *res)
         if (rc == AUTH_BUSY) {
             resp_problem(res, 503, "unavailable", "too many logins at once; try again");
             res->retry_after_s = 1;
-            return;
+            return HANDLER_DONE;
         }
-        record_failure(username, now);
+        auth_login_failed(username, now);
         return resp_problem(res, 401, "invalid_credentials", "wrong username or password");
     }
     json_t *user = view_user_row(r, 0, 0);
     int64_t user_id = db_int(r, 0, 0);
     db_res_free(r);
-    db_exec("DELETE FROM login_failures WHERE username = ?", DB_ARGS(DB_STR(username)));
+    auth_login_succeeded(username);
 
     char token[AUTH_TOKEN_LEN];
     unsigned char hash[32];
@@ -105,11 +71,11 @@ void sessions_create(struct request *req, struct response *res)
         json_decref(user);
         return resp_db_error(res, rc);
     }
-    resp_json(res, 201, json_pack("{s:s, s:I, s:o}", "token", token, "session_id",
+    return resp_json(res, 201, json_pack("{s:s, s:I, s:o}", "token", token, "session_id",
                                   (json_int_t)db_insert_id(), "user", user));
 }
 
-void sessions_list(struct request *req, struct response *res)
+enum handler_status sessions_list(struct request *req, struct response *res)
 {
     auth_flush_last_seen(); /* this request's own use included */
     struct db_res *r;
@@ -127,20 +93,20 @@ void sessions_list(struct request *req, struct response *res)
                             (json_int_t)db_int(r, i, 3), "current",
                             db_int(r, i, 0) == req->session_id));
     db_res_free(r);
-    resp_json(res, 200, json_pack("{s:o}", "sessions", list));
+    return resp_json(res, 200, json_pack("{s:o}", "sessions", list));
 }
 
-void sessions_delete_current(struct request *req, struct response *res)
+enum handler_status sessions_delete_current(struct request *req, struct response *res)
 {
     int rc = db_exec("DELETE FROM sessions WHERE id = ?", DB_ARGS(DB_INT(req->session_id)));
     if (rc < 0)
         return resp_db_error(res, rc);
     auth_session_forget(req->session_id);
     hub_end_session(req->session_id);
-    resp_empty(res, 204);
+    return resp_empty(res, 204);
 }
 
-void sessions_delete(struct request *req, struct response *res)
+enum handler_status sessions_delete(struct request *req, struct response *res)
 {
     int rc = db_exec("DELETE FROM sessions WHERE id = ? AND user_id = ?",
                      DB_ARGS(DB_INT(req->params[0]), DB_INT(req->user_id)));
@@ -150,5 +116,5 @@ void sessions_delete(struct request *req, struct response *res)
         return resp_problem(res, 404, "not_found", "no session %lld", (long long)req->params[0]);
     auth_session_forget(req->params[0]);
     hub_end_session(req->params[0]);
-    resp_empty(res, 204);
+    return resp_empty(res, 204);
 }

@@ -10,20 +10,20 @@
 #include <string.h>
 
 #include "common.h"
+#include "chat/direct.h"
 #include "handlers.h"
 #include "http/jsonv.h"
 #include "base/util.h"
 
 /* Answers 200/201 {thread} for thread_id as the caller sees it. */
-static void answer_thread(struct request *req, struct response *res, int64_t thread_id, int status)
+static enum handler_status answer_thread(struct request *req, struct response *res,
+                                         int64_t thread_id, int status)
 {
     json_t *thread;
     int rc = view_thread(req->user_id, thread_id, &thread);
-    if (rc < 0)
-        return resp_db_error(res, rc);
-    if (rc == NOT_FOUND)
-        return resp_problem(res, 404, "not_found", "no thread %lld", (long long)thread_id);
-    resp_json(res, status, json_pack("{s:o}", "thread", thread));
+    if (rc != 0)
+        return resp_result(res, rc, "no thread %lld", (long long)thread_id);
+    return resp_json(res, status, json_pack("{s:o}", "thread", thread));
 }
 
 struct group_ctx {
@@ -76,51 +76,44 @@ static char *others_json(int64_t *ids, size_t *n, int64_t me)
     return ids_json(ids, k);
 }
 
-void threads_create(struct request *req, struct response *res)
+enum handler_status threads_create(struct request *req, struct response *res)
 {
-    json_t *body = req_body(req, res);
-    if (body == NULL)
-        return;
-    int64_t *ids;
+    int64_t *ids = NULL;
+    char *others = NULL;
     size_t n;
     const char *title;
-    if (!jv_ids(res, body, "member_ids", JV_REQUIRED, GROUP_MAX_MEMBERS + 1, &ids, &n))
-        return;
-    if (!jv_str(res, body, "title", JV_NULLABLE, 1, 255, &title, NULL)) {
-        free(ids);
-        return;
-    }
-    char *others = others_json(ids, &n, req->user_id);
+    json_t *body = req_body(req, res);
+    if (body == NULL || !jv_ids(res, body, "member_ids", JV_REQUIRED, GROUP_MAX_MEMBERS + 1, &ids, &n) ||
+        !jv_str(res, body, "title", JV_NULLABLE, 1, 255, &title, NULL))
+        goto out;
+    others = others_json(ids, &n, req->user_id);
     int64_t now = now_ms();
+    int rc;
     if (n <= 1 && title == NULL) {
         int64_t other = n ? ids[0] : req->user_id, thread_id = 0;
         bool created = false;
-        int rc = direct_open(req->user_id, other, now, &thread_id, &created);
-        free(ids);
-        free(others);
-        if (rc < 0)
-            return resp_db_error(res, rc);
-        if (rc == NOT_FOUND)
-            return resp_problem(res, 404, "not_found", "no user %lld", (long long)other);
-        if (rc == NOT_ALLOWED)
-            return resp_problem(res, 403, "blocked", "a block stands between you and this user");
-        return answer_thread(req, res, thread_id, created ? 201 : 200);
+        rc = direct_open(req->user_id, other, now, &thread_id, &created);
+        if (rc != 0)
+            resp_result(res, rc, "no user %lld", (long long)other);
+        else
+            answer_thread(req, res, thread_id, created ? 201 : 200);
+        goto out;
     }
-    free(ids);
     if (n + 1 > GROUP_MAX_MEMBERS) {
-        free(others);
-        return resp_problem(res, 422, "too_many_members", "a group has at most %d members",
-                            GROUP_MAX_MEMBERS);
+        resp_result(res, TOO_MANY, "no such group");
+        goto out;
     }
     struct group_ctx c = {.creator = req->user_id, .now = now, .title = title,
                           .others_json = others, .nothers = n};
-    int rc = tx_and_wake(group_create_tx, &c, &c.wake);
+    rc = wake_tx(group_create_tx, &c, &c.wake);
+    if (rc != 0)
+        resp_result(res, rc, "member_ids names a user that does not exist");
+    else
+        answer_thread(req, res, c.thread_id, 201);
+out:
+    free(ids);
     free(others);
-    if (rc < 0)
-        return resp_db_error(res, rc);
-    if (rc == NOT_FOUND)
-        return resp_problem(res, 404, "not_found", "member_ids names a user that does not exist");
-    answer_thread(req, res, c.thread_id, 201);
+    return HANDLER_DONE;
 }
 
 /* The list cursor is "<updated_at>.<thread_id>" of the last thread returned. */
@@ -137,11 +130,11 @@ static bool cursor_parse(const char *s, int64_t *at, int64_t *id)
     return parse_int(buf, at) == 0 && parse_int(dot + 1, id) == 0;
 }
 
-void threads_list(struct request *req, struct response *res)
+enum handler_status threads_list(struct request *req, struct response *res)
 {
     int64_t limit, before_at = JSON_INT_MAX, before_id = JSON_INT_MAX;
     if (!req_query_int(req, res, "limit", 50, 1, 100, &limit))
-        return;
+        return HANDLER_DONE;
     const char *before = req_query(req, "before");
     if (before && !cursor_parse(before, &before_at, &before_id))
         return resp_problem(res, 400, "invalid_request", "before must be a cursor from 'next'");
@@ -158,12 +151,12 @@ void threads_list(struct request *req, struct response *res)
         snprintf(cur, sizeof cur, "%lld.%lld", (long long)last_at, (long long)last_id);
         next = json_string(cur);
     }
-    resp_json(res, 200, json_pack("{s:o, s:o}", "threads", threads, "next", next));
+    return resp_json(res, 200, json_pack("{s:o, s:o}", "threads", threads, "next", next));
 }
 
-void threads_get(struct request *req, struct response *res)
+enum handler_status threads_get(struct request *req, struct response *res)
 {
-    answer_thread(req, res, req->params[0], 200);
+    return answer_thread(req, res, req->params[0], 200);
 }
 
 struct change_ctx {
@@ -203,48 +196,48 @@ static int settings_tx(void *arg)
     return events_thread_to_user(c->user_id, c->thread_id, c->now, &c->wake);
 }
 
-void threads_rename(struct request *req, struct response *res)
+enum handler_status threads_rename(struct request *req, struct response *res)
 {
     int64_t thread_id = req->params[0];
     json_t *body = req_body(req, res);
     const char *title;
     if (body == NULL || !jv_str(res, body, "title", JV_REQUIRED, 1, 255, &title, NULL))
-        return;
+        return HANDLER_DONE;
     struct member_info mi;
     if (!member_or_404(req, res, thread_id, &mi))
-        return;
+        return HANDLER_DONE;
     if (!mi.is_group)
         return resp_problem(res, 422, "not_a_group", "a direct thread has no title");
     struct change_ctx c = {.user_id = req->user_id, .thread_id = thread_id, .now = now_ms(),
                            .title = title};
-    int rc = tx_and_wake(rename_tx, &c, &c.wake);
+    int rc = wake_tx(rename_tx, &c, &c.wake);
     if (rc < 0)
         return resp_db_error(res, rc);
-    answer_thread(req, res, thread_id, 200);
+    return answer_thread(req, res, thread_id, 200);
 }
 
-void threads_settings(struct request *req, struct response *res)
+enum handler_status threads_settings(struct request *req, struct response *res)
 {
     int64_t thread_id = req->params[0];
     json_t *body = req_body(req, res);
     if (body == NULL)
-        return;
+        return HANDLER_DONE;
     bool muted = false, has_muted;
     const char *nick;
     if (!jv_bool(res, body, "is_muted", JV_OPTIONAL, &muted, &has_muted) ||
         !jv_str(res, body, "nickname", JV_NULLABLE, 0, 64, &nick, NULL))
-        return;
+        return HANDLER_DONE;
     bool has_nick = json_object_get(body, "nickname") != NULL;
     if (nick && *nick == '\0')
         nick = NULL;
     struct member_info mi;
     if (!member_or_404(req, res, thread_id, &mi))
-        return;
+        return HANDLER_DONE;
     struct change_ctx c = {.user_id = req->user_id, .thread_id = thread_id, .now = now_ms(),
                            .set_muted = has_muted, .muted = muted, .set_nickname = has_nick,
                            .nickname = nick};
-    int rc = tx_and_wake(settings_tx, &c, &c.wake);
+    int rc = wake_tx(settings_tx, &c, &c.wake);
     if (rc < 0)
         return resp_db_error(res, rc);
-    answer_thread(req, res, thread_id, 200);
+    return answer_thread(req, res, thread_id, 200);
 }

@@ -48,45 +48,35 @@ static int register_tx(void *arg)
     return events_stream_create(c->user_id);
 }
 
-void users_create(struct request *req, struct response *res)
+enum handler_status users_create(struct request *req, struct response *res)
 {
     json_t *body = req_body(req, res);
     if (body == NULL)
-        return;
+        return HANDLER_DONE;
     json_t *jname = json_object_get(body, "username");
     json_t *jpass = json_object_get(body, "password");
     char username[33];
     if (!json_is_string(jname) || !username_normalise(json_string_value(jname), username)) {
-        resp_problem(res, 400, "invalid_username",
+        return resp_problem(res, 400, "invalid_username",
                      "username must be 3..32 characters of A-Z a-z 0-9 _ . -");
-        return;
     }
     if (!json_is_string(jpass) || json_string_length(jpass) < 8 ||
         json_string_length(jpass) > 256) {
-        resp_problem(res, 400, "invalid_password", "password must be 8..256 bytes");
-        return;
+        return resp_problem(res, 400, "invalid_password", "password must be 8..256 bytes");
     }
     const char *display;
     if (!jv_str(res, body, "display_name", JV_NULLABLE, 1, 64, &display, NULL))
-        return;
+        return HANDLER_DONE;
     if (display == NULL)
         display = json_string_value(jname);
 
-    struct db_res *r;
-    int rc = db_query("SELECT id FROM users WHERE username = ?", &r, DB_ARGS(DB_STR(username)));
-    if (rc < 0)
-        return resp_db_error(res, rc);
-    bool taken = r->nrows > 0;
-    db_res_free(r);
-    if (taken)
-        return resp_problem(res, 409, "username_taken", "the username '%s' is taken", username);
-
+    /* A taken username is found by the unique key when the row is inserted. */
     char hash[AUTH_HASH_LEN];
-    rc = auth_password_hash(json_string_value(jpass), json_string_length(jpass), hash);
+    int rc = auth_password_hash(json_string_value(jpass), json_string_length(jpass), hash);
     if (rc == AUTH_BUSY) {
         resp_problem(res, 503, "unavailable", "too many logins at once; try again");
         res->retry_after_s = 1;
-        return;
+        return HANDLER_DONE;
     }
     if (rc != AUTH_OK)
         return resp_internal(res);
@@ -99,11 +89,11 @@ void users_create(struct request *req, struct response *res)
     json_t *user;
     rc = view_user(c.user_id, &user);
     if (rc != 0)
-        return resp_db_error(res, rc < 0 ? rc : DB_ERR);
-    resp_json(res, 201, json_pack("{s:o}", "user", user));
+        return resp_result(res, rc < 0 ? rc : DB_ERR, "no user");
+    return resp_json(res, 201, json_pack("{s:o}", "user", user));
 }
 
-void me_get(struct request *req, struct response *res)
+enum handler_status me_get(struct request *req, struct response *res)
 {
     json_t *user;
     int rc = view_user(req->user_id, &user);
@@ -111,26 +101,23 @@ void me_get(struct request *req, struct response *res)
         return resp_db_error(res, rc);
     if (rc == NOT_FOUND)
         return resp_problem(res, 401, "unauthorized", "the account no longer exists");
-    resp_json(res, 200, json_pack("{s:o}", "user", user));
+    return resp_json(res, 200, json_pack("{s:o}", "user", user));
 }
 
-void users_get(struct request *req, struct response *res)
+enum handler_status users_get(struct request *req, struct response *res)
 {
     json_t *user;
-    int rc = view_user(req->params[0], &user);
-    if (rc < 0)
-        return resp_db_error(res, rc);
-    if (rc == NOT_FOUND)
-        return resp_problem(res, 404, "not_found", "no user %lld", (long long)req->params[0]);
-    resp_json(res, 200, json_pack("{s:o}", "user", user));
+    if (!user_or_404(res, req->params[0], &user))
+        return HANDLER_DONE;
+    return resp_json(res, 200, json_pack("{s:o}", "user", user));
 }
 
-void users_search(struct request *req, struct response *res)
+enum handler_status users_search(struct request *req, struct response *res)
 {
     const char *q = req_query(req, "q");
     int64_t limit;
     if (!req_query_int(req, res, "limit", 20, 1, 100, &limit))
-        return;
+        return HANDLER_DONE;
     if (q == NULL || *q == '\0' || strlen(q) > 32)
         return resp_problem(res, 400, "invalid_request", "q must be a username prefix of 1..32 characters");
     /* Lower case, with LIKE's wildcards escaped: a prefix is matched literally. */
@@ -153,5 +140,5 @@ void users_search(struct request *req, struct response *res)
     for (int i = 0; i < r->nrows; i++)
         json_array_append_new(users, view_user_row(r, i, 0));
     db_res_free(r);
-    resp_json(res, 200, json_pack("{s:o}", "users", users));
+    return resp_json(res, 200, json_pack("{s:o}", "users", users));
 }

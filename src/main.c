@@ -7,6 +7,7 @@
  * tests that the server is ready and which port it took. */
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "base/config.h"
 #include "db/db.h"
 #include "http/http.h"
+#include "http/static.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "db/migrate.h"
@@ -27,14 +29,10 @@
 #include <curl/curl.h>
 #include "chat/events.h"
 #include "base/util.h"
-#include "common.h"
-
-/* Remembers the www root for the static handler (handlers/static.c). */
-int static_init(const char *root);
 
 /* The janitor: prunes inbox events past the retention, old login
  * failures and week-old notification log lines, in small batches, once a minute. */
-static volatile bool janitor_running = true;
+static atomic_bool janitor_running = true;
 static int64_t retention_ms;
 
 static void *janitor_main(void *arg)
@@ -54,10 +52,8 @@ static void *janitor_main(void *arg)
         int64_t cutoff = now_ms() - retention_ms, n;
         while (janitor_running && (n = events_prune(cutoff, 5000)) == 5000)
             ;
-        db_exec("DELETE FROM login_failures WHERE at < ? LIMIT 10000",
-                DB_ARGS(DB_INT(now_ms() - 15 * 60 * 1000)));
-        db_exec("DELETE FROM push_log WHERE at < ? LIMIT 10000",
-                DB_ARGS(DB_INT(now_ms() - 7 * 86400000LL)));
+        auth_prune(now_ms());
+        push_prune(now_ms());
     }
     return NULL;
 }
@@ -148,7 +144,7 @@ int main(int argc, char **argv)
     }
     if (db_init(&dbc) < 0 || check_durability(&cfg) < 0 || migrate_run(cfg.sql_dir) < 0)
         return 1;
-    if (auth_init(cfg.hash_concurrency, cfg.session_idle_days) < 0 || metrics_init() < 0 ||
+    if (auth_init(cfg.hash_concurrency, cfg.session_idle_days) < 0 || 
         static_init(cfg.www_root) < 0) {
         log_error("chatd: start-up failed");
         return 1;

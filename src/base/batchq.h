@@ -13,6 +13,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* What a worker calls once a job handed to it is finished: fn(arg), exactly
+ * once, from the worker's thread; the submitter's memory that the job writes
+ * its result to must live until then. The HTTP glue's is req_defer_done. */
+struct completion {
+    void (*fn)(void *arg);
+    void *arg;
+};
+
 /* Runs a batch: jobs[0..n), n ≥ 1, in the worker's thread. It owns the
  * jobs from then on. */
 typedef void (*batchq_run_fn)(void **jobs, int n);

@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "live/hub.h"
-#include "http/router.h"
 
 #define MAX_BUCKETS 16
 
@@ -88,8 +86,31 @@ static const char *const stage_help[STAGE_COUNT] = {
     "From a commit waking the hub to the woken long-poll's handler running."};
 static atomic_uint_fast64_t events_delivered;
 
-int metrics_init(void)
+/* The routes' labels, and the registered gauges. */
+static const char *const *route_labels;
+static size_t routes_count;
+#define GAUGES_MAX 8
+static struct {
+    const char *name, *help;
+    int64_t (*read)(void);
+} gauges[GAUGES_MAX];
+static int ngauges;
+
+int metrics_gauge(const char *name, const char *help, int64_t (*read)(void))
 {
+    if (ngauges == GAUGES_MAX)
+        return -1;
+    gauges[ngauges].name = name;
+    gauges[ngauges].help = help;
+    gauges[ngauges].read = read;
+    ngauges++;
+    return 0;
+}
+
+int metrics_init(const char *const *labels, size_t n)
+{
+    route_labels = labels;
+    routes_count = n;
     nslots = routes_count + 2;
     stats = calloc(nslots, sizeof *stats);
     if (stats == NULL)
@@ -138,7 +159,7 @@ void metrics_events_delivered(size_t n)
 static void route_label(size_t i, char *buf, size_t len)
 {
     if (i < routes_count)
-        snprintf(buf, len, "route=\"%s %s\",", routes[i].method, routes[i].pattern);
+        snprintf(buf, len, "route=\"%s\",", route_labels[i]);
     else
         snprintf(buf, len, "route=\"%s\",", i == routes_count ? "static" : "unmatched");
 }
@@ -176,9 +197,9 @@ char *metrics_render(size_t *len)
                 stage_names[s]);
         hist_render(f, stage_names[s], "", &stages[s]);
     }
-    fprintf(f, "# HELP chatd_parked_polls Inbox long-polls registered now.\n"
-               "# TYPE chatd_parked_polls gauge\nchatd_parked_polls %zu\n",
-            hub_parked_count());
+    for (int g = 0; g < ngauges; g++)
+        fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", gauges[g].name, gauges[g].help,
+                gauges[g].name, gauges[g].name, (long long)gauges[g].read());
     fprintf(f, "# HELP chatd_events_delivered_total Events handed out by inbox answers.\n"
                "# TYPE chatd_events_delivered_total counter\nchatd_events_delivered_total %llu\n",
             (unsigned long long)atomic_load(&events_delivered));

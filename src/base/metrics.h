@@ -3,15 +3,26 @@
  * Per route (by index into the route table, plus one slot for static files
  * and one for unmatched paths): requests by status class and a latency
  * histogram. Updates are lock-free atomics; rendering takes a consistent
- * enough snapshot for monitoring. */
+ * enough snapshot for monitoring. Modules above (the hub, …) register their
+ * own gauges, so that this module knows none of them.
+ *
+ * May call: nothing but libc. */
 #ifndef CHAT_METRICS_H
 #define CHAT_METRICS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* Allocates the per-route slots. Call once before threads. Returns 0 or -1. */
-int metrics_init(void);
+/* Allocates the per-route slots: labels[0..n) name the routes ("GET
+ * /v1/threads", borrowed: they must live as long as the process), and two
+ * slots follow for static files and unmatched paths. Call once before
+ * serving. Returns 0 or -1. */
+int metrics_init(const char *const *labels, size_t n);
+
+/* Registers a gauge: read() is called at each render, from the thread that
+ * renders; name and help are borrowed (string literals). Call before
+ * serving; at most 8. Returns 0 or -1. */
+int metrics_gauge(const char *name, const char *help, int64_t (*read)(void));
 
 /* Records one request: route index (see metrics_route_*), HTTP status,
  * duration in microseconds. Thread-safe. */

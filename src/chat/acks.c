@@ -29,9 +29,8 @@
 
 struct ack_job {
     int64_t user_id, pos;
-    int *rc;
-    int64_t *vals; /* [0] last position, [1] stream version */
-    struct defer *defer;
+    struct ack_result *out;
+    struct completion done; /* fn NULL: the caller runs it itself */
 };
 
 /* One member whose delivered_seq moves. */
@@ -442,7 +441,8 @@ static int ack_tx(void *arg)
 }
 
 /* Stores jobs[0..n) (sorted here by user) as one transaction, or one user at
- * a time if that fails; wakes, answers (sets *rc, hands over) and frees. */
+ * a time if that fails; wakes, fills each job's result, calls its
+ * completion, and frees it. */
 static void run_jobs(struct ack_job **jobs, int n)
 {
     qsort(jobs, (size_t)n, sizeof *jobs, cmp_job);
@@ -476,14 +476,15 @@ static void run_jobs(struct ack_job **jobs, int n)
             evb_publish(&b.events); /* before the wake-up: woken polls read it */
         wake_flush(&b.wake);
         for (int i = 0; i < n; i++) {
-            *jobs[i]->rc = rc < 0 ? rc : b.result[i];
+            struct ack_result *out = jobs[i]->out;
+            out->rc = rc < 0 ? rc : b.result[i];
             if (rc == 0) {
                 int u = find_user(&b, jobs[i]->user_id);
-                jobs[i]->vals[0] = b.last[u];
-                jobs[i]->vals[1] = b.version[u];
+                out->stream_end = b.last[u];
+                out->version = b.version[u];
             }
-            if (jobs[i]->defer)
-                req_defer_done(jobs[i]->defer);
+            if (jobs[i]->done.fn)
+                jobs[i]->done.fn(jobs[i]->done.arg);
             free(jobs[i]);
         }
     }
@@ -504,17 +505,17 @@ int acks_start(int workers, int batch_max, int receipt_fanout_max)
 
 void acks_stop(void) { batchq_stop(&queue); }
 
-bool acks_submit(int64_t user_id, int64_t pos, int *rc, int64_t *vals, struct defer *d)
+bool acks_submit(int64_t user_id, int64_t pos, struct ack_result *out, struct completion done)
 {
     struct ack_job *j = malloc(sizeof *j);
     if (j == NULL) {
-        *rc = DB_ERR;
+        out->rc = DB_ERR;
         return true;
     }
-    *j = (struct ack_job){user_id, pos, rc, vals, d};
+    *j = (struct ack_job){user_id, pos, out, done};
     if (batchq_push(&queue, j))
         return false;
-    j->defer = NULL;
+    j->done.fn = NULL;
     run_jobs(&j, 1);
     return true;
 }

@@ -6,14 +6,16 @@
  * one counts as delivered, moving the member's delivered_seq and appending
  * receipt events (events_receipt's fan-out rule). Acknowledgements that
  * arrive together are stored in one transaction; several of one user count
- * once, with the furthest position. */
+ * once, with the furthest position.
+ *
+ * May call: chat/events, live (hub, tail), db, base. */
 #ifndef CHAT_ACKS_H
 #define CHAT_ACKS_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "http/request.h"
+#include "base/batchq.h"
 
 /* Starts `workers` threads taking up to batch_max acknowledgements at a
  * time; 0 workers stores each in its caller's thread. Returns 0 or -1. */
@@ -26,17 +28,22 @@ void acks_stop(void);
 /* *rc of a cursor that is past the stream's end or older than what is kept. */
 #define ACK_CURSOR_EXPIRED 1
 
+/* What an acknowledgement found. */
+struct ack_result {
+    int rc;             /* DB_OK, ACK_CURSOR_EXPIRED or DB_E* */
+    int64_t stream_end; /* with DB_OK: the stream's last position */
+    uint32_t version;   /* with DB_OK: hub_stream_version(user_id) taken before
+                           stream_end was read, so that a later equal version
+                           proves the stream has not grown since */
+};
+
 /* Checks that pos is a cursor of user_id's stream (a position from the
  * oldest kept one less one, up to the last), and if so records that a
- * device of user_id acknowledged its stream up to pos.
- * Sets *rc = DB_OK, ACK_CURSOR_EXPIRED or DB_E*; with DB_OK, vals[0] = the
- * stream's last position and vals[1] = hub_stream_version(user_id) taken
- * before that position was read (so that a later equal version proves the
- * stream has not grown since). Returns true when done already; or false
- * when queued: a worker then fills rc and vals and calls req_defer_done(d),
- * and the caller must defer its answer (res->deferred). rc and vals must
- * live until then. */
-bool acks_submit(int64_t user_id, int64_t pos, int *rc, int64_t *vals, struct defer *d);
+ * device of user_id acknowledged its stream up to pos. Fills *out. Returns
+ * true when done already (in the caller's thread: no workers, or memory
+ * short); or false when queued: a worker then fills *out and calls
+ * done.fn(done.arg), and *out must live until then. Any thread. */
+bool acks_submit(int64_t user_id, int64_t pos, struct ack_result *out, struct completion done);
 
 /* Notes what a read of user_id's stream found between positions from
  * (exclusive) and to (inclusive): the newest message seq per thread, n pairs

@@ -256,3 +256,45 @@ int auth_flush_last_seen(void)
                         "SET s.last_seen_at = GREATEST(s.last_seen_at, j.t)",
                         &rows);
 }
+
+/* Login throttling: failures per username in login_failures (auth.h). */
+#define THROTTLE_FAILURES 20
+#define THROTTLE_WINDOW_MS (15 * 60 * 1000)
+
+int64_t auth_login_wait_s(const char *username, int64_t now)
+{
+    struct db_res *r;
+    int rc = db_query("SELECT at FROM login_failures WHERE username = ? AND at > ? "
+                      "ORDER BY at DESC LIMIT 20",
+                      &r, DB_ARGS(DB_STR(username), DB_INT(now - THROTTLE_WINDOW_MS)));
+    if (rc < 0)
+        return rc;
+    int64_t wait = 0;
+    if (r->nrows >= THROTTLE_FAILURES) {
+        int64_t oldest = db_int(r, THROTTLE_FAILURES - 1, 0);
+        wait = (oldest + THROTTLE_WINDOW_MS - now + 999) / 1000;
+        if (wait < 1)
+            wait = 1;
+    }
+    db_res_free(r);
+    return wait;
+}
+
+void auth_login_failed(const char *username, int64_t now)
+{
+    db_exec("DELETE FROM login_failures WHERE username = ? AND at <= ?",
+            DB_ARGS(DB_STR(username), DB_INT(now - THROTTLE_WINDOW_MS)));
+    db_exec("INSERT INTO login_failures (username, at) VALUES (?, ?)",
+            DB_ARGS(DB_STR(username), DB_INT(now)));
+}
+
+void auth_login_succeeded(const char *username)
+{
+    db_exec("DELETE FROM login_failures WHERE username = ?", DB_ARGS(DB_STR(username)));
+}
+
+void auth_prune(int64_t now)
+{
+    db_exec("DELETE FROM login_failures WHERE at < ? LIMIT 10000",
+            DB_ARGS(DB_INT(now - THROTTLE_WINDOW_MS)));
+}

@@ -60,4 +60,19 @@ int auth_flush_last_seen(void);
  * is looked up in the database again, and refused. Thread-safe. */
 void auth_session_forget(int64_t session_id);
 
+/* Login throttling, per username (existing or not, so that the answer does
+ * not tell which names exist): when the 20 most recent failures all lie
+ * within 15 minutes, the name waits until the oldest is 15 minutes old.
+ * auth_login_wait_s answers the seconds to wait (0: may try now) or a DB_E*
+ * code (< 0); auth_login_failed records a failure at now (ms);
+ * auth_login_succeeded forgets the name's failures. Any thread; errors of the
+ * last two are logged by db and otherwise ignored. */
+int64_t auth_login_wait_s(const char *username, int64_t now);
+void auth_login_failed(const char *username, int64_t now);
+void auth_login_succeeded(const char *username);
+
+/* The janitor's part: forgets login failures older than the throttle's
+ * window (at most 10,000 rows a call). now in ms. */
+void auth_prune(int64_t now);
+
 #endif

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "chat/model.h"
 #include "db/db.h"
 #include "live/hub.h"
 #include "live/tail.h"
@@ -49,6 +49,15 @@ void wake_flush(struct wake_list *w)
     memset(w, 0, sizeof *w);
 }
 
+int wake_tx(db_tx_fn fn, void *ctx, struct wake_list *wake)
+{
+    int rc = db_tx(fn, ctx);
+    if (rc != 0)
+        wake_reset(wake);
+    wake_flush(wake);
+    return rc;
+}
+
 json_t *events_message_view(json_t *message)
 {
     return json_pack("{s:s, s:O}", "type", "message", "message", message);
@@ -59,6 +68,21 @@ json_t *events_receipt_view(int64_t thread_id, int64_t actor, int64_t delivered,
     return json_pack("{s:s, s:I, s:I, s:I, s:I}", "type", "receipt", "thread_id",
                      (json_int_t)thread_id, "user_id", (json_int_t)actor, "delivered_seq",
                      (json_int_t)delivered, "read_seq", (json_int_t)read);
+}
+
+json_t *events_typing_view(int64_t thread_id, int64_t typer)
+{
+    return json_pack("{s:s, s:I, s:I}", "type", "typing", "thread_id", (json_int_t)thread_id,
+                     "user_id", (json_int_t)typer);
+}
+
+bool events_is_typing(json_t *ev, void *ctx)
+{
+    const int64_t *of = ctx;
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    return type && strcmp(type, "typing") == 0 &&
+           json_integer_value(json_object_get(ev, "thread_id")) == of[0] &&
+           json_integer_value(json_object_get(ev, "user_id")) == of[1];
 }
 
 struct evb_item {

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "db/db.h"
+
 enum event_type { EVENT_MESSAGE = 1, EVENT_THREAD = 2, EVENT_RECEIPT = 3 };
 
 /* Users to wake after a commit. Zero-initialise; wake_flush frees. */
@@ -31,6 +33,11 @@ void wake_reset(struct wake_list *w);
 
 /* Wakes the listed users' parked polls and empties the list. */
 void wake_flush(struct wake_list *w);
+
+/* Runs fn(ctx) in a transaction (db_tx) and wakes the users in *wake once it
+ * committed; the list is emptied either way. fn must wake_reset(wake) first,
+ * since a retried transaction starts over. Returns what db_tx returns. */
+int wake_tx(db_tx_fn fn, void *ctx, struct wake_list *wake);
 
 /* Events gathered by a batch (of sends, of acknowledgements) and appended in
  * two statements whatever their number: each stream is bumped once by its
@@ -72,6 +79,12 @@ void evb_free(struct event_batch *b);
  * send batch — uses these. */
 json_t *events_message_view(json_t *message);
 json_t *events_receipt_view(int64_t thread_id, int64_t actor, int64_t delivered, int64_t read);
+
+/* The ephemeral "typer is typing in thread_id" event (new reference), and a
+ * hub_drop_ephemeral predicate matching it (ctx: int64_t[2] = {thread_id,
+ * typer}). */
+json_t *events_typing_view(int64_t thread_id, int64_t typer);
+bool events_is_typing(json_t *ev, void *ctx);
 
 /* Appends one event to the stream of every member of thread_id. For
  * EVENT_MESSAGE seq is the message; for EVENT_RECEIPT actor, delivered and

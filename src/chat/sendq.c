@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "base/batchq.h"
-#include "common.h"
+#include "chat/model.h"
 #include "db/db.h"
 #include "chat/events.h"
 #include "live/hub.h"
@@ -112,7 +112,7 @@ static int lock_threads(struct batch *b)
         struct send_job *j = b->jobs[i];
         struct bthread *t = &b->threads[j->thread];
         if (!t->found || int64_find(t->members, (size_t)t->nmembers, j->sender) < 0)
-            j->status = 404;
+            j->status = SEND_NOT_MEMBER;
     }
     return DB_OK;
 }
@@ -150,7 +150,7 @@ static int find_retries(struct batch *b)
         for (int i = 0; i < b->n; i++) {
             struct send_job *j = b->jobs[i];
             if (j->status == 0 && same_key(j, &key)) {
-                j->status = 200;
+                j->status = SEND_RETRY;
                 j->message = view_message_row(r, row, 0);
             }
         }
@@ -204,7 +204,7 @@ static int refuse_blocked(struct batch *b)
                 continue;
             int64_t other = other_member(&b->threads[j->thread], j->sender);
             if ((j->sender == x && other == y) || (j->sender == y && other == x))
-                j->status = 403;
+                j->status = SEND_BLOCKED;
         }
     }
     db_res_free(r);
@@ -218,7 +218,7 @@ static int store_messages(struct batch *b)
     json_t *rows = json_array();
     for (int i = 0; i < b->n; i++) {
         struct send_job *j = b->jobs[i];
-        if (j->status == 201)
+        if (j->status == SEND_STORED)
             json_array_append_new(rows, json_pack("[I, I, I, s, s%, I]", (json_int_t)j->thread_id,
                                                   (json_int_t)j->seq, (json_int_t)j->sender,
                                                   j->client_msg_id, j->body, j->body_len,
@@ -249,9 +249,9 @@ static int store_messages(struct batch *b)
      * highest seq of its jobs, listed once per (thread, sender). */
     for (int i = 0; i < b->n; i++) {
         struct send_job *j = b->jobs[i];
-        bool last = j->status == 201;
+        bool last = j->status == SEND_STORED;
         for (int k = i + 1; k < b->n && last; k++)
-            if (b->jobs[k]->status == 201 && b->jobs[k]->thread_id == j->thread_id &&
+            if (b->jobs[k]->status == SEND_STORED && b->jobs[k]->thread_id == j->thread_id &&
                 b->jobs[k]->sender == j->sender)
                 last = false;
         if (last)
@@ -282,7 +282,7 @@ static int append_events(struct batch *b)
     for (int i = 0; i < b->n; i++) {
         struct send_job *j = b->jobs[i];
         struct bthread *t = &b->threads[j->thread];
-        if (j->status != 201)
+        if (j->status != SEND_STORED)
             continue;
         json_t *ev = events_message_view(j->message);
         struct tail_blob *blob = ev ? tail_blob_of(ev) : NULL;
@@ -301,7 +301,7 @@ static int queue_pushes(struct batch *b)
     struct sbuf rows = {0};
     for (int i = 0; i < b->n; i++) {
         struct send_job *j = b->jobs[i];
-        if (j->status == 201)
+        if (j->status == SEND_STORED)
             sb_item(&rows, "[%lld,%lld,%lld,%lld]", (long long)j->thread_id, (long long)j->seq,
                     (long long)j->sender, (long long)j->now);
     }
@@ -343,7 +343,7 @@ static int batch_tx(void *arg)
         if (j->status != 0 || j->twin)
             continue;
         struct bthread *t = &b->threads[j->thread];
-        j->status = 201;
+        j->status = SEND_STORED;
         j->seq = ++t->last_seq;
         j->now = t->now;
         t->touched = any = true;
@@ -352,7 +352,7 @@ static int batch_tx(void *arg)
         return DB_OK;
     for (int i = 0; i < b->n; i++) {
         struct send_job *j = b->jobs[i];
-        if (j->status == 201)
+        if (j->status == SEND_STORED)
             j->message = view_message(j->thread_id, j->seq, j->sender, j->client_msg_id, j->body,
                                       j->body_len, j->now);
     }
@@ -398,28 +398,21 @@ static void batch_free(struct batch *b)
     wake_flush(&b->wake);
 }
 
-/* Answers job j from its status, and hands the answer over. Frees j. */
-static void answer(struct send_job *j)
+/* Job j is done: tells its submitter. */
+static void job_done(struct send_job *j)
 {
-    struct response *res = j->res;
-    if (j->status == 201 || j->status == 200) {
-        resp_json(res, j->status, json_pack("{s:o}", "message", j->message));
-        j->message = NULL;
-    } else if (j->status == 403) {
-        resp_problem(res, 403, "blocked", "a block stands between you and this user");
-    } else if (j->status == 404) {
-        resp_problem(res, 404, "not_found", "no thread %lld", (long long)j->thread_id);
-    } else {
-        resp_db_error(res, j->status < 0 ? j->status : DB_ERR);
-    }
+    if (j->done.fn)
+        j->done.fn(j->done.arg);
+}
+
+void sendq_job_clear(struct send_job *j)
+{
     json_decref(j->message);
-    if (j->defer)
-        req_defer_done(j->defer);
-    free(j);
+    j->message = NULL;
 }
 
 /* Stores jobs[0..n) as one transaction (or, if that fails, one by one),
- * wakes the members, and answers and frees every job. */
+ * wakes the members, and tells every job's submitter. */
 static void run_jobs(struct send_job **jobs, int n)
 {
     struct batch b = {.jobs = jobs, .n = n};
@@ -440,15 +433,15 @@ static void run_jobs(struct send_job **jobs, int n)
         }
         if (j->twin) {
             struct send_job *first = jobs[j->twin - 1];
-            j->status = first->status == 201 ? 200 : first->status;
+            j->status = first->status == SEND_STORED ? SEND_RETRY : first->status;
             j->message = first->message ? json_deep_copy(first->message) : NULL;
         }
-        if (j->status == 201) {
+        if (j->status == SEND_STORED) {
             struct bthread *t = &b.threads[j->thread];
             metrics_stage(STAGE_SEND_COMMIT, committed_us - j->arrived_us);
             /* The message supersedes the sender's "typing" in this thread. */
-            hub_drop_typing((const int64_t *)t->members, (size_t)t->nmembers, j->thread_id,
-                            j->sender);
+            int64_t typing_of[2] = {j->thread_id, j->sender};
+            hub_drop_ephemeral(t->members, (size_t)t->nmembers, events_is_typing, typing_of);
         }
     }
     if (rc < 0)
@@ -458,7 +451,7 @@ static void run_jobs(struct send_job **jobs, int n)
     wake_flush(&b.wake);
     batch_free(&b);
     for (int i = 0; i < n; i++)
-        answer(jobs[i]);
+        job_done(jobs[i]);
 }
 
 static struct batchq queue;
@@ -472,13 +465,12 @@ int sendq_start(int workers, int batch_max)
 
 void sendq_stop(void) { batchq_stop(&queue); }
 
-void sendq_submit(struct send_job *j)
+bool sendq_submit(struct send_job *j, struct completion done)
 {
-    /* Set before the hand-over: a worker may answer at once. */
-    j->res->deferred = true;
+    j->done = done;
     if (batchq_push(&queue, j))
-        return;
-    j->res->deferred = false;
-    j->defer = NULL;
+        return false;
+    j->done.fn = NULL;
     run_jobs(&j, 1);
+    return true;
 }

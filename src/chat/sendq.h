@@ -8,33 +8,42 @@
  * transaction: about a dozen statements whatever the batch's size, instead of
  * a dozen per message. Each job still gets its own answer — 201, 200 for a
  * retry, 404, 403 — exactly as if it had been sent alone, and nothing is
- * answered before the commit. */
+ * answered before the commit.
+ *
+ * May call: chat (model, events), live (hub, tail), push, db, base. */
 #ifndef CHAT_SENDQ_H
 #define CHAT_SENDQ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "http/request.h"
+#include "base/batchq.h"
 
-/* One message to store. The handler fills the inputs; the strings are the
- * request's and must live until the answer is sent (they do: the request
- * outlives its deferred answer). */
+/* One message to store. The submitter owns the job and fills the inputs;
+ * the strings are borrowed and must live until the job is done (a handler's
+ * come from its request, which outlives the job). */
 struct send_job {
     int64_t thread_id, sender;
     const char *client_msg_id; /* 1..64 bytes, NUL-terminated */
     const char *body;          /* UTF-8, body_len bytes */
     size_t body_len;
     int64_t arrived_us; /* mono_us() when the request arrived, for metrics */
-    struct response *res;
-    struct defer *defer;
     /* Filled by the batch: */
-    int status;            /* 201 stored, 200 a retry, 404, 403, or a DB_E* (< 0) */
-    int64_t seq, now;      /* the stored message's seq and created_at (ms) */
-    struct json_t *message; /* the message (201/200), owned */
-    int twin;              /* index+1 of an earlier job in the batch with the same key */
-    int thread;            /* index of the job's thread in the batch's thread table */
+    int status;             /* SEND_STORED, SEND_RETRY, SEND_NOT_MEMBER, SEND_BLOCKED,
+                               or a DB_E* (< 0) */
+    int64_t seq, now;       /* the stored message's seq and created_at (ms) */
+    struct json_t *message; /* the message (stored or retry), owned: sendq_job_clear */
+    /* The batch's own: */
+    int twin;               /* index+1 of an earlier job in the batch with the same key */
+    int thread;             /* index of the job's thread in the batch's thread table */
+    struct completion done; /* called once the job is done; fn NULL when run inline */
 };
+
+/* send_job.status: stored now / stored before (a retry with the same
+ * client_msg_id) / the sender is not a member of the thread (or it does not
+ * exist) / a block stands between the two members of a direct thread. */
+enum { SEND_STORED = 1, SEND_RETRY = 2, SEND_NOT_MEMBER = 3, SEND_BLOCKED = 4 };
 
 /* Starts `workers` batch threads taking up to batch_max jobs at a time.
  * workers = 0 stores every send in its handler's thread, one transaction per
@@ -45,9 +54,13 @@ int sendq_start(int workers, int batch_max);
  * submitted afterwards run in the caller's thread. Call before http_stop(). */
 void sendq_stop(void);
 
-/* Stores job j and answers j->res: either now, in the caller's thread, or
- * later from a worker (then res->deferred is set and the handler must return
- * without touching res). Takes ownership of j (malloc'd); frees it. */
-void sendq_submit(struct send_job *j);
+/* Stores job j: either now, in the caller's thread (returns true: the
+ * results are filled), or later in a worker (returns false: the worker fills
+ * the results and then calls done.fn(done.arg); j must live until then).
+ * Any thread. */
+bool sendq_submit(struct send_job *j, struct completion done);
+
+/* Frees what a done job holds (its message); not j itself. */
+void sendq_job_clear(struct send_job *j);
 
 #endif

@@ -1,10 +1,17 @@
 /* http.c — libmicrohttpd glue: read, parse, route, authenticate, handle,
- * respond, log. The whole request pipeline is dispatch() below.
+ * respond, log. The whole request pipeline is dispatch() and proceed()
+ * below; run_handler() is the one place a handler is called.
  *
- * MHD calls access() several times per request: first with the headers
+ * MHD calls access_cb() several times per request: first with the headers
  * (we allocate a struct exchange and may refuse an oversized body at once),
  * then with body chunks (appended to our own buffer, capped), then once with
- * no data, when we dispatch. completed() frees the exchange. */
+ * no data, when we dispatch. A handler that returns HANDLER_RERUN or
+ * HANDLER_PARK gets the connection suspended; when it is resumed (the worker
+ * finished, the hub woke the poll) MHD calls access_cb() once more and we
+ * run the handler again. completed_cb() frees the exchange and the handler's
+ * state.
+ *
+ * May call: chat (auth), live (hub), base. */
 #include "http/http.h"
 
 #include <arpa/inet.h>
@@ -26,10 +33,12 @@
 #include "base/metrics.h"
 #include "http/request.h"
 #include "http/router.h"
+#include "http/static.h"
 #include "base/util.h"
 
-/* Serves static files (handlers/static.c). */
-void static_serve(struct request *req, struct response *res);
+/* Paths outside the API are static files: a route of their own, so that
+ * every request runs through run_handler(). */
+static const struct route static_route = {"GET", "/", static_serve, false, false};
 
 /* A deferred answer's hand-over between the HTTP thread (which suspends the
  * connection) and the thread that completes the work (which resumes it):
@@ -41,6 +50,9 @@ struct defer {
     struct MHD_Connection *conn;
 };
 
+/* What a suspended exchange waits for. */
+enum wait { WAIT_NONE, WAIT_WORKER, WAIT_SLOW_POOL, WAIT_HUB };
+
 /* One request in flight. */
 struct exchange {
     struct request req;
@@ -49,8 +61,10 @@ struct exchange {
     size_t body_len, body_cap;
     bool too_large;
     int64_t started_us;
-    const struct route *route; /* set once routed: a resumed long-poll runs it again */
+    const struct route *route; /* set once routed: a resumed request runs it again */
     size_t slot;               /* metrics slot */
+    enum wait wait;            /* why the connection is suspended */
+    enum handler_status pool_status; /* what the handler returned in the slow-work pool */
     struct defer defer;
 };
 
@@ -62,11 +76,25 @@ static struct MHD_Daemon *daemon_;
  * hash. One job is one exchange; its answer is deferred. */
 static struct batchq slow_pool;
 
+/* Runs the exchange's handler: the one place a handler is called. A run
+ * after the first gets a fresh response. */
+static enum handler_status run_handler(struct exchange *ex)
+{
+    if (ex->req.runs > 0) {
+        resp_clear(&ex->res);
+        resp_init(&ex->res);
+    }
+    enum handler_status st = ex->route->handler(&ex->req, &ex->res);
+    ex->req.runs++;
+    return st;
+}
+
+/* Slow routes answer in one run (they hand nothing on and never park). */
 static void run_slow(void **jobs, int n)
 {
     for (int i = 0; i < n; i++) {
         struct exchange *ex = jobs[i];
-        ex->route->handler(&ex->req, &ex->res);
+        ex->pool_status = run_handler(ex);
         req_defer_done(&ex->defer);
     }
 }
@@ -161,98 +189,124 @@ static bool authenticate(struct MHD_Connection *conn, struct request *req, struc
     return false;
 }
 
-/* The pipeline: route, check body, authenticate, handle. Fills ex->res;
- * res.parked means the handler wants the connection suspended. */
-static size_t dispatch(struct MHD_Connection *conn, struct exchange *ex)
+/* The pipeline: route, check body, authenticate, handle. Returns what
+ * the handler returned (HANDLER_DONE for an answer of the glue's own), or
+ * WAIT_SLOW_POOL in *wait when the handler was handed to the slow-work
+ * pool. */
+static enum handler_status dispatch(struct MHD_Connection *conn, struct exchange *ex)
 {
     struct request *req = &ex->req;
     struct response *res = &ex->res;
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, req);
 
     if (!is_api_path(req->path)) {
+        ex->slot = metrics_route_static();
         if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-            resp_problem(res, 405, "method_not_allowed", "static files are read with GET");
             strcpy(res->allow, "GET, HEAD");
-        } else {
-            static_serve(req, res);
+            return resp_problem(res, 405, "method_not_allowed", "static files are read with GET");
         }
-        return metrics_route_static();
+        ex->route = &static_route;
+        return run_handler(ex);
     }
 
     const struct route *route = NULL;
+    ex->slot = metrics_route_unmatched();
     switch (router_match(routes, routes_count, req->method, req->path, &route, req->params,
                          &req->nparams, res->allow, sizeof res->allow)) {
     case ROUTER_NOT_FOUND:
-        resp_problem(res, 404, "not_found", "no such resource: %s", req->path);
-        return metrics_route_unmatched();
+        return resp_problem(res, 404, "not_found", "no such resource: %s", req->path);
     case ROUTER_BAD_METHOD:
-        resp_problem(res, 405, "method_not_allowed", "%s is not allowed here; see Allow",
-                     req->method);
-        return metrics_route_unmatched();
+        return resp_problem(res, 405, "method_not_allowed", "%s is not allowed here; see Allow",
+                            req->method);
     case ROUTER_FOUND:
         break;
     }
-    size_t slot = (size_t)(route - routes);
+    ex->slot = (size_t)(route - routes);
     req->route = route->pattern;
 
-    if (ex->too_large) {
-        resp_problem(res, 413, "payload_too_large", "the body is over %d bytes", HTTP_MAX_BODY);
-        return slot;
-    }
+    if (ex->too_large)
+        return resp_problem(res, 413, "payload_too_large", "the body is over %d bytes",
+                            HTTP_MAX_BODY);
     if (route->needs_auth && !authenticate(conn, req, res))
-        return slot;
+        return HANDLER_DONE;
     bool takes_body = strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0 ||
                       strcmp(req->method, "PATCH") == 0;
     if (takes_body && ex->body_len > 0) {
         const char *why;
-        if (json_body_parse(ex->body, ex->body_len, &req->body, &why) < 0) {
-            resp_problem(res, 400, "invalid_json", "%s", why);
-            return slot;
-        }
+        if (json_body_parse(ex->body, ex->body_len, &req->body, &why) < 0)
+            return resp_problem(res, 400, "invalid_json", "%s", why);
     }
     ex->route = route;
     if (route->slow) {
-        res->deferred = true; /* before the hand-over: the pool may answer at once */
+        ex->wait = WAIT_SLOW_POOL; /* before the hand-over: the pool may finish at once */
         if (batchq_push(&slow_pool, ex))
-            return slot;
-        res->deferred = false;
+            return HANDLER_RERUN;
+        ex->wait = WAIT_NONE;
     }
-    route->handler(req, res);
-    return slot;
+    return run_handler(ex);
 }
 
-void req_defer_done(struct defer *d)
+void req_defer_done(void *arg)
 {
+    struct defer *d = arg;
     if (atomic_exchange(&d->state, DEFER_DONE) == DEFER_SLEEPING)
         MHD_resume_connection(d->conn);
 }
 
-/* Sends the answer, or suspends the connection and hands it to the hub, or
- * (a deferred answer not yet done) suspends it until req_defer_done(). */
-static enum MHD_Result finish(struct MHD_Connection *conn, struct exchange *ex)
+/* Suspends conn until req_defer_done(). Returns false, with nothing
+ * suspended, when that was called already. */
+static bool defer_wait(struct MHD_Connection *conn, struct exchange *ex)
 {
-    while (ex->res.deferred) {
-        if (atomic_load(&ex->defer.state) != DEFER_DONE) {
-            ex->defer.conn = conn;
-            MHD_suspend_connection(conn);
-            int expected = DEFER_PENDING;
-            if (!atomic_compare_exchange_strong(&ex->defer.state, &expected, DEFER_SLEEPING))
-                MHD_resume_connection(conn); /* done meanwhile */
-            return MHD_YES;
-        }
-        ex->res.deferred = false;
+    if (atomic_load(&ex->defer.state) == DEFER_DONE) {
         atomic_store(&ex->defer.state, DEFER_PENDING);
-        if (!ex->res.rerun)
-            break;
-        resp_clear(&ex->res);
-        resp_init(&ex->res);
-        ex->route->handler(&ex->req, &ex->res);
+        return false;
     }
-    if (ex->res.parked) {
-        ex->res.parked = false;
-        MHD_suspend_connection(conn);
-        hub_sleep(ex->req.park, conn);
-        return MHD_YES;
+    ex->defer.conn = conn;
+    MHD_suspend_connection(conn);
+    int expected = DEFER_PENDING;
+    if (!atomic_compare_exchange_strong(&ex->defer.state, &expected, DEFER_SLEEPING))
+        MHD_resume_connection(conn); /* done meanwhile: access_cb runs again at once */
+    return true;
+}
+
+/* The exchange was resumed, or its hand-over finished: what its handler
+ * says now. */
+static enum handler_status resumed(struct exchange *ex)
+{
+    enum wait w = ex->wait;
+    ex->wait = WAIT_NONE;
+    if (w == WAIT_SLOW_POOL)
+        return ex->pool_status;
+    if (w == WAIT_WORKER)
+        atomic_store(&ex->defer.state, DEFER_PENDING);
+    return run_handler(ex);
+}
+
+/* Acts on what the handler returned: sends the answer, or suspends the
+ * connection until the worker is done (then runs the handler again), or
+ * parks it in the hub. A hand-over that finished before we could suspend
+ * runs the handler again at once. */
+static enum MHD_Result proceed(struct MHD_Connection *conn, struct exchange *ex,
+                               enum handler_status st)
+{
+    for (;;) {
+        switch (st) {
+        case HANDLER_RERUN:
+            if (ex->wait == WAIT_NONE)
+                ex->wait = WAIT_WORKER;
+            if (defer_wait(conn, ex))
+                return MHD_YES;
+            st = resumed(ex);
+            continue;
+        case HANDLER_PARK:
+            ex->wait = WAIT_HUB;
+            MHD_suspend_connection(conn);
+            hub_sleep(ex->req.waiter, conn);
+            return MHD_YES;
+        case HANDLER_DONE:
+            break;
+        }
+        break;
     }
     enum MHD_Result ret = send_response(conn, &ex->res, false);
     metrics_observe(ex->slot, ex->res.status, mono_us() - ex->started_us);
@@ -316,17 +370,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     }
     if (ex->res.status == 413 && ex->too_large && ex->res.json)
         return MHD_YES; /* already answered on the first call */
-    if (ex->res.deferred) /* resumed: the deferred answer is ready */
-        return finish(conn, ex);
-    if (ex->req.park) {
-        /* A parked long-poll was resumed: run its handler again. */
-        resp_clear(&ex->res);
-        resp_init(&ex->res);
-        ex->route->handler(&ex->req, &ex->res);
-        return finish(conn, ex);
-    }
-    ex->slot = dispatch(conn, ex);
-    return finish(conn, ex);
+    if (ex->wait != WAIT_NONE) /* resumed */
+        return proceed(conn, ex, resumed(ex));
+    return proceed(conn, ex, dispatch(conn, ex));
 }
 
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -336,8 +382,8 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct exchange *ex = *con_cls;
     if (ex == NULL)
         return;
-    if (ex->req.park)
-        hub_release(ex->req.park);
+    if (ex->req.state_free)
+        ex->req.state_free(ex->req.state);
     if (ex->req.body)
         json_decref(ex->req.body);
     resp_clear(&ex->res);
@@ -375,6 +421,24 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     while (n > 0 && msg[n - 1] == '\n')
         msg[--n] = '\0';
     log_debug("http: %s", msg);
+}
+
+/* "METHOD pattern" of every route, for the metrics' labels: made once,
+ * kept for the life of the process. NULL when out of memory. */
+static const char *const *route_labels(void)
+{
+    static char **labels;
+    if (labels)
+        return (const char *const *)labels;
+    labels = calloc(routes_count ? routes_count : 1, sizeof *labels);
+    for (size_t i = 0; labels && i < routes_count; i++) {
+        size_t n = strlen(routes[i].method) + strlen(routes[i].pattern) + 2;
+        labels[i] = malloc(n);
+        if (labels[i] == NULL)
+            return NULL;
+        snprintf(labels[i], n, "%s %s", routes[i].method, routes[i].pattern);
+    }
+    return (const char *const *)labels;
 }
 
 /* Raises the open-file limit to cover the connection limit, as far as the
@@ -423,6 +487,10 @@ int http_start(const struct config *cfg)
         return -1;
     }
     unsigned limit = fit_fd_limit((unsigned)cfg->connection_limit);
+    if (metrics_init(route_labels(), routes_count) < 0) {
+        log_error("http: out of memory");
+        return -1;
+    }
     if (batchq_start(&slow_pool, "slow", cfg->hash_concurrency, 1, run_slow) < 0) {
         log_error("http: cannot start the slow-work pool");
         return -1;

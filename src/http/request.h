@@ -1,13 +1,41 @@
 /* request.h — what a handler gets and what it gives back.
  *
- * A handler is a plain function `void h(struct request *, struct response *)`:
+ * A handler is `enum handler_status h(struct request *, struct response *)`:
  * the HTTP glue (http.c) fills the request — method, path ids, query, parsed
- * JSON body, the authenticated user — and turns the response into HTTP. A
- * handler never sees libmicrohttpd, so it can be called from a unit test.
+ * JSON body, the authenticated user — runs the handler, and acts on the
+ * status it returns:
+ *
+ *   HANDLER_DONE   the response is filled: send it.
+ *   HANDLER_RERUN  the handler handed work to another thread (a batch
+ *                  worker) with req->defer; that thread calls
+ *                  req_defer_done(req->defer) exactly once when finished.
+ *                  Meanwhile the connection is suspended (no HTTP thread
+ *                  waits); then the glue runs the handler again, with a fresh
+ *                  response, and the handler answers from its state.
+ *   HANDLER_PARK   a long-poll: the handler registered req->waiter with the
+ *                  hub and found nothing to answer. The glue suspends the
+ *                  connection and parks it (hub_sleep); a wake-up runs the
+ *                  handler again.
+ *
+ * A handler that runs more than once keeps what it needs between runs in
+ * req->state, one typed struct of its own that it allocates on the first run
+ * with req_state_set(); the glue frees it through the given function when the
+ * request ends, however it ends (answered, connection lost, shutdown). That
+ * function is the one place where what the state holds (a hub waiter, a send
+ * job) is released.
+ *
+ * The resp_* helpers return HANDLER_DONE, so a handler ends an answer with
+ * `return resp_problem(res, 404, …);`.
+ *
+ * A handler never sees libmicrohttpd, so it can be called from a unit test.
+ * Handlers run on an HTTP thread (or, for routes marked slow, a slow-work
+ * pool thread); never on two threads at once for one request.
  *
  * Ownership: everything in a request belongs to the glue and lives until the
  * response is sent. A handler gives the response its JSON body with
- * resp_json(), which steals the reference. */
+ * resp_json(), which steals the reference.
+ *
+ * May call: base. */
 #ifndef CHAT_REQUEST_H
 #define CHAT_REQUEST_H
 
@@ -17,6 +45,9 @@
 
 #define REQ_MAX_PARAMS 4
 #define REQ_MAX_QUERY 16
+
+struct response;
+struct waiter;
 
 struct kv {
     const char *key;
@@ -34,12 +65,22 @@ struct request {
     int64_t user_id;                    /* authenticated user, 0 on public routes */
     int64_t session_id;                 /* the caller's session, 0 on public routes */
     const char *route;                  /* the route's pattern, for metrics */
-    void *park;                         /* glue's handle for a parked long-poll */
-    struct defer *defer;                /* glue's handle for a deferred answer */
-    int stage;                          /* the handler's progress across runs, from 0 */
-    int defer_rc;                       /* the result of deferred work, for the next run */
-    int64_t defer_val[2];               /* values deferred work hands to the next run */
+    int runs;                           /* how many times the handler ran before this run */
+    void *state;                        /* the handler's state across runs (req_state_set) */
+    void (*state_free)(void *state);    /* frees state when the request ends */
+    struct waiter *waiter;              /* HANDLER_PARK: the hub waiter to park */
+    struct defer *defer;                /* HANDLER_RERUN: the glue's hand-over, for the worker */
 };
+
+/* What a handler asks of the glue (see the top of this file). */
+enum handler_status { HANDLER_DONE, HANDLER_RERUN, HANDLER_PARK };
+
+/* A handler: one per route (handlers/routes.c). */
+typedef enum handler_status (*handler_fn)(struct request *req, struct response *res);
+
+/* Gives the request the handler's state: state_free(state) runs once when
+ * the request ends. Call at most once per request. */
+void req_state_set(struct request *req, void *state, void (*state_free)(void *state));
 
 /* How the glue answers: a JSON body, a file, or nothing. */
 struct response {
@@ -52,22 +93,14 @@ struct response {
     int64_t fd_size;
     char allow[64];           /* Allow header for 405 */
     int retry_after_s;        /* Retry-After header when > 0 */
-    bool parked;              /* the handler parked the request (long-poll) */
-    bool deferred;            /* another thread answers later: req_defer_done() */
-    bool rerun;               /* with deferred: once done, run the handler again */
 };
 
-/* A deferred answer: a handler that hands its work to another thread sets
- * res->deferred before handing it over and then leaves the response alone;
- * the other thread fills the response and calls req_defer_done(req->defer)
- * exactly once, after which it must touch neither the request nor the
- * response. The glue suspends the connection meanwhile (no HTTP thread
- * waits) and sends the answer once both sides are done; callable from any
- * thread. With res->rerun also set, the glue does not send the response but
- * runs the handler again (with a fresh response; req->stage tells it where it
- * was, req->defer_rc may carry the other thread's result). */
+/* The other side of HANDLER_RERUN: the worker that took the handler's work
+ * calls this exactly once when it is finished (with d = the request's
+ * defer), and touches neither the request nor its state afterwards. Any
+ * thread. Its void * form suits a struct completion (base/batchq.h). */
 struct defer;
-void req_defer_done(struct defer *d);
+void req_defer_done(void *d);
 
 /* Initialises a response: status 500, no body, no file. */
 void resp_init(struct response *res);
@@ -75,20 +108,21 @@ void resp_init(struct response *res);
 /* Frees what the response owns. Safe to call twice. */
 void resp_clear(struct response *res);
 
-/* Answers `status` with `body` as JSON. Steals the reference to body. */
-void resp_json(struct response *res, int status, json_t *body);
+/* Answers `status` with `body` as JSON. Steals the reference to body.
+ * Returns HANDLER_DONE (as every resp_* answer does). */
+enum handler_status resp_json(struct response *res, int status, json_t *body);
 
 /* Answers `status` with no body (204 and the like). */
-void resp_empty(struct response *res, int status);
+enum handler_status resp_empty(struct response *res, int status);
 
 /* Answers with RFC 9457 problem details: status, the stable snake_case
  * `code`, a title derived from the status, and `detail` (printf format).
- * Replaces whatever body the response had. */
-void resp_problem(struct response *res, int status, const char *code, const char *fmt, ...)
+ * Replaces whatever body the response had. Returns HANDLER_DONE. */
+enum handler_status resp_problem(struct response *res, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* Answers 500 `internal`; nothing a handler did was committed. */
-void resp_internal(struct response *res);
+enum handler_status resp_internal(struct response *res);
 
 /* The query argument `key`, or NULL when absent. */
 const char *req_query(const struct request *req, const char *key);

@@ -31,21 +31,23 @@ void resp_clear(struct response *res)
     res->fd = -1;
 }
 
-void resp_json(struct response *res, int status, json_t *body)
+enum handler_status resp_json(struct response *res, int status, json_t *body)
 {
     if (res->json)
         json_decref(res->json);
     res->status = status;
     res->json = body;
     res->content_type = "application/json";
+    return HANDLER_DONE;
 }
 
-void resp_empty(struct response *res, int status)
+enum handler_status resp_empty(struct response *res, int status)
 {
     if (res->json)
         json_decref(res->json);
     res->json = NULL;
     res->status = status;
+    return HANDLER_DONE;
 }
 
 static const char *status_title(int status)
@@ -66,7 +68,8 @@ static const char *status_title(int status)
     }
 }
 
-void resp_problem(struct response *res, int status, const char *code, const char *fmt, ...)
+enum handler_status resp_problem(struct response *res, int status, const char *code,
+                                 const char *fmt, ...)
 {
     char detail[512];
     va_list ap;
@@ -77,11 +80,18 @@ void resp_problem(struct response *res, int status, const char *code, const char
               json_pack("{s:i, s:s, s:s, s:s}", "status", status, "code", code, "title",
                         status_title(status), "detail", detail));
     res->content_type = "application/problem+json";
+    return HANDLER_DONE;
 }
 
-void resp_internal(struct response *res)
+enum handler_status resp_internal(struct response *res)
 {
-    resp_problem(res, 500, "internal", "the server failed; nothing was changed");
+    return resp_problem(res, 500, "internal", "the server failed; nothing was changed");
+}
+
+void req_state_set(struct request *req, void *state, void (*state_free)(void *state))
+{
+    req->state = state;
+    req->state_free = state_free;
 }
 
 const char *req_query(const struct request *req, const char *key)

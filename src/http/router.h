@@ -14,8 +14,6 @@
 
 #include "http/request.h"
 
-typedef void (*handler_fn)(struct request *req, struct response *res);
-
 struct route {
     const char *method;  /* "GET", "POST", "PUT", "PATCH", "DELETE" */
     const char *pattern; /* "/v1/threads/{id}/messages" */

@@ -3,7 +3,9 @@
  *
  * The request path is already percent-decoded by the glue. A path with a
  * ".." segment or a NUL is refused before touching the file system; the
- * resolved path (symlinks followed) must still lie under the root. */
+ * resolved path (symlinks followed) must still lie under the root.
+ *
+ * May call: base. */
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -13,10 +15,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
-#include "http/request.h"
-
-int static_init(const char *root);
-void static_serve(struct request *req, struct response *res);
+#include "http/static.h"
 
 static char root_path[PATH_MAX];
 
@@ -69,7 +68,7 @@ static int open_under_root(const char *rel, char *resolved, int64_t *size)
     return fd;
 }
 
-void static_serve(struct request *req, struct response *res)
+enum handler_status static_serve(struct request *req, struct response *res)
 {
     const char *path = req->path;
     if (root_path[0] == '\0')
@@ -88,4 +87,5 @@ void static_serve(struct request *req, struct response *res)
     res->fd_size = size;
     res->status = 200;
     res->content_type = content_type(resolved);
+    return HANDLER_DONE;
 }

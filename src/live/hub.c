@@ -20,7 +20,6 @@
 #include "base/idmap.h"
 #include "base/log.h"
 #include "base/metrics.h"
-#include "live/presence.h"
 #include "base/util.h"
 
 #define EPHEMERAL_KEEP_MS 5000
@@ -56,6 +55,7 @@ static struct idmap users, sessions, session_seen; /* session_seen: last ephemer
 static struct waiter **heap;
 static size_t heap_len, heap_cap, total;
 static hub_resume_fn resume_conn;
+static void (*polls_changed)(int64_t user_id); /* set before serving */
 static bool stopping;
 static int64_t ephemeral_next_id = 1;
 static pthread_t timer;
@@ -231,12 +231,18 @@ static void *timer_main(void *arg)
     return NULL;
 }
 
+static int64_t parked_gauge(void) { return (int64_t)hub_parked_count(); }
+
 int hub_init(hub_resume_fn resume)
 {
     resume_conn = resume;
     stopping = false;
+    if (metrics_gauge("chatd_parked_polls", "Inbox long-polls registered now.", parked_gauge) < 0)
+        return -1;
     return pthread_create(&timer, NULL, timer_main, NULL) == 0 ? 0 : -1;
 }
+
+void hub_on_polls_changed(void (*fn)(int64_t user_id)) { polls_changed = fn; }
 
 void hub_shutdown(void)
 {
@@ -315,7 +321,8 @@ struct waiter *hub_register(int64_t user_id, int64_t session_id, int64_t deadlin
     pthread_mutex_unlock(&lock);
     if (resume)
         resume_conn(resume);
-    presence_polls_changed(user_id);
+    if (polls_changed)
+        polls_changed(user_id);
     return w;
 }
 
@@ -388,7 +395,8 @@ void hub_release(struct waiter *w)
     json_decref(w->ephemeral);
     int64_t user_id = w->user_id;
     free(w);
-    presence_polls_changed(user_id);
+    if (polls_changed)
+        polls_changed(user_id);
 }
 
 void hub_end_session(int64_t session_id)
@@ -466,15 +474,8 @@ void hub_emit(const int64_t *user_ids, size_t n, json_t *event)
     batch_run(&batch);
 }
 
-static bool is_typing_of(json_t *ev, int64_t thread_id, int64_t typer)
-{
-    const char *type = json_string_value(json_object_get(ev, "type"));
-    return type && strcmp(type, "typing") == 0 &&
-           json_integer_value(json_object_get(ev, "thread_id")) == thread_id &&
-           json_integer_value(json_object_get(ev, "user_id")) == typer;
-}
-
-void hub_drop_typing(const int64_t *user_ids, size_t n, int64_t thread_id, int64_t typer)
+void hub_drop_ephemeral(const int64_t *user_ids, size_t n, bool (*match)(json_t *ev, void *ctx),
+                        void *ctx)
 {
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < n; i++) {
@@ -482,13 +483,13 @@ void hub_drop_typing(const int64_t *user_ids, size_t n, int64_t thread_id, int64
         if (u == NULL)
             continue;
         for (int k = 0; k < EPHEMERAL_RING; k++)
-            if (u->ring[k].event && is_typing_of(u->ring[k].event, thread_id, typer)) {
+            if (u->ring[k].event && match(u->ring[k].event, ctx)) {
                 json_decref(u->ring[k].event);
                 u->ring[k].event = NULL;
             }
         for (struct waiter *w = u->waiters; w; w = w->next)
             for (size_t e = json_array_size(w->ephemeral); e-- > 0;)
-                if (is_typing_of(json_array_get(w->ephemeral, e), thread_id, typer))
+                if (match(json_array_get(w->ephemeral, e), ctx))
                     json_array_remove(w->ephemeral, e);
     }
     pthread_mutex_unlock(&lock);

@@ -18,7 +18,10 @@
  * runs again and reads. The hub holds no thread and no database connection
  * for a parked poll: a record of about 100 bytes.
  *
- * Thread-safety: every function may be called from any thread. */
+ * Thread-safety: every function may be called from any thread.
+ *
+ * May call: base (idmap, metrics, util, log). Knows nothing of presence or of
+ * the events it carries: both reach it through callbacks. */
 #ifndef CHAT_HUB_H
 #define CHAT_HUB_H
 
@@ -32,8 +35,14 @@ struct waiter;
 /* Resumes a suspended connection (the glue's MHD_resume_connection). */
 typedef void (*hub_resume_fn)(void *conn);
 
-/* Starts the deadline thread. Call once before serving. Returns 0 or -1. */
+/* Starts the deadline thread and registers the parked-polls gauge. Call
+ * once before serving. Returns 0 or -1. */
 int hub_init(hub_resume_fn resume);
+
+/* Sets the function told (outside the hub's lock, from the thread that
+ * registered or released the poll) whenever the number of polls of a user
+ * changes: the presence module's. Call before serving. */
+void hub_on_polls_changed(void (*fn)(int64_t user_id));
 
 /* Answers every parked poll (they see hub_should_answer) and stops the
  * deadline thread. New registrations are answered at once from then on. */
@@ -85,10 +94,12 @@ void hub_notify(const int64_t *user_ids, size_t n);
  * given users, and keeps it a few seconds for polls that come just after. */
 void hub_emit(const int64_t *user_ids, size_t n, json_t *event);
 
-/* typer's message in thread_id was stored: forgets the typing events of
- * typer in that thread kept for, or queued to, the given users, so that no
- * poll shows "typing" for a message it already has. */
-void hub_drop_typing(const int64_t *user_ids, size_t n, int64_t thread_id, int64_t typer);
+/* Forgets the ephemeral events kept for, or queued to, the given users for
+ * which match(event, ctx) is true (a stored message supersedes its sender's
+ * "typing", so that no poll shows "typing" for a message it already has).
+ * match runs under the hub's lock: it must only look at the event. */
+void hub_drop_ephemeral(const int64_t *user_ids, size_t n, bool (*match)(json_t *ev, void *ctx),
+                        void *ctx);
 
 /* Number of polls registered for user (0 when none). */
 int hub_user_polls(int64_t user_id);

@@ -3,6 +3,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,7 +26,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct idmap entries;
 static int64_t window_ms = 60000;
 static pthread_t sweeper;
-static volatile bool running;
+static atomic_bool running;
 
 static struct presence_entry *entry_get(int64_t user_id)
 {
@@ -50,7 +51,8 @@ void presence_touch(int64_t user_id)
     pthread_mutex_unlock(&lock);
 }
 
-void presence_polls_changed(int64_t user_id)
+/* The hub's number of polls for user changed (hub_on_polls_changed). */
+static void presence_polls_changed(int64_t user_id)
 {
     int64_t now = now_ms();
     /* The count is read under our lock, so that two changes racing each other
@@ -161,6 +163,7 @@ int presence_init(int window_s)
 {
     window_ms = (int64_t)window_s * 1000;
     running = true;
+    hub_on_polls_changed(presence_polls_changed);
     return pthread_create(&sweeper, NULL, sweeper_main, NULL) == 0 ? 0 : -1;
 }
 

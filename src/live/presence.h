@@ -27,9 +27,6 @@ void presence_shutdown(void);
 /* Records an authenticated request of user now. Thread-safe, no I/O. */
 void presence_touch(int64_t user_id);
 
-/* The hub's number of polls for user changed. Thread-safe, no I/O. */
-void presence_polls_changed(int64_t user_id);
-
 /* The in-memory state of user: returns false when nothing is known since the
  * start; else *online and *last_seen_at (ms since the epoch; now when online). */
 bool presence_get(int64_t user_id, bool *online, int64_t *last_seen_at);

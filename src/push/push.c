@@ -461,6 +461,12 @@ static void *notifier_main(void *arg)
     return NULL;
 }
 
+void push_prune(int64_t now)
+{
+    db_exec("DELETE FROM push_log WHERE at < ? LIMIT 10000",
+            DB_ARGS(DB_INT(now - 7 * 86400000LL)));
+}
+
 int push_init(const struct config *cfg)
 {
     grace_ms = cfg->push_grace_ms;

@@ -36,4 +36,8 @@ int push_queue_messages(const char *messages);
 int push_queue_clear(int64_t user_id, int64_t thread_id, int64_t seq, int64_t reader_session,
                      int64_t now_ms);
 
+/* The janitor's part: forgets notification log lines older than a week (at
+ * most 10,000 rows a call). now in ms. Any thread. */
+void push_prune(int64_t now);
+
 #endif

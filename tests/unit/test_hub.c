@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "chat/events.h"
 #include "live/hub.h"
 #include "base/idmap.h"
 #include "base/util.h"
@@ -154,12 +155,13 @@ static void test_message_drops_stale_typing(void **state)
 {
     (void)state;
     int64_t user = 17;
-    json_t *typing = json_pack("{s:s, s:i, s:i}", "type", "typing", "thread_id", 5, "user_id", 9);
-    json_t *other = json_pack("{s:s, s:i, s:i}", "type", "typing", "thread_id", 6, "user_id", 9);
+    json_t *typing = events_typing_view(5, 9);
+    json_t *other = events_typing_view(6, 9);
+    int64_t of[2] = {5, 9};
     hub_emit(&user, 1, typing);
     hub_emit(&user, 1, other);
     /* User 9's message in thread 5 was stored: only that typing goes. */
-    hub_drop_typing(&user, 1, 5, 9);
+    hub_drop_ephemeral(&user, 1, events_is_typing, of);
     struct waiter *w = hub_register(17, 108, mono_ms() + 60000);
     json_t *got = hub_take_ephemeral(w);
     assert_int_equal(json_array_size(got), 1);
@@ -168,7 +170,7 @@ static void test_message_drops_stale_typing(void **state)
     /* Queued to a parked poll, it goes as well. */
     hub_begin(w);
     hub_emit(&user, 1, typing);
-    hub_drop_typing(&user, 1, 5, 9);
+    hub_drop_ephemeral(&user, 1, events_is_typing, of);
     got = hub_take_ephemeral(w);
     assert_int_equal(json_array_size(got), 0);
     json_decref(got);

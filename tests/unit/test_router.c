@@ -8,10 +8,26 @@
 
 #include "http/router.h"
 
-static void h_a(struct request *q, struct response *s) { (void)q, (void)s; }
-static void h_b(struct request *q, struct response *s) { (void)q, (void)s; }
-static void h_c(struct request *q, struct response *s) { (void)q, (void)s; }
-static void h_d(struct request *q, struct response *s) { (void)q, (void)s; }
+static enum handler_status h_a(struct request *q, struct response *s)
+{
+    (void)q, (void)s;
+    return HANDLER_DONE;
+}
+static enum handler_status h_b(struct request *q, struct response *s)
+{
+    (void)q, (void)s;
+    return HANDLER_DONE;
+}
+static enum handler_status h_c(struct request *q, struct response *s)
+{
+    (void)q, (void)s;
+    return HANDLER_DONE;
+}
+static enum handler_status h_d(struct request *q, struct response *s)
+{
+    (void)q, (void)s;
+    return HANDLER_DONE;
+}
 
 static const struct route table[] = {
     {"GET", "/v1/threads", h_a, true, false},

@@ -1,0 +1,184 @@
+/* model.c — views and shared lookups (see model.h).
+ *
+ * THREAD_SELECT is the one query shape that makes a thread view: the caller's
+ * member row joined to the shared thread row, the member ids, and the last
+ * message. Both the single view and the paged list use it, so a thread looks
+ * the same everywhere. */
+#include "chat/model.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "live/presence.h"
+#include "base/util.h"
+
+json_t *view_user_row(const struct db_res *r, int row, int col)
+{
+    return json_pack("{s:I, s:s, s:s}", "id", (json_int_t)db_int(r, row, col), "username",
+                     db_str(r, row, col + 1), "display_name", db_str(r, row, col + 2));
+}
+
+int view_user(int64_t id, json_t **out)
+{
+    struct db_res *r;
+    int rc = db_query("SELECT " USER_COLS " FROM users u WHERE u.id = ?", &r,
+                      DB_ARGS(DB_INT(id)));
+    if (rc < 0)
+        return rc;
+    rc = r->nrows ? 0 : NOT_FOUND;
+    if (rc == 0)
+        *out = view_user_row(r, 0, 0);
+    db_res_free(r);
+    return rc;
+}
+
+json_t *view_message(int64_t thread_id, int64_t seq, int64_t sender_id, const char *client_msg_id,
+                     const char *body, size_t body_len, int64_t created_at)
+{
+    return json_pack("{s:I, s:I, s:I, s:s, s:s%, s:I}", "thread_id", (json_int_t)thread_id, "seq",
+                     (json_int_t)seq, "sender_id", (json_int_t)sender_id, "client_msg_id",
+                     client_msg_id, "body", body, body_len, "created_at", (json_int_t)created_at);
+}
+
+json_t *view_message_row(const struct db_res *r, int row, int col)
+{
+    if (db_str(r, row, col + 1) == NULL)
+        return NULL;
+    const char *body = db_str(r, row, col + 4);
+    return view_message(db_int(r, row, col), db_int(r, row, col + 1), db_int(r, row, col + 2),
+                        db_str(r, row, col + 3), body, strlen(body), db_int(r, row, col + 5));
+}
+
+json_t *view_presence(int64_t user_id, int64_t db_last_seen)
+{
+    bool online = false;
+    int64_t last_seen_at = db_last_seen, live_seen;
+    if (presence_get(user_id, &online, &live_seen) && live_seen > last_seen_at)
+        last_seen_at = live_seen;
+    return json_pack("{s:s, s:I}", "state", online ? "online" : "offline", "last_seen_at",
+                     (json_int_t)last_seen_at);
+}
+
+#define THREAD_SELECT                                                                         \
+    "SELECT t.id, t.kind, t.title, t.created_at, t.updated_at, t.last_seq, tm.is_muted, "     \
+    "tm.nickname, tm.last_read_seq, "                                                         \
+    "(SELECT GROUP_CONCAT(x.owner_id ORDER BY x.owner_id) FROM thread_members x "             \
+    "  WHERE x.thread_id = t.id), "                                                           \
+    MESSAGE_COLS " "                                                                          \
+    "FROM thread_members tm JOIN threads t ON t.id = tm.thread_id "                           \
+    "LEFT JOIN messages m ON m.thread_id = t.id AND m.seq = t.last_seq "
+
+json_t *view_id_list(const char *csv)
+{
+    json_t *ids = json_array();
+    for (const char *p = csv; p && *p;) {
+        json_array_append_new(ids, json_integer(strtoll(p, NULL, 10)));
+        p = strchr(p, ',');
+        p = p ? p + 1 : NULL;
+    }
+    return ids;
+}
+
+char *ids_json(const int64_t *ids, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_integer(ids[i]));
+    char *s = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    return s;
+}
+
+static json_t *thread_row(const struct db_res *r, int row)
+{
+    json_t *members = view_id_list(db_str(r, row, 9));
+    int64_t last_seq = db_int(r, row, 5), read_seq = db_int(r, row, 8);
+    json_t *msg = view_message_row(r, row, 10);
+    const char *title = db_str(r, row, 2), *nick = db_str(r, row, 7);
+    return json_pack("{s:I, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:b, s:o, s:o}", "id",
+                     (json_int_t)db_int(r, row, 0), "kind", db_str(r, row, 1), "title",
+                     title ? json_string(title) : json_null(), "member_ids", members,
+                     "created_at", (json_int_t)db_int(r, row, 3), "updated_at",
+                     (json_int_t)db_int(r, row, 4), "last_seq", (json_int_t)last_seq,
+                     "unread_count", (json_int_t)(last_seq > read_seq ? last_seq - read_seq : 0),
+                     "is_muted", (int)db_int(r, row, 6), "nickname",
+                     nick ? json_string(nick) : json_null(), "last_message",
+                     msg ? msg : json_null());
+}
+
+int view_thread(int64_t owner, int64_t thread_id, json_t **out)
+{
+    struct db_res *r;
+    int rc = db_query(THREAD_SELECT "WHERE tm.owner_id = ? AND tm.thread_id = ?", &r,
+                      DB_ARGS(DB_INT(owner), DB_INT(thread_id)));
+    if (rc < 0)
+        return rc;
+    rc = r->nrows ? 0 : NOT_FOUND;
+    if (rc == 0)
+        *out = thread_row(r, 0);
+    db_res_free(r);
+    return rc;
+}
+
+int view_threads_page(int64_t owner, int64_t before_at, int64_t before_id, int limit,
+                      json_t **out, bool *more, int64_t *last_at, int64_t *last_id)
+{
+    struct db_res *r;
+    int rc = db_query(THREAD_SELECT
+                      "WHERE tm.owner_id = ? AND tm.thread_id IN (SELECT p.id FROM "
+                      "(SELECT t2.id FROM thread_members tm2 JOIN threads t2 ON t2.id = "
+                      "tm2.thread_id WHERE tm2.owner_id = ? AND (t2.updated_at < ? OR "
+                      "(t2.updated_at = ? AND t2.id < ?)) ORDER BY t2.updated_at DESC, "
+                      "t2.id DESC LIMIT ?) p) ORDER BY t.updated_at DESC, t.id DESC",
+                      &r,
+                      DB_ARGS(DB_INT(owner), DB_INT(owner), DB_INT(before_at), DB_INT(before_at),
+                              DB_INT(before_id), DB_INT(limit + 1)));
+    if (rc < 0)
+        return rc;
+    json_t *arr = json_array();
+    int n = r->nrows > limit ? limit : r->nrows;
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, thread_row(r, i));
+    *more = r->nrows > limit;
+    if (n > 0) {
+        *last_at = db_int(r, n - 1, 4);
+        *last_id = db_int(r, n - 1, 0);
+    }
+    db_res_free(r);
+    *out = arr;
+    return 0;
+}
+
+int member_get(int64_t user, int64_t thread, struct member_info *mi)
+{
+    struct db_res *r;
+    int rc = db_query("SELECT t.kind, tm.role, t.last_seq FROM thread_members tm "
+                      "JOIN threads t ON t.id = tm.thread_id "
+                      "WHERE tm.owner_id = ? AND tm.thread_id = ?",
+                      &r, DB_ARGS(DB_INT(user), DB_INT(thread)));
+    if (rc < 0)
+        return rc;
+    rc = r->nrows ? 0 : NOT_FOUND;
+    if (rc == 0) {
+        mi->is_group = strcmp(db_str(r, 0, 0), "group") == 0;
+        mi->is_admin = strcmp(db_str(r, 0, 1), "admin") == 0;
+        mi->last_seq = db_int(r, 0, 2);
+    }
+    db_res_free(r);
+    return rc;
+}
+
+int blocked_between(int64_t a, int64_t b)
+{
+    struct db_res *r;
+    int rc = db_query("SELECT 1 FROM blocks WHERE (owner_id = ? AND blocked_id = ?) "
+                      "OR (owner_id = ? AND blocked_id = ?)",
+                      &r, DB_ARGS(DB_INT(a), DB_INT(b), DB_INT(b), DB_INT(a)));
+    if (rc < 0)
+        return rc;
+    rc = r->nrows ? 1 : 0;
+    db_res_free(r);
+    return rc;
+}
+

@@ -1,0 +1,91 @@
+/* model.h — the chat's shared vocabulary over the database: the column
+ * lists and JSON views of users, messages and threads as the API shows them,
+ * membership and block lookups. Used by the handlers and by the delivery
+ * modules (events, sendq), so that a thread or a message looks the same on
+ * every path.
+ *
+ * May call: db, live (presence, for the presence view), base.
+ *
+ * Views return new jansson references (caller owns). Functions that query
+ * return 0 on success, a positive NOT_* value for an answer the handler
+ * turns into 4xx, or a negative DB_E* code. Every function may be called
+ * from any thread (each thread has its own database connection). */
+#ifndef CHAT_MODEL_H
+#define CHAT_MODEL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "db/db.h"
+
+#define GROUP_MAX_MEMBERS 1024
+
+/* What a lookup or change can answer besides DB_OK and DB_E*: positive
+ * codes, each one problem answer (handlers/common.h resp_result). */
+enum model_result {
+    NOT_FOUND = 1, /* no such thread/user/member, or the caller may not know of it */
+    BLOCKED = 2,   /* a block stands between the two users */
+    NOT_ADMIN = 3, /* a group admin's right */
+    NOT_GROUP = 4, /* a group's operation on a direct thread */
+    TOO_MANY = 5,  /* a group would pass GROUP_MAX_MEMBERS */
+};
+
+/* Columns that make a user view, as SQL, for `u` an alias of users. */
+#define USER_COLS "u.id, u.username, u.display_name"
+
+/* {id, username, display_name} from three columns starting at col. */
+json_t *view_user_row(const struct db_res *r, int row, int col);
+
+/* Loads user id as a view into *out. Returns 0, NOT_FOUND or DB_E*. */
+int view_user(int64_t id, json_t **out);
+
+/* The JSON array of ids in a comma-separated list ("3,7,12", as
+ * GROUP_CONCAT gives it; NULL or "" is empty). New reference. */
+json_t *view_id_list(const char *csv);
+
+/* ids[0..n) as a JSON array string, the form JSON_TABLE reads (malloc'd,
+ * caller frees; NULL when out of memory). */
+char *ids_json(const int64_t *ids, size_t n);
+
+/* The six columns of a message (table alias m), in the order
+ * view_message_row reads them. */
+#define MESSAGE_COLS "m.thread_id, m.seq, m.sender_id, m.client_msg_id, m.body, m.created_at"
+
+/* A message as the API shows it: {thread_id, seq, sender_id, client_msg_id,
+ * body, created_at (ms)}; body is body_len bytes of UTF-8. New reference. */
+json_t *view_message(int64_t thread_id, int64_t seq, int64_t sender_id, const char *client_msg_id,
+                     const char *body, size_t body_len, int64_t created_at);
+
+/* view_message from the MESSAGE_COLS columns starting at col; NULL when the
+ * seq column is NULL. */
+json_t *view_message_row(const struct db_res *r, int row, int col);
+
+/* The thread as `owner` sees it (API.md `thread`) into *out. Returns 0,
+ * NOT_FOUND when owner is not a member, or DB_E*. */
+int view_thread(int64_t owner, int64_t thread_id, json_t **out);
+
+/* Thread views of `owner`, most recently updated first, strictly before the
+ * position (updated_at, thread_id), at most limit of them, into the array
+ * *out; *more tells whether older ones exist. */
+int view_threads_page(int64_t owner, int64_t before_at, int64_t before_id, int limit,
+                      json_t **out, bool *more, int64_t *last_at, int64_t *last_id);
+
+/* {state, last_seen_at} for user: the live state when the presence module
+ * knows it, else offline since db_last_seen (ms, 0 = never). */
+json_t *view_presence(int64_t user_id, int64_t db_last_seen);
+
+/* What a member may know of a thread. */
+struct member_info {
+    bool is_group;
+    bool is_admin;
+    int64_t last_seq;
+};
+
+/* Fills *mi when user is a member of thread. Returns 0, NOT_FOUND, DB_E*. */
+int member_get(int64_t user, int64_t thread, struct member_info *mi);
+
+/* True when either user blocks the other. Returns 1 (blocked), 0, or DB_E*. */
+int blocked_between(int64_t a, int64_t b);
+
+#endif
