@@ -2,7 +2,9 @@
  *
  * Each is `enum handler_status name(struct request *req, struct response *res)`: it reads
  * the parsed request, talks to the database through src/db.h, and fills the
- * response (a JSON body or problem details). See src/request.h. */
+ * response (a JSON body or problem details). See src/request.h.
+ *
+ * May call: anything under src/ (the application sits on top of every layer). */
 #ifndef CHAT_HANDLERS_H
 #define CHAT_HANDLERS_H
 

@@ -16,7 +16,7 @@ struct add_ctx {
     int64_t caller, thread_id, now;
     const char *ids_json;
     size_t nids;
-    struct wake_list wake;
+    struct event_batch events;
 };
 
 /* Locks the thread row and checks that caller is a member of a group.
@@ -48,7 +48,7 @@ static int touch_members(int64_t thread_id, int64_t now)
 static int add_tx(void *arg)
 {
     struct add_ctx *c = arg;
-    wake_reset(&c->wake);
+    evb_reset(&c->events);
     int rc = lock_group(c->caller, c->thread_id, NULL);
     if (rc != 0)
         return rc;
@@ -56,7 +56,7 @@ static int add_tx(void *arg)
     struct db_res *r;
     rc = db_query("SELECT COUNT(u.id), COUNT(u.id) - COUNT(tm.owner_id), "
                   "(SELECT COUNT(*) FROM thread_members x WHERE x.thread_id = ?) "
-                  "FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j "
+                  "FROM " DB_IDS_TABLE " "
                   "LEFT JOIN users u ON u.id = j.id "
                   "LEFT JOIN thread_members tm ON tm.owner_id = u.id AND tm.thread_id = ?",
                   &r, DB_ARGS(DB_INT(c->thread_id), DB_STR(c->ids_json), DB_INT(c->thread_id)));
@@ -74,12 +74,13 @@ static int add_tx(void *arg)
     rc = db_exec("INSERT IGNORE INTO thread_members (owner_id, thread_id, last_read_seq, "
                  "last_delivered_seq, joined_at) "
                  "SELECT j.id, t.id, t.last_seq, t.last_seq, ? "
-                 "FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j "
+                 "FROM " DB_IDS_TABLE " "
                  "JOIN threads t ON t.id = ?",
                  DB_ARGS(DB_INT(c->now), DB_STR(c->ids_json), DB_INT(c->thread_id)));
     if (rc < 0 || (rc = touch_members(c->thread_id, c->now)) < 0)
         return rc;
-    return events_to_members(c->thread_id, EVENT_THREAD, 0, 0, 0, 0, c->now, &c->wake);
+    rc = evb_add_thread(&c->events, c->thread_id, c->now);
+    return rc < 0 ? rc : evb_flush(&c->events);
 }
 
 enum handler_status members_add(struct request *req, struct response *res)
@@ -90,12 +91,18 @@ enum handler_status members_add(struct request *req, struct response *res)
     size_t n;
     if (body == NULL || !jv_ids(res, body, "user_ids", JV_REQUIRED, GROUP_MAX_MEMBERS, &ids, &n))
         return HANDLER_DONE;
-    char *list = ids_json(ids, n);
+    struct sbuf ids_list = {0};
+    sb_ids(&ids_list, ids, n);
     free(ids);
+    const char *list = sb_done(&ids_list);
+    if (list == NULL) {
+        free(ids_list.s);
+        return resp_internal(res);
+    }
     struct add_ctx c = {.caller = req->user_id, .thread_id = thread_id, .now = now_ms(),
                         .ids_json = list, .nids = n};
-    int rc = wake_tx(add_tx, &c, &c.wake);
-    free(list);
+    int rc = events_tx(add_tx, &c, &c.events);
+    free(ids_list.s);
     if (rc != 0)
         return resp_result(res, rc, "no such thread, or user_ids names an unknown user");
     json_t *thread;
@@ -107,13 +114,13 @@ enum handler_status members_add(struct request *req, struct response *res)
 
 struct remove_ctx {
     int64_t caller, thread_id, target, now;
-    struct wake_list wake;
+    struct event_batch events;
 };
 
 static int remove_tx(void *arg)
 {
     struct remove_ctx *c = arg;
-    wake_reset(&c->wake);
+    evb_reset(&c->events);
     bool is_admin = false;
     int rc = lock_group(c->caller, c->thread_id, &is_admin);
     if (rc != 0)
@@ -140,17 +147,18 @@ static int remove_tx(void *arg)
     if (rc < 0 || (rc = touch_members(c->thread_id, c->now)) < 0)
         return rc;
     /* The one who left hears of it too: a thread event without them. */
-    rc = events_to_members(c->thread_id, EVENT_THREAD, 0, 0, 0, 0, c->now, &c->wake);
+    rc = evb_add_thread(&c->events, c->thread_id, c->now);
     if (rc < 0)
         return rc;
-    return events_thread_to_user(c->target, c->thread_id, c->now, &c->wake);
+    rc = evb_add_thread_to(&c->events, c->thread_id, c->target, c->now);
+    return rc < 0 ? rc : evb_flush(&c->events);
 }
 
 enum handler_status members_remove(struct request *req, struct response *res)
 {
     struct remove_ctx c = {.caller = req->user_id, .thread_id = req->params[0],
                            .target = req->params[1], .now = now_ms()};
-    int rc = wake_tx(remove_tx, &c, &c.wake);
+    int rc = events_tx(remove_tx, &c, &c.events);
     if (rc != 0)
         return resp_result(res, rc, "no such thread or member");
     return resp_empty(res, 204);

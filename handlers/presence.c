@@ -19,35 +19,39 @@ enum handler_status presence_list(struct request *req, struct response *res)
     const char *list = req_query(req, "user_ids");
     if (list == NULL || *list == '\0')
         return resp_problem(res, 400, "invalid_request", "user_ids must list user ids: 1,2,3");
-    json_t *ids = json_array();
+    struct sbuf ids = {0};
+    size_t nids = 0;
     char buf[24];
     for (const char *p = list; *p;) {
         size_t len = strcspn(p, ",");
         int64_t id;
-        if (len == 0 || len >= sizeof buf || json_array_size(ids) >= PRESENCE_MAX_IDS)
+        if (len == 0 || len >= sizeof buf || nids >= PRESENCE_MAX_IDS)
             goto bad;
         memcpy(buf, p, len);
         buf[len] = '\0';
         if (parse_int(buf, &id) < 0 || id < 1)
             goto bad;
-        json_array_append_new(ids, json_integer(id));
+        sb_item(&ids, "%lld", (long long)id);
+        nids++;
         p += len;
         if (*p == ',' && *++p == '\0')
             goto bad;
     }
-    char *ids_json = json_dumps(ids, JSON_COMPACT);
-    json_decref(ids);
+    const char *ids_json = sb_done(&ids);
+    if (ids_json == NULL) {
+        free(ids.s);
+        return resp_internal(res);
+    }
     struct db_res *r;
     int rc = db_query("SELECT u.id, (SELECT MAX(s.last_seen_at) FROM sessions s WHERE s.user_id = u.id) "
-                      "FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j "
-                      "JOIN users u ON u.id = j.id WHERE u.id = ? "
+                      "FROM " DB_IDS_TABLE " JOIN users u ON u.id = j.id WHERE u.id = ? "
                       "OR EXISTS (SELECT 1 FROM contacts c WHERE c.owner_id = ? AND c.contact_id = u.id) "
                       "OR EXISTS (SELECT 1 FROM thread_members a JOIN thread_members b "
                       "ON b.thread_id = a.thread_id WHERE a.owner_id = ? AND b.owner_id = u.id)",
                       &r,
                       DB_ARGS(DB_STR(ids_json), DB_INT(req->user_id), DB_INT(req->user_id),
                               DB_INT(req->user_id)));
-    free(ids_json);
+    free(ids.s);
     if (rc < 0)
         return resp_db_error(res, rc);
     json_t *out = json_object();
@@ -56,7 +60,7 @@ enum handler_status presence_list(struct request *req, struct response *res)
     db_res_free(r);
     return resp_json(res, 200, json_pack("{s:o}", "presence", out));
 bad:
-    json_decref(ids);
+    free(ids.s);
     return resp_problem(res, 400, "invalid_request", "user_ids must be 1..%d comma-separated ids",
                  PRESENCE_MAX_IDS);
 }

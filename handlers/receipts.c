@@ -2,6 +2,7 @@
  * every member's delivered and read seq. Positions only move forward, and
  * reading implies delivery. */
 #include "common.h"
+#include "chat/receipts.h"
 #include "handlers.h"
 #include "http/jsonv.h"
 #include "push/push.h"
@@ -9,13 +10,13 @@
 
 struct read_ctx {
     int64_t user_id, session_id, thread_id, seq, now;
-    struct wake_list wake;
+    struct event_batch events;
 };
 
 static int read_tx(void *arg)
 {
     struct read_ctx *c = arg;
-    wake_reset(&c->wake);
+    evb_reset(&c->events);
     struct db_res *r;
     int rc = db_query("SELECT last_delivered_seq, last_read_seq FROM thread_members "
                       "WHERE owner_id = ? AND thread_id = ? FOR UPDATE",
@@ -40,8 +41,11 @@ static int read_tx(void *arg)
         return rc;
     /* The reader's own devices hear of it (each clears its unread count), and
      * the other members or, in a big group, the senders of what was read. */
-    return events_receipt(c->thread_id, c->user_id, old_read, c->seq, delivered, c->seq, c->now,
-                          &c->wake);
+    struct receipt_move move = {.user_id = c->user_id, .thread_id = c->thread_id,
+                                .from_seq = old_read, .to_seq = c->seq, .delivered = delivered,
+                                .read = c->seq};
+    rc = receipts_fan_out(&c->events, &move, 1, c->now);
+    return rc < 0 ? rc : evb_flush(&c->events);
 }
 
 enum handler_status receipts_read(struct request *req, struct response *res)
@@ -58,7 +62,7 @@ enum handler_status receipts_read(struct request *req, struct response *res)
                             (long long)seq, (long long)mi.last_seq);
     struct read_ctx c = {.user_id = req->user_id, .session_id = req->session_id, .thread_id = thread_id, .seq = seq,
                          .now = now_ms()};
-    int rc = wake_tx(read_tx, &c, &c.wake);
+    int rc = events_tx(read_tx, &c, &c.events);
     if (rc < 0)
         return resp_db_error(res, rc);
     return resp_empty(res, 204);

@@ -32,13 +32,13 @@ struct group_ctx {
     const char *others_json; /* JSON array of the other members' ids */
     size_t nothers;
     int64_t thread_id;
-    struct wake_list wake;
+    struct event_batch events;
 };
 
 static int group_create_tx(void *arg)
 {
     struct group_ctx *c = arg;
-    wake_reset(&c->wake);
+    evb_reset(&c->events);
     int rc = db_exec("INSERT INTO threads (kind, title, created_by, created_at, updated_at) "
                      "VALUES ('group', ?, ?, ?, ?)",
                      DB_ARGS(DB_STR_OR_NULL(c->title), DB_INT(c->creator), DB_INT(c->now),
@@ -51,17 +51,17 @@ static int group_create_tx(void *arg)
                  DB_ARGS(DB_INT(c->creator), DB_INT(c->thread_id), DB_INT(c->now)));
     if (rc < 0)
         return rc;
-    if (c->nothers == 0)
-        return events_to_members(c->thread_id, EVENT_THREAD, 0, 0, 0, 0, c->now, &c->wake);
-    rc = db_exec("INSERT INTO thread_members (owner_id, thread_id, joined_at) "
-                 "SELECT u.id, ?, ? FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j "
-                 "JOIN users u ON u.id = j.id",
-                 DB_ARGS(DB_INT(c->thread_id), DB_INT(c->now), DB_STR(c->others_json)));
-    if (rc < 0)
-        return rc;
-    if ((size_t)db_affected() != c->nothers)
-        return NOT_FOUND;
-    return events_to_members(c->thread_id, EVENT_THREAD, 0, 0, 0, 0, c->now, &c->wake);
+    if (c->nothers > 0) {
+        rc = db_exec("INSERT INTO thread_members (owner_id, thread_id, joined_at) "
+                     "SELECT u.id, ?, ? FROM " DB_IDS_TABLE " JOIN users u ON u.id = j.id",
+                     DB_ARGS(DB_INT(c->thread_id), DB_INT(c->now), DB_STR(c->others_json)));
+        if (rc < 0)
+            return rc;
+        if ((size_t)db_affected() != c->nothers)
+            return NOT_FOUND;
+    }
+    rc = evb_add_thread(&c->events, c->thread_id, c->now);
+    return rc < 0 ? rc : evb_flush(&c->events);
 }
 
 /* Removes `me` from ids in place and returns the JSON array of the rest
@@ -73,7 +73,13 @@ static char *others_json(int64_t *ids, size_t *n, int64_t me)
         if (ids[i] != me)
             ids[k++] = ids[i];
     *n = k;
-    return ids_json(ids, k);
+    struct sbuf list = {0};
+    sb_ids(&list, ids, k);
+    if (sb_done(&list) == NULL) {
+        free(list.s);
+        return NULL;
+    }
+    return list.s;
 }
 
 enum handler_status threads_create(struct request *req, struct response *res)
@@ -105,7 +111,7 @@ enum handler_status threads_create(struct request *req, struct response *res)
     }
     struct group_ctx c = {.creator = req->user_id, .now = now, .title = title,
                           .others_json = others, .nothers = n};
-    rc = wake_tx(group_create_tx, &c, &c.wake);
+    rc = events_tx(group_create_tx, &c, &c.events);
     if (rc != 0)
         resp_result(res, rc, "member_ids names a user that does not exist");
     else
@@ -165,25 +171,26 @@ struct change_ctx {
     bool set_muted, muted;       /* settings */
     bool set_nickname;
     const char *nickname;
-    struct wake_list wake;
+    struct event_batch events;
 };
 
 static int rename_tx(void *arg)
 {
     struct change_ctx *c = arg;
-    wake_reset(&c->wake);
+    evb_reset(&c->events);
     int rc = db_exec("UPDATE threads SET title = ?, updated_at = ? WHERE id = ?",
                      DB_ARGS(DB_STR(c->title), DB_INT(c->now), DB_INT(c->thread_id)));
     if (rc < 0)
         return rc;
-    return events_to_members(c->thread_id, EVENT_THREAD, 0, 0, 0, 0, c->now, &c->wake);
+    rc = evb_add_thread(&c->events, c->thread_id, c->now);
+    return rc < 0 ? rc : evb_flush(&c->events);
 }
 
 /* The caller's own settings; the event goes to the caller's other devices. */
 static int settings_tx(void *arg)
 {
     struct change_ctx *c = arg;
-    wake_reset(&c->wake);
+    evb_reset(&c->events);
     int rc = 0;
     if (c->set_muted)
         rc = db_exec("UPDATE thread_members SET is_muted = ? WHERE owner_id = ? AND thread_id = ?",
@@ -193,7 +200,8 @@ static int settings_tx(void *arg)
                      DB_ARGS(DB_STR_OR_NULL(c->nickname), DB_INT(c->user_id), DB_INT(c->thread_id)));
     if (rc < 0 || (!c->set_muted && !c->set_nickname))
         return rc;
-    return events_thread_to_user(c->user_id, c->thread_id, c->now, &c->wake);
+    rc = evb_add_thread_to(&c->events, c->thread_id, c->user_id, c->now);
+    return rc < 0 ? rc : evb_flush(&c->events);
 }
 
 enum handler_status threads_rename(struct request *req, struct response *res)
@@ -210,7 +218,7 @@ enum handler_status threads_rename(struct request *req, struct response *res)
         return resp_problem(res, 422, "not_a_group", "a direct thread has no title");
     struct change_ctx c = {.user_id = req->user_id, .thread_id = thread_id, .now = now_ms(),
                            .title = title};
-    int rc = wake_tx(rename_tx, &c, &c.wake);
+    int rc = events_tx(rename_tx, &c, &c.events);
     if (rc < 0)
         return resp_db_error(res, rc);
     return answer_thread(req, res, thread_id, 200);
@@ -236,7 +244,7 @@ enum handler_status threads_settings(struct request *req, struct response *res)
     struct change_ctx c = {.user_id = req->user_id, .thread_id = thread_id, .now = now_ms(),
                            .set_muted = has_muted, .muted = muted, .set_nickname = has_nick,
                            .nickname = nick};
-    int rc = wake_tx(settings_tx, &c, &c.wake);
+    int rc = events_tx(settings_tx, &c, &c.events);
     if (rc < 0)
         return resp_db_error(res, rc);
     return answer_thread(req, res, thread_id, 200);

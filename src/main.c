@@ -28,6 +28,7 @@
 #include "live/tail.h"
 #include <curl/curl.h>
 #include "chat/events.h"
+#include "chat/receipts.h"
 #include "base/util.h"
 
 /* The janitor: prunes inbox events past the retention, old login
@@ -150,11 +151,11 @@ int main(int argc, char **argv)
         return 1;
     }
     retention_ms = (int64_t)cfg.event_retention_days * 86400000LL;
-    events_init(cfg.receipt_fanout_max);
+    receipts_init(cfg.receipt_fanout_max);
     pthread_t janitor;
     if (presence_init(cfg.presence_window_s) < 0 || push_init(&cfg) < 0 ||
         tail_init(cfg.tail_users) < 0 || sendq_start(cfg.send_workers, cfg.send_batch_max) < 0 ||
-        acks_start(cfg.ack_workers, cfg.send_batch_max, cfg.receipt_fanout_max) < 0 ||
+        acks_start(cfg.ack_workers, cfg.send_batch_max) < 0 ||
         pthread_create(&janitor, NULL, janitor_main, NULL) != 0 || http_start(&cfg) < 0)
         return 1;
     char host[64];

@@ -5,7 +5,9 @@
  * queued, up to the batch limit, and hands the array to run(), which stores
  * them in one transaction and answers each. While one batch runs, the next
  * one gathers, so under load a batch is everything that arrived during the
- * previous commit, and when idle a batch is one job with no added wait. */
+ * previous commit, and when idle a batch is one job with no added wait.
+ *
+ * May call: base/log, libc (pthreads). */
 #ifndef CHAT_BATCHQ_H
 #define CHAT_BATCHQ_H
 

@@ -4,7 +4,9 @@
  * `listen = 127.0.0.1:8080` and overridden by the environment variable made
  * of CHAT_ and the key in upper case (`CHAT_LISTEN`). Later sources win:
  * defaults, then the file, then the environment. `chatd --help` prints the
- * table. To add a setting: add a field here and a row in config.c. */
+ * table. To add a setting: add a field here and a row in config.c.
+ *
+ * May call: libc. */
 #ifndef CHAT_CONFIG_H
 #define CHAT_CONFIG_H
 

@@ -1,6 +1,8 @@
 /* idmap.h — a hash map from int64 ids to pointers, open addressing with
  * linear probing and backward-shift deletion. Not thread-safe: the owner
- * locks. Keys are ids > 0 (0 marks a free slot). */
+ * locks. Keys are ids > 0 (0 marks a free slot).
+ *
+ * May call: libc. */
 #ifndef CHAT_IDMAP_H
 #define CHAT_IDMAP_H
 

@@ -1,7 +1,9 @@
 /* log.h — leveled logging to stderr, one line per call, thread-safe.
  *
  * Lines look like `2026-11-20T10:00:00.123Z warn db: connection lost`.
- * Never log secrets (passwords, tokens, token hashes). */
+ * Never log secrets (passwords, tokens, token hashes).
+ *
+ * May call: libc. */
 #ifndef CHAT_LOG_H
 #define CHAT_LOG_H
 

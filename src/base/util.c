@@ -115,11 +115,12 @@ size_t utf8_prefix(const char *s, size_t len, size_t max)
     return cut;
 }
 
-void sb_printf(struct sbuf *b, const char *fmt, ...)
+/* Appends vprintf-formatted text, growing the buffer as needed. */
+static void sb_vprintf(struct sbuf *b, const char *fmt, va_list ap0)
 {
     while (!b->failed) {
         va_list ap;
-        va_start(ap, fmt);
+        va_copy(ap, ap0);
         size_t room = b->cap - b->len;
         int n = b->s ? vsnprintf(b->s + b->len, room, fmt, ap) : -1;
         va_end(ap);
@@ -138,14 +139,27 @@ void sb_printf(struct sbuf *b, const char *fmt, ...)
     }
 }
 
-void sb_item(struct sbuf *b, const char *fmt, ...)
+void sb_printf(struct sbuf *b, const char *fmt, ...)
 {
-    char item[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(item, sizeof item, fmt, ap);
+    sb_vprintf(b, fmt, ap);
     va_end(ap);
-    sb_printf(b, "%s%s", b->len ? "," : "[", item);
+}
+
+void sb_item(struct sbuf *b, const char *fmt, ...)
+{
+    sb_printf(b, "%s", b->len ? "," : "[");
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vprintf(b, fmt, ap);
+    va_end(ap);
+}
+
+void sb_ids(struct sbuf *b, const int64_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        sb_item(b, "%lld", (long long)ids[i]);
 }
 
 const char *sb_done(struct sbuf *b)

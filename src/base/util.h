@@ -1,4 +1,6 @@
-/* util.h — small helpers with no dependencies on the rest of chatd. */
+/* util.h — small helpers with no dependencies on the rest of chatd.
+ *
+ * May call: libc. */
 #ifndef CHAT_UTIL_H
 #define CHAT_UTIL_H
 
@@ -42,8 +44,9 @@ int int64_cmp(const void *a, const void *b);
 /* Index of x in the ascending array a[0..n), or -1. */
 int int64_find(const int64_t *a, size_t n, int64_t x);
 
-/* A growing string, for JSON lists built by hand (numbers only: nothing is
- * escaped). Zero-initialise; free(b.s) when done. */
+/* A growing string: the one builder of the JSON lists that statements read
+ * with JSON_TABLE (db.h). Nothing is escaped: items are numbers, or strings
+ * the caller encoded (json_dumps). Zero-initialise; free(b.s) when done. */
 struct sbuf {
     char *s;
     size_t len, cap;
@@ -53,9 +56,11 @@ struct sbuf {
 /* Appends printf-formatted text. */
 void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Appends one item of a JSON list: "[" before the first, "," before others.
- * An item is at most 255 bytes. */
+/* Appends one item of a JSON list: "[" before the first, "," before others. */
 void sb_item(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Appends ids[0..n) as items: the list "[3,7,12]" once sb_done closes it. */
+void sb_ids(struct sbuf *b, const int64_t *ids, size_t n);
 
 /* Closes the list ("[]" when empty) and returns the string, owned by b, or
  * NULL when memory ran out. */

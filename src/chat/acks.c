@@ -8,9 +8,7 @@
  *      and the new position;
  *   3. lock those member rows (FOR UPDATE) and keep the ones whose
  *      delivered_seq moves forward; move them;
- *   4. receipt events: in a thread of at most receipt_fanout_max members to
- *      every member, in a bigger one to the member and to the senders of the
- *      newly delivered messages (one query for all such moves);
+ *   4. receipt events, by the one receipt rule (chat/receipts.h);
  *   5. move the marks.
  * A batch that fails after its retries is split into single users. */
 #include "chat/acks.h"
@@ -22,10 +20,16 @@
 #include "base/batchq.h"
 #include "db/db.h"
 #include "chat/events.h"
+#include "chat/receipts.h"
 #include "live/hub.h"
 #include "base/log.h"
 #include "live/tail.h"
 #include "base/util.h"
+
+/* The rows of the lists the statements below read. */
+#define MEMBER_ROW(X, S) X(0, u, BIGINT, "%lld") S X(1, t, BIGINT, "%lld")
+#define MOVE_ROW(X, S) X(0, u, BIGINT, "%lld") S X(1, t, BIGINT, "%lld") S X(2, q, BIGINT, "%lld")
+#define MARK_ROW(X, S) X(0, u, BIGINT, "%lld") S X(1, p, BIGINT, "%lld")
 
 struct ack_job {
     int64_t user_id, pos;
@@ -49,10 +53,8 @@ struct ack_batch {
     struct move *moves;
     int nmoves;
     struct event_batch events;
-    struct wake_list wake;
 };
 
-static int fanout_max = 32;
 static struct batchq queue;
 
 #define NOTE_SLOTS 8192 /* a power of two */
@@ -116,8 +118,7 @@ static int check_cursors(struct ack_batch *b, const char *ids)
      * but the whole stream for a correlated MIN(). */
     int rc = db_query("SELECT STRAIGHT_JOIN s.user_id, s.last_pos, (SELECT e.pos FROM "
                       "user_events e WHERE e.user_id = s.user_id ORDER BY e.pos LIMIT 1) "
-                      "FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j "
-                      "JOIN user_streams s ON s.user_id = j.id",
+                      "FROM " DB_IDS_TABLE " JOIN user_streams s ON s.user_id = j.id",
                       &r, DB_ARGS(DB_STR(ids)));
     if (rc < 0)
         return rc;
@@ -161,9 +162,8 @@ static int find_moves(struct ack_batch *b)
     struct db_res *r = NULL;
     int rc = s ? check_cursors(b, s) : DB_ERR;
     if (rc == 0)
-        rc = db_query("SELECT STRAIGHT_JOIN a.user_id, a.acked_pos FROM JSON_TABLE(?, '$[*]' "
-                      "COLUMNS (id BIGINT PATH '$')) j JOIN user_acks a ON a.user_id = j.id "
-                      "FOR UPDATE",
+        rc = db_query("SELECT STRAIGHT_JOIN a.user_id, a.acked_pos FROM " DB_IDS_TABLE
+                      " JOIN user_acks a ON a.user_id = j.id FOR UPDATE",
                       &r, DB_ARGS(DB_STR(s)));
     free(ids.s);
     if (rc < 0)
@@ -199,7 +199,7 @@ static int find_moves(struct ack_batch *b)
             for (int k = 0; k < note.n; k++, n++) {
                 b->moves[n] = (struct move){.user_id = b->users[i], .thread_id = note.moves[k][0],
                                             .seq = note.moves[k][1], .old = -1};
-                sb_item(&pairs, "[%lld,%lld]", (long long)b->users[i],
+                sb_item(&pairs, DB_JT_ROW(MEMBER_ROW), (long long)b->users[i],
                         (long long)b->moves[n].thread_id);
             }
             continue;
@@ -224,7 +224,7 @@ static int find_moves(struct ack_batch *b)
         for (int row = 0; row < r->nrows; row++, n++) {
             b->moves[n] = (struct move){.user_id = b->users[i], .thread_id = db_int(r, row, 0),
                                         .seq = db_int(r, row, 1), .old = -1};
-            sb_item(&pairs, "[%lld,%lld]", (long long)b->users[i],
+            sb_item(&pairs, DB_JT_ROW(MEMBER_ROW), (long long)b->users[i],
                     (long long)b->moves[n].thread_id);
         }
         db_res_free(r);
@@ -237,9 +237,8 @@ static int find_moves(struct ack_batch *b)
      * message is delivered already), and locking those rows would wait for
      * the sends that hold them. Only the movers are locked and read again. */
     rc = db_query_list("SELECT STRAIGHT_JOIN tm.owner_id, tm.thread_id, tm.last_delivered_seq "
-                       "FROM JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT PATH '$[0]', "
-                       "t BIGINT PATH '$[1]')) j JOIN thread_members tm ON tm.owner_id = j.u "
-                       "AND tm.thread_id = j.t",
+                       "FROM JSON_TABLE(?, '$[*]' " DB_JT_COLUMNS(MEMBER_ROW) ") j "
+                       "JOIN thread_members tm ON tm.owner_id = j.u AND tm.thread_id = j.t",
                        &pairs, &r);
     if (rc < 0)
         return rc;
@@ -251,7 +250,7 @@ static int find_moves(struct ack_batch *b)
             m++;
         if (m < n && b->moves[m].user_id == u && b->moves[m].thread_id == t &&
             db_int(r, row, 2) < b->moves[m].seq)
-            sb_item(&movers, "[%lld,%lld]", (long long)u, (long long)t);
+            sb_item(&movers, DB_JT_ROW(MEMBER_ROW), (long long)u, (long long)t);
     }
     db_res_free(r);
     if (movers.len == 0) {
@@ -259,9 +258,9 @@ static int find_moves(struct ack_batch *b)
         return DB_OK;
     }
     rc = db_query_list("SELECT STRAIGHT_JOIN tm.owner_id, tm.thread_id, tm.last_delivered_seq, "
-                       "tm.last_read_seq FROM JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT PATH '$[0]', "
-                       "t BIGINT PATH '$[1]')) j JOIN thread_members tm ON tm.owner_id = j.u "
-                       "AND tm.thread_id = j.t FOR UPDATE",
+                       "tm.last_read_seq FROM JSON_TABLE(?, '$[*]' " DB_JT_COLUMNS(MEMBER_ROW)
+                       ") j JOIN thread_members tm ON tm.owner_id = j.u AND tm.thread_id = j.t "
+                       "FOR UPDATE",
                        &movers, &r);
     if (rc < 0)
         return rc;
@@ -285,115 +284,9 @@ static int find_moves(struct ack_batch *b)
     return DB_OK;
 }
 
-/* Members of a thread, ascending (the result rows from..to of r). */
-struct span {
-    int64_t thread_id;
-    int from, to;
-};
-
-static const struct span *span_of(const struct span *spans, int n, int64_t thread_id)
-{
-    for (int i = 0; i < n; i++)
-        if (spans[i].thread_id == thread_id)
-            return &spans[i];
-    return NULL;
-}
-
-/* Step 4: the receipt events of the moves; each move's event is rendered
- * once (blobs[m], for the in-memory tails) whoever receives it. */
-static int add_receipts(struct ack_batch *b, int64_t now, struct tail_blob **blobs)
-{
-    struct sbuf ids = {0};
-    int64_t *threads = malloc((size_t)b->nmoves * sizeof *threads);
-    if (threads == NULL)
-        return DB_ERR;
-    int nthreads = 0;
-    for (int m = 0; m < b->nmoves; m++) {
-        bool seen = false;
-        for (int k = 0; k < nthreads && !seen; k++)
-            seen = threads[k] == b->moves[m].thread_id;
-        if (!seen) {
-            threads[nthreads++] = b->moves[m].thread_id;
-            sb_item(&ids, "%lld", (long long)b->moves[m].thread_id);
-        }
-    }
-    free(threads);
-    struct db_res *r;
-    int rc = db_query_list("SELECT STRAIGHT_JOIN tm.thread_id, tm.owner_id FROM JSON_TABLE(?, "
-                           "'$[*]' COLUMNS (id BIGINT PATH '$')) j JOIN thread_members tm "
-                           "ON tm.thread_id = j.id ORDER BY tm.thread_id, tm.owner_id",
-                           &ids, &r);
-    if (rc < 0)
-        return rc;
-    struct span *spans = malloc((size_t)nthreads * sizeof *spans);
-    int nspans = 0;
-    for (int row = 0; spans && row < r->nrows; row++) {
-        if (nspans == 0 || spans[nspans - 1].thread_id != db_int(r, row, 0))
-            spans[nspans++] = (struct span){db_int(r, row, 0), row, row};
-        spans[nspans - 1].to = row + 1;
-    }
-    /* Small threads: every member. Big ones: the member now, the senders
-     * below. */
-    for (int m = 0; spans && m < b->nmoves; m++) {
-        const struct move *v = &b->moves[m];
-        const struct span *sp = span_of(spans, nspans, v->thread_id);
-        if (sp == NULL)
-            continue;
-        bool small = sp->to - sp->from <= fanout_max;
-        for (int row = sp->from; row < sp->to; row++)
-            if (small || db_int(r, row, 1) == v->user_id)
-                evb_add(&b->events, db_int(r, row, 1), EVENT_RECEIPT, v->thread_id, 0, v->user_id,
-                        v->seq, v->read, now, blobs[m]);
-    }
-    /* The senders of the newly delivered messages, per big thread: one range
-     * of its messages covering every move in it (a range per statement:
-     * joined to a list, MariaDB would read the whole thread). */
-    for (int k = 0; spans && k < nspans && rc == 0; k++) {
-        const struct span *sp = &spans[k];
-        if (sp->to - sp->from <= fanout_max)
-            continue;
-        int64_t lo = -1, hi = 0;
-        for (int m = 0; m < b->nmoves; m++)
-            if (b->moves[m].thread_id == sp->thread_id) {
-                if (lo < 0 || b->moves[m].old < lo)
-                    lo = b->moves[m].old;
-                if (b->moves[m].seq > hi)
-                    hi = b->moves[m].seq;
-            }
-        struct db_res *senders;
-        rc = db_query("SELECT seq, sender_id FROM messages WHERE thread_id = ? AND seq > ? "
-                      "AND seq <= ?",
-                      &senders, DB_ARGS(DB_INT(sp->thread_id), DB_INT(lo), DB_INT(hi)));
-        if (rc < 0)
-            break;
-        for (int m = 0; m < b->nmoves; m++) {
-            const struct move *v = &b->moves[m];
-            if (v->thread_id != sp->thread_id)
-                continue;
-            /* Each sender once per move, and only one who is still a member. */
-            for (int row = sp->from; row < sp->to; row++) {
-                int64_t member = db_int(r, row, 1);
-                bool sent = false;
-                for (int x = 0; x < senders->nrows && !sent; x++)
-                    sent = db_int(senders, x, 1) == member && db_int(senders, x, 0) > v->old &&
-                           db_int(senders, x, 0) <= v->seq;
-                if (sent && member != v->user_id)
-                    evb_add(&b->events, member, EVENT_RECEIPT, v->thread_id, 0, v->user_id,
-                            v->seq, v->read, now, blobs[m]);
-            }
-        }
-        db_res_free(senders);
-    }
-    rc = spans ? rc : DB_ERR;
-    free(spans);
-    db_res_free(r);
-    return rc;
-}
-
 static int ack_tx(void *arg)
 {
     struct ack_batch *b = arg;
-    wake_reset(&b->wake);
     evb_reset(&b->events);
     b->nmoves = 0;
     int rc = find_moves(b);
@@ -403,41 +296,40 @@ static int ack_tx(void *arg)
     if (b->nmoves > 0) {
         struct sbuf moves = {0};
         for (int m = 0; m < b->nmoves; m++)
-            sb_item(&moves, "[%lld,%lld,%lld]", (long long)b->moves[m].user_id,
+            sb_item(&moves, DB_JT_ROW(MOVE_ROW), (long long)b->moves[m].user_id,
                     (long long)b->moves[m].thread_id, (long long)b->moves[m].seq);
-        rc = db_exec_list("UPDATE thread_members tm JOIN JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT "
-                          "PATH '$[0]', t BIGINT PATH '$[1]', q BIGINT PATH '$[2]')) j "
-                          "ON tm.owner_id = j.u AND tm.thread_id = j.t "
+        rc = db_exec_list("UPDATE thread_members tm JOIN JSON_TABLE(?, '$[*]' "
+                          DB_JT_COLUMNS(MOVE_ROW) ") j ON tm.owner_id = j.u AND tm.thread_id = j.t "
                           "SET tm.last_delivered_seq = GREATEST(tm.last_delivered_seq, j.q)",
                           &moves);
         if (rc < 0)
             return rc;
-        struct tail_blob **blobs = calloc((size_t)b->nmoves, sizeof *blobs);
-        if (blobs == NULL)
+        struct receipt_move *rm = malloc((size_t)b->nmoves * sizeof *rm);
+        if (rm == NULL)
             return DB_ERR;
         for (int m = 0; m < b->nmoves; m++) {
-            json_t *ev = events_receipt_view(b->moves[m].thread_id, b->moves[m].user_id,
-                                             b->moves[m].seq, b->moves[m].read);
-            blobs[m] = ev ? tail_blob_of(ev) : NULL;
-            json_decref(ev);
+            const struct move *v = &b->moves[m];
+            rm[m] = (struct receipt_move){.user_id = v->user_id, .thread_id = v->thread_id,
+                                          .from_seq = v->old, .to_seq = v->seq,
+                                          .delivered = v->seq, .read = v->read};
         }
-        rc = add_receipts(b, now, blobs);
-        for (int m = 0; m < b->nmoves; m++)
-            tail_blob_unref(blobs[m]);
-        free(blobs);
-        if (rc < 0 || (rc = evb_flush(&b->events, &b->wake)) < 0)
+        rc = receipts_fan_out(&b->events, rm, b->nmoves, now);
+        free(rm);
+        if (rc < 0)
             return rc;
     }
     struct sbuf marks = {0};
     for (int i = 0; i < b->nusers; i++)
         if (b->pos[i] > b->acked[i])
-            sb_item(&marks, "[%lld,%lld]", (long long)b->users[i], (long long)b->pos[i]);
-    if (marks.len == 0)
-        return DB_OK;
-    return db_exec_list("INSERT INTO user_acks (user_id, acked_pos) SELECT j.u, j.p FROM "
-                        "JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT PATH '$[0]', p BIGINT PATH '$[1]')) j "
-                        "ON DUPLICATE KEY UPDATE acked_pos = GREATEST(acked_pos, VALUES(acked_pos))",
-                        &marks);
+            sb_item(&marks, DB_JT_ROW(MARK_ROW), (long long)b->users[i], (long long)b->pos[i]);
+    if (marks.len > 0 &&
+        (rc = db_exec_list("INSERT INTO user_acks (user_id, acked_pos) SELECT j.u, j.p FROM "
+                           "JSON_TABLE(?, '$[*]' " DB_JT_COLUMNS(MARK_ROW) ") j "
+                           "ON DUPLICATE KEY UPDATE acked_pos = GREATEST(acked_pos, "
+                           "VALUES(acked_pos))",
+                           &marks)) < 0)
+        return rc;
+    return evb_flush(&b->events);
 }
 
 /* Stores jobs[0..n) (sorted here by user) as one transaction, or one user at
@@ -460,6 +352,10 @@ static void run_jobs(struct ack_job **jobs, int n)
                 b.users[b.nusers++] = jobs[i]->user_id;
         rc = db_tx(ack_tx, &b);
     }
+    if (rc < 0 && b.nusers > 1)
+        evb_reset(&b.events);
+    else
+        evb_finish(&b.events, rc == 0);
     if (rc < 0 && b.nusers > 1) {
         log_warn("acks: a batch of %d failed (%d); storing them user by user", n, rc);
         for (int i = 0; i < n;) {
@@ -470,11 +366,6 @@ static void run_jobs(struct ack_job **jobs, int n)
             i = k;
         }
     } else {
-        if (rc < 0)
-            wake_reset(&b.wake);
-        else
-            evb_publish(&b.events); /* before the wake-up: woken polls read it */
-        wake_flush(&b.wake);
         for (int i = 0; i < n; i++) {
             struct ack_result *out = jobs[i]->out;
             out->rc = rc < 0 ? rc : b.result[i];
@@ -488,8 +379,6 @@ static void run_jobs(struct ack_job **jobs, int n)
             free(jobs[i]);
         }
     }
-    wake_reset(&b.wake);
-    wake_flush(&b.wake);
     evb_free(&b.events);
     free(b.result), free(b.users), free(b.pos), free(b.acked), free(b.moves);
     free(b.last), free(b.version);
@@ -497,9 +386,8 @@ static void run_jobs(struct ack_job **jobs, int n)
 
 static void run_batch(void **jobs, int n) { run_jobs((struct ack_job **)jobs, n); }
 
-int acks_start(int workers, int batch_max, int receipt_fanout_max)
+int acks_start(int workers, int batch_max)
 {
-    fanout_max = receipt_fanout_max;
     return batchq_start(&queue, "acks", workers, batch_max, run_batch);
 }
 

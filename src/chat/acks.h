@@ -4,7 +4,7 @@
  * A poll with `since` acknowledges its user's stream up to that position:
  * every message between the user's previous acknowledgement mark and the new
  * one counts as delivered, moving the member's delivered_seq and appending
- * receipt events (events_receipt's fan-out rule). Acknowledgements that
+ * receipt events (the receipt rule of chat/receipts.h). Acknowledgements that
  * arrive together are stored in one transaction; several of one user count
  * once, with the furthest position.
  *
@@ -19,7 +19,7 @@
 
 /* Starts `workers` threads taking up to batch_max acknowledgements at a
  * time; 0 workers stores each in its caller's thread. Returns 0 or -1. */
-int acks_start(int workers, int batch_max, int receipt_fanout_max);
+int acks_start(int workers, int batch_max);
 
 /* Stores what is queued and stops the workers; later acknowledgements run
  * in their caller's thread. */

@@ -5,7 +5,9 @@
  * wait up to AUTH_HASH_WAIT_MS and are then refused, so that a login storm
  * cannot take the process's memory. Session tokens are 32 random bytes in
  * base64url (43 characters); only their SHA-256 is stored, and neither is
- * ever logged. */
+ * ever logged.
+ *
+ * May call: db, live/presence, base, libsodium. */
 #ifndef CHAT_AUTH_H
 #define CHAT_AUTH_H
 

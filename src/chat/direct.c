@@ -15,7 +15,7 @@
 
 struct direct_ctx {
     int64_t me, other, now;
-    struct wake_list wake;
+    struct event_batch events;
     int64_t thread_id;
     bool created;
 };
@@ -38,7 +38,7 @@ static int direct_tx(void *arg)
 {
     struct direct_ctx *c = arg;
     c->created = false;
-    wake_reset(&c->wake);
+    evb_reset(&c->events);
     char key[48];
     int64_t lo = c->me < c->other ? c->me : c->other, hi = c->me < c->other ? c->other : c->me;
     snprintf(key, sizeof key, "%lld:%lld", (long long)lo, (long long)hi);
@@ -59,7 +59,8 @@ static int direct_tx(void *arg)
                  DB_ARGS(DB_INT(c->thread_id), DB_INT(c->now), DB_INT(c->me), DB_INT(c->other)));
     if (rc < 0)
         return rc;
-    return events_to_members(c->thread_id, EVENT_THREAD, 0, 0, 0, 0, c->now, &c->wake);
+    rc = evb_add_thread(&c->events, c->thread_id, c->now);
+    return rc < 0 ? rc : evb_flush(&c->events);
 }
 
 int direct_open(int64_t me, int64_t other, int64_t now, int64_t *thread_id, bool *created)
@@ -75,7 +76,7 @@ int direct_open(int64_t me, int64_t other, int64_t now, int64_t *thread_id, bool
             return rc > 0 ? BLOCKED : rc;
     }
     struct direct_ctx c = {.me = me, .other = other, .now = now};
-    int rc = wake_tx(direct_tx, &c, &c.wake);
+    int rc = events_tx(direct_tx, &c, &c.events);
     if (rc == 0) {
         *thread_id = c.thread_id;
         *created = c.created;

@@ -1,15 +1,19 @@
 /* events.c — appending to and reading from the per-user event streams.
  *
- * Appending to every member of a thread is two statements whatever the
- * group's size: bump each member's user_streams row (the row locks keep
- * positions gap-free and ordered per user; rows are taken in the index order
- * of thread_members, so concurrent appends lock in one global order), then
- * insert one event per member at its new position with INSERT … SELECT.
+ * The one appender (struct event_batch): whatever a transaction appends —
+ * messages, receipts, thread events, for one user or a thousand — costs a
+ * fixed number of statements: one bumps every stream by its count and
+ * returns the new ends (INSERT … ON DUPLICATE KEY UPDATE … RETURNING; the
+ * row locks keep positions gap-free and ordered per user, and the rows are
+ * taken in ascending user order, so concurrent appenders lock in one global
+ * order), one inserts the message and receipt events at the positions below
+ * those ends, and one per thread snapshot inserts the thread events.
  *
  * Reading renders events as the API shows them: a message event joins its
- * message; a thread event is the thread as the reader sees it now (or, when
- * the reader has left it, the shared part with the current members); a
- * receipt event carries the positions stored with it. */
+ * message; a thread event is the snapshot stored with it plus the reader's
+ * own settings stored beside it; a receipt event carries the positions
+ * stored with it. The batches render the same views when they append, for
+ * the in-memory tails. */
 #include "chat/events.h"
 
 #include <stdio.h>
@@ -21,10 +25,6 @@
 #include "live/hub.h"
 #include "live/tail.h"
 #include "base/util.h"
-
-static int receipt_fanout_max = 32;
-
-void events_init(int fanout_max) { receipt_fanout_max = fanout_max; }
 
 void wake_add(struct wake_list *w, int64_t user_id)
 {
@@ -47,15 +47,6 @@ void wake_flush(struct wake_list *w)
         hub_notify(w->ids, w->n);
     free(w->ids);
     memset(w, 0, sizeof *w);
-}
-
-int wake_tx(db_tx_fn fn, void *ctx, struct wake_list *wake)
-{
-    int rc = db_tx(fn, ctx);
-    if (rc != 0)
-        wake_reset(wake);
-    wake_flush(wake);
-    return rc;
 }
 
 json_t *events_message_view(json_t *message)
@@ -87,29 +78,137 @@ bool events_is_typing(json_t *ev, void *ctx)
 
 struct evb_item {
     int64_t user_id, thread_id, seq, actor, delivered, read, now;
-    int type;
+    enum event_type type;
     size_t order; /* the order of adding, for a stable sort */
     int64_t pos;  /* set by evb_flush */
     struct tail_blob *blob;
+    /* Thread events: the snapshot (an index into b->snapshots) and the
+     * reader's own settings; muted < 0: not a member. */
+    size_t snapshot;
+    int muted;
+    char *nickname; /* owned, NULL for none */
 };
 
-void evb_add(struct event_batch *b, int64_t user_id, enum event_type type, int64_t thread_id,
-             int64_t seq, int64_t actor, int64_t delivered, int64_t read, int64_t now,
-             struct tail_blob *blob)
+/* Appends an item; false when memory ran out (b->failed is set). */
+static struct evb_item *evb_push(struct event_batch *b)
 {
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 64;
         struct evb_item *items = realloc(b->items, cap * sizeof *items);
         if (items == NULL) {
             b->failed = true;
-            return;
+            return NULL;
         }
         b->items = items;
         b->cap = cap;
     }
-    b->items[b->n] = (struct evb_item){user_id, thread_id, seq,  actor, delivered, read, now,
-                                       (int)type, b->n, 0, tail_blob_ref(blob)};
-    b->n++;
+    struct evb_item *v = &b->items[b->n];
+    memset(v, 0, sizeof *v);
+    v->order = b->n++;
+    return v;
+}
+
+void evb_add(struct event_batch *b, int64_t user_id, enum event_type type, int64_t thread_id,
+             int64_t seq, int64_t actor, int64_t delivered, int64_t read, int64_t now,
+             struct tail_blob *blob)
+{
+    struct evb_item *v = evb_push(b);
+    if (v == NULL)
+        return;
+    v->user_id = user_id;
+    v->type = type;
+    v->thread_id = thread_id;
+    v->seq = seq;
+    v->actor = actor;
+    v->delivered = delivered;
+    v->read = read;
+    v->now = now;
+    v->blob = tail_blob_ref(blob);
+}
+
+/* The reader's part of a thread event, and the event as the API shows it. */
+static struct tail_blob *thread_event_blob(const json_t *shared, int muted, const char *nickname,
+                                           int64_t read_seq)
+{
+    json_t *t = view_thread_own(json_deep_copy(shared), muted >= 0, muted > 0, nickname,
+                                read_seq);
+    json_t *ev = t ? json_pack("{s:s, s:o}", "type", "thread", "thread", t) : NULL;
+    struct tail_blob *blob = ev ? tail_blob_of(ev) : NULL;
+    json_decref(ev);
+    return blob;
+}
+
+/* Columns of the member rows evb_add_thread reads. */
+enum { TMC_OWNER, TMC_IS_MUTED, TMC_NICKNAME, TMC_READ_SEQ };
+
+/* A thread event for every member (user_id 0) or for user_id alone (a
+ * member or not). */
+static int add_thread(struct event_batch *b, int64_t thread_id, int64_t user_id, int64_t now)
+{
+    int rc;
+    json_t *shared = view_thread_shared(thread_id, &rc);
+    if (shared == NULL)
+        return rc < 0 ? rc : DB_ERR;
+    char *snap = json_dumps(shared, JSON_COMPACT);
+    char **snaps = snap ? realloc(b->snapshots, (b->nsnapshots + 1) * sizeof *snaps) : NULL;
+    if (snaps == NULL) {
+        free(snap);
+        json_decref(shared);
+        return DB_ERR;
+    }
+    b->snapshots = snaps;
+    size_t index = b->nsnapshots++;
+    snaps[index] = snap;
+    /* A plain read: no row of thread_members is locked, so an append never
+     * waits on a member row another transaction holds. */
+    struct db_res *r;
+    if (user_id == 0)
+        rc = db_query("SELECT owner_id, is_muted, nickname, last_read_seq FROM thread_members "
+                      "WHERE thread_id = ? ORDER BY owner_id",
+                      &r, DB_ARGS(DB_INT(thread_id)));
+    else
+        rc = db_query("SELECT owner_id, is_muted, nickname, last_read_seq FROM thread_members "
+                      "WHERE thread_id = ? AND owner_id = ?",
+                      &r, DB_ARGS(DB_INT(thread_id), DB_INT(user_id)));
+    int rows = rc == 0 ? r->nrows : 0;
+    /* user_id without a member row: one who just left, without settings. */
+    bool left = rc == 0 && user_id != 0 && rows == 0;
+    for (int i = 0; rc == 0 && i < rows + left; i++) {
+        struct evb_item *v = evb_push(b);
+        if (v == NULL)
+            break;
+        v->type = EVENT_THREAD;
+        v->thread_id = thread_id;
+        v->now = now;
+        v->snapshot = index;
+        if (left) {
+            v->user_id = user_id;
+            v->muted = -1;
+        } else {
+            const char *nick = db_str(r, i, TMC_NICKNAME);
+            v->user_id = db_int(r, i, TMC_OWNER);
+            v->muted = db_int(r, i, TMC_IS_MUTED) != 0;
+            v->read = db_int(r, i, TMC_READ_SEQ);
+            v->nickname = nick ? strdup(nick) : NULL;
+            if (nick && v->nickname == NULL)
+                b->failed = true;
+        }
+        v->blob = thread_event_blob(shared, v->muted, v->nickname, v->read);
+    }
+    if (rc == 0)
+        db_res_free(r);
+    json_decref(shared);
+    return rc;
+}
+
+int evb_add_thread(struct event_batch *b, int64_t thread_id, int64_t now)
+{
+    return add_thread(b, thread_id, 0, now);
+}
+
+int evb_add_thread_to(struct event_batch *b, int64_t thread_id, int64_t user_id, int64_t now)
+{
+    return add_thread(b, thread_id, user_id, now);
 }
 
 static int cmp_item(const void *x, const void *y)
@@ -120,53 +219,100 @@ static int cmp_item(const void *x, const void *y)
     return a->order < b->order ? -1 : a->order > b->order;
 }
 
-int evb_flush(struct event_batch *b, struct wake_list *wake)
+/* The rows of the statements below. back = how far below the stream's new
+ * end the event sits. */
+#define COUNT_ROW(X, S) X(0, u, BIGINT, "%lld") S X(1, c, BIGINT, "%zu")
+#define EVENT_ROW(X, S)                                                                       \
+    X(0, u, BIGINT, "%lld") S X(1, back, BIGINT, "%zu") S X(2, type, INT, "%d")                 \
+    S X(3, t, BIGINT, "%lld") S X(4, seq, BIGINT, "%lld") S X(5, actor, BIGINT, "%lld")         \
+    S X(6, delivered, BIGINT, "%lld") S X(7, rd, BIGINT, "%lld") S X(8, at, BIGINT, "%lld")
+#define THREAD_EVENT_ROW(X, S)                                                                \
+    X(0, u, BIGINT, "%lld") S X(1, back, BIGINT, "%zu") S X(2, rd, BIGINT, "%lld")              \
+    S X(3, muted, INT, "%s") S X(4, nick, VARCHAR(64), "%s") S X(5, at, BIGINT, "%lld")
+
+/* Step 3: the thread events of snapshot k, at the positions found. */
+static int insert_thread_events(struct event_batch *b, size_t k, const size_t *back)
 {
-    if (b->failed) {
-        evb_reset(b);
-        return DB_ERR;
+    struct sbuf rows = {0};
+    int64_t thread_id = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct evb_item *v = &b->items[i];
+        if (v->type != EVENT_THREAD || v->snapshot != k)
+            continue;
+        thread_id = v->thread_id;
+        char *nick = NULL;
+        if (v->nickname) {
+            json_t *js = json_string(v->nickname);
+            nick = js ? json_dumps(js, JSON_ENCODE_ANY) : NULL;
+            json_decref(js);
+        }
+        sb_item(&rows, DB_JT_ROW(THREAD_EVENT_ROW), (long long)v->user_id, back[i],
+                (long long)v->read, v->muted < 0 ? "null" : v->muted ? "1" : "0",
+                nick ? nick : "null", (long long)v->now);
+        free(nick);
     }
+    const char *list = sb_done(&rows);
+    int rc = list ? db_exec("INSERT INTO user_events (user_id, pos, type, thread_id, read_seq, "
+                            "thread, is_muted, nickname, created_at) SELECT STRAIGHT_JOIN "
+                            "s.user_id, s.last_pos - j.back, 2, ?, j.rd, ?, j.muted, j.nick, j.at "
+                            "FROM JSON_TABLE(?, '$[*]' " DB_JT_COLUMNS(THREAD_EVENT_ROW) ") j "
+                            "JOIN user_streams s ON s.user_id = j.u",
+                            DB_ARGS(DB_INT(thread_id), DB_STR(b->snapshots[k]), DB_STR(list)))
+                  : DB_ERR;
+    free(rows.s);
+    return rc;
+}
+
+int evb_flush(struct event_batch *b)
+{
+    if (b->failed)
+        return DB_ERR;
     if (b->n == 0)
         return DB_OK;
     /* By user (ascending: the order every appender locks streams in), then
      * in the order added. */
     qsort(b->items, b->n, sizeof *b->items, cmp_item);
+    size_t *back = malloc(b->n * sizeof *back);
+    if (back == NULL)
+        return DB_ERR;
     struct sbuf counts = {0}, events = {0};
     for (size_t i = 0; i < b->n;) {
         size_t k = i;
         while (k < b->n && b->items[k].user_id == b->items[i].user_id)
             k++;
-        sb_item(&counts, "[%lld,%zu]", (long long)b->items[i].user_id, k - i);
-        wake_add(wake, b->items[i].user_id);
+        sb_item(&counts, DB_JT_ROW(COUNT_ROW), (long long)b->items[i].user_id, k - i);
+        wake_add(&b->wake, b->items[i].user_id);
         for (size_t e = i; e < k; e++) {
             const struct evb_item *v = &b->items[e];
-            sb_item(&events, "[%lld,%zu,%d,%lld,%lld,%lld,%lld,%lld,%lld]", (long long)v->user_id,
-                    k - 1 - e, v->type, (long long)v->thread_id, (long long)v->seq,
-                    (long long)v->actor, (long long)v->delivered, (long long)v->read,
-                    (long long)v->now);
+            back[e] = k - 1 - e;
+            if (v->type != EVENT_THREAD)
+                sb_item(&events, DB_JT_ROW(EVENT_ROW), (long long)v->user_id, back[e],
+                        (int)v->type, (long long)v->thread_id, (long long)v->seq,
+                        (long long)v->actor, (long long)v->delivered, (long long)v->read,
+                        (long long)v->now);
         }
         i = k;
     }
-    /* Bump each stream once and read its new end in one statement
-     * (INSERT … ON DUPLICATE KEY UPDATE … RETURNING gives the updated row;
-     * every user has a stream row, so nothing is inserted), then insert the
-     * events at the positions below that end. */
+    /* 1. Bump each stream once and read its new end (every user has a
+     * stream row, so nothing is inserted); 2. insert the events at the
+     * positions below that end; 3. the thread events, per snapshot. */
     struct db_res *r = NULL;
     int rc = db_query_list("INSERT INTO user_streams (user_id, last_pos) SELECT j.u, j.c FROM "
-                           "JSON_TABLE(?, '$[*]' COLUMNS (u BIGINT PATH '$[0]', c BIGINT PATH "
-                           "'$[1]')) j ON DUPLICATE KEY UPDATE last_pos = last_pos + "
-                           "VALUES(last_pos) RETURNING user_id, last_pos",
+                           "JSON_TABLE(?, '$[*]' " DB_JT_COLUMNS(COUNT_ROW) ") j "
+                           "ON DUPLICATE KEY UPDATE last_pos = last_pos + VALUES(last_pos) "
+                           "RETURNING user_id, last_pos",
                            &counts, &r);
-    if (rc == 0)
+    if (rc == 0 && events.len > 0)
         rc = db_exec_list("INSERT INTO user_events (user_id, pos, type, thread_id, seq, actor_id, "
                           "delivered_seq, read_seq, created_at) SELECT STRAIGHT_JOIN s.user_id, "
-                          "s.last_pos - j.b, j.y, j.t, j.q, j.a, j.d, j.r, j.n FROM JSON_TABLE(?, "
-                          "'$[*]' COLUMNS (u BIGINT PATH '$[0]', b BIGINT PATH '$[1]', "
-                          "y INT PATH '$[2]', t BIGINT PATH '$[3]', q BIGINT PATH '$[4]', "
-                          "a BIGINT PATH '$[5]', d BIGINT PATH '$[6]', r BIGINT PATH '$[7]', "
-                          "n BIGINT PATH '$[8]')) j JOIN user_streams s ON s.user_id = j.u",
+                          "s.last_pos - j.back, j.type, j.t, j.seq, j.actor, j.delivered, j.rd, "
+                          "j.at FROM JSON_TABLE(?, '$[*]' " DB_JT_COLUMNS(EVENT_ROW) ") j "
+                          "JOIN user_streams s ON s.user_id = j.u",
                           &events);
     free(events.s);
+    for (size_t k = 0; rc == 0 && k < b->nsnapshots; k++)
+        rc = insert_thread_events(b, k, back);
+    free(back);
     if (rc < 0) {
         if (r)
             db_res_free(r);
@@ -192,197 +338,46 @@ int evb_flush(struct event_batch *b, struct wake_list *wake)
     return DB_OK;
 }
 
-void evb_publish(struct event_batch *b)
+void evb_finish(struct event_batch *b, bool committed)
 {
-    for (size_t i = 0; i < b->n; i++) {
-        struct evb_item *v = &b->items[i];
-        tail_put(v->user_id, v->pos, v->blob);
-    }
+    if (committed)
+        for (size_t i = 0; i < b->n; i++)
+            tail_put(b->items[i].user_id, b->items[i].pos, b->items[i].blob);
+    else
+        wake_reset(&b->wake);
+    /* After the tails: a woken poll finds there what woke it. */
+    wake_flush(&b->wake);
     evb_reset(b);
 }
 
 void evb_reset(struct event_batch *b)
 {
-    for (size_t i = 0; i < b->n; i++)
+    for (size_t i = 0; i < b->n; i++) {
         tail_blob_unref(b->items[i].blob);
+        free(b->items[i].nickname);
+    }
+    for (size_t k = 0; k < b->nsnapshots; k++)
+        free(b->snapshots[k]);
+    b->nsnapshots = 0;
     b->n = 0;
     b->failed = false;
+    wake_reset(&b->wake);
 }
 
 void evb_free(struct event_batch *b)
 {
     evb_reset(b);
     free(b->items);
+    free(b->snapshots);
+    wake_flush(&b->wake); /* empty: frees it */
     memset(b, 0, sizeof *b);
 }
 
-/* The shared part of a thread as every member sees it now (id, kind,
- * title, member_ids, created_at, updated_at, last_seq, last_message), as a
- * new JSON object, or NULL when the thread is gone or the query failed. */
-static json_t *thread_shared(int64_t thread_id)
+int events_tx(db_tx_fn fn, void *ctx, struct event_batch *b)
 {
-    struct db_res *r;
-    if (db_query("SELECT t.id, t.kind, t.title, t.created_at, t.updated_at, t.last_seq, "
-                 "(SELECT GROUP_CONCAT(x.owner_id ORDER BY x.owner_id) FROM thread_members x "
-                 "WHERE x.thread_id = t.id), m.thread_id, m.seq, m.sender_id, m.client_msg_id, "
-                 "m.body, m.created_at FROM threads t LEFT JOIN messages m "
-                 "ON m.thread_id = t.id AND m.seq = t.last_seq WHERE t.id = ?",
-                 &r, DB_ARGS(DB_INT(thread_id))) < 0)
-        return NULL;
-    json_t *t = NULL;
-    if (r->nrows) {
-        json_t *members = view_id_list(db_str(r, 0, 6));
-        const char *title = db_str(r, 0, 2);
-        json_t *msg = view_message_row(r, 0, 7);
-        t = json_pack("{s:I, s:s, s:o, s:o, s:I, s:I, s:I, s:o}", "id",
-                      (json_int_t)db_int(r, 0, 0), "kind", db_str(r, 0, 1), "title",
-                      title ? json_string(title) : json_null(), "member_ids", members,
-                      "created_at", (json_int_t)db_int(r, 0, 3), "updated_at",
-                      (json_int_t)db_int(r, 0, 4), "last_seq", (json_int_t)db_int(r, 0, 5),
-                      "last_message", msg ? msg : json_null());
-    }
-    db_res_free(r);
-    return t;
-}
-
-static char *thread_snapshot(int64_t thread_id)
-{
-    json_t *t = thread_shared(thread_id);
-    char *s = t ? json_dumps(t, JSON_COMPACT) : NULL;
-    json_decref(t);
-    return s;
-}
-
-/* The members of thread_id, ascending, as a JSON array string (malloc'd)
- * with each added to wake. A plain read: no row of thread_members is locked,
- * so an append never waits on a member row another transaction holds (two
- * members acknowledging in one thread would otherwise deadlock). */
-static char *members_json(int64_t thread_id, struct wake_list *wake)
-{
-    struct db_res *r;
-    if (db_query("SELECT owner_id FROM thread_members WHERE thread_id = ? ORDER BY owner_id", &r,
-                 DB_ARGS(DB_INT(thread_id))) < 0)
-        return NULL;
-    json_t *ids = json_array();
-    for (int i = 0; i < r->nrows; i++) {
-        json_array_append_new(ids, json_integer(db_int(r, i, 0)));
-        wake_add(wake, db_int(r, i, 0));
-    }
-    db_res_free(r);
-    char *s = json_dumps(ids, JSON_COMPACT);
-    json_decref(ids);
-    return s;
-}
-
-int events_to_members(int64_t thread_id, enum event_type type, int64_t seq, int64_t actor,
-                      int64_t delivered, int64_t read, int64_t now, struct wake_list *wake)
-{
-    char *ids = members_json(thread_id, wake);
-    if (ids == NULL)
-        return DB_ERR;
-    /* Stream rows are locked in ascending user order, as every appender does;
-     * the same list feeds the bump and the insert, so they always agree. */
-    int rc = db_exec("UPDATE user_streams s JOIN JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j "
-                     "ON j.id = s.user_id SET s.last_pos = s.last_pos + 1",
-                     DB_ARGS(DB_STR(ids)));
-    if (rc < 0)
-        goto done;
-    if (type == EVENT_THREAD) {
-        char *snap = thread_snapshot(thread_id);
-        if (snap == NULL) {
-            rc = DB_ERR;
-            goto done;
-        }
-        /* Each member's own settings at this moment come with the snapshot. */
-        rc = db_exec("INSERT INTO user_events (user_id, pos, type, thread_id, read_seq, thread, "
-                     "is_muted, nickname, created_at) "
-                     "SELECT s.user_id, s.last_pos, 2, ?, COALESCE(tm.last_read_seq, 0), ?, "
-                     "tm.is_muted, tm.nickname, ? FROM user_streams s "
-                     "JOIN JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j ON j.id = s.user_id "
-                     "LEFT JOIN thread_members tm ON tm.owner_id = s.user_id AND tm.thread_id = ?",
-                     DB_ARGS(DB_INT(thread_id), DB_STR(snap), DB_INT(now), DB_STR(ids),
-                             DB_INT(thread_id)));
-        free(snap);
-    } else {
-        rc = db_exec("INSERT INTO user_events (user_id, pos, type, thread_id, seq, actor_id, "
-                     "delivered_seq, read_seq, created_at) "
-                     "SELECT s.user_id, s.last_pos, ?, ?, ?, ?, ?, ?, ? FROM user_streams s "
-                     "JOIN JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j ON j.id = s.user_id",
-                     DB_ARGS(DB_INT(type), DB_INT(thread_id), DB_INT(seq), DB_INT(actor),
-                             DB_INT(delivered), DB_INT(read), DB_INT(now), DB_STR(ids)));
-    }
-done:
-    free(ids);
-    return rc;
-}
-
-int events_thread_to_user(int64_t user_id, int64_t thread_id, int64_t now,
-                          struct wake_list *wake)
-{
-    int rc = db_exec("UPDATE user_streams SET last_pos = last_pos + 1 WHERE user_id = ?",
-                     DB_ARGS(DB_INT(user_id)));
-    if (rc < 0)
-        return rc;
-    char *snap = thread_snapshot(thread_id);
-    if (snap == NULL)
-        return DB_ERR;
-    /* LEFT JOIN: a user who just left has no member row (is_muted stays NULL). */
-    rc = db_exec("INSERT INTO user_events (user_id, pos, type, thread_id, read_seq, thread, "
-                 "is_muted, nickname, created_at) "
-                 "SELECT s.user_id, s.last_pos, 2, ?, COALESCE(tm.last_read_seq, 0), ?, "
-                 "tm.is_muted, tm.nickname, ? FROM user_streams s LEFT JOIN thread_members tm "
-                 "ON tm.owner_id = s.user_id AND tm.thread_id = ? WHERE s.user_id = ?",
-                 DB_ARGS(DB_INT(thread_id), DB_STR(snap), DB_INT(now), DB_INT(thread_id),
-                         DB_INT(user_id)));
-    free(snap);
-    if (rc < 0)
-        return rc;
-    wake_add(wake, user_id);
-    return DB_OK;
-}
-
-/* One receipt event into one user's stream. */
-static int receipt_to_user(int64_t user_id, int64_t thread_id, int64_t actor, int64_t delivered,
-                           int64_t read, int64_t now, struct wake_list *wake)
-{
-    int rc = db_exec("UPDATE user_streams SET last_pos = last_pos + 1 WHERE user_id = ?",
-                     DB_ARGS(DB_INT(user_id)));
-    if (rc < 0)
-        return rc;
-    rc = db_exec("INSERT INTO user_events (user_id, pos, type, thread_id, actor_id, delivered_seq, "
-                 "read_seq, created_at) SELECT user_id, last_pos, 3, ?, ?, ?, ?, ? "
-                 "FROM user_streams WHERE user_id = ?",
-                 DB_ARGS(DB_INT(thread_id), DB_INT(actor), DB_INT(delivered), DB_INT(read),
-                         DB_INT(now), DB_INT(user_id)));
-    if (rc == 0)
-        wake_add(wake, user_id);
-    return rc;
-}
-
-int events_receipt(int64_t thread_id, int64_t actor, int64_t from_seq, int64_t to_seq,
-                   int64_t delivered, int64_t read, int64_t now, struct wake_list *wake)
-{
-    struct db_res *r;
-    int rc = db_query("SELECT COUNT(*) FROM thread_members WHERE thread_id = ?", &r,
-                      DB_ARGS(DB_INT(thread_id)));
-    if (rc < 0)
-        return rc;
-    int64_t members = db_int(r, 0, 0);
-    db_res_free(r);
-    if (members <= receipt_fanout_max)
-        return events_to_members(thread_id, EVENT_RECEIPT, 0, actor, delivered, read, now, wake);
-    /* Users in ascending id order, as events_to_members locks them. */
-    rc = db_query("SELECT DISTINCT tm.owner_id FROM thread_members tm WHERE tm.thread_id = ? "
-                  "AND (tm.owner_id = ? OR tm.owner_id IN (SELECT m.sender_id FROM messages m "
-                  "WHERE m.thread_id = ? AND m.seq > ? AND m.seq <= ?)) ORDER BY tm.owner_id",
-                  &r,
-                  DB_ARGS(DB_INT(thread_id), DB_INT(actor), DB_INT(thread_id), DB_INT(from_seq),
-                          DB_INT(to_seq)));
-    if (rc < 0)
-        return rc;
-    for (int i = 0; i < r->nrows && rc == 0; i++)
-        rc = receipt_to_user(db_int(r, i, 0), thread_id, actor, delivered, read, now, wake);
-    db_res_free(r);
+    int rc = db_tx(fn, ctx);
+    evb_finish(b, rc == 0);
+    evb_free(b);
     return rc;
 }
 
@@ -406,42 +401,39 @@ int events_head(int64_t user_id, int64_t *last_pos, int64_t *oldest_pos)
     return DB_OK;
 }
 
+/* The columns of events_read's query. */
+#define EVENT_COLS                                                                            \
+    "e.pos, e.type, e.thread_id, e.actor_id, e.delivered_seq, e.read_seq, e.thread, "          \
+    "e.is_muted, e.nickname, " MESSAGE_COLS
+enum { EC_POS, EC_TYPE, EC_THREAD_ID, EC_ACTOR, EC_DELIVERED, EC_READ, EC_THREAD, EC_IS_MUTED,
+       EC_NICKNAME, EC_MESSAGE };
+
 /* A thread event as its reader sees it: the snapshot plus the reader's own
- * settings copied at the time. Columns from col: thread JSON, is_muted
- * (NULL = not a member then), nickname, read_seq. */
-static json_t *thread_event_view(const struct db_res *r, int row, int col)
+ * settings copied at the time (is_muted NULL: not a member then). */
+static json_t *thread_event_view(const struct db_res *r, int row)
 {
-    json_t *t = json_loads(db_str(r, row, col), 0, NULL);
+    json_t *t = json_loads(db_str(r, row, EC_THREAD), 0, NULL);
     if (t == NULL)
         return NULL;
-    bool member = db_str(r, row, col + 1) != NULL;
-    int64_t last_seq = json_integer_value(json_object_get(t, "last_seq"));
-    int64_t read = db_int(r, row, col + 3);
-    const char *nick = db_str(r, row, col + 2);
-    json_object_set_new(t, "unread_count",
-                        json_integer(member && last_seq > read ? last_seq - read : 0));
-    json_object_set_new(t, "is_muted", json_boolean(member && db_int(r, row, col + 1)));
-    json_object_set_new(t, "nickname", nick ? json_string(nick) : json_null());
-    return t;
+    return view_thread_own(t, db_str(r, row, EC_IS_MUTED) != NULL, db_int(r, row, EC_IS_MUTED),
+                           db_str(r, row, EC_NICKNAME), db_int(r, row, EC_READ));
 }
 
 int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t *next)
 {
     struct db_res *r;
-    int rc = db_query("SELECT e.pos, e.type, e.thread_id, e.actor_id, e.delivered_seq, "
-                      "e.read_seq, " MESSAGE_COLS ", e.thread, e.is_muted, e.nickname, e.read_seq "
-                      "FROM user_events e LEFT JOIN messages m ON e.type = 1 AND "
-                      "m.thread_id = e.thread_id AND m.seq = e.seq "
+    int rc = db_query("SELECT " EVENT_COLS " FROM user_events e LEFT JOIN messages m "
+                      "ON e.type = 1 AND m.thread_id = e.thread_id AND m.seq = e.seq "
                       "WHERE e.user_id = ? AND e.pos > ? ORDER BY e.pos LIMIT ?",
                       &r, DB_ARGS(DB_INT(user_id), DB_INT(after), DB_INT(limit)));
     if (rc < 0)
         return rc;
     for (int i = 0; i < r->nrows; i++) {
-        int64_t thread_id = db_int(r, i, 2);
+        int64_t thread_id = db_int(r, i, EC_THREAD_ID);
         json_t *ev = NULL;
-        switch (db_int(r, i, 1)) {
+        switch (db_int(r, i, EC_TYPE)) {
         case EVENT_MESSAGE: {
-            json_t *msg = view_message_row(r, i, 6);
+            json_t *msg = view_message_row(r, i, EC_MESSAGE);
             if (msg)
                 ev = events_message_view(msg);
             json_decref(msg);
@@ -449,8 +441,8 @@ int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t 
         }
         case EVENT_THREAD: {
             json_t *thread = NULL;
-            if (db_str(r, i, 12)) {
-                thread = thread_event_view(r, i, 12);
+            if (db_str(r, i, EC_THREAD)) {
+                thread = thread_event_view(r, i);
             } else {
                 /* An event written before snapshots (migration 004). */
                 rc = view_thread(user_id, thread_id, &thread);
@@ -462,14 +454,14 @@ int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t 
             break;
         }
         case EVENT_RECEIPT:
-            ev = events_receipt_view(thread_id, db_int(r, i, 3), db_int(r, i, 4),
-                                     db_int(r, i, 5));
+            ev = events_receipt_view(thread_id, db_int(r, i, EC_ACTOR),
+                                     db_int(r, i, EC_DELIVERED), db_int(r, i, EC_READ));
             break;
         }
         /* An event whose subject is gone still takes its position. */
         if (ev)
             json_array_append_new(out, ev);
-        *next = db_int(r, i, 0);
+        *next = db_int(r, i, EC_POS);
     }
     db_res_free(r);
     return DB_OK;

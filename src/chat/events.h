@@ -1,12 +1,20 @@
-/* events.h — the per-user event stream in the database, and the list of
- * users to wake once a transaction that appended events has committed.
+/* events.h — the per-user event streams: appending in the database (one
+ * appender for every kind of event), reading, and waking after a commit.
  *
- * Append functions run inside the caller's transaction (db_tx) and add the
- * users they wrote to to a wake_list; after COMMIT the caller hands the list
- * to wake_flush(), which tells the hub. Nothing is woken before the commit.
+ * Every transaction that appends events gathers them in a struct
+ * event_batch and flushes it once, just before it commits: each stream is
+ * bumped once by its count (in ascending user order, the one lock order of
+ * every appender) and its events take the positions just below its new end,
+ * in the order they were added. After the commit, evb_finish() hands them to
+ * the in-memory tails (live/tail.h) and then wakes their users' polls;
+ * nothing is published or woken before the commit, or at all after a
+ * rollback. events_tx() runs a transaction that way.
  *
  * Positions are integers per user, 1, 2, 3 …; a cursor is the position of
- * the last event a device has seen, as a decimal string. */
+ * the last event a device has seen, as a decimal string.
+ *
+ * May call: chat/model, live (hub, tail), db, base. Every function may be
+ * called from any thread; a batch belongs to one thread at a time. */
 #ifndef CHAT_EVENTS_H
 #define CHAT_EVENTS_H
 
@@ -34,49 +42,63 @@ void wake_reset(struct wake_list *w);
 /* Wakes the listed users' parked polls and empties the list. */
 void wake_flush(struct wake_list *w);
 
-/* Runs fn(ctx) in a transaction (db_tx) and wakes the users in *wake once it
- * committed; the list is emptied either way. fn must wake_reset(wake) first,
- * since a retried transaction starts over. Returns what db_tx returns. */
-int wake_tx(db_tx_fn fn, void *ctx, struct wake_list *wake);
-
-/* Events gathered by a batch (of sends, of acknowledgements) and appended in
- * two statements whatever their number: each stream is bumped once by its
- * count, and its events take the positions just below its new end, in the
- * order they were added. After the commit, evb_publish hands them to the
- * in-memory tails (tail.h) so that woken polls need not read them back.
- * Zero-initialise. */
+/* The events one transaction appends, and the users it will wake.
+ * Zero-initialise; evb_free when done. */
 struct tail_blob;
+struct evb_item;
 struct event_batch {
     struct evb_item *items;
     size_t n, cap;
-    bool failed; /* memory ran out: evb_flush fails */
+    char **snapshots; /* thread snapshots the thread events point to, owned */
+    size_t nsnapshots;
+    struct wake_list wake; /* filled by evb_flush */
+    bool failed;           /* memory ran out: evb_flush fails */
 };
 
-/* Adds one event for user_id (fields as in events_to_members). blob, when
- * not NULL, is the event as the API shows it (a reference is taken; one blob
- * may serve every recipient); an event without a blob is not published. */
+/* Adds a message or receipt event for user_id. For EVENT_MESSAGE, seq is
+ * the message; for EVENT_RECEIPT, actor's receipts moved to delivered/read
+ * (pass 0 for what does not apply). now is the event's time (ms). blob,
+ * when not NULL, is the event as the API shows it (a reference is taken; one
+ * blob may serve every recipient); an event without a blob is not published
+ * to the tails. */
 void evb_add(struct event_batch *b, int64_t user_id, enum event_type type, int64_t thread_id,
              int64_t seq, int64_t actor, int64_t delivered, int64_t read, int64_t now,
              struct tail_blob *blob);
 
+/* Adds a thread event for every member of thread_id (evb_add_thread), or
+ * for user_id alone (evb_add_thread_to: after a change of the user's own
+ * settings, or for a user who just left): the thread as of now (a snapshot
+ * shared by all) with each reader's own settings, so that every device that
+ * reads it later sees the same. Reads the thread and its members inside the
+ * caller's transaction. Returns DB_OK or DB_E*. */
+int evb_add_thread(struct event_batch *b, int64_t thread_id, int64_t now);
+int evb_add_thread_to(struct event_batch *b, int64_t thread_id, int64_t user_id, int64_t now);
+
 /* Appends every added event inside the caller's transaction and learns
- * their positions; adds their users to wake. The events stay in the batch
- * for evb_publish. Returns DB_OK or DB_E*. */
-int evb_flush(struct event_batch *b, struct wake_list *wake);
+ * their positions; adds their users to b->wake. Call once, last, in the
+ * transaction. Returns DB_OK or DB_E*. */
+int evb_flush(struct event_batch *b);
 
-/* After the commit: puts the flushed events into the tails, then empties the
- * batch. */
-void evb_publish(struct event_batch *b);
+/* After the transaction: when it committed, puts the flushed events into
+ * the tails, then wakes their users; when it did not, forgets both. Either
+ * way the batch is empty afterwards, ready for reuse. */
+void evb_finish(struct event_batch *b, bool committed);
 
-/* Empties the batch (a transaction is being retried, or rolled back) /
- * frees its memory. */
+/* Empties the batch (a transaction starts, or starts over) / frees its
+ * memory. */
 void evb_reset(struct event_batch *b);
 void evb_free(struct event_batch *b);
+
+/* Runs fn(ctx) in a transaction (db_tx) whose events are gathered in *b
+ * (zero-initialised): fn must evb_reset(b) first (a retried transaction
+ * starts over) and end with evb_flush(b). Then evb_finish(b, committed) and
+ * evb_free(b). Returns what db_tx returns. */
+int events_tx(db_tx_fn fn, void *ctx, struct event_batch *b);
 
 /* Stream events as the API shows them (new references): a message event
  * around `message` (a reference is taken), and a receipt event. Every
  * path that renders an event — the database read, the in-memory tail, the
- * send batch — uses these. */
+ * batches — uses these. */
 json_t *events_message_view(json_t *message);
 json_t *events_receipt_view(int64_t thread_id, int64_t actor, int64_t delivered, int64_t read);
 
@@ -85,35 +107,6 @@ json_t *events_receipt_view(int64_t thread_id, int64_t actor, int64_t delivered,
  * typer}). */
 json_t *events_typing_view(int64_t thread_id, int64_t typer);
 bool events_is_typing(json_t *ev, void *ctx);
-
-/* Appends one event to the stream of every member of thread_id. For
- * EVENT_MESSAGE seq is the message; for EVENT_RECEIPT actor, delivered and
- * read describe the member whose receipts moved; otherwise pass 0. An
- * EVENT_THREAD is a snapshot of the thread as of now (with each member's own
- * settings), so that every device that reads it later sees the same. Adds the
- * members to wake. Returns DB_OK or DB_E*. Call inside a transaction. */
-int events_to_members(int64_t thread_id, enum event_type type, int64_t seq, int64_t actor,
-                      int64_t delivered, int64_t read, int64_t now, struct wake_list *wake);
-
-/* Sets the largest group whose members all get each other's receipt events
- * (see events_receipt). Call once at start-up. Batched acknowledgements
- * (acks.c) follow the same rule. */
-void events_init(int receipt_fanout_max);
-
-/* The receipts of member `actor` in thread_id moved to delivered/read; the
- * messages newly covered are those with seq in (from_seq, to_seq]. In a
- * thread of at most receipt_fanout_max members every member gets a receipt
- * event (API.md); in a larger group only the actor's own devices and the
- * senders of the newly covered messages do — the ones whose ticks change —
- * so that one message to a big group does not cost members² events. Inside a
- * transaction; users to wake go into wake. Returns DB_OK or DB_E*. */
-int events_receipt(int64_t thread_id, int64_t actor, int64_t from_seq, int64_t to_seq,
-                   int64_t delivered, int64_t read, int64_t now, struct wake_list *wake);
-
-/* Appends a thread event to one user's stream: after a change of the user's
- * own settings, or for a user who was just removed from the thread. */
-int events_thread_to_user(int64_t user_id, int64_t thread_id, int64_t now,
-                          struct wake_list *wake);
 
 /* Creates the stream of a new user. Returns DB_OK or DB_E*. */
 int events_stream_create(int64_t user_id);

@@ -1,9 +1,12 @@
 /* model.c — views and shared lookups (see model.h).
  *
- * THREAD_SELECT is the one query shape that makes a thread view: the caller's
- * member row joined to the shared thread row, the member ids, and the last
- * message. Both the single view and the paged list use it, so a thread looks
- * the same everywhere. */
+ * A thread view is the thread's shared part (THREAD_SHARED_COLS: the row,
+ * the member ids, the last message) plus what is the reader's own (muted,
+ * nickname, unread count). THREAD_SELECT reads both for the thread views and
+ * lists; the thread events store the shared part as a snapshot and the
+ * reader's part beside it; both render through view_thread_own(), so a
+ * thread looks the same everywhere. Result columns are read by the names of
+ * the enums beside the SQL. */
 #include "chat/model.h"
 
 #include <stdio.h>
@@ -43,11 +46,12 @@ json_t *view_message(int64_t thread_id, int64_t seq, int64_t sender_id, const ch
 
 json_t *view_message_row(const struct db_res *r, int row, int col)
 {
-    if (db_str(r, row, col + 1) == NULL)
+    if (db_str(r, row, col + MC_SEQ) == NULL)
         return NULL;
-    const char *body = db_str(r, row, col + 4);
-    return view_message(db_int(r, row, col), db_int(r, row, col + 1), db_int(r, row, col + 2),
-                        db_str(r, row, col + 3), body, strlen(body), db_int(r, row, col + 5));
+    const char *body = db_str(r, row, col + MC_BODY);
+    return view_message(db_int(r, row, col + MC_THREAD_ID), db_int(r, row, col + MC_SEQ),
+                        db_int(r, row, col + MC_SENDER_ID), db_str(r, row, col + MC_CLIENT_MSG_ID),
+                        body, strlen(body), db_int(r, row, col + MC_CREATED_AT));
 }
 
 json_t *view_presence(int64_t user_id, int64_t db_last_seen)
@@ -60,14 +64,24 @@ json_t *view_presence(int64_t user_id, int64_t db_last_seen)
                      (json_int_t)last_seen_at);
 }
 
-#define THREAD_SELECT                                                                         \
-    "SELECT t.id, t.kind, t.title, t.created_at, t.updated_at, t.last_seq, tm.is_muted, "     \
-    "tm.nickname, tm.last_read_seq, "                                                         \
+/* The shared part of a thread: its row, its member ids, its last message.
+ * THREAD_SHARED_COLS' columns, in order (a MESSAGE_COLS block last). */
+#define THREAD_SHARED_COLS                                                                    \
+    "t.id, t.kind, t.title, t.created_at, t.updated_at, t.last_seq, "                          \
     "(SELECT GROUP_CONCAT(x.owner_id ORDER BY x.owner_id) FROM thread_members x "             \
-    "  WHERE x.thread_id = t.id), "                                                           \
-    MESSAGE_COLS " "                                                                          \
+    "  WHERE x.thread_id = t.id), " MESSAGE_COLS " "
+enum { TS_ID, TS_KIND, TS_TITLE, TS_CREATED_AT, TS_UPDATED_AT, TS_LAST_SEQ, TS_MEMBERS,
+       TS_MESSAGE, TS_END = TS_MESSAGE + MC_COUNT };
+#define THREAD_SHARED_FROM                                                                    \
+    "FROM threads t LEFT JOIN messages m ON m.thread_id = t.id AND m.seq = t.last_seq "
+
+/* A thread as one member sees it: the shared part, then that member's row.
+ * THREAD_SELECT's columns are THREAD_SHARED_COLS' and then these. */
+#define THREAD_SELECT                                                                         \
+    "SELECT " THREAD_SHARED_COLS ", tm.is_muted, tm.nickname, tm.last_read_seq "              \
     "FROM thread_members tm JOIN threads t ON t.id = tm.thread_id "                           \
     "LEFT JOIN messages m ON m.thread_id = t.id AND m.seq = t.last_seq "
+enum { TM_IS_MUTED = TS_END, TM_NICKNAME, TM_READ_SEQ };
 
 json_t *view_id_list(const char *csv)
 {
@@ -80,31 +94,51 @@ json_t *view_id_list(const char *csv)
     return ids;
 }
 
-char *ids_json(const int64_t *ids, size_t n)
+/* The shared part of a thread from THREAD_SHARED_COLS. */
+static json_t *thread_shared_row(const struct db_res *r, int row)
 {
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, json_integer(ids[i]));
-    char *s = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
-    return s;
+    json_t *msg = view_message_row(r, row, TS_MESSAGE);
+    const char *title = db_str(r, row, TS_TITLE);
+    return json_pack("{s:I, s:s, s:o, s:o, s:I, s:I, s:I, s:o}", "id",
+                     (json_int_t)db_int(r, row, TS_ID), "kind", db_str(r, row, TS_KIND), "title",
+                     title ? json_string(title) : json_null(), "member_ids",
+                     view_id_list(db_str(r, row, TS_MEMBERS)), "created_at",
+                     (json_int_t)db_int(r, row, TS_CREATED_AT), "updated_at",
+                     (json_int_t)db_int(r, row, TS_UPDATED_AT), "last_seq",
+                     (json_int_t)db_int(r, row, TS_LAST_SEQ), "last_message",
+                     msg ? msg : json_null());
+}
+
+json_t *view_thread_shared(int64_t thread_id, int *rc)
+{
+    struct db_res *r;
+    *rc = db_query("SELECT " THREAD_SHARED_COLS THREAD_SHARED_FROM "WHERE t.id = ?", &r,
+                   DB_ARGS(DB_INT(thread_id)));
+    if (*rc < 0)
+        return NULL;
+    json_t *t = r->nrows ? thread_shared_row(r, 0) : NULL;
+    *rc = t ? DB_OK : r->nrows ? DB_ERR : NOT_FOUND;
+    db_res_free(r);
+    return t;
+}
+
+json_t *view_thread_own(json_t *shared, bool member, bool is_muted, const char *nickname,
+                        int64_t read_seq)
+{
+    int64_t last_seq = json_integer_value(json_object_get(shared, "last_seq"));
+    json_object_set_new(shared, "unread_count",
+                        json_integer(member && last_seq > read_seq ? last_seq - read_seq : 0));
+    json_object_set_new(shared, "is_muted", json_boolean(member && is_muted));
+    json_object_set_new(shared, "nickname", nickname ? json_string(nickname) : json_null());
+    return shared;
 }
 
 static json_t *thread_row(const struct db_res *r, int row)
 {
-    json_t *members = view_id_list(db_str(r, row, 9));
-    int64_t last_seq = db_int(r, row, 5), read_seq = db_int(r, row, 8);
-    json_t *msg = view_message_row(r, row, 10);
-    const char *title = db_str(r, row, 2), *nick = db_str(r, row, 7);
-    return json_pack("{s:I, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:b, s:o, s:o}", "id",
-                     (json_int_t)db_int(r, row, 0), "kind", db_str(r, row, 1), "title",
-                     title ? json_string(title) : json_null(), "member_ids", members,
-                     "created_at", (json_int_t)db_int(r, row, 3), "updated_at",
-                     (json_int_t)db_int(r, row, 4), "last_seq", (json_int_t)last_seq,
-                     "unread_count", (json_int_t)(last_seq > read_seq ? last_seq - read_seq : 0),
-                     "is_muted", (int)db_int(r, row, 6), "nickname",
-                     nick ? json_string(nick) : json_null(), "last_message",
-                     msg ? msg : json_null());
+    json_t *shared = thread_shared_row(r, row);
+    return shared ? view_thread_own(shared, true, db_int(r, row, TM_IS_MUTED),
+                                    db_str(r, row, TM_NICKNAME), db_int(r, row, TM_READ_SEQ))
+                  : NULL;
 }
 
 int view_thread(int64_t owner, int64_t thread_id, json_t **out)
@@ -142,8 +176,8 @@ int view_threads_page(int64_t owner, int64_t before_at, int64_t before_id, int l
         json_array_append_new(arr, thread_row(r, i));
     *more = r->nrows > limit;
     if (n > 0) {
-        *last_at = db_int(r, n - 1, 4);
-        *last_id = db_int(r, n - 1, 0);
+        *last_at = db_int(r, n - 1, TS_UPDATED_AT);
+        *last_id = db_int(r, n - 1, TS_ID);
     }
     db_res_free(r);
     *out = arr;

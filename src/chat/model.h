@@ -44,13 +44,10 @@ int view_user(int64_t id, json_t **out);
  * GROUP_CONCAT gives it; NULL or "" is empty). New reference. */
 json_t *view_id_list(const char *csv);
 
-/* ids[0..n) as a JSON array string, the form JSON_TABLE reads (malloc'd,
- * caller frees; NULL when out of memory). */
-char *ids_json(const int64_t *ids, size_t n);
-
-/* The six columns of a message (table alias m), in the order
- * view_message_row reads them. */
+/* The six columns of a message (table alias m), and their offsets within
+ * them, which view_message_row reads. */
 #define MESSAGE_COLS "m.thread_id, m.seq, m.sender_id, m.client_msg_id, m.body, m.created_at"
+enum { MC_THREAD_ID, MC_SEQ, MC_SENDER_ID, MC_CLIENT_MSG_ID, MC_BODY, MC_CREATED_AT, MC_COUNT };
 
 /* A message as the API shows it: {thread_id, seq, sender_id, client_msg_id,
  * body, created_at (ms)}; body is body_len bytes of UTF-8. New reference. */
@@ -64,6 +61,18 @@ json_t *view_message_row(const struct db_res *r, int row, int col);
 /* The thread as `owner` sees it (API.md `thread`) into *out. Returns 0,
  * NOT_FOUND when owner is not a member, or DB_E*. */
 int view_thread(int64_t owner, int64_t thread_id, json_t **out);
+
+/* The part of a thread that every member sees alike — {id, kind, title,
+ * member_ids, created_at, updated_at, last_seq, last_message} — as a new
+ * object; NULL with *rc = NOT_FOUND or DB_E* when there is none. The thread
+ * events store it as their snapshot. */
+json_t *view_thread_shared(int64_t thread_id, int *rc);
+
+/* Completes a shared part (stolen, returned) with the reader's own:
+ * unread_count (from read_seq), is_muted and nickname; a reader who is no
+ * longer a member (member false) gets 0, false and nickname as given. */
+json_t *view_thread_own(json_t *shared, bool member, bool is_muted, const char *nickname,
+                        int64_t read_seq);
 
 /* Thread views of `owner`, most recently updated first, strictly before the
  * position (updated_at, thread_id), at most limit of them, into the array

@@ -33,7 +33,15 @@
 #include "live/tail.h"
 #include "base/util.h"
 
-#define IDS_TABLE "JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j"
+/* The rows of the lists the statements below read (db.h DB_JT_*). Rows
+ * with strings are built with json_pack, in the order named here. */
+#define KEY_ROW(X, S) X(0, t, BIGINT, "") S X(1, s, BIGINT, "") S X(2, c, VARCHAR(64), "")
+#define BLOCK_ROW(X, S) X(0, a, BIGINT, "%lld") S X(1, z, BIGINT, "%lld")
+#define MESSAGE_ROW(X, S)                                                                     \
+    X(0, t, BIGINT, "") S X(1, q, BIGINT, "") S X(2, s, BIGINT, "") S X(3, c, VARCHAR(64), "")  \
+    S X(4, b, MEDIUMTEXT, "") S X(5, n, BIGINT, "")
+#define THREAD_ROW(X, S) X(0, id, BIGINT, "%lld") S X(1, q, BIGINT, "%lld") S X(2, n, BIGINT, "%lld")
+#define SENDER_ROW(X, S) X(0, t, BIGINT, "%lld") S X(1, s, BIGINT, "%lld") S X(2, q, BIGINT, "%lld")
 
 /* A thread a batch sends into. */
 struct bthread {
@@ -51,7 +59,6 @@ struct batch {
     int nthreads;
     char *thread_ids; /* the ids as a JSON array */
     struct event_batch events;
-    struct wake_list wake;
 };
 
 /* The batch's thread id (threads are ascending by id, their first member). */
@@ -71,7 +78,7 @@ static bool same_key(const struct send_job *a, const struct send_job *b)
 static int lock_threads(struct batch *b)
 {
     struct db_res *r;
-    int rc = db_query("SELECT STRAIGHT_JOIN t.id, t.kind, t.last_seq, t.updated_at FROM " IDS_TABLE
+    int rc = db_query("SELECT STRAIGHT_JOIN t.id, t.kind, t.last_seq, t.updated_at FROM " DB_IDS_TABLE
                       " JOIN threads t ON t.id = j.id FOR UPDATE",
                       &r, DB_ARGS(DB_STR(b->thread_ids)));
     if (rc < 0)
@@ -86,7 +93,7 @@ static int lock_threads(struct batch *b)
         t->updated_at = db_int(r, i, 3);
     }
     db_res_free(r);
-    rc = db_query("SELECT STRAIGHT_JOIN tm.thread_id, tm.owner_id FROM " IDS_TABLE
+    rc = db_query("SELECT STRAIGHT_JOIN tm.thread_id, tm.owner_id FROM " DB_IDS_TABLE
                   " JOIN thread_members tm ON tm.thread_id = j.id ORDER BY tm.thread_id, tm.owner_id",
                   &r, DB_ARGS(DB_STR(b->thread_ids)));
     if (rc < 0)
@@ -136,17 +143,17 @@ static int find_retries(struct batch *b)
     if (s == NULL)
         return DB_ERR;
     struct db_res *r;
-    int rc = db_query("SELECT STRAIGHT_JOIN " MESSAGE_COLS " FROM JSON_TABLE(?, '$[*]' COLUMNS "
-                      "(t BIGINT PATH '$[0]', s BIGINT PATH '$[1]', c VARCHAR(64) PATH '$[2]')) j "
-                      "JOIN messages m ON m.thread_id = j.t AND m.sender_id = j.s "
+    int rc = db_query("SELECT STRAIGHT_JOIN " MESSAGE_COLS " FROM JSON_TABLE(?, '$[*]' "
+                      DB_JT_COLUMNS(KEY_ROW) ") j JOIN messages m ON m.thread_id = j.t AND m.sender_id = j.s "
                       "AND m.client_msg_id = j.c",
                       &r, DB_ARGS(DB_STR(s)));
     free(s);
     if (rc < 0)
         return rc;
     for (int row = 0; row < r->nrows; row++) {
-        struct send_job key = {.thread_id = db_int(r, row, 0), .sender = db_int(r, row, 2),
-                               .client_msg_id = db_str(r, row, 3)};
+        struct send_job key = {.thread_id = db_int(r, row, MC_THREAD_ID),
+                               .sender = db_int(r, row, MC_SENDER_ID),
+                               .client_msg_id = db_str(r, row, MC_CLIENT_MSG_ID)};
         for (int i = 0; i < b->n; i++) {
             struct send_job *j = b->jobs[i];
             if (j->status == 0 && same_key(j, &key)) {
@@ -183,16 +190,15 @@ static int refuse_blocked(struct batch *b)
         struct bthread *t = &b->threads[j->thread];
         int64_t other = t->direct && j->status == 0 && !j->twin ? other_member(t, j->sender) : 0;
         if (other) {
-            sb_item(&pairs, "[%lld,%lld]", (long long)j->sender, (long long)other);
-            sb_item(&pairs, "[%lld,%lld]", (long long)other, (long long)j->sender);
+            sb_item(&pairs, DB_JT_ROW(BLOCK_ROW), (long long)j->sender, (long long)other);
+            sb_item(&pairs, DB_JT_ROW(BLOCK_ROW), (long long)other, (long long)j->sender);
         }
     }
     if (pairs.len == 0)
         return DB_OK;
     struct db_res *r;
     int rc = db_query_list("SELECT STRAIGHT_JOIN b.owner_id, b.blocked_id FROM JSON_TABLE(?, "
-                           "'$[*]' COLUMNS (a BIGINT PATH '$[0]', z BIGINT PATH '$[1]')) j "
-                           "JOIN blocks b ON b.owner_id = j.a AND b.blocked_id = j.z",
+                           "'$[*]' " DB_JT_COLUMNS(BLOCK_ROW) ") j JOIN blocks b ON b.owner_id = j.a AND b.blocked_id = j.z",
                            &pairs, &r);
     if (rc < 0)
         return rc;
@@ -230,9 +236,7 @@ static int store_messages(struct batch *b)
         return DB_ERR;
     int rc = db_exec("INSERT INTO messages (thread_id, seq, sender_id, client_msg_id, body, "
                      "created_at) SELECT j.t, j.q, j.s, j.c, j.b, j.n FROM JSON_TABLE(?, '$[*]' "
-                     "COLUMNS (t BIGINT PATH '$[0]', q BIGINT PATH '$[1]', s BIGINT PATH '$[2]', "
-                     "c VARCHAR(64) PATH '$[3]', b MEDIUMTEXT PATH '$[4]', "
-                     "n BIGINT PATH '$[5]')) j",
+                     DB_JT_COLUMNS(MESSAGE_ROW) ") j",
                      DB_ARGS(DB_STR(s)));
     free(s);
     if (rc < 0)
@@ -242,7 +246,7 @@ static int store_messages(struct batch *b)
     for (int k = 0; k < b->nthreads; k++) {
         struct bthread *t = &b->threads[k];
         if (t->touched)
-            sb_item(&threads, "[%lld,%lld,%lld]", (long long)t->id, (long long)t->last_seq,
+            sb_item(&threads, DB_JT_ROW(THREAD_ROW), (long long)t->id, (long long)t->last_seq,
                     (long long)t->now);
     }
     /* A sender's position moves to its last message in the thread: the
@@ -255,18 +259,18 @@ static int store_messages(struct batch *b)
                 b->jobs[k]->sender == j->sender)
                 last = false;
         if (last)
-            sb_item(&senders, "[%lld,%lld,%lld]", (long long)j->thread_id, (long long)j->sender,
+            sb_item(&senders, DB_JT_ROW(SENDER_ROW), (long long)j->thread_id, (long long)j->sender,
                     (long long)j->seq);
     }
-    rc = db_exec_list("UPDATE threads t JOIN JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH "
-                      "'$[0]', q BIGINT PATH '$[1]', n BIGINT PATH '$[2]')) j ON t.id = j.id "
+    rc = db_exec_list("UPDATE threads t JOIN JSON_TABLE(?, '$[*]' " DB_JT_COLUMNS(THREAD_ROW)
+                      ") j ON t.id = j.id "
                       "SET t.last_seq = j.q, t.updated_at = j.n",
                       &threads);
     /* The senders' own positions, by key. (The members' rows are not
      * touched: a thread list orders by the thread's updated_at.) */
     if (rc == 0)
-        rc = db_exec_list("UPDATE JSON_TABLE(?, '$[*]' COLUMNS (t BIGINT PATH '$[0]', "
-                          "s BIGINT PATH '$[1]', q BIGINT PATH '$[2]')) k STRAIGHT_JOIN "
+        rc = db_exec_list("UPDATE JSON_TABLE(?, '$[*]' " DB_JT_COLUMNS(SENDER_ROW) ") k "
+                          "STRAIGHT_JOIN "
                           "thread_members tm ON tm.owner_id = k.s AND tm.thread_id = k.t "
                           "SET tm.last_read_seq = GREATEST(tm.last_read_seq, k.q), "
                           "tm.last_delivered_seq = GREATEST(tm.last_delivered_seq, k.q)",
@@ -276,8 +280,8 @@ static int store_messages(struct batch *b)
 }
 
 /* Step 5b: one message event per member and message (the event as the API
- * shows it goes along, for the in-memory tails), and the members to wake. */
-static int append_events(struct batch *b)
+ * shows it goes along, for the in-memory tails); flushed with the rest. */
+static void add_events(struct batch *b)
 {
     for (int i = 0; i < b->n; i++) {
         struct send_job *j = b->jobs[i];
@@ -292,7 +296,6 @@ static int append_events(struct batch *b)
                     j->now, blob);
         tail_blob_unref(blob);
     }
-    return evb_flush(&b->events, &b->wake);
 }
 
 /* Step 5c: the push outbox. */
@@ -302,7 +305,7 @@ static int queue_pushes(struct batch *b)
     for (int i = 0; i < b->n; i++) {
         struct send_job *j = b->jobs[i];
         if (j->status == SEND_STORED)
-            sb_item(&rows, "[%lld,%lld,%lld,%lld]", (long long)j->thread_id, (long long)j->seq,
+            sb_item(&rows, DB_JT_ROW(PUSH_MESSAGE_ROW), (long long)j->thread_id, (long long)j->seq,
                     (long long)j->sender, (long long)j->now);
     }
     const char *s = sb_done(&rows);
@@ -314,7 +317,6 @@ static int queue_pushes(struct batch *b)
 static int batch_tx(void *arg)
 {
     struct batch *b = arg;
-    wake_reset(&b->wake);
     evb_reset(&b->events);
     for (int i = 0; i < b->n; i++) {
         struct send_job *j = b->jobs[i];
@@ -349,17 +351,17 @@ static int batch_tx(void *arg)
         t->touched = any = true;
     }
     if (!any)
-        return DB_OK;
+        return evb_flush(&b->events);
     for (int i = 0; i < b->n; i++) {
         struct send_job *j = b->jobs[i];
         if (j->status == SEND_STORED)
             j->message = view_message(j->thread_id, j->seq, j->sender, j->client_msg_id, j->body,
                                       j->body_len, j->now);
     }
-    if ((rc = store_messages(b)) < 0 || (rc = append_events(b)) < 0 ||
-        (rc = queue_pushes(b)) < 0)
+    add_events(b);
+    if ((rc = store_messages(b)) < 0 || (rc = queue_pushes(b)) < 0)
         return rc;
-    return DB_OK;
+    return evb_flush(&b->events);
 }
 
 /* Builds the batch's thread table (ascending, unique) and points each job at
@@ -380,7 +382,11 @@ static bool batch_prepare(struct batch *b)
             b->threads[b->nthreads++].id = ids[i];
     for (int k = 0; k < b->nthreads; k++)
         ids[k] = b->threads[k].id;
-    b->thread_ids = ids_json(ids, (size_t)b->nthreads);
+    struct sbuf list = {0};
+    sb_ids(&list, ids, (size_t)b->nthreads);
+    b->thread_ids = sb_done(&list) ? list.s : NULL;
+    if (b->thread_ids == NULL)
+        free(list.s);
     free(ids);
     for (int i = 0; i < b->n; i++)
         b->jobs[i]->thread = (int)(thread_of(b, b->jobs[i]->thread_id) - b->threads);
@@ -394,8 +400,6 @@ static void batch_free(struct batch *b)
     free(b->threads);
     free(b->thread_ids);
     evb_free(&b->events);
-    wake_reset(&b->wake);
-    wake_flush(&b->wake);
 }
 
 /* Job j is done: tells its submitter. */
@@ -444,11 +448,7 @@ static void run_jobs(struct send_job **jobs, int n)
             hub_drop_ephemeral(t->members, (size_t)t->nmembers, events_is_typing, typing_of);
         }
     }
-    if (rc < 0)
-        wake_reset(&b.wake);
-    else
-        evb_publish(&b.events); /* before the wake-up: woken polls read it */
-    wake_flush(&b.wake);
+    evb_finish(&b.events, rc == 0); /* the tails, then the wake-ups */
     batch_free(&b);
     for (int i = 0; i < n; i++)
         job_done(jobs[i]);

@@ -16,7 +16,9 @@
  *
  * Errors are classified (see STYLE.md): a lost connection is reopened and a
  * read outside a transaction retried once; a deadlock or lock wait timeout
- * makes db_tx() run the whole transaction again, a bounded number of times. */
+ * makes db_tx() run the whole transaction again, a bounded number of times.
+ *
+ * May call: base, libmariadb (the only module that does). */
 #ifndef CHAT_DB_H
 #define CHAT_DB_H
 
@@ -96,6 +98,25 @@ int db_query(const char *sql, struct db_res **out, int nargs, const struct db_ar
 struct sbuf;
 int db_exec_list(const char *sql, struct sbuf *list);
 int db_query_list(const char *sql, struct sbuf *list, struct db_res **out);
+
+/* Statements over JSON lists (JSON_TABLE). A list of plain ids, "[3,7,12]",
+ * is the table j(id): */
+#define DB_IDS_TABLE "JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) j"
+
+/* A list of rows (arrays built with sb_item) is described once, as an
+ * X-macro LIST(X, S) that names each field — X(index, name, SQL type,
+ * printf format) — with S between fields:
+ *
+ *     #define MOVE_ROW(X, S) X(0, u, BIGINT, "%lld") S X(1, q, BIGINT, "%lld")
+ *     sb_item(&list, DB_JT_ROW(MOVE_ROW), (long long)user, (long long)seq);
+ *     "… JSON_TABLE(?, '$[*]' " DB_JT_COLUMNS(MOVE_ROW) ") j …"
+ *
+ * DB_JT_ROW is the printf format of one row and DB_JT_COLUMNS the COLUMNS
+ * clause that reads it, by name: the two cannot disagree. */
+#define DB_JT_FMT_(i, name, type, fmt) fmt
+#define DB_JT_COL_(i, name, type, fmt) #name " " #type " PATH '$[" #i "]'"
+#define DB_JT_ROW(LIST) "[" LIST(DB_JT_FMT_, ",") "]"
+#define DB_JT_COLUMNS(LIST) "COLUMNS (" LIST(DB_JT_COL_, ", ") ")"
 
 /* Rows changed by this thread's last db_exec. */
 int64_t db_affected(void);

@@ -3,7 +3,9 @@
  * Files named NNN_name.sql are applied in name order; each applied file is
  * recorded in schema_migrations (version, name, applied_at), so a second
  * start applies nothing. Several chatd starting at once serialise on a named
- * lock (GET_LOCK). */
+ * lock (GET_LOCK).
+ *
+ * May call: db, base. */
 #ifndef CHAT_MIGRATE_H
 #define CHAT_MIGRATE_H
 

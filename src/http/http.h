@@ -5,7 +5,9 @@
  * when Content-Length says more), matches the route table, parses the JSON
  * body, authenticates the bearer token, calls the handler, and sends its
  * struct response. Paths outside /v1, /healthz, /readyz and /metrics go to
- * the static file handler. */
+ * the static file handler.
+ *
+ * May call: chat/auth, live/hub, http (router, static, jsonv, request), base, libmicrohttpd (the only module that does). */
 #ifndef CHAT_HTTP_H
 #define CHAT_HTTP_H
 

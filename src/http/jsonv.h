@@ -8,7 +8,8 @@
  *
  *     if (!jv_int(res, body, "seq", JV_REQUIRED, 0, JSON_INT_MAX, &seq, NULL))
  *         return;
- */
+ *
+ * May call: http/request, base, jansson. */
 #ifndef CHAT_JSONV_H
 #define CHAT_JSONV_H
 

@@ -4,7 +4,9 @@
  * segments and `{id}` segments; an `{id}` matches a decimal id 1..2^53 and
  * lands in request.params in order. Literal routes listed before an `{id}`
  * route win (`/v1/sessions/current` before `/v1/sessions/{id}`). The table
- * itself is in routes.c. */
+ * itself is in routes.c.
+ *
+ * May call: http/request, base. */
 #ifndef CHAT_ROUTER_H
 #define CHAT_ROUTER_H
 

@@ -9,7 +9,9 @@
  * members of a thread the user is in). Publishing only net changes per tick
  * coalesces reconnect storms: a poll that ends and comes back publishes
  * nothing. State lives in memory; after a restart users are offline until
- * they are seen again, and last_seen_at falls back to the sessions table. */
+ * they are seen again, and last_seen_at falls back to the sessions table.
+ *
+ * May call: live/hub, db, base. */
 #ifndef CHAT_PRESENCE_H
 #define CHAT_PRESENCE_H
 

@@ -2,14 +2,17 @@
  * the API shows them, so that a woken long-poll answers without reading the
  * database.
  *
- * The database stays the stream: the batches (sends, acknowledgements)
- * publish what they appended here after their commit and before the wake-up;
- * anything else that appends (thread events, read receipts) does not, and a
- * reader that finds a position missing reads the database instead. A read
+ * The database stays the stream: every appender (chat/events.h: sends,
+ * acknowledgements, read receipts, thread events) publishes what it appended
+ * here after its commit and before the wake-up; a reader that finds a
+ * position missing (evicted, or appended before a restart) reads the
+ * database instead. A read
  * takes events from since+1 on only while the tail holds them in a row, so
  * it returns a prefix of what the database holds, never something else.
  * Bounded: a fixed number of users (hashed; a newcomer evicts) with the last
- * TAIL_EVENTS positions each. */
+ * TAIL_EVENTS positions each.
+ *
+ * May call: nothing but jansson and libc. */
 #ifndef CHAT_TAIL_H
 #define CHAT_TAIL_H
 

@@ -1,6 +1,8 @@
 /* jwt.h — signing JSON Web Tokens (RFC 7519) with OpenSSL's EVP: ES256 for
  * APNs provider tokens, RS256 for Google service-account assertions. Only
- * signing; chatd never verifies tokens of this kind. */
+ * signing; chatd never verifies tokens of this kind.
+ *
+ * May call: base, OpenSSL, jansson. */
 #ifndef CHAT_JWT_H
 #define CHAT_JWT_H
 

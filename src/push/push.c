@@ -72,8 +72,7 @@ int push_queue_messages(const char *messages)
 {
     return db_exec("INSERT INTO push_jobs (user_id, thread_id, seq, kind, due_at, created_at) "
                    "SELECT tm.owner_id, tm.thread_id, j.q, 1, j.n + ?, j.n FROM JSON_TABLE(?, "
-                   "'$[*]' COLUMNS (t BIGINT PATH '$[0]', q BIGINT PATH '$[1]', "
-                   "s BIGINT PATH '$[2]', n BIGINT PATH '$[3]')) j "
+                   "'$[*]' " DB_JT_COLUMNS(PUSH_MESSAGE_ROW) ") j "
                    "JOIN thread_members tm ON tm.thread_id = j.t AND tm.owner_id <> j.s "
                    "WHERE EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = tm.owner_id "
                    "AND s.push_token IS NOT NULL)",

@@ -4,7 +4,9 @@
  * outbox table push_jobs with push_queue_*; one notifier thread takes due
  * jobs, decides by delivery (a device that acknowledged the message through
  * its inbox cursor means no push), and sends over HTTP/2 with libcurl's multi
- * interface, one long-lived multiplexed connection per provider. */
+ * interface, one long-lived multiplexed connection per provider.
+ *
+ * May call: push (wire, jwt), db, base, libcurl. */
 #ifndef CHAT_PUSH_H
 #define CHAT_PUSH_H
 
@@ -30,6 +32,12 @@ int push_queue_message(int64_t thread_id, int64_t seq, int64_t sender, int64_t n
  * `messages`, a JSON array of [thread_id, seq, sender_id, created_at_ms]
  * arrays, in one statement. Returns DB_OK or DB_E*. */
 int push_queue_messages(const char *messages);
+
+/* A row of push_queue_messages' list (db.h DB_JT_*): thread, seq, sender,
+ * created_at (ms). */
+#define PUSH_MESSAGE_ROW(X, S)                                                                \
+    X(0, t, BIGINT, "%lld") S X(1, q, BIGINT, "%lld") S X(2, s, BIGINT, "%lld")                 \
+    S X(3, n, BIGINT, "%lld")
 
 /* Inside the read transaction: a clear job for user's devices other than
  * reader_session, when any has a token. Returns DB_OK or DB_E*. */

@@ -1,7 +1,9 @@
 /* push_wire.h — what goes over the wire to APNs and FCM: credentials, the
  * provider tokens (APNs JWT, FCM OAuth access token), and each request's URL,
  * headers and JSON body (docs/push.md). Used only by the notifier thread
- * (push.c), so nothing here is thread-safe. */
+ * (push.c), so nothing here is thread-safe.
+ *
+ * May call: push/jwt, base, libcurl, OpenSSL. */
 #ifndef CHAT_PUSH_WIRE_H
 #define CHAT_PUSH_WIRE_H
 
