@@ -7,7 +7,7 @@
 #   make         build build/chatd
 #   make clean
 
-PKGS     = libmicrohttpd libmariadb jansson libsodium libcurl libcrypto
+PKGS     = libmicrohttpd libmariadb jansson libsodium libcurl libcrypto hiredis
 WARN     = -Wall -Wextra -Wshadow -Wmissing-prototypes
 CFLAGS_B = -std=gnu11 $(WARN) -Isrc -Ihandlers -pthread -MMD -MP $(shell pkg-config --cflags $(PKGS))
 LIBS     = $(shell pkg-config --libs $(PKGS)) -pthread

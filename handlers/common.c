@@ -23,7 +23,7 @@ bool user_or_404(struct response *res, int64_t id, json_t **out)
 
 enum handler_status resp_db_error(struct response *res, int rc)
 {
-    if (rc != DB_ECONN)
+    if (rc != DB_ECONN && rc != DB_ECOMMIT)
         return resp_internal(res);
     resp_problem(res, 503, "unavailable", "the database does not answer; try again");
     res->retry_after_s = 1;

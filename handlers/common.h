@@ -28,7 +28,8 @@ bool member_or_404(const struct request *req, struct response *res, int64_t thre
 bool user_or_404(struct response *res, int64_t id, json_t **out);
 
 /* Answers the usual way for a negative DB_E* code: 503 when the database is
- * unreachable, else 500. Returns HANDLER_DONE. */
+ * unreachable or a commit's outcome is unknown (a retry settles it), else
+ * 500. Returns HANDLER_DONE. */
 enum handler_status resp_db_error(struct response *res, int rc);
 
 /* Answers a result code that is not 0, the same way everywhere: a DB_E*

@@ -18,6 +18,7 @@
 #include "common.h"
 #include "chat/events.h"
 #include "handlers.h"
+#include "live/cluster.h"
 #include "live/hub.h"
 #include "live/tail.h"
 #include "base/metrics.h"
@@ -115,7 +116,7 @@ enum handler_status inbox_get(struct request *req, struct response *res)
             return resp_internal(res);
         req_state_set(req, st, poll_state_free);
         struct completion done = {req_defer_done, req->defer};
-        if (!acks_submit(req->user_id, since, &st->ack, done))
+        if (!acks_submit(req->user_id, req->session_id, since, &st->ack, done))
             return HANDLER_RERUN;
     }
     if (!st->acked) {
@@ -130,6 +131,7 @@ enum handler_status inbox_get(struct request *req, struct response *res)
             st->waiter = hub_register(req->user_id, req->session_id, mono_ms() + timeout * 1000);
             if (st->waiter == NULL)
                 return resp_internal(res);
+            hub_set_cursor(st->waiter, since);
             req->waiter = st->waiter;
         }
     }
@@ -145,8 +147,10 @@ enum handler_status inbox_get(struct request *req, struct response *res)
     /* Right after the acknowledgement: when the stream ended at `since` and
      * nothing was appended since (the version has not moved; we are
      * registered, so a later append wakes us), there is nothing to read. */
+    /* On a cluster that holds only while the bus carries other nodes' wakes. */
     bool at_end = !st->read_once && st->ack.stream_end == since &&
-                  hub_stream_version(req->user_id) == st->ack.version;
+                  hub_stream_version(req->user_id) == st->ack.version &&
+                  (!cluster_enabled() || cluster_healthy());
     st->read_once = true;
     /* A woken poll finds what woke it in the in-memory tail; otherwise (or
      * when the tail misses the next position) the database. */

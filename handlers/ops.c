@@ -1,5 +1,6 @@
 /* ops.c — liveness, readiness and metrics for operators and load balancers. */
 #include "common.h"
+#include "live/cluster.h"
 #include "handlers.h"
 #include "base/metrics.h"
 
@@ -12,8 +13,16 @@ enum handler_status ops_healthz(struct request *req, struct response *res)
 enum handler_status ops_readyz(struct request *req, struct response *res)
 {
     (void)req;
-    if (db_ping())
-        return resp_json(res, 200, json_pack("{s:s}", "status", "ok"));
+    /* A node cut off from the cluster's bus still serves (delivery across
+     * nodes goes through the database), so only the database decides; the
+     * answer says which node it is and whether its bus works. */
+    if (db_ping()) {
+        json_t *body = json_pack("{s:s}", "status", "ok");
+        if (cluster_enabled())
+            json_object_set_new(body, "node", json_pack("{s:s, s:b}", "id", cluster_node(),
+                                                        "bus", cluster_healthy()));
+        return resp_json(res, 200, body);
+    }
     resp_problem(res, 503, "unavailable", "the database does not answer");
     res->retry_after_s = 1;
     return HANDLER_DONE;

@@ -9,6 +9,7 @@
 
 #include "common.h"
 #include "handlers.h"
+#include "live/cluster.h"
 #include "live/hub.h"
 #include "base/util.h"
 
@@ -84,7 +85,7 @@ enum handler_status typing_post(struct request *req, struct response *res)
     for (int i = 0; i < r->nrows; i++)
         ids[i] = db_int(r, i, 0);
     json_t *ev = events_typing_view(thread_id, req->user_id);
-    hub_emit(ids, (size_t)r->nrows, ev);
+    cluster_emit(ids, (size_t)r->nrows, ev);
     json_decref(ev);
     free(ids);
     db_res_free(r);

@@ -8,6 +8,7 @@
 #include "chat/auth.h"
 #include "common.h"
 #include "handlers.h"
+#include "live/cluster.h"
 #include "live/hub.h"
 #include "http/jsonv.h"
 #include "base/util.h"
@@ -103,6 +104,7 @@ enum handler_status sessions_delete_current(struct request *req, struct response
         return resp_db_error(res, rc);
     auth_session_forget(req->session_id);
     hub_end_session(req->session_id);
+    cluster_revoke_session(req->session_id);
     return resp_empty(res, 204);
 }
 
@@ -116,5 +118,6 @@ enum handler_status sessions_delete(struct request *req, struct response *res)
         return resp_problem(res, 404, "not_found", "no session %lld", (long long)req->params[0]);
     auth_session_forget(req->params[0]);
     hub_end_session(req->params[0]);
+    cluster_revoke_session(req->params[0]);
     return resp_empty(res, 204);
 }

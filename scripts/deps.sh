@@ -9,7 +9,7 @@
 set -euo pipefail
 
 run_pkgs=(gcc libc6-dev make pkg-config libmicrohttpd-dev libmariadb-dev
-          libjansson-dev libsodium-dev libcurl4-openssl-dev libssl-dev mariadb-server
+          libjansson-dev libsodium-dev libcurl4-openssl-dev libssl-dev libhiredis-dev mariadb-server
           mariadb-client curl nginx)
 test_pkgs=(libcmocka-dev python3 python3-pytest python3-requests openssl chromium)
 

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "db/migrate.h"
+#include "live/cluster.h"
 #include "live/presence.h"
 #include "push/push.h"
 #include "chat/sendq.h"
@@ -50,6 +52,9 @@ static void *janitor_main(void *arg)
         if (mono_ms() < next)
             continue;
         next = mono_ms() + 60000;
+        /* One node of a cluster prunes (the lease outlives a round). */
+        if (!cluster_lead("janitor", 90000))
+            continue;
         int64_t cutoff = now_ms() - retention_ms, n;
         while (janitor_running && (n = events_prune(cutoff, 5000)) == 5000)
             ;
@@ -61,11 +66,15 @@ static void *janitor_main(void *arg)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: chatd [--config FILE] [--help]\n\n"
+    fprintf(out, "usage: chatd [--config FILE] [--migrate] [--help]\n\n"
                  "The messenger server. Reads FILE (default chatd.conf, when present),\n"
-                 "then CHAT_* environment variables.\n\n");
+                 "then CHAT_* environment variables. --migrate applies the database\n"
+                 "migrations and exits (run it once before starting the nodes of a cluster).\n\n");
     config_print_help(out);
 }
+
+/* --migrate: apply the migrations and exit. */
+static bool migrate_only;
 
 static int load_config(int argc, char **argv, struct config *cfg)
 {
@@ -75,6 +84,8 @@ static int load_config(int argc, char **argv, struct config *cfg)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             exit(0);
+        } else if (strcmp(argv[i], "--migrate") == 0) {
+            migrate_only = true;
         } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             path = argv[++i];
             required = true;
@@ -100,6 +111,10 @@ static int load_config(int argc, char **argv, struct config *cfg)
         return -1;
     }
     log_set_level(level);
+    if (strcmp(cfg->migrate, "auto") != 0 && strcmp(cfg->migrate, "check") != 0) {
+        fprintf(stderr, "chatd: migrate must be auto or check\n");
+        return -1;
+    }
     return 0;
 }
 
@@ -140,12 +155,22 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     struct db_config dbc;
     if (db_parse_url(cfg.db_url, &dbc) < 0) {
-        log_error("db_url '%s' is not mysql://user:pass@host:port/db[?socket=PATH]", cfg.db_url);
+        log_error("db_url '%s' is not mysql://user:pass@host:port[,host:port…]/db[?socket=PATH]",
+                  cfg.db_url);
         return 2;
     }
-    if (db_init(&dbc) < 0 || check_durability(&cfg) < 0 || migrate_run(cfg.sql_dir) < 0)
+    dbc.failover_wait_ms = cfg.db_failover_wait_ms;
+    dbc.require_durable = cfg.db_require_durable;
+    bool apply = migrate_only || strcmp(cfg.migrate, "check") != 0;
+    if (db_init(&dbc) < 0 || check_durability(&cfg) < 0 || migrate_run(cfg.sql_dir, apply) < 0)
         return 1;
-    if (auth_init(cfg.hash_concurrency, cfg.session_idle_days) < 0 || 
+    if (migrate_only) {
+        log_info("chatd: migrations applied");
+        db_shutdown();
+        curl_global_cleanup();
+        return 0;
+    }
+    if (auth_init(cfg.hash_concurrency, cfg.session_idle_days) < 0 ||
         static_init(cfg.www_root) < 0) {
         log_error("chatd: start-up failed");
         return 1;
@@ -153,8 +178,12 @@ int main(int argc, char **argv)
     retention_ms = (int64_t)cfg.event_retention_days * 86400000LL;
     receipts_init(cfg.receipt_fanout_max);
     pthread_t janitor;
-    if (presence_init(cfg.presence_window_s) < 0 || push_init(&cfg) < 0 ||
-        tail_init(cfg.tail_users) < 0 || sendq_start(cfg.send_workers, cfg.send_batch_max) < 0 ||
+    cluster_on_revoke(auth_session_forget);
+    cluster_on_drop(events_is_typing);
+    if (tail_init(cfg.tail_users) < 0 ||
+        cluster_start(cfg.redis_url, cfg.node_id, cfg.presence_window_s) < 0 ||
+        presence_init(cfg.presence_window_s) < 0 || push_init(&cfg) < 0 ||
+        sendq_start(cfg.send_workers, cfg.send_batch_max) < 0 ||
         acks_start(cfg.ack_workers, cfg.send_batch_max) < 0 ||
         pthread_create(&janitor, NULL, janitor_main, NULL) != 0 || http_start(&cfg) < 0)
         return 1;
@@ -168,6 +197,7 @@ int main(int argc, char **argv)
     log_info("chatd: signal %d, stopping", sig);
     sendq_stop(); /* store and answer what is queued; later ones run inline */
     acks_stop();
+    cluster_stop(); /* after the last publish, before the hub stops */
     http_stop();
     janitor_running = false;
     pthread_join(janitor, NULL);

@@ -30,10 +30,15 @@ struct cfg_entry {
 static const struct cfg_entry table[] = {
     {"listen", STR(listen), "127.0.0.1:8080", 0, 0, "HTTP address:port (port 0 picks a free one)"},
     {"db_url", STR(db_url), "mysql://root@127.0.0.1:3306/chat", 0, 0,
-     "MariaDB/MySQL server: mysql://user:pass@host:port/db, ?socket=PATH for a unix socket"},
+     "MariaDB/MySQL server: mysql://user:pass@host:port/db, ?socket=PATH for a unix socket; "
+     "host:port,host:port,… for a Galera cluster (written through one node at a time, the "
+     "first usable in this order)"},
     {"www_root", STR(www_root), "www", 0, 0, "directory served to browsers"},
     {"sql_dir", STR(sql_dir), "sql", 0, 0, "directory of migrations, applied at start-up"},
     {"log_level", STR(log_level), "info", 0, 0, "error, warn, info or debug"},
+    {"migrate", STR(migrate), "auto", 0, 0,
+     "auto: apply missing migrations at start-up; check: refuse to start while one is missing "
+     "(cluster nodes, after one `chatd --migrate`)"},
     {"threads", INT(threads), "4", 1, 256,
      "HTTP worker threads, one database connection each (sends, acknowledgements and "
      "password hashes run in pools of their own)"},
@@ -64,6 +69,12 @@ static const struct cfg_entry table[] = {
      "in bigger groups a receipt goes only to the member and the senders it concerns"},
     {"db_require_durable", BOOL(db_require_durable), "true", 0, 0,
      "refuse to start unless innodb_flush_log_at_trx_commit = 1"},
+    {"db_failover_wait_ms", INT(db_failover_wait_ms), "10000", 0, 600000,
+     "with several db_url hosts: how long a database call waits for a usable one"},
+    {"redis_url", STR(redis_url), "", 0, 0,
+     "redis://host:port to run as one node of several (docs/scale-out.md); empty: one node"},
+    {"node_id", STR(node_id), "", 0, 0,
+     "this node's name in the cluster, unique (default hostname:pid)"},
     {"push_grace_ms", INT(push_grace_ms), "3000", 0, 600000,
      "push a message only if no device acknowledged it within this many ms"},
     {"push_max_attempts", INT(push_max_attempts), "5", 1, 100,

@@ -15,10 +15,11 @@
 
 struct config {
     char listen[64];          /* address:port to serve HTTP on; port 0 = any */
-    char db_url[512];         /* mysql://user:pass@host:port/db?socket=PATH */
+    char db_url[512];         /* mysql://user:pass@host:port[,host:port…]/db?socket=PATH */
     char www_root[512];       /* directory of the browser app */
     char sql_dir[512];        /* directory of numbered migrations */
     char log_level[16];       /* error | warn | info | debug */
+    char migrate[8];          /* auto (apply at start-up) | check (refuse when one is missing) */
     int threads;              /* HTTP worker threads, each with a DB connection */
     int connection_limit;     /* open HTTP connections, parked polls included */
     int connection_timeout_s; /* idle keep-alive connections close after this */
@@ -33,6 +34,9 @@ struct config {
     int event_retention_days; /* inbox events kept at least this long */
     int receipt_fanout_max;   /* groups up to this size get every member's receipts */
     bool db_require_durable;  /* refuse to start unless every commit is flushed */
+    int db_failover_wait_ms;  /* with several db hosts: how long a call waits for one */
+    char redis_url[256];      /* redis://host:port: several nodes share state; "" = one node */
+    char node_id[128];        /* this node's name in the cluster; "" = hostname:pid */
     int push_grace_ms;        /* wait before deciding a message push */
     int push_max_attempts;    /* tries per device before giving up */
     char apns_url[256];       /* APNs base URL */

@@ -21,6 +21,7 @@
 #include "db/db.h"
 #include "chat/events.h"
 #include "chat/receipts.h"
+#include "live/cluster.h"
 #include "live/hub.h"
 #include "base/log.h"
 #include "live/tail.h"
@@ -32,7 +33,7 @@
 #define MARK_ROW(X, S) X(0, u, BIGINT, "%lld") S X(1, p, BIGINT, "%lld")
 
 struct ack_job {
-    int64_t user_id, pos;
+    int64_t user_id, session_id, pos;
     struct ack_result *out;
     struct completion done; /* fn NULL: the caller runs it itself */
 };
@@ -332,6 +333,23 @@ static int ack_tx(void *arg)
     return evb_flush(&b->events);
 }
 
+/* On a cluster: the users join the user→node map before their streams'
+ * versions and ends are read (ack_tx), so that a commit on another node
+ * after that read finds this node (live/cluster.h). */
+static void join(struct ack_job **jobs, int n)
+{
+    if (!cluster_enabled())
+        return;
+    int64_t *users = malloc((size_t)n * sizeof *users), *sessions = malloc((size_t)n * sizeof *sessions);
+    for (int i = 0; users && sessions && i < n; i++) {
+        users[i] = jobs[i]->user_id;
+        sessions[i] = jobs[i]->session_id;
+    }
+    if (users && sessions)
+        cluster_join(users, sessions, (size_t)n);
+    free(users), free(sessions);
+}
+
 /* Stores jobs[0..n) (sorted here by user) as one transaction, or one user at
  * a time if that fails; wakes, fills each job's result, calls its
  * completion, and frees it. */
@@ -350,12 +368,10 @@ static void run_jobs(struct ack_job **jobs, int n)
         for (int i = 0; i < n; i++)
             if (b.nusers == 0 || b.users[b.nusers - 1] != jobs[i]->user_id)
                 b.users[b.nusers++] = jobs[i]->user_id;
+        join(jobs, n);
         rc = db_tx(ack_tx, &b);
     }
-    if (rc < 0 && b.nusers > 1)
-        evb_reset(&b.events);
-    else
-        evb_finish(&b.events, rc == 0);
+    evb_finish(&b.events, rc);
     if (rc < 0 && b.nusers > 1) {
         log_warn("acks: a batch of %d failed (%d); storing them user by user", n, rc);
         for (int i = 0; i < n;) {
@@ -393,14 +409,15 @@ int acks_start(int workers, int batch_max)
 
 void acks_stop(void) { batchq_stop(&queue); }
 
-bool acks_submit(int64_t user_id, int64_t pos, struct ack_result *out, struct completion done)
+bool acks_submit(int64_t user_id, int64_t session_id, int64_t pos, struct ack_result *out,
+                 struct completion done)
 {
     struct ack_job *j = malloc(sizeof *j);
     if (j == NULL) {
         out->rc = DB_ERR;
         return true;
     }
-    *j = (struct ack_job){user_id, pos, out, done};
+    *j = (struct ack_job){user_id, session_id, pos, out, done};
     if (batchq_push(&queue, j))
         return false;
     j->done.fn = NULL;

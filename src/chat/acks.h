@@ -39,11 +39,15 @@ struct ack_result {
 
 /* Checks that pos is a cursor of user_id's stream (a position from the
  * oldest kept one less one, up to the last), and if so records that a
- * device of user_id acknowledged its stream up to pos. Fills *out. Returns
+ * device of user_id acknowledged its stream up to pos. On a cluster, first
+ * joins the user (and claims the polling session) in the user→node map, so
+ * that commits on other nodes wake this one from then on (live/cluster.h).
+ * Fills *out. Returns
  * true when done already (in the caller's thread: no workers, or memory
  * short); or false when queued: a worker then fills *out and calls
  * done.fn(done.arg), and *out must live until then. Any thread. */
-bool acks_submit(int64_t user_id, int64_t pos, struct ack_result *out, struct completion done);
+bool acks_submit(int64_t user_id, int64_t session_id, int64_t pos, struct ack_result *out,
+                 struct completion done);
 
 /* Notes what a read of user_id's stream found between positions from
  * (exclusive) and to (inclusive): the newest message seq per thread, n pairs

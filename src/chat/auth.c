@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "db/db.h"
+#include "live/cluster.h"
 #include "base/log.h"
 #include "live/presence.h"
 #include "base/util.h"
@@ -68,7 +69,11 @@ static bool cache_get(const unsigned char *hash, int64_t now, struct centry *out
 {
     pthread_mutex_lock(&cache_mu);
     struct centry **p = cache_slot(hash), *e = *p;
-    bool hit = e && now - e->cached_at < AUTH_CACHE_TTL_MS;
+    /* Degraded (a cluster whose bus is down): a logout on another node may
+     * not reach us, so trust the cache only briefly. */
+    int64_t ttl = cluster_enabled() && !cluster_healthy() ? AUTH_CACHE_TTL_DEGRADED_MS
+                                                          : AUTH_CACHE_TTL_MS;
+    bool hit = e && now - e->cached_at < ttl;
     if (hit)
         *out = *e;
     else if (e) {
@@ -120,7 +125,7 @@ void auth_session_forget(int64_t session_id)
     cache_gen++;
     for (size_t i = 0; i < CACHE_BUCKETS; i++)
         for (struct centry **p = &cache[i]; *p;) {
-            if ((*p)->session_id == session_id) {
+            if (session_id == 0 || (*p)->session_id == session_id) {
                 struct centry *e = *p;
                 *p = e->next;
                 free(e);

@@ -7,7 +7,7 @@
  * base64url (43 characters); only their SHA-256 is stored, and neither is
  * ever logged.
  *
- * May call: db, live/presence, base, libsodium. */
+ * May call: db, live (presence, cluster), base, libsodium. */
 #ifndef CHAT_AUTH_H
 #define CHAT_AUTH_H
 
@@ -52,6 +52,9 @@ int auth_session_verify(const char *token, size_t len, int64_t *user_id, int64_t
 /* How long a verified session is trusted without asking the database (ms):
  * the most a session deleted behind chatd's back stays usable. */
 #define AUTH_CACHE_TTL_MS 30000
+/* The same while this node is cut off from the cluster's bus (a logout on
+ * another node may not reach it). */
+#define AUTH_CACHE_TTL_DEGRADED_MS 2000
 
 /* Writes the last_seen_at values that moved since the last call, in one
  * statement. Call about every second (the janitor does) and before reading
@@ -59,7 +62,8 @@ int auth_session_verify(const char *token, size_t len, int64_t *user_id, int64_t
 int auth_flush_last_seen(void);
 
 /* Forgets a session that was just deleted (logout, revocation): its token
- * is looked up in the database again, and refused. Thread-safe. */
+ * is looked up in the database again, and refused; session_id 0 forgets
+ * every cached session. Thread-safe. */
 void auth_session_forget(int64_t session_id);
 
 /* Login throttling, per username (existing or not, so that the answer does

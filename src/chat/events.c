@@ -22,6 +22,7 @@
 
 #include "chat/model.h"
 #include "db/db.h"
+#include "live/cluster.h"
 #include "live/hub.h"
 #include "live/tail.h"
 #include "base/util.h"
@@ -338,13 +339,45 @@ int evb_flush(struct event_batch *b)
     return DB_OK;
 }
 
-void evb_finish(struct event_batch *b, bool committed)
+void evb_drop_typing(struct event_batch *b, int64_t thread_id, int64_t typer)
 {
-    if (committed)
+    int64_t(*d)[2] = realloc(b->drops, (b->ndrops + 1) * sizeof *d);
+    if (d == NULL)
+        return; /* a stale "typing" is harmless: it expires */
+    b->drops = d;
+    b->drops[b->ndrops][0] = thread_id;
+    b->drops[b->ndrops][1] = typer;
+    b->ndrops++;
+}
+
+/* Tells the other nodes (cluster.h): the events, by user, with their
+ * rendered views. */
+static void publish_remote(struct event_batch *b, bool with_events)
+{
+    if (!cluster_enabled() || b->wake.n == 0)
+        return;
+    struct cluster_event *ev = with_events ? malloc(b->n * sizeof *ev + 1) : NULL;
+    size_t nev = 0;
+    for (size_t i = 0; ev && i < b->n; i++)
+        ev[nev++] = (struct cluster_event){b->items[i].user_id, b->items[i].pos,
+                                           b->items[i].blob};
+    cluster_publish_wake(b->wake.ids, b->wake.n, ev, nev, (const int64_t(*)[2])b->drops,
+                         with_events ? b->ndrops : 0);
+    free(ev);
+}
+
+void evb_finish(struct event_batch *b, int rc)
+{
+    if (rc == 0) {
         for (size_t i = 0; i < b->n; i++)
             tail_put(b->items[i].user_id, b->items[i].pos, b->items[i].blob);
-    else
+        for (size_t d = 0; d < b->ndrops; d++)
+            hub_drop_ephemeral(b->wake.ids, b->wake.n, events_is_typing, b->drops[d]);
+    } else if (rc != DB_ECOMMIT) {
         wake_reset(&b->wake);
+    }
+    if (rc == 0 || rc == DB_ECOMMIT)
+        publish_remote(b, rc == 0);
     /* After the tails: a woken poll finds there what woke it. */
     wake_flush(&b->wake);
     evb_reset(b);
@@ -359,6 +392,7 @@ void evb_reset(struct event_batch *b)
     for (size_t k = 0; k < b->nsnapshots; k++)
         free(b->snapshots[k]);
     b->nsnapshots = 0;
+    b->ndrops = 0;
     b->n = 0;
     b->failed = false;
     wake_reset(&b->wake);
@@ -369,6 +403,7 @@ void evb_free(struct event_batch *b)
     evb_reset(b);
     free(b->items);
     free(b->snapshots);
+    free(b->drops);
     wake_flush(&b->wake); /* empty: frees it */
     memset(b, 0, sizeof *b);
 }
@@ -376,7 +411,7 @@ void evb_free(struct event_batch *b)
 int events_tx(db_tx_fn fn, void *ctx, struct event_batch *b)
 {
     int rc = db_tx(fn, ctx);
-    evb_finish(b, rc == 0);
+    evb_finish(b, rc);
     evb_free(b);
     return rc;
 }

@@ -52,8 +52,15 @@ struct event_batch {
     char **snapshots; /* thread snapshots the thread events point to, owned */
     size_t nsnapshots;
     struct wake_list wake; /* filled by evb_flush */
+    int64_t (*drops)[2];   /* (thread, typer) whose "typing" the commit supersedes */
+    size_t ndrops;
     bool failed;           /* memory ran out: evb_flush fails */
 };
+
+/* Notes that typer's message in thread_id supersedes typer's "typing":
+ * once the transaction commits, evb_finish drops it from the users' polls,
+ * on this node and the others. */
+void evb_drop_typing(struct event_batch *b, int64_t thread_id, int64_t typer);
 
 /* Adds a message or receipt event for user_id. For EVENT_MESSAGE, seq is
  * the message; for EVENT_RECEIPT, actor's receipts moved to delivered/read
@@ -79,10 +86,15 @@ int evb_add_thread_to(struct event_batch *b, int64_t thread_id, int64_t user_id,
  * transaction. Returns DB_OK or DB_E*. */
 int evb_flush(struct event_batch *b);
 
-/* After the transaction: when it committed, puts the flushed events into
- * the tails, then wakes their users; when it did not, forgets both. Either
- * way the batch is empty afterwards, ready for reuse. */
-void evb_finish(struct event_batch *b, bool committed);
+/* After the transaction, with what db_tx returned: when it committed (0),
+ * puts the flushed events into the tails, drops the superseded typing, then
+ * wakes their users — here, and through the cluster on the nodes where they
+ * poll; when its
+ * outcome is unknown (DB_ECOMMIT: the connection was lost during COMMIT), it
+ * wakes them all the same — a spurious wake costs a read, a lost one a
+ * message that waits for the poll's timeout — but publishes nothing; else it
+ * forgets both. Either way the batch is empty afterwards, ready for reuse. */
+void evb_finish(struct event_batch *b, int rc);
 
 /* Empties the batch (a transaction starts, or starts over) / frees its
  * memory. */
@@ -91,7 +103,7 @@ void evb_free(struct event_batch *b);
 
 /* Runs fn(ctx) in a transaction (db_tx) whose events are gathered in *b
  * (zero-initialised): fn must evb_reset(b) first (a retried transaction
- * starts over) and end with evb_flush(b). Then evb_finish(b, committed) and
+ * starts over) and end with evb_flush(b). Then evb_finish(b, rc) and
  * evb_free(b). Returns what db_tx returns. */
 int events_tx(db_tx_fn fn, void *ctx, struct event_batch *b);
 

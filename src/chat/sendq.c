@@ -295,6 +295,8 @@ static void add_events(struct batch *b)
             evb_add(&b->events, t->members[m], EVENT_MESSAGE, j->thread_id, j->seq, 0, 0, 0,
                     j->now, blob);
         tail_blob_unref(blob);
+        /* The message supersedes the sender's "typing" in this thread. */
+        evb_drop_typing(&b->events, j->thread_id, j->sender);
     }
 }
 
@@ -423,6 +425,7 @@ static void run_jobs(struct send_job **jobs, int n)
     int rc = batch_prepare(&b) ? db_tx(batch_tx, &b) : DB_ERR;
     if (rc < 0 && n > 1) {
         log_warn("sendq: a batch of %d failed (%d); storing its messages one by one", n, rc);
+        evb_finish(&b.events, rc); /* DB_ECOMMIT: wakes, in case it did commit */
         batch_free(&b);
         for (int i = 0; i < n; i++)
             run_jobs(&jobs[i], 1);
@@ -440,15 +443,10 @@ static void run_jobs(struct send_job **jobs, int n)
             j->status = first->status == SEND_STORED ? SEND_RETRY : first->status;
             j->message = first->message ? json_deep_copy(first->message) : NULL;
         }
-        if (j->status == SEND_STORED) {
-            struct bthread *t = &b.threads[j->thread];
+        if (j->status == SEND_STORED)
             metrics_stage(STAGE_SEND_COMMIT, committed_us - j->arrived_us);
-            /* The message supersedes the sender's "typing" in this thread. */
-            int64_t typing_of[2] = {j->thread_id, j->sender};
-            hub_drop_ephemeral(t->members, (size_t)t->nmembers, events_is_typing, typing_of);
-        }
     }
-    evb_finish(&b.events, rc == 0); /* the tails, then the wake-ups */
+    evb_finish(&b.events, rc); /* the tails, then the wake-ups */
     batch_free(&b);
     for (int i = 0; i < n; i++)
         job_done(jobs[i]);

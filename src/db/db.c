@@ -19,6 +19,7 @@
 #include <errmsg.h>
 #include <mysqld_error.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -69,10 +70,14 @@ static void conn_destroy(void *p)
     mysql_thread_end();
 }
 
+/* Errors after which the connection is dropped and another one opened (on
+ * the next usable host): lost or refused connections, and Galera's 1047 "WSREP
+ * has not yet prepared node for application use" (a node that left the
+ * primary component, or is a donor). */
 static bool is_conn_error(unsigned err)
 {
     return err == CR_SERVER_GONE_ERROR || err == CR_SERVER_LOST || err == 2055 ||
-           err == CR_CONNECTION_ERROR || err == CR_CONN_HOST_ERROR;
+           err == CR_CONNECTION_ERROR || err == CR_CONN_HOST_ERROR || err == ER_UNKNOWN_COM_ERROR;
 }
 
 static int classify(unsigned err)
@@ -86,8 +91,58 @@ static int classify(unsigned err)
     return DB_ERR;
 }
 
-/* Opens a connection with our session settings; db may be NULL. */
-static MYSQL *open_mysql(const char *db)
+/* The host every thread connects to first: the last one found usable. */
+static _Atomic int current_host;
+static atomic_uint_fast64_t failovers;
+
+int db_current_host(void) { return atomic_load(&current_host); }
+
+/* Reads one row of "name value" pairs (SHOW STATUS / SELECT) into a check:
+ * true when the server may take our writes. With wsrep on: ready, Synced
+ * (state 4) and in the primary component. With require_durable: every
+ * commit flushed. */
+static bool server_usable(MYSQL *m, const char *where)
+{
+    if (mysql_query(m, "SELECT @@wsrep_on, @@innodb_flush_log_at_trx_commit"))
+        return false;
+    MYSQL_RES *r = mysql_store_result(m);
+    MYSQL_ROW row = r ? mysql_fetch_row(r) : NULL;
+    bool wsrep = row && row[0] && strcmp(row[0], "1") == 0;
+    bool durable = row && row[1] && strcmp(row[1], "1") == 0;
+    if (r)
+        mysql_free_result(r);
+    if (row == NULL)
+        return false;
+    if (config.require_durable && !durable && config.nhosts > 1) {
+        log_warn("db: %s does not flush every commit (innodb_flush_log_at_trx_commit); "
+                 "skipped",
+                 where);
+        return false;
+    }
+    if (!wsrep)
+        return true;
+    if (mysql_query(m, "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_ready', "
+                       "'wsrep_local_state', 'wsrep_cluster_status')"))
+        return false;
+    r = mysql_store_result(m);
+    int ok = 0;
+    while (r && (row = mysql_fetch_row(r)) != NULL) {
+        if (row[0] == NULL || row[1] == NULL)
+            continue;
+        ok += (strcmp(row[0], "wsrep_ready") == 0 && strcmp(row[1], "ON") == 0) ||
+              (strcmp(row[0], "wsrep_local_state") == 0 && strcmp(row[1], "4") == 0) ||
+              (strcmp(row[0], "wsrep_cluster_status") == 0 && strcmp(row[1], "Primary") == 0);
+    }
+    if (r)
+        mysql_free_result(r);
+    if (ok != 3)
+        log_warn("db: %s is not a ready, synced node of the primary component; skipped", where);
+    return ok == 3;
+}
+
+/* Connects to host i of the list and checks it; NULL when unreachable or
+ * not usable. */
+static MYSQL *connect_host(int i, const char *db)
 {
     MYSQL *m = mysql_init(NULL);
     if (m == NULL)
@@ -98,12 +153,52 @@ static MYSQL *open_mysql(const char *db)
     mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);
     mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
     const char *sock = config.socket[0] ? config.socket : NULL;
-    if (!mysql_real_connect(m, config.host, config.user, config.password, db, config.port, sock,
-                            0)) {
-        log_warn("db: cannot connect to %s: %s", sock ? sock : config.host, mysql_error(m));
+    char where[300];
+    snprintf(where, sizeof where, "%s:%u", config.hosts[i].name, config.hosts[i].port);
+    if (!mysql_real_connect(m, config.hosts[i].name, config.user, config.password, db,
+                            config.hosts[i].port, sock, 0)) {
+        log_warn("db: cannot connect to %s: %s", sock ? sock : where, mysql_error(m));
         mysql_close(m);
         return NULL;
     }
+    if (config.nhosts > 1 && !server_usable(m, where)) {
+        mysql_close(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* Opens a connection with our session settings; db may be NULL. Tries the
+ * current host, then the others in list order after it; with several hosts,
+ * keeps trying for up to failover_wait_ms. */
+static MYSQL *open_mysql(const char *db)
+{
+    int64_t deadline = mono_ms() + (config.nhosts > 1 ? config.failover_wait_ms : 0);
+    MYSQL *m = NULL;
+    for (int round = 0; m == NULL; round++) {
+        int start = atomic_load(&current_host);
+        for (int k = 0; k < config.nhosts && m == NULL; k++) {
+            int i = (start + k) % config.nhosts;
+            m = connect_host(i, db);
+            if (m && i != start) {
+                /* Every thread moves on with us; the first to see a host fail
+                 * decides. */
+                int expected = start;
+                if (atomic_compare_exchange_strong(&current_host, &expected, i)) {
+                    atomic_fetch_add(&failovers, 1);
+                    log_warn("db: now writing through %s:%u", config.hosts[i].name,
+                             config.hosts[i].port);
+                }
+            }
+        }
+        if (m || mono_ms() >= deadline)
+            break;
+        /* Jittered pause: a cluster drops a dead member within seconds. */
+        struct timespec ts = {0, (long)(100 + rand() % 200) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (m == NULL)
+        return NULL;
     if (mysql_query(m, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED") ||
         mysql_query(m, "SET time_zone = '+00:00', group_concat_max_len = 1048576, "
                        "sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'")) {
@@ -148,9 +243,36 @@ static int url_decode(const char *s, size_t n, char *out, size_t outlen)
     return 0;
 }
 
+/* Parses "host[:port]" of n bytes into hosts[i]. */
+static int parse_host(struct db_config *cfg, int i, const char *p, size_t n)
+{
+    const char *colon = memchr(p, ':', n);
+    size_t hlen = colon ? (size_t)(colon - p) : n;
+    if (hlen == 0 || hlen >= sizeof cfg->hosts[i].name)
+        return -1;
+    memcpy(cfg->hosts[i].name, p, hlen);
+    cfg->hosts[i].name[hlen] = '\0';
+    cfg->hosts[i].port = 3306;
+    if (colon) {
+        char digits[8];
+        size_t dlen = n - hlen - 1;
+        if (dlen == 0 || dlen >= sizeof digits)
+            return -1;
+        memcpy(digits, colon + 1, dlen);
+        digits[dlen] = '\0';
+        char *end;
+        long port = strtol(digits, &end, 10);
+        if (*end != '\0' || port <= 0 || port > 65535)
+            return -1;
+        cfg->hosts[i].port = (unsigned)port;
+    }
+    return 0;
+}
+
 int db_parse_url(const char *url, struct db_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
+    cfg->failover_wait_ms = 10000;
     const char *prefix = "mysql://";
     if (strncmp(url, prefix, strlen(prefix)) != 0)
         return -1;
@@ -172,19 +294,20 @@ int db_parse_url(const char *url, struct db_config *cfg)
     slash = strchr(p, '/');
     if (slash == NULL)
         return -1;
-    const char *colon = memchr(p, ':', (size_t)(slash - p));
-    size_t hlen = (size_t)((colon ? colon : slash) - p);
-    if (hlen == 0 || hlen >= sizeof cfg->host)
-        return -1;
-    memcpy(cfg->host, p, hlen);
-    cfg->port = 3306;
-    if (colon) {
-        char *end;
-        long port = strtol(colon + 1, &end, 10);
-        if (end != slash || port <= 0 || port > 65535)
+    while (p < slash) {
+        const char *comma = memchr(p, ',', (size_t)(slash - p));
+        const char *end = comma ? comma : slash;
+        if (cfg->nhosts == DB_MAX_HOSTS || parse_host(cfg, cfg->nhosts, p, (size_t)(end - p)) < 0)
             return -1;
-        cfg->port = (unsigned)port;
+        cfg->nhosts++;
+        p = comma ? comma + 1 : slash;
+        if (comma && p == slash)
+            return -1; /* a trailing comma */
     }
+    if (cfg->nhosts == 0)
+        return -1;
+    snprintf(cfg->host, sizeof cfg->host, "%s", cfg->hosts[0].name);
+    cfg->port = cfg->hosts[0].port;
     p = slash + 1;
     size_t dlen = strcspn(p, "?");
     if (dlen == 0 || dlen >= sizeof cfg->database)
@@ -535,8 +658,9 @@ int db_tx(db_tx_fn fn, void *ctx)
             rc = classify(err);
             if (rc == DB_ECONN) {
                 /* The commit may or may not have happened: never run it twice. */
+                log_warn("db: connection lost during COMMIT (%u): outcome unknown", err);
                 conn_drop(c);
-                return rc;
+                return DB_ECOMMIT;
             }
             log_warn("db: commit failed (%u)", err);
         }

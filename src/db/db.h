@@ -18,6 +18,14 @@
  * read outside a transaction retried once; a deadlock or lock wait timeout
  * makes db_tx() run the whole transaction again, a bounded number of times.
  *
+ * Several hosts (a Galera cluster): every thread of the process writes
+ * through one server, the first of the list that accepts a connection and,
+ * when wsrep is on, is ready, Synced and in the primary component (and
+ * durable, with require_durable). It keeps that server until it fails; then
+ * every thread moves on to the next usable one, waiting up to
+ * failover_wait_ms. Error 1047 (a node that is not ready) counts as a lost
+ * connection.
+ *
  * May call: base, libmariadb (the only module that does). */
 #ifndef CHAT_DB_H
 #define CHAT_DB_H
@@ -34,6 +42,8 @@ enum {
     DB_EDUP = -2,   /* a unique key refused the row (1062) */
     DB_ERETRY = -3, /* deadlock (1213) or lock wait timeout (1205): retry the transaction */
     DB_ECONN = -4,  /* the server could not be reached or the connection was lost */
+    DB_ECOMMIT = -5, /* the connection was lost during COMMIT: it may or may not have
+                        happened (settle by idempotency; wake readers anyway) */
 };
 
 enum db_arg_type { DB_ARG_INT, DB_ARG_STR, DB_ARG_NULL };
@@ -64,16 +74,31 @@ struct db_res {
     char **cells; /* nrows * ncols, row-major */
 };
 
-/* Connection settings, from the db_url setting. */
+#define DB_MAX_HOSTS 8
+
+/* Connection settings, from the db_url setting (and db_failover_wait_ms,
+ * db_require_durable). host/port are the first of hosts[]. */
 struct db_config {
     char host[256], user[128], password[256], database[64], socket[512];
     unsigned port;
+    struct {
+        char name[256];
+        unsigned port;
+    } hosts[DB_MAX_HOSTS]; /* in order of preference */
+    int nhosts;
+    int failover_wait_ms;    /* how long a call waits for a usable server (several hosts) */
+    bool require_durable;    /* refuse a server with innodb_flush_log_at_trx_commit != 1 */
 };
 
-/* Parses mysql://user[:password]@host[:port]/database[?socket=PATH] into *cfg
- * (user, password and path may be %-encoded). Returns 0, or -1 when the URL
- * is malformed or the database name is not [A-Za-z0-9_]+. */
+/* Parses mysql://user[:password]@host[:port][,host[:port]…]/database
+ * [?socket=PATH] into *cfg (user, password and path may be %-encoded; at
+ * most DB_MAX_HOSTS hosts, tried in that order). Returns 0, or -1 when the
+ * URL is malformed or the database name is not [A-Za-z0-9_]+. */
 int db_parse_url(const char *url, struct db_config *cfg);
+
+/* Index into cfg->hosts of the server this process writes through now
+ * (several hosts: the first one found usable, kept until it fails). */
+int db_current_host(void);
 
 /* Initialises the client library and remembers cfg. Creates the database when
  * it does not exist. Call once from main before any thread. Returns 0 or a

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "db/db.h"
 #include "base/log.h"
@@ -43,15 +45,13 @@ static char *read_file(const char *path, size_t *len)
 }
 
 /* Applies one file unless recorded. Returns 0 or -1. */
+static int applied(const char *name);
+
 static int apply(const char *dir, const char *name)
 {
-    struct db_res *r;
-    if (db_query("SELECT 1 FROM schema_migrations WHERE name = ?", &r, DB_ARGS(DB_STR(name))) < 0)
-        return -1;
-    bool done = r->nrows > 0;
-    db_res_free(r);
-    if (done)
-        return 0;
+    int done = applied(name);
+    if (done != 0)
+        return done < 0 ? -1 : 0;
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     size_t len;
@@ -73,22 +73,71 @@ static int apply(const char *dir, const char *name)
     return 0;
 }
 
-int migrate_run(const char *dir)
+/* True when name is recorded as applied; -1 on error. */
+static int applied(const char *name)
+{
+    struct db_res *r;
+    if (db_query("SELECT 1 FROM schema_migrations WHERE name = ?", &r, DB_ARGS(DB_STR(name))) < 0)
+        return -1;
+    int done = r->nrows > 0;
+    db_res_free(r);
+    return done;
+}
+
+#define LOCK_HOLD_MS 120000 /* a holder that died frees the lock after this */
+#define LOCK_WAIT_MS 120000
+
+/* Takes the lock row for `me`: one INSERT … ON DUPLICATE KEY UPDATE that
+ * overwrites only an expired holder (or renews our own), then a read of who
+ * holds it. Waits up to LOCK_WAIT_MS for another holder. Returns 0 or -1. */
+static int lock_take(const char *me)
+{
+    if (db_exec("CREATE TABLE IF NOT EXISTS schema_lock (id TINYINT NOT NULL PRIMARY KEY, "
+                "holder VARCHAR(128) NOT NULL, until_ms BIGINT NOT NULL) ENGINE=InnoDB",
+                DB_NOARGS) < 0)
+        return -1;
+    int64_t deadline = mono_ms() + LOCK_WAIT_MS;
+    for (;;) {
+        int64_t now = now_ms();
+        /* Assignments run left to right: once holder is ours, until moves. */
+        if (db_exec("INSERT INTO schema_lock (id, holder, until_ms) VALUES (1, ?, ?) "
+                    "ON DUPLICATE KEY UPDATE holder = IF(until_ms < ?, VALUES(holder), holder), "
+                    "until_ms = IF(holder = VALUES(holder), VALUES(until_ms), until_ms)",
+                    DB_ARGS(DB_STR(me), DB_INT(now + LOCK_HOLD_MS), DB_INT(now))) < 0)
+            return -1;
+        struct db_res *r;
+        if (db_query("SELECT holder FROM schema_lock WHERE id = 1", &r, DB_NOARGS) < 0)
+            return -1;
+        bool mine = r->nrows && strcmp(db_str(r, 0, 0), me) == 0;
+        db_res_free(r);
+        if (mine)
+            return 0;
+        if (mono_ms() >= deadline) {
+            log_error("migrate: another chatd holds the migration lock");
+            return -1;
+        }
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void lock_release(const char *me)
+{
+    db_exec("DELETE FROM schema_lock WHERE id = 1 AND holder = ?", DB_ARGS(DB_STR(me)));
+}
+
+int migrate_run(const char *dir, bool apply_them)
 {
     if (db_exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INT NOT NULL, "
                 "name VARCHAR(255) NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL) "
                 "ENGINE=InnoDB",
                 DB_NOARGS) < 0)
         return -1;
-    struct db_res *lock;
-    if (db_query("SELECT GET_LOCK('chatd_migrate', 60)", &lock, DB_NOARGS) < 0)
+    char me[128], host[64] = "";
+    gethostname(host, sizeof host - 1);
+    snprintf(me, sizeof me, "%s:%d:%lld", host, (int)getpid(), (long long)now_ms());
+    if (apply_them && lock_take(me) < 0)
         return -1;
-    bool locked = lock->nrows && db_int(lock, 0, 0) == 1;
-    db_res_free(lock);
-    if (!locked) {
-        log_error("migrate: another chatd holds the migration lock");
-        return -1;
-    }
     DIR *d = opendir(dir);
     if (d == NULL) {
         log_error("migrate: cannot open %s", dir);
@@ -105,14 +154,22 @@ int migrate_run(const char *dir)
     }
     closedir(d);
     qsort(names, n, sizeof *names, by_name);
-    int rc = 0;
+    int rc = 0, pending = 0;
     for (size_t i = 0; i < n; i++) {
-        if (rc == 0 && apply(dir, names[i]) < 0)
+        if (rc == 0 && apply_them && apply(dir, names[i]) < 0)
             rc = -1;
+        if (rc == 0 && !apply_them) {
+            int done = applied(names[i]);
+            if (done < 0)
+                rc = -1;
+            else if (done == 0) {
+                log_error("migrate: %s is not applied (run chatd --migrate)", names[i]);
+                pending++;
+            }
+        }
         free(names[i]);
     }
-    struct db_res *unlock;
-    if (db_query("SELECT RELEASE_LOCK('chatd_migrate')", &unlock, DB_NOARGS) == 0)
-        db_res_free(unlock);
-    return rc;
+    if (apply_them)
+        lock_release(me);
+    return rc < 0 || pending ? -1 : 0;
 }

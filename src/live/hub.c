@@ -30,6 +30,7 @@ enum waiter_state { W_RUNNING, W_PARKED, W_WOKEN };
 struct waiter {
     int64_t user_id, session_id;
     int64_t deadline_ms;
+    int64_t since;          /* the poll's cursor (hub_set_cursor), for reconciling */
     enum waiter_state state;
     bool pending, timed_out, superseded, revoked;
     int64_t notified_us;    /* when a commit woke it, for the commit→wake metric */
@@ -397,6 +398,40 @@ void hub_release(struct waiter *w)
     free(w);
     if (polls_changed)
         polls_changed(user_id);
+}
+
+void hub_set_cursor(struct waiter *w, int64_t since)
+{
+    pthread_mutex_lock(&lock);
+    w->since = since;
+    pthread_mutex_unlock(&lock);
+}
+
+size_t hub_parked_cursors(int64_t (*out)[2], size_t max)
+{
+    pthread_mutex_lock(&lock);
+    size_t n = 0;
+    for (size_t i = 0; i < heap_len && n < max; i++) {
+        out[n][0] = heap[i]->user_id;
+        out[n][1] = heap[i]->since;
+        n++;
+    }
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+void hub_supersede_session(int64_t session_id)
+{
+    void *resume = NULL;
+    pthread_mutex_lock(&lock);
+    struct waiter *w = idmap_get(&sessions, session_id);
+    if (w) {
+        w->superseded = true;
+        resume = wake_locked(w);
+    }
+    pthread_mutex_unlock(&lock);
+    if (resume)
+        resume_conn(resume);
 }
 
 void hub_end_session(int64_t session_id)

@@ -73,6 +73,18 @@ void hub_sleep(struct waiter *w, void *conn);
 /* Unregisters and frees the waiter. */
 void hub_release(struct waiter *w);
 
+/* Notes the cursor the poll read from (its `since`), for
+ * hub_parked_cursors. */
+void hub_set_cursor(struct waiter *w, int64_t since);
+
+/* Copies (user, cursor) of up to max registered polls into out; returns how
+ * many. For the cluster's reconcile loop. */
+size_t hub_parked_cursors(int64_t (*out)[2], size_t max);
+
+/* A newer poll of the session started on another node: its poll here, if
+ * any, answers now (as for a newer poll on this node). */
+void hub_supersede_session(int64_t session_id);
+
 /* The session was logged out: its poll, if any, is woken and
  * hub_revoked() is true for it from then on. */
 void hub_end_session(int64_t session_id);

@@ -1,4 +1,15 @@
-/* presence.c — presence state and the sweeper that publishes changes. */
+/* presence.c — presence state and the sweeper that publishes changes.
+ *
+ * One node: the state is here (polls and last activity per user), and the
+ * sweeper publishes each change of a user's state once.
+ *
+ * Several nodes (live/cluster.h): the truth is Redis's sorted set, shared by
+ * all. The sweeper tells it which users were active here (every tick for
+ * new activity, every window/3 for users still polling), and publishes an
+ * "online" for each user the set did not hold, and an "offline" for each
+ * user whose window ended that its sweep popped — so every transition is
+ * published once, by one node, however a user's devices are spread. While
+ * the bus is down it falls back to the local state. */
 #include "live/presence.h"
 
 #include <jansson.h>
@@ -9,6 +20,7 @@
 #include <unistd.h>
 
 #include "db/db.h"
+#include "live/cluster.h"
 #include "live/hub.h"
 #include "base/idmap.h"
 #include "base/log.h"
@@ -18,6 +30,7 @@
 
 struct presence_entry {
     int64_t last_active_ms; /* wall clock: last request, or when the last poll ended */
+    int64_t told_ms;        /* cluster: when Redis last heard of this user from here */
     int polls;
     bool published_online;
 };
@@ -74,6 +87,11 @@ static bool is_online(const struct presence_entry *e, int64_t now)
 
 bool presence_get(int64_t user_id, bool *online, int64_t *last_seen_at)
 {
+    if (cluster_healthy()) {
+        int known = cluster_presence_state(user_id, online, last_seen_at);
+        if (known >= 0)
+            return known == 1;
+    }
     int64_t now = now_ms();
     pthread_mutex_lock(&lock);
     struct presence_entry *e = idmap_get(&entries, user_id);
@@ -104,7 +122,7 @@ static void publish(int64_t user_id, bool online, int64_t last_seen_at)
         json_t *ev = json_pack("{s:s, s:I, s:s, s:I}", "type", "presence", "user_id",
                                (json_int_t)user_id, "state", online ? "online" : "offline",
                                "last_seen_at", (json_int_t)last_seen_at);
-        hub_emit(ids, n, ev);
+        cluster_emit(ids, n, ev);
         json_decref(ev);
     }
     free(ids);
@@ -115,11 +133,67 @@ struct change {
     bool online;
 };
 
+/* One tick on a cluster whose bus works: tell Redis, publish what it says
+ * changed. Returns false when Redis failed (the tick falls back to local). */
+static bool cluster_tick(int64_t now)
+{
+    int64_t *users = NULL;
+    size_t n = 0, cap = 0;
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < entries.cap; i++) {
+        struct presence_entry *e = entries.values[i];
+        if (entries.keys[i] == 0)
+            continue;
+        /* New here at once; then at most every 5 s while active, and every
+         * window/3 while polling (the set forgets a user after the window). */
+        bool active = e->told_ms == 0 ||
+                      (e->last_active_ms > e->told_ms && now - e->told_ms > 5000) ||
+                      (e->polls > 0 && now - e->told_ms > window_ms / 3);
+        if (!active || !is_online(e, now))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            int64_t *u = realloc(users, cap * sizeof *u);
+            if (u == NULL)
+                break;
+            users = u;
+        }
+        users[n++] = entries.keys[i];
+        e->told_ms = now;
+        e->published_online = true;
+    }
+    pthread_mutex_unlock(&lock);
+    int64_t *online = NULL;
+    size_t nonline = 0;
+    int64_t(*offline)[2] = NULL;
+    size_t noffline = 0;
+    bool ok = cluster_presence_touch(users, n, &online, &nonline) == 0 &&
+              cluster_presence_sweep(&offline, &noffline) == 0;
+    free(users);
+    for (size_t i = 0; i < nonline; i++)
+        publish(online[i], true, now);
+    for (size_t i = 0; i < noffline; i++)
+        publish(offline[i][0], false, offline[i][1]);
+    free(online);
+    free(offline);
+    if (!ok) {
+        /* Redis did not hear us: tell it again next tick. */
+        pthread_mutex_lock(&lock);
+        for (size_t i = 0; i < entries.cap; i++)
+            if (entries.keys[i])
+                ((struct presence_entry *)entries.values[i])->told_ms = 0;
+        pthread_mutex_unlock(&lock);
+    }
+    return ok;
+}
+
 static void *sweeper_main(void *arg)
 {
     (void)arg;
     while (running) {
         usleep(PRESENCE_TICK_MS * 1000);
+        if (cluster_healthy() && cluster_tick(now_ms()))
+            continue;
         struct change *changes = NULL;
         size_t n = 0, cap = 0;
         int64_t now = now_ms();
