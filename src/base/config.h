@@ -26,8 +26,8 @@ struct config {
     int connection_memory_kb; /* libmicrohttpd's memory pool per connection */
     int send_workers;         /* group-commit threads storing sends; 0 = inline */
     int send_batch_max;       /* most messages stored in one transaction */
-    int ack_workers;
-    int tail_users;           /* users whose newest events are kept in memory */          /* group-commit threads storing inbox acknowledgements */
+    int ack_workers;          /* group-commit threads storing inbox acknowledgements */
+    int tail_users;           /* users whose newest events are kept in memory */
     int hash_concurrency;     /* password hashes (19 MiB each) at once */
     int session_idle_days;    /* a session unused this long is dead; 0 = never */
     int presence_window_s;    /* online for this long after a request */
