@@ -63,7 +63,7 @@ struct db_arg {
 #define DB_STR_OR_NULL(v) ((v) ? DB_STR(v) : ((struct db_arg){.type = DB_ARG_NULL}))
 #define DB_ARGS(...)                                                                   \
     (int)(sizeof((struct db_arg[]){__VA_ARGS__}) / sizeof(struct db_arg)),             \
-        (const struct db_arg[]){__VA_ARGS__}
+        ((const struct db_arg[]){__VA_ARGS__})
 #define DB_NOARGS 0, NULL
 
 /* A result set copied into memory; every cell is a NUL-terminated string or
