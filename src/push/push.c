@@ -21,7 +21,8 @@
 #include "base/util.h"
 
 #define PUSH_TICK_MS 100
-#define LEASE_MS 20000 /* longer than a request may take (15 s), so never sent twice by one process */
+/* A lease outlasts a request (15 s at most), so one process never sends a job twice. */
+#define LEASE_MS 20000
 #define JOBS_PER_TICK 64
 #define MAX_IN_FLIGHT 512
 #define PREVIEW_BYTES 1024
