@@ -5,6 +5,8 @@
 #   make test    unit tests (cmocka), OpenAPI lint, API tests (pytest) against
 #                a sanitizer build and a throwaway MariaDB
 #   make         build build/chatd
+#   make format         clang-format the C sources in place (.clang-format)
+#   make format-check   list the C files that are not formatted; exit 1 if any
 #   make clean
 
 PKGS     = libmicrohttpd libmariadb jansson libsodium libcurl libcrypto hiredis
@@ -23,7 +25,8 @@ ASAN_OBJ = $(SRC:%.c=build/asan/%.o)
 ASAN_LIB = $(LIB_SRC:%.c=build/asan/%.o)
 UNIT_BIN = $(UNIT:tests/unit/%.c=build/unit/%)
 
-.PHONY: all run test unit deps deps-test clean lint-openapi run-nginx test-e2e demo
+.PHONY: all run test unit deps deps-test clean lint-openapi run-nginx test-e2e demo \
+        format format-check
 all: build/chatd
 
 deps:
@@ -57,6 +60,13 @@ lint-openapi: deps-test
 
 test: deps-test build/chatd-asan $(UNIT_BIN)
 	@scripts/test.sh $(UNIT_BIN)
+
+format:
+	@scripts/deps.sh format
+	@scripts/format.sh fix
+format-check:
+	@scripts/deps.sh format
+	@scripts/format.sh check
 
 clean:
 	rm -rf build

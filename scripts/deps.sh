@@ -2,19 +2,27 @@
 # deps.sh — install the Debian packages the project needs, only the missing ones.
 #
 #   scripts/deps.sh run     what `make run` needs: compiler, libraries, MariaDB
-#   scripts/deps.sh test    the above plus cmocka, pytest, node/npm for linting
+#   scripts/deps.sh test    the above plus cmocka, pytest, node/npm for linting,
+#                           chromium, clang-format
+#   scripts/deps.sh format  clang-format (`make format`, `make format-check`)
 #
 # Safe to run again: with everything present it installs nothing and says
 # nothing. Uses sudo when not root.
 set -euo pipefail
 
+mode=${1:-run}
 run_pkgs=(gcc libc6-dev make pkg-config libmicrohttpd-dev libmariadb-dev
           libjansson-dev libsodium-dev libcurl4-openssl-dev libssl-dev libhiredis-dev mariadb-server
           mariadb-client curl nginx)
-test_pkgs=(libcmocka-dev python3 python3-pytest python3-requests openssl chromium)
+test_pkgs=(libcmocka-dev python3 python3-pytest python3-requests openssl chromium
+           clang-format)
 
-want=("${run_pkgs[@]}")
-[ "${1:-run}" = test ] && want+=("${test_pkgs[@]}")
+case $mode in
+  run) want=("${run_pkgs[@]}") ;;
+  test) want=("${run_pkgs[@]}" "${test_pkgs[@]}") ;;
+  format) want=(clang-format) ;;
+  *) echo "usage: $0 run|test|format" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${want[@]}"; do
@@ -22,7 +30,7 @@ for p in "${want[@]}"; do
 done
 # node and npm: any install will do (this machine may carry another build of
 # Node.js than Debian's), so check for the commands rather than the packages.
-if [ "${1:-run}" = test ]; then
+if [ "$mode" = test ]; then
   command -v node >/dev/null || missing+=(nodejs)
   command -v npm >/dev/null || missing+=(npm)
 fi
