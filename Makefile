@@ -2,9 +2,11 @@
 #
 #   make run     install what is missing, start a private MariaDB under var/,
 #                build and serve on http://127.0.0.1:8080 (Ctrl-C stops both)
-#   make test    unit tests (cmocka), OpenAPI lint, API tests (pytest) against
-#                a sanitizer build and a throwaway MariaDB
+#   make test    the layer check, unit tests (cmocka), OpenAPI lint, API tests
+#                (pytest) against a sanitizer build and a throwaway MariaDB,
+#                browser tests (scripts/test.sh)
 #   make         build build/chatd
+#   make check-layers   the include rule between the layers of src/
 #   make format         clang-format the C sources in place (.clang-format)
 #   make format-check   list the C files that are not formatted; exit 1 if any
 #   make clean
@@ -26,7 +28,7 @@ ASAN_LIB = $(LIB_SRC:%.c=build/asan/%.o)
 UNIT_BIN = $(UNIT:tests/unit/%.c=build/unit/%)
 
 .PHONY: all run test unit deps deps-test clean lint-openapi run-nginx test-e2e demo \
-        format format-check
+        check-layers format format-check
 all: build/chatd
 
 deps:
@@ -60,6 +62,9 @@ lint-openapi: deps-test
 
 test: deps-test build/chatd-asan $(UNIT_BIN)
 	@scripts/test.sh $(UNIT_BIN)
+
+check-layers:
+	@scripts/check-layers.sh
 
 format:
 	@scripts/deps.sh format

@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
 # test.sh — `make test`: every suite, failing on the first failure.
+#   0. the include rule between the layers of src/ (scripts/check-layers.sh);
+#      SKIP_LAYERS=1 skips it, for a branch that is not there yet (CI never
+#      sets it)
 #   1. C unit tests (cmocka), under AddressSanitizer/UBSan
 #   2. the OpenAPI lint
 #   3. the API tests (pytest over real HTTP) against build/chatd-asan and a
 #      throwaway MariaDB that the test session starts and stops
 #   4. the browser tests (node --test, playwright-core driving Debian's
 #      chromium) through nginx, against the same sanitizer build
+#
+# Arguments: the unit test binaries (the Makefile passes build/unit/*).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}
+
+if [ "${SKIP_LAYERS:-}" = 1 ]; then
+  echo "== layers: skipped (SKIP_LAYERS=1)"
+else
+  echo "== layers"
+  scripts/check-layers.sh
+fi
 
 echo "== unit tests"
 for t in "$@"; do "$t"; done
