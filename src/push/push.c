@@ -335,14 +335,16 @@ static void job_run(struct job *j)
         db_res_free(r);
         if (why) {
             log_decision(j, 0, NULL, "suppressed", why, 0);
-            return job_done(j);
+            job_done(j);
+            return;
         }
         int rc = message_content(&proto, j);
         if (rc < 0)
             goto later;
         if (rc > 0) {
             log_decision(j, 0, NULL, "suppressed", "deleted", 0);
-            return job_done(j);
+            job_done(j);
+            return;
         }
         proto.content.title = proto.title;
         proto.content.body = proto.text;
