@@ -12,11 +12,15 @@
 #   make clean
 
 PKGS     = libmicrohttpd libmariadb jansson libsodium libcurl libcrypto hiredis
-WARN     = -Wall -Wextra -Wshadow -Wmissing-prototypes
+WARN     = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wpedantic
 CFLAGS_B = -std=gnu11 $(WARN) -Isrc -Ihandlers -pthread -MMD -MP $(shell pkg-config --cflags $(PKGS))
 LIBS     = $(shell pkg-config --libs $(PKGS)) -pthread
 REL      = -O2 -g
 ASAN     = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+# The test builds (sanitizers, unit tests) make every warning an error; the
+# release build does not, so that a newer compiler's new warning can never
+# stop `make run` or `make` on a newcomer's machine.
+WERROR   = -Werror
 
 SRC      = $(wildcard src/*.c src/*/*.c handlers/*.c)
 LIB_SRC  = $(filter-out src/main.c,$(SRC))
@@ -41,7 +45,7 @@ build/rel/%.o: %.c | deps
 	$(CC) $(CFLAGS_B) $(REL) -c $< -o $@
 build/asan/%.o: %.c | deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_B) $(ASAN) -c $< -o $@
+	$(CC) $(CFLAGS_B) $(ASAN) $(WERROR) -c $< -o $@
 
 build/chatd: $(REL_OBJ)
 	$(CC) $(REL) $^ $(LIBS) -o $@
@@ -49,7 +53,7 @@ build/chatd-asan: $(ASAN_OBJ)
 	$(CC) $(ASAN) $^ $(LIBS) -o $@
 build/unit/%: tests/unit/%.c $(ASAN_LIB) | deps-test
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_B) $(ASAN) $< $(ASAN_LIB) $(LIBS) $(shell pkg-config --libs cmocka) -o $@
+	$(CC) $(CFLAGS_B) $(ASAN) $(WERROR) $< $(ASAN_LIB) $(LIBS) $(shell pkg-config --libs cmocka) -o $@
 
 run: deps build/chatd
 	@scripts/run.sh
@@ -84,7 +88,7 @@ clean:
 BENCH_PKGS = jansson libmariadb libsodium libmicrohttpd
 build/loadgen: $(wildcard bench/*.c) $(wildcard bench/*.h) | deps
 	@mkdir -p build
-	$(CC) -std=gnu11 -O2 -g -Wall -Wextra $(shell pkg-config --cflags $(BENCH_PKGS)) \
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Wpedantic $(shell pkg-config --cflags $(BENCH_PKGS)) \
 	  $(filter %.c,$^) $(shell pkg-config --libs $(BENCH_PKGS)) -pthread -o $@
 .PHONY: bench bench-long
 bench: build/chatd build/loadgen
