@@ -2,10 +2,12 @@
 #
 #   make run     install what is missing, start a private MariaDB under var/,
 #                build and serve on http://127.0.0.1:8080 (Ctrl-C stops both)
-#   make test    the layer check, unit tests (cmocka), OpenAPI lint, API tests
-#                (pytest) against a sanitizer build and a throwaway MariaDB,
-#                browser tests (scripts/test.sh)
-#   make         build build/chatd
+#   make test    install what is missing, then the layer check, unit tests
+#                (cmocka), OpenAPI lint, API tests (pytest) against a
+#                sanitizer build and a throwaway MariaDB, browser tests
+#                (scripts/test.sh)
+#   make         build build/chatd (installs nothing: `make run`, `make test`
+#                or scripts/deps.sh do)
 #   make check-layers   the include rule between the layers of src/
 #   make format         clang-format the C sources in place (.clang-format)
 #   make format-check   list the C files that are not formatted; exit 1 if any
@@ -31,19 +33,25 @@ ASAN_OBJ = $(SRC:%.c=build/asan/%.o)
 ASAN_LIB = $(LIB_SRC:%.c=build/asan/%.o)
 UNIT_BIN = $(UNIT:tests/unit/%.c=build/unit/%)
 
+# Sub-makes of the targets that install first: they start after
+# scripts/deps.sh, so pkg-config and the libraries are there when they build.
+SUBMAKE  = $(MAKE) --no-print-directory
+
 .PHONY: all run test unit deps deps-test clean lint-openapi run-nginx test-e2e demo \
         check-layers format format-check
 all: build/chatd
 
+# Installing is the job of the targets that run something (run, test,
+# test-e2e, bench, demo, run-nginx, format); building never installs.
 deps:
 	@scripts/deps.sh run
 deps-test:
 	@scripts/deps.sh test
 
-build/rel/%.o: %.c | deps
+build/rel/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_B) $(REL) -c $< -o $@
-build/asan/%.o: %.c | deps
+build/asan/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_B) $(ASAN) $(WERROR) -c $< -o $@
 
@@ -51,11 +59,13 @@ build/chatd: $(REL_OBJ)
 	$(CC) $(REL) $^ $(LIBS) -o $@
 build/chatd-asan: $(ASAN_OBJ)
 	$(CC) $(ASAN) $^ $(LIBS) -o $@
-build/unit/%: tests/unit/%.c $(ASAN_LIB) | deps-test
+build/unit/%: tests/unit/%.c $(ASAN_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_B) $(ASAN) $(WERROR) $< $(ASAN_LIB) $(LIBS) $(shell pkg-config --libs cmocka) -o $@
 
-run: deps build/chatd
+run:
+	@scripts/deps.sh run
+	@$(SUBMAKE) build/chatd
 	@scripts/run.sh
 
 unit: $(UNIT_BIN)
@@ -64,7 +74,9 @@ unit: $(UNIT_BIN)
 lint-openapi: deps-test
 	@scripts/lint-openapi.sh
 
-test: deps-test build/chatd-asan $(UNIT_BIN)
+test:
+	@scripts/deps.sh test
+	@$(SUBMAKE) build/chatd-asan $(UNIT_BIN)
 	@scripts/test.sh $(UNIT_BIN)
 
 check-layers:
@@ -86,14 +98,18 @@ clean:
 #   make bench        short run (≤ 5 min): every scenario at reduced size
 #   make bench-long   the full scenarios
 BENCH_PKGS = jansson libmariadb libsodium libmicrohttpd
-build/loadgen: $(wildcard bench/*.c) $(wildcard bench/*.h) | deps
+build/loadgen: $(wildcard bench/*.c) $(wildcard bench/*.h)
 	@mkdir -p build
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Wpedantic $(shell pkg-config --cflags $(BENCH_PKGS)) \
 	  $(filter %.c,$^) $(shell pkg-config --libs $(BENCH_PKGS)) -pthread -o $@
 .PHONY: bench bench-long
-bench: build/chatd build/loadgen
+bench:
+	@scripts/deps.sh bench
+	@$(SUBMAKE) build/chatd build/loadgen
 	@bench/run.sh short
-bench-long: build/chatd build/loadgen
+bench-long:
+	@scripts/deps.sh bench
+	@$(SUBMAKE) build/chatd build/loadgen
 	@bench/run.sh long
 
 # nginx with nginx.conf on 127.0.0.1:8081 in front of a running `make run`
@@ -102,10 +118,13 @@ run-nginx: deps
 	@scripts/run-nginx.sh
 
 # The browser tests alone: headless Chromium through nginx (tests/e2e/run.sh).
-test-e2e: deps-test build/chatd
+test-e2e:
+	@scripts/deps.sh test
+	@$(SUBMAKE) build/chatd
 	@tests/e2e/run.sh
 
 # Replay the #ubuntu IRC sample through a running `make run` (docs/demo.md;
 # CHAT_URL, SPEED, DEMO_FILES as in scripts/demo.sh).
 demo:
+	@scripts/deps.sh demo
 	@scripts/demo.sh

@@ -4,7 +4,12 @@
 #   scripts/deps.sh run     what `make run` needs: compiler, libraries, MariaDB
 #   scripts/deps.sh test    the above plus cmocka, pytest, node/npm for linting,
 #                           chromium, clang-format
+#   scripts/deps.sh bench   what `make run` needs plus python3 (the report)
+#   scripts/deps.sh demo    python3 (the replay; the server runs elsewhere)
 #   scripts/deps.sh format  clang-format (`make format`, `make format-check`)
+#
+# Only the make targets that run something call it (`make run`, `make test`,
+# ...); plain `make`, the object files and the unit test binaries never do.
 #
 # Safe to run again: with everything present it installs nothing and says
 # nothing. Uses sudo when not root.
@@ -20,8 +25,10 @@ test_pkgs=(libcmocka-dev python3 python3-pytest python3-requests openssl chromiu
 case $mode in
   run) want=("${run_pkgs[@]}") ;;
   test) want=("${run_pkgs[@]}" "${test_pkgs[@]}") ;;
+  bench) want=("${run_pkgs[@]}" python3) ;;
+  demo) want=(python3) ;;
   format) want=(clang-format) ;;
-  *) echo "usage: $0 run|test|format" >&2; exit 2 ;;
+  *) echo "usage: $0 run|test|bench|demo|format" >&2; exit 2 ;;
 esac
 
 missing=()
