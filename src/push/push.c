@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,7 +56,7 @@ static int64_t grace_ms;
 static int max_attempts;
 static CURLM *multi;
 static pthread_t thread;
-static volatile bool running;
+static atomic_bool running; /* cleared by push_shutdown (main thread), read by the notifier */
 static int in_flight;
 static struct push_req *flying; /* requests added to the multi handle */
 
@@ -413,7 +414,7 @@ static void take_due_jobs(void)
                  "WHERE due_at <= ? ORDER BY due_at LIMIT ?",
                  &r, DB_ARGS(DB_INT(now), DB_INT(JOBS_PER_TICK))) < 0)
         return;
-    for (int i = 0; i < r->nrows && running; i++) {
+    for (int i = 0; i < r->nrows && atomic_load(&running); i++) {
         /* Lease it; another node (or a stale read) may have taken it already. */
         if (db_exec("UPDATE push_jobs SET due_at = ? WHERE id = ? AND due_at = ?",
                     DB_ARGS(DB_INT(now + LEASE_MS), DB_INT(db_int(r, i, 0)),
@@ -437,7 +438,7 @@ static void *notifier_main(void *arg)
 {
     (void)arg;
     int64_t next_depth = 0;
-    while (running) {
+    while (atomic_load(&running)) {
         take_due_jobs();
         int still;
         curl_multi_perform(multi, &still);
@@ -484,15 +485,14 @@ int push_init(const struct config *cfg)
         return -1;
     curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
     curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 1L);
-    running = true;
+    atomic_store(&running, true);
     return pthread_create(&thread, NULL, notifier_main, NULL) == 0 ? 0 : -1;
 }
 
 void push_shutdown(void)
 {
-    if (!running)
+    if (!atomic_exchange(&running, false))
         return;
-    running = false;
     curl_multi_wakeup(multi);
     pthread_join(thread, NULL);
     /* Requests in flight are dropped and their jobs made due again, so that
