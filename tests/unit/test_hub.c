@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -13,7 +14,8 @@
 #include "base/idmap.h"
 #include "base/util.h"
 
-static int resumed[8];
+/* Written by the hub's timer thread (deadlines), read by the tests. */
+static atomic_int resumed[8];
 
 static void fake_resume(void *conn) { resumed[(intptr_t)conn]++; }
 
