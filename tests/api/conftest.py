@@ -46,7 +46,9 @@ CHATD_BIN = os.environ.get("CHATD_BIN") or str(REPO / "build" / "chatd-asan")
 START_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 10
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                   "ERROR: ThreadSanitizer", "SUMMARY: UndefinedBehaviorSanitizer")
+                   "ERROR: ThreadSanitizer", "SUMMARY: UndefinedBehaviorSanitizer",
+                   # TSan reports races, lock-order inversions, ... as warnings
+                   "WARNING: ThreadSanitizer")
 
 # Findings about chatd itself (crash, sanitizer report, refusal to stop); any
 # of them fails the session.
@@ -136,6 +138,9 @@ class Server:
         supp = REPO / "tests" / "lsan.supp"
         if supp.exists():
             env.setdefault("LSAN_OPTIONS", f"suppressions={supp}:print_suppressions=0")
+        tsupp = REPO / "tests" / "tsan.supp"  # for CHATD_BIN=build/chatd-tsan
+        if tsupp.exists():
+            env.setdefault("TSAN_OPTIONS", f"suppressions={tsupp}:second_deadlock_stack=1")
         env.pop("CHAT_CONFIG", None)
         return env
 
