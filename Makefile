@@ -2,10 +2,11 @@
 #
 #   make run     install what is missing, start a private MariaDB under var/,
 #                build and serve on http://127.0.0.1:8080 (Ctrl-C stops both)
-#   make test    install what is missing, then the layer check, unit tests
-#                (cmocka), OpenAPI lint, API tests (pytest) against a
-#                sanitizer build and a throwaway MariaDB, browser tests
-#                (scripts/test.sh)
+#   make test    install what is missing, then scripts/test.sh: the layer
+#                check, unit tests (cmocka), `make tsan`, OpenAPI lint, API
+#                tests (pytest) against a sanitizer build and a throwaway
+#                MariaDB, browser tests
+#   make tsan    unit tests and an API subset under ThreadSanitizer
 #   make         build build/chatd (installs nothing: `make run`, `make test`
 #                or scripts/deps.sh do)
 #   make check-layers   the include rule between the layers of src/
@@ -19,6 +20,7 @@ CFLAGS_B = -std=gnu11 $(WARN) -Isrc -Ihandlers -pthread -MMD -MP $(shell pkg-con
 LIBS     = $(shell pkg-config --libs $(PKGS)) -pthread
 REL      = -O2 -g
 ASAN     = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+TSAN     = -O1 -g -fno-omit-frame-pointer -fsanitize=thread
 # The test builds (sanitizers, unit tests) make every warning an error; the
 # release build does not, so that a newer compiler's new warning can never
 # stop `make run` or `make` on a newcomer's machine.
@@ -32,16 +34,19 @@ REL_OBJ  = $(SRC:%.c=build/rel/%.o)
 ASAN_OBJ = $(SRC:%.c=build/asan/%.o)
 ASAN_LIB = $(LIB_SRC:%.c=build/asan/%.o)
 UNIT_BIN = $(UNIT:tests/unit/%.c=build/unit/%)
+TSAN_OBJ = $(SRC:%.c=build/tsan/%.o)
+TSAN_LIB = $(LIB_SRC:%.c=build/tsan/%.o)
+UNIT_TSAN = $(UNIT:tests/unit/%.c=build/unit-tsan/%)
 
 # Sub-makes of the targets that install first: they start after
 # scripts/deps.sh, so pkg-config and the libraries are there when they build.
 SUBMAKE  = $(MAKE) --no-print-directory
 
-.PHONY: all run test unit deps deps-test clean lint-openapi run-nginx test-e2e demo \
+.PHONY: all run test unit tsan deps deps-test clean lint-openapi run-nginx test-e2e demo \
         check-layers format format-check
 all: build/chatd
 
-# Installing is the job of the targets that run something (run, test,
+# Installing is the job of the targets that run something (run, test, tsan,
 # test-e2e, bench, demo, run-nginx, format); building never installs.
 deps:
 	@scripts/deps.sh run
@@ -54,14 +59,22 @@ build/rel/%.o: %.c
 build/asan/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_B) $(ASAN) $(WERROR) -c $< -o $@
+build/tsan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_B) $(TSAN) $(WERROR) -c $< -o $@
 
 build/chatd: $(REL_OBJ)
 	$(CC) $(REL) $^ $(LIBS) -o $@
 build/chatd-asan: $(ASAN_OBJ)
 	$(CC) $(ASAN) $^ $(LIBS) -o $@
+build/chatd-tsan: $(TSAN_OBJ)
+	$(CC) $(TSAN) $^ $(LIBS) -o $@
 build/unit/%: tests/unit/%.c $(ASAN_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_B) $(ASAN) $(WERROR) $< $(ASAN_LIB) $(LIBS) $(shell pkg-config --libs cmocka) -o $@
+build/unit-tsan/%: tests/unit/%.c $(TSAN_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_B) $(TSAN) $(WERROR) $< $(TSAN_LIB) $(LIBS) $(shell pkg-config --libs cmocka) -o $@
 
 run:
 	@scripts/deps.sh run
@@ -78,6 +91,14 @@ test:
 	@scripts/deps.sh test
 	@$(SUBMAKE) build/chatd-asan $(UNIT_BIN)
 	@scripts/test.sh $(UNIT_BIN)
+
+# ThreadSanitizer (scripts/tsan.sh): build/chatd-tsan and the unit tests
+# under -fsanitize=thread, objects in build/tsan/; runs the unit tests, then
+# a short concurrency subset of the API tests against build/chatd-tsan.
+tsan:
+	@scripts/deps.sh test
+	@$(SUBMAKE) build/chatd-tsan $(UNIT_TSAN)
+	@scripts/tsan.sh $(UNIT_TSAN)
 
 check-layers:
 	@scripts/check-layers.sh

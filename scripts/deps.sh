@@ -3,7 +3,7 @@
 #
 #   scripts/deps.sh run     what `make run` needs: compiler, libraries, MariaDB
 #   scripts/deps.sh test    the above plus cmocka, pytest, node/npm for linting,
-#                           chromium, clang-format
+#                           chromium, clang-format (`make test`, `make tsan`)
 #   scripts/deps.sh bench   what `make run` needs plus python3 (the report)
 #   scripts/deps.sh demo    python3 (the replay; the server runs elsewhere)
 #   scripts/deps.sh format  clang-format (`make format`, `make format-check`)

@@ -4,10 +4,12 @@
 #      SKIP_LAYERS=1 skips it, for a branch that is not there yet (CI never
 #      sets it)
 #   1. C unit tests (cmocka), under AddressSanitizer/UBSan
-#   2. the OpenAPI lint
-#   3. the API tests (pytest over real HTTP) against build/chatd-asan and a
+#   2. `make tsan`: the unit tests and a short concurrency subset of the API
+#      tests under ThreadSanitizer (scripts/tsan.sh)
+#   3. the OpenAPI lint
+#   4. the API tests (pytest over real HTTP) against build/chatd-asan and a
 #      throwaway MariaDB that the test session starts and stops
-#   4. the browser tests (node --test, playwright-core driving Debian's
+#   5. the browser tests (node --test, playwright-core driving Debian's
 #      chromium) through nginx, against the same sanitizer build
 #
 # Arguments: the unit test binaries (the Makefile passes build/unit/*).
@@ -26,6 +28,13 @@ fi
 
 echo "== unit tests"
 for t in "$@"; do "$t"; done
+
+echo "== tsan"
+# `make test` runs this script as a plain command, without the jobserver's
+# descriptors: drop the jobserver from MAKEFLAGS (keeping -j and variables
+# given on the command line) so that the inner make does not warn.
+MAKEFLAGS=$(sed -E 's/ ?--jobserver-(auth|fds)=[^ ]*//g' <<<"${MAKEFLAGS:-}") \
+  make --no-print-directory tsan
 
 echo "== openapi lint"
 scripts/lint-openapi.sh
