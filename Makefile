@@ -12,6 +12,8 @@
 #   make check-layers   the include rule between the layers of src/
 #   make format         clang-format the C sources in place (.clang-format)
 #   make format-check   list the C files that are not formatted; exit 1 if any
+#   make check-commits BASE=<rev>   commit messages since BASE: subject
+#                <= 72 characters, a blank line, a body
 #   make clean
 
 PKGS     = libmicrohttpd libmariadb jansson libsodium libcurl libcrypto hiredis
@@ -43,7 +45,7 @@ UNIT_TSAN = $(UNIT:tests/unit/%.c=build/unit-tsan/%)
 SUBMAKE  = $(MAKE) --no-print-directory
 
 .PHONY: all run test unit tsan deps deps-test clean lint-openapi run-nginx test-e2e demo \
-        check-layers format format-check
+        check-layers format format-check check-commits
 all: build/chatd
 
 # Installing is the job of the targets that run something (run, test, tsan,
@@ -109,6 +111,9 @@ format:
 format-check:
 	@scripts/deps.sh format
 	@scripts/format.sh check
+
+check-commits:
+	@scripts/check-commits.sh $(BASE)
 
 clean:
 	rm -rf build
