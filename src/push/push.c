@@ -1,7 +1,9 @@
 /* push.c — the outbox and the notifier thread (see push.h, docs/push.md).
  *
  * The loop: every PUSH_TICK_MS, lease the due jobs (due_at moves LEASE_MS
- * ahead, so a crash mid-flight lets the job come back), decide each against
+ * ahead on the database's clock, so a crash mid-flight lets the job come
+ * back; FOR UPDATE SKIP LOCKED, so the notifiers of several nodes share the
+ * outbox without waiting on each other or taking a job twice), decide each against
  * the database, and add one request per device to the curl multi handle;
  * then drive the transfers and handle each answer: log it, count it, drop a
  * dead token, or queue a retry row for that one device. A job row is deleted
@@ -402,25 +404,51 @@ later:
     free(j);
 }
 
+/* The lease: the due jobs no other notifier holds (FOR UPDATE SKIP LOCKED:
+ * several nodes' notifiers never wait on, nor take, each other's rows) get
+ * due_at = now + LEASE_MS, where now is the database's clock, so that a
+ * node's clock cannot make a lease run out early and a job go twice. */
+struct lease {
+    struct db_res *r;
+};
+
+static int lease_tx(void *arg)
+{
+    struct lease *l = arg;
+    db_res_free(l->r);
+    l->r = NULL;
+    int rc = db_query("SELECT id, user_id, thread_id, seq, kind, COALESCE(session_id, 0), "
+                      "COALESCE(except_session_id, 0), attempts, created_at, "
+                      "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED) FROM push_jobs "
+                      "WHERE due_at <= UNIX_TIMESTAMP(NOW(3)) * 1000 ORDER BY due_at LIMIT ? "
+                      "FOR UPDATE SKIP LOCKED",
+                      &l->r, DB_ARGS(DB_INT(JOBS_PER_TICK)));
+    if (rc < 0 || l->r->nrows == 0)
+        return rc;
+    struct sbuf ids = {0};
+    for (int i = 0; i < l->r->nrows; i++)
+        sb_item(&ids, "%lld", (long long)db_int(l->r, i, 0));
+    const char *list = sb_done(&ids);
+    rc = list ? db_exec("UPDATE push_jobs p JOIN " DB_IDS_TABLE " ON p.id = j.id "
+                        "SET p.due_at = ?",
+                        DB_ARGS(DB_STR(list), DB_INT(db_int(l->r, 0, 9) + LEASE_MS)))
+              : DB_ERR;
+    free(ids.s);
+    return rc;
+}
+
 /* Leases and runs the due jobs. */
 static void take_due_jobs(void)
 {
     if (in_flight >= MAX_IN_FLIGHT)
         return;
-    int64_t now = now_ms();
-    struct db_res *r;
-    if (db_query("SELECT id, user_id, thread_id, seq, kind, COALESCE(session_id, 0), "
-                 "COALESCE(except_session_id, 0), attempts, created_at, due_at FROM push_jobs "
-                 "WHERE due_at <= ? ORDER BY due_at LIMIT ?",
-                 &r, DB_ARGS(DB_INT(now), DB_INT(JOBS_PER_TICK))) < 0)
+    struct lease l = {NULL};
+    if (db_tx(lease_tx, &l) < 0) {
+        db_res_free(l.r);
         return;
-    for (int i = 0; i < r->nrows && atomic_load(&running); i++) {
-        /* Lease it; another node (or a stale read) may have taken it already. */
-        if (db_exec("UPDATE push_jobs SET due_at = ? WHERE id = ? AND due_at = ?",
-                    DB_ARGS(DB_INT(now + LEASE_MS), DB_INT(db_int(r, i, 0)),
-                            DB_INT(db_int(r, i, 9)))) < 0 ||
-            db_affected() == 0)
-            continue;
+    }
+    struct db_res *r = l.r;
+    for (int i = 0; r && i < r->nrows && atomic_load(&running); i++) {
         struct job *j = calloc(1, sizeof *j);
         if (j == NULL)
             break;
