@@ -199,35 +199,6 @@ static int req_start(struct push_req *r)
     return 0;
 }
 
-/* What a provider's answer means (docs/push.md "Retries"). */
-enum outcome { OUT_SENT, OUT_NEW_TOKEN, OUT_GONE, OUT_BAD_TOKEN, OUT_RETRY, OUT_REJECTED };
-
-static enum outcome classify(const struct push_req *r, CURLcode code, long status)
-{
-    const char *body = r->answer.data;
-    if (code != CURLE_OK || status == 429 || status >= 500)
-        return OUT_RETRY;
-    if (status == 200)
-        return OUT_SENT;
-    if (r->provider == PROVIDER_APNS) {
-        if (status == 403 && strstr(body, "ExpiredProviderToken"))
-            return OUT_NEW_TOKEN;
-        if (status == 410)
-            return OUT_GONE;
-        if (status == 400 &&
-            (strstr(body, "BadDeviceToken") || strstr(body, "DeviceTokenNotForTopic")))
-            return OUT_BAD_TOKEN;
-    } else {
-        if (status == 401)
-            return OUT_NEW_TOKEN;
-        if (status == 404 && strstr(body, "UNREGISTERED"))
-            return OUT_GONE;
-        if (status == 400 && strstr(body, "INVALID_ARGUMENT"))
-            return OUT_BAD_TOKEN;
-    }
-    return OUT_REJECTED;
-}
-
 /* One answered request: log, count, drop a dead token, retry. */
 static void req_finished(struct push_req *r, CURLcode code)
 {
@@ -239,13 +210,13 @@ static void req_finished(struct push_req *r, CURLcode code)
     struct job *j = r->job;
     const char *prov = wire_name(r->provider);
     int result = PUSH_RESULT_FAILED;
-    enum outcome outcome = classify(r, code, status);
+    enum wire_outcome outcome = wire_classify(r->provider, code, status, r->answer.data);
     switch (outcome) {
-    case OUT_SENT:
+    case WIRE_SENT:
         result = PUSH_RESULT_OK;
         log_decision(j, r->session_id, prov, "sent", j->kind == JOB_CLEAR ? "clear" : "ok", status);
         break;
-    case OUT_NEW_TOKEN:
+    case WIRE_NEW_TOKEN:
         /* The provider token was refused: make a new one and try again now,
          * once; a second refusal is not the token's age. */
         if (!r->reissued) {
@@ -256,9 +227,9 @@ static void req_finished(struct push_req *r, CURLcode code)
         }
         log_decision(j, r->session_id, prov, "failed", "gave_up", status);
         break;
-    case OUT_GONE:
-    case OUT_BAD_TOKEN: {
-        bool gone = outcome == OUT_GONE;
+    case WIRE_GONE:
+    case WIRE_BAD_TOKEN: {
+        bool gone = outcome == WIRE_GONE;
         result = gone ? PUSH_RESULT_UNREGISTERED : PUSH_RESULT_BAD_TOKEN;
         db_exec("UPDATE sessions SET push_provider = NULL, push_token = NULL, push_topic = NULL "
                 "WHERE id = ? AND push_token = ?",
@@ -266,13 +237,13 @@ static void req_finished(struct push_req *r, CURLcode code)
         log_decision(j, r->session_id, prov, "failed", gone ? "unregistered" : "bad_token", status);
         break;
     }
-    case OUT_RETRY: {
+    case WIRE_RETRY: {
         bool again = retry_later(j, r->session_id, r->retry_after_s);
         result = again ? PUSH_RESULT_RETRY : PUSH_RESULT_FAILED;
         log_decision(j, r->session_id, prov, "failed", again ? "retry" : "gave_up", status);
         break;
     }
-    case OUT_REJECTED:
+    case WIRE_REJECTED:
         log_warn("push: %s refused a push with HTTP %ld: %.200s", prov, status, r->answer.data);
         log_decision(j, r->session_id, prov, "failed", "rejected", status);
         break;

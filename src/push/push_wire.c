@@ -265,6 +265,34 @@ static char *fcm_body(const char *token, const struct push_content *c)
     return s;
 }
 
+enum wire_outcome wire_classify(enum push_provider p, CURLcode code, long status,
+                                const char *body)
+{
+    if (body == NULL)
+        body = "";
+    if (code != CURLE_OK || status == 429 || status >= 500)
+        return WIRE_RETRY;
+    if (status == 200)
+        return WIRE_SENT;
+    if (p == PROVIDER_APNS) {
+        if (status == 403 && strstr(body, "ExpiredProviderToken"))
+            return WIRE_NEW_TOKEN;
+        if (status == 410)
+            return WIRE_GONE;
+        if (status == 400 &&
+            (strstr(body, "BadDeviceToken") || strstr(body, "DeviceTokenNotForTopic")))
+            return WIRE_BAD_TOKEN;
+    } else {
+        if (status == 401)
+            return WIRE_NEW_TOKEN;
+        if (status == 404 && strstr(body, "UNREGISTERED"))
+            return WIRE_GONE;
+        if (status == 400 && strstr(body, "INVALID_ARGUMENT"))
+            return WIRE_BAD_TOKEN;
+    }
+    return WIRE_REJECTED;
+}
+
 int wire_prepare(CURL *easy, enum push_provider p, const char *device_token, const char *topic,
                  const struct push_content *c, struct curl_slist **headers, char **body)
 {

@@ -1,7 +1,8 @@
 /* push_wire.h — what goes over the wire to APNs and FCM: credentials, the
- * provider tokens (APNs JWT, FCM OAuth access token), and each request's URL,
- * headers and JSON body (docs/push.md). Used only by the notifier thread
- * (push.c), so nothing here is thread-safe.
+ * provider tokens (APNs JWT, FCM OAuth access token), each request's URL,
+ * headers and JSON body, and what an answer means (docs/push.md). Used only
+ * by the notifier thread (push.c), so nothing here is thread-safe unless its
+ * comment says so.
  *
  * May call: push/jwt, base, libcurl, OpenSSL. */
 #ifndef CHAT_PUSH_WIRE_H
@@ -56,6 +57,28 @@ int wire_parse(const char *name, enum push_provider *p);
  * token can be had (logged). */
 int wire_prepare(CURL *easy, enum push_provider p, const char *device_token, const char *topic,
                  const struct push_content *c, struct curl_slist **headers, char **body);
+
+/* What a provider's answer to a push means (docs/push.md "Retries"). */
+enum wire_outcome {
+    WIRE_SENT,      /* 200: delivered to the provider */
+    WIRE_NEW_TOKEN, /* the provider token was refused (APNs 403 ExpiredProviderToken,
+                       FCM 401): make a new one and send again */
+    WIRE_GONE,      /* the device token is no longer valid (APNs 410, FCM 404
+                       UNREGISTERED): drop it */
+    WIRE_BAD_TOKEN, /* the device token is malformed or not for this app (APNs 400
+                       BadDeviceToken / DeviceTokenNotForTopic, FCM 400
+                       INVALID_ARGUMENT): drop it */
+    WIRE_RETRY,     /* try again later: no answer (timeout, connection or TLS
+                       failure: any curl error), 429, or 5xx */
+    WIRE_REJECTED,  /* any other answer: log it, drop this push, keep the token */
+};
+
+/* Classifies the answer to one push request to provider p: code is the
+ * transfer's curl result, status the HTTP status (0 when none came), body the
+ * start of the answer's body (NUL-terminated; NULL reads as ""). A curl error
+ * means retry whatever the status. Pure; thread-safe. */
+enum wire_outcome wire_classify(enum push_provider p, CURLcode code, long status,
+                                const char *body);
 
 /* Forgets the provider token after the provider refused it (APNs
  * ExpiredProviderToken, FCM 401), so that the next request makes a new one. */
