@@ -265,6 +265,13 @@ static char *fcm_body(const char *token, const struct push_content *c)
     return s;
 }
 
+char *wire_body(enum push_provider p, const char *device_token, const struct push_content *c)
+{
+    if (!c->clear && (c->title == NULL || c->body == NULL))
+        return NULL;
+    return p == PROVIDER_APNS ? apns_body(c) : fcm_body(device_token, c);
+}
+
 enum wire_outcome wire_classify(enum push_provider p, CURLcode code, long status,
                                 const char *body)
 {
@@ -315,7 +322,7 @@ int wire_prepare(CURL *easy, enum push_provider p, const char *device_token, con
         h = curl_slist_append(h, line);
         snprintf(line, sizeof line, "apns-collapse-id: thread-%lld", (long long)c->thread_id);
         h = curl_slist_append(h, line);
-        *body = apns_body(c);
+        *body = wire_body(p, device_token, c);
     } else {
         const char *access = fcm_access_token();
         if (access == NULL)
@@ -323,7 +330,7 @@ int wire_prepare(CURL *easy, enum push_provider p, const char *device_token, con
         snprintf(url, sizeof url, "%s/v1/projects/%s/messages:send", w.fcm_url, w.fcm_project);
         snprintf(line, sizeof line, "authorization: Bearer %s", access);
         h = curl_slist_append(h, line);
-        *body = fcm_body(device_token, c);
+        *body = wire_body(p, device_token, c);
     }
     h = curl_slist_append(h, "content-type: application/json");
     *headers = h;

@@ -80,6 +80,20 @@ enum wire_outcome {
 enum wire_outcome wire_classify(enum push_provider p, CURLcode code, long status,
                                 const char *body);
 
+/* The JSON body of a push of c to provider p (docs/push.md), compact, as a
+ * malloc'd string (caller frees); NULL when memory is short, when an alert
+ * lacks its title or body, when a string is not valid UTF-8, or (FCM) when
+ * device_token is NULL.
+ * APNs: {"aps":{...},"thread_id":<int>,"seq":<int>} (device_token unused: it
+ * goes in the URL); an alert whose payload would exceed 4096 bytes has its
+ * body shortened on a UTF-8 character boundary until it fits; the title is
+ * never shortened, so a title near 4 KB by itself still gives a payload over
+ * the limit (with an empty body).
+ * FCM: {"message":{"token":device_token, ...}} with thread_id, seq and badge
+ * as strings in "data"; nothing is shortened (push.c bounds the preview).
+ * Pure; thread-safe. */
+char *wire_body(enum push_provider p, const char *device_token, const struct push_content *c);
+
 /* Forgets the provider token after the provider refused it (APNs
  * ExpiredProviderToken, FCM 401), so that the next request makes a new one. */
 void wire_token_expired(enum push_provider p);
