@@ -75,8 +75,7 @@ static char *b64url_json(json_t *j)
     return out;
 }
 
-/* DER ECDSA signature to JWS r||s (64 bytes for P-256). Returns 0 or -1. */
-static int der_to_raw(const unsigned char *der, size_t len, unsigned char *raw)
+int jwt_der_to_raw(const unsigned char *der, size_t len, unsigned char raw[64])
 {
     ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &der, (long)len);
     if (sig == NULL)
@@ -115,7 +114,7 @@ char *jwt_sign(struct jwt_key *key, const char *alg, json_t *header, json_t *cla
     }
     if (es256) {
         unsigned char raw[64];
-        if (der_to_raw(sig, sig_len, raw) < 0) {
+        if (jwt_der_to_raw(sig, sig_len, raw) < 0) {
             free(input);
             goto done;
         }
