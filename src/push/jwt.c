@@ -77,12 +77,20 @@ static char *b64url_json(json_t *j)
 
 int jwt_der_to_raw(const unsigned char *der, size_t len, unsigned char raw[64])
 {
-    ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &der, (long)len);
+    const unsigned char *p = der;
+    ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)len);
     if (sig == NULL)
         return -1;
+    /* d2i takes BER lengths and stops after the SEQUENCE: encoding it again
+     * must give back all of der, byte for byte */
+    unsigned char *again = NULL;
+    int again_len = i2d_ECDSA_SIG(sig, &again);
+    bool strict = again_len > 0 && (size_t)again_len == len && memcmp(again, der, len) == 0;
+    OPENSSL_free(again);
     const BIGNUM *r, *s;
     ECDSA_SIG_get0(sig, &r, &s);
-    int ok = BN_bn2binpad(r, raw, 32) == 32 && BN_bn2binpad(s, raw + 32, 32) == 32;
+    int ok = strict && !BN_is_zero(r) && !BN_is_zero(s) && BN_bn2binpad(r, raw, 32) == 32 &&
+             BN_bn2binpad(s, raw + 32, 32) == 32;
     ECDSA_SIG_free(sig);
     return ok ? 0 : -1;
 }

@@ -29,8 +29,9 @@ char *jwt_sign(struct jwt_key *key, const char *alg, json_t *header, json_t *cla
  * and s, as OpenSSL's EVP_DigestSign gives it; len bytes) to the form JWS
  * wants for ES256 (RFC 7518 section 3.4): r and s as 32-byte big-endian
  * numbers, zero-padded on the left, in raw[0..32) and raw[32..64). Returns
- * 0, or -1 when der is not such a signature or r or s does not fit in 32
- * bytes (raw is then unspecified). Thread-safe. */
+ * 0, or -1 when der is not exactly one such signature in strict DER (no
+ * bytes after it, no BER length forms), when r or s is zero, or when r or s
+ * does not fit in 32 bytes (raw is then unspecified). Thread-safe. */
 int jwt_der_to_raw(const unsigned char *der, size_t len, unsigned char raw[64]);
 
 #endif

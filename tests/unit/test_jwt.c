@@ -197,6 +197,18 @@ static void test_malformed_der_is_refused(void **state)
     static const unsigned char indefinite[] = {0x30, 0x80, 0x02, 1, 1, 0x02, 1, 2, 0, 0};
     check_refused("indefinite length", indefinite, sizeof indefinite);
     check_refused("nothing", (const unsigned char *)"", 0);
+    /* BER, not DER, or more than the signature */
+    static const unsigned char long_form[] = {0x30, 0x81, 6, 0x02, 1, 1, 0x02, 1, 2};
+    check_refused("a long-form length under 128", long_form, sizeof long_form);
+    static const unsigned char trailing[] = {0x30, 6, 0x02, 1, 1, 0x02, 1, 2, 0xAA};
+    check_refused("a byte after the SEQUENCE", trailing, sizeof trailing);
+    static const unsigned char nul[] = {0x30, 6, 0x02, 1, 1, 0x02, 1, 2, 0x00};
+    check_refused("a NUL after the SEQUENCE", nul, sizeof nul);
+    /* not an ECDSA signature: r and s are at least 1 */
+    static const unsigned char zero_r[] = {0x30, 6, 0x02, 1, 0, 0x02, 1, 2};
+    check_refused("r = 0", zero_r, sizeof zero_r);
+    static const unsigned char zero_s[] = {0x30, 6, 0x02, 1, 1, 0x02, 1, 0};
+    check_refused("s = 0", zero_s, sizeof zero_s);
     check_refused("text", (const unsigned char *)"not a signature", 15);
 
     /* r of 33 significant bytes (2^256 + 1): does not fit r||s */
