@@ -46,12 +46,10 @@ enum handler_status resp_result(struct response *res, int rc, const char *not_fo
     case NOT_ADMIN:
         return resp_problem(res, 403, "not_admin", "only an admin may do this in a group");
     case NOT_GROUP:
-        return resp_problem(res, 422, "not_a_group",
-                            "a direct thread has exactly its two members");
+        return resp_problem(res, 422, "not_a_group", "a direct thread has exactly its two members");
     case TOO_MANY:
         return resp_problem(res, 422, "too_many_members", "a group has at most %d members",
                             GROUP_MAX_MEMBERS);
-    default:
-        return resp_db_error(res, rc < 0 ? rc : DB_ERR);
+    default: return resp_db_error(res, rc < 0 ? rc : DB_ERR);
     }
 }

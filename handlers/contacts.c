@@ -5,9 +5,9 @@
 #include "http/jsonv.h"
 #include "base/util.h"
 
-#define CONTACT_SELECT                                                                     \
-    "SELECT " USER_COLS ", c.nickname, "                                                   \
-    "(SELECT MAX(s.last_seen_at) FROM sessions s WHERE s.user_id = u.id) "                 \
+#define CONTACT_SELECT                                                     \
+    "SELECT " USER_COLS ", c.nickname, "                                   \
+    "(SELECT MAX(s.last_seen_at) FROM sessions s WHERE s.user_id = u.id) " \
     "FROM contacts c JOIN users u ON u.id = c.contact_id WHERE c.owner_id = ? "
 
 static json_t *contact_row(const struct db_res *r, int row)
@@ -104,8 +104,9 @@ enum handler_status blocks_put(struct request *req, struct response *res)
     if (!user_or_404(res, other, &user))
         return HANDLER_DONE;
     json_decref(user);
-    int rc = db_exec("INSERT IGNORE INTO blocks (owner_id, blocked_id, created_at) VALUES (?, ?, ?)",
-                 DB_ARGS(DB_INT(req->user_id), DB_INT(other), DB_INT(now_ms())));
+    int rc =
+        db_exec("INSERT IGNORE INTO blocks (owner_id, blocked_id, created_at) VALUES (?, ?, ?)",
+                DB_ARGS(DB_INT(req->user_id), DB_INT(other), DB_INT(now_ms())));
     if (rc < 0)
         return resp_db_error(res, rc);
     return resp_empty(res, 204);

@@ -58,10 +58,10 @@ static void note_read(int64_t user_id, int64_t since, int64_t next, json_t *even
 
 /* What a poll keeps between runs of its handler. */
 struct poll_state {
-    bool acked;             /* the acknowledgement is stored (ack holds the result) */
-    bool read_once;         /* a read ran after the acknowledgement */
+    bool acked;     /* the acknowledgement is stored (ack holds the result) */
+    bool read_once; /* a read ran after the acknowledgement */
     struct ack_result ack;
-    struct waiter *waiter;  /* registered with the hub, or NULL */
+    struct waiter *waiter; /* registered with the hub, or NULL */
 };
 
 /* Unregisters the poll from the hub (once). */

@@ -99,8 +99,11 @@ enum handler_status members_add(struct request *req, struct response *res)
         free(ids_list.s);
         return resp_internal(res);
     }
-    struct add_ctx c = {.caller = req->user_id, .thread_id = thread_id, .now = now_ms(),
-                        .ids_json = list, .nids = n};
+    struct add_ctx c = {.caller = req->user_id,
+                        .thread_id = thread_id,
+                        .now = now_ms(),
+                        .ids_json = list,
+                        .nids = n};
     int rc = events_tx(add_tx, &c, &c.events);
     free(ids_list.s);
     if (rc != 0)
@@ -141,8 +144,9 @@ static int remove_tx(void *arg)
     if (rc < 0)
         return rc;
     if (r->nrows && strcmp(db_str(r, 0, 1), "admin") != 0)
-        rc = db_exec("UPDATE thread_members SET role = 'admin' WHERE owner_id = ? AND thread_id = ?",
-                     DB_ARGS(DB_INT(db_int(r, 0, 0)), DB_INT(c->thread_id)));
+        rc =
+            db_exec("UPDATE thread_members SET role = 'admin' WHERE owner_id = ? AND thread_id = ?",
+                    DB_ARGS(DB_INT(db_int(r, 0, 0)), DB_INT(c->thread_id)));
     db_res_free(r);
     if (rc < 0 || (rc = touch_members(c->thread_id, c->now)) < 0)
         return rc;
@@ -156,8 +160,10 @@ static int remove_tx(void *arg)
 
 enum handler_status members_remove(struct request *req, struct response *res)
 {
-    struct remove_ctx c = {.caller = req->user_id, .thread_id = req->params[0],
-                           .target = req->params[1], .now = now_ms()};
+    struct remove_ctx c = {.caller = req->user_id,
+                           .thread_id = req->params[0],
+                           .target = req->params[1],
+                           .now = now_ms()};
     int rc = events_tx(remove_tx, &c, &c.events);
     if (rc != 0)
         return resp_result(res, rc, "no such thread or member");

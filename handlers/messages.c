@@ -73,7 +73,7 @@ static enum handler_status answer(struct response *res, struct send_job *j)
     case SEND_STORED:
     case SEND_RETRY:
         return resp_json(res, j->status == SEND_STORED ? 201 : 200,
-                  json_pack("{s:O}", "message", j->message));
+                         json_pack("{s:O}", "message", j->message));
     default: {
         int rc = j->status == SEND_NOT_MEMBER ? NOT_FOUND
                  : j->status == SEND_BLOCKED  ? BLOCKED

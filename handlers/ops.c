@@ -19,8 +19,9 @@ enum handler_status ops_readyz(struct request *req, struct response *res)
     if (db_ping()) {
         json_t *body = json_pack("{s:s}", "status", "ok");
         if (cluster_enabled())
-            json_object_set_new(body, "node", json_pack("{s:s, s:b}", "id", cluster_node(),
-                                                        "bus", cluster_healthy()));
+            json_object_set_new(body, "node",
+                                json_pack("{s:s, s:b}", "id", cluster_node(), "bus",
+                                          cluster_healthy()));
         return resp_json(res, 200, body);
     }
     resp_problem(res, 503, "unavailable", "the database does not answer");

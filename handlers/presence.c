@@ -44,14 +44,15 @@ enum handler_status presence_list(struct request *req, struct response *res)
         return resp_internal(res);
     }
     struct db_res *r;
-    int rc = db_query("SELECT u.id, (SELECT MAX(s.last_seen_at) FROM sessions s WHERE s.user_id = u.id) "
-                      "FROM " DB_IDS_TABLE " JOIN users u ON u.id = j.id WHERE u.id = ? "
-                      "OR EXISTS (SELECT 1 FROM contacts c WHERE c.owner_id = ? AND c.contact_id = u.id) "
-                      "OR EXISTS (SELECT 1 FROM thread_members a JOIN thread_members b "
-                      "ON b.thread_id = a.thread_id WHERE a.owner_id = ? AND b.owner_id = u.id)",
-                      &r,
-                      DB_ARGS(DB_STR(ids_json), DB_INT(req->user_id), DB_INT(req->user_id),
-                              DB_INT(req->user_id)));
+    int rc = db_query(
+        "SELECT u.id, (SELECT MAX(s.last_seen_at) FROM sessions s WHERE s.user_id = u.id) "
+        "FROM " DB_IDS_TABLE " JOIN users u ON u.id = j.id WHERE u.id = ? "
+        "OR EXISTS (SELECT 1 FROM contacts c WHERE c.owner_id = ? AND c.contact_id = u.id) "
+        "OR EXISTS (SELECT 1 FROM thread_members a JOIN thread_members b "
+        "ON b.thread_id = a.thread_id WHERE a.owner_id = ? AND b.owner_id = u.id)",
+        &r,
+        DB_ARGS(DB_STR(ids_json), DB_INT(req->user_id), DB_INT(req->user_id),
+                DB_INT(req->user_id)));
     free(ids.s);
     if (rc < 0)
         return resp_db_error(res, rc);
@@ -63,7 +64,7 @@ enum handler_status presence_list(struct request *req, struct response *res)
 bad:
     free(ids.s);
     return resp_problem(res, 400, "invalid_request", "user_ids must be 1..%d comma-separated ids",
-                 PRESENCE_MAX_IDS);
+                        PRESENCE_MAX_IDS);
 }
 
 enum handler_status typing_post(struct request *req, struct response *res)
@@ -73,8 +74,8 @@ enum handler_status typing_post(struct request *req, struct response *res)
     if (!member_or_404(req, res, thread_id, &mi))
         return HANDLER_DONE;
     struct db_res *r;
-    int rc = db_query("SELECT owner_id FROM thread_members WHERE thread_id = ? AND owner_id <> ?", &r,
-                  DB_ARGS(DB_INT(thread_id), DB_INT(req->user_id)));
+    int rc = db_query("SELECT owner_id FROM thread_members WHERE thread_id = ? AND owner_id <> ?",
+                      &r, DB_ARGS(DB_INT(thread_id), DB_INT(req->user_id)));
     if (rc < 0)
         return resp_db_error(res, rc);
     int64_t *ids = malloc(((size_t)r->nrows + 1) * sizeof *ids);

@@ -31,8 +31,7 @@ enum handler_status push_put(struct request *req, struct response *res)
 {
     json_t *body = req_body(req, res);
     struct token_ctx c = {.session_id = req->session_id};
-    if (body == NULL ||
-        !jv_str(res, body, "provider", JV_REQUIRED, 3, 4, &c.provider, NULL) ||
+    if (body == NULL || !jv_str(res, body, "provider", JV_REQUIRED, 3, 4, &c.provider, NULL) ||
         !jv_str(res, body, "token", JV_REQUIRED, 1, 512, &c.token, NULL) ||
         !jv_str(res, body, "topic", JV_NULLABLE, 1, 255, &c.topic, NULL))
         return HANDLER_DONE;
@@ -70,14 +69,13 @@ enum handler_status notifications_log(struct request *req, struct response *res)
         const char *session = db_str(r, i, 2), *provider = db_str(r, i, 3),
                    *status = db_str(r, i, 6);
         json_array_append_new(
-            entries,
-            json_pack("{s:I, s:I, s:o, s:o, s:s, s:s, s:o, s:I}", "thread_id",
-                      (json_int_t)db_int(r, i, 0), "seq", (json_int_t)db_int(r, i, 1),
-                      "session_id", session ? json_integer(db_int(r, i, 2)) : json_null(),
-                      "provider", provider ? json_string(provider) : json_null(), "decision",
-                      db_str(r, i, 4), "reason", db_str(r, i, 5), "status",
-                      status ? json_integer(db_int(r, i, 6)) : json_null(), "at",
-                      (json_int_t)db_int(r, i, 7)));
+            entries, json_pack("{s:I, s:I, s:o, s:o, s:s, s:s, s:o, s:I}", "thread_id",
+                               (json_int_t)db_int(r, i, 0), "seq", (json_int_t)db_int(r, i, 1),
+                               "session_id", session ? json_integer(db_int(r, i, 2)) : json_null(),
+                               "provider", provider ? json_string(provider) : json_null(),
+                               "decision", db_str(r, i, 4), "reason", db_str(r, i, 5), "status",
+                               status ? json_integer(db_int(r, i, 6)) : json_null(), "at",
+                               (json_int_t)db_int(r, i, 7)));
     }
     db_res_free(r);
     return resp_json(res, 200, json_pack("{s:o}", "entries", entries));

@@ -41,8 +41,8 @@ enum handler_status sessions_create(struct request *req, struct response *res)
         return HANDLER_DONE;
     }
     struct db_res *r;
-    int rc = db_query("SELECT " USER_COLS ", u.password_hash FROM users u WHERE u.username = ?",
-                      &r, DB_ARGS(DB_STR(username)));
+    int rc = db_query("SELECT " USER_COLS ", u.password_hash FROM users u WHERE u.username = ?", &r,
+                      DB_ARGS(DB_STR(username)));
     if (rc < 0)
         return resp_db_error(res, rc);
     rc = auth_password_verify(r->nrows ? db_str(r, 0, 3) : NULL, password, pass_len);
@@ -64,16 +64,18 @@ enum handler_status sessions_create(struct request *req, struct response *res)
     char token[AUTH_TOKEN_LEN];
     unsigned char hash[32];
     auth_token_new(token, hash);
-    rc = db_exec("INSERT INTO sessions (user_id, token_hash, device_name, created_at, last_seen_at) "
-                 "VALUES (?, ?, ?, ?, ?)",
-                 DB_ARGS(DB_INT(user_id), DB_STRN(hash, sizeof hash), DB_STR(device ? device : ""),
-                         DB_INT(now), DB_INT(now)));
+    rc =
+        db_exec("INSERT INTO sessions (user_id, token_hash, device_name, created_at, last_seen_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                DB_ARGS(DB_INT(user_id), DB_STRN(hash, sizeof hash), DB_STR(device ? device : ""),
+                        DB_INT(now), DB_INT(now)));
     if (rc < 0) {
         json_decref(user);
         return resp_db_error(res, rc);
     }
-    return resp_json(res, 201, json_pack("{s:s, s:I, s:o}", "token", token, "session_id",
-                                  (json_int_t)db_insert_id(), "user", user));
+    return resp_json(res, 201,
+                     json_pack("{s:s, s:I, s:o}", "token", token, "session_id",
+                               (json_int_t)db_insert_id(), "user", user));
 }
 
 enum handler_status sessions_list(struct request *req, struct response *res)
@@ -88,11 +90,10 @@ enum handler_status sessions_list(struct request *req, struct response *res)
     json_t *list = json_array();
     for (int i = 0; i < r->nrows; i++)
         json_array_append_new(
-            list, json_pack("{s:I, s:s, s:I, s:I, s:b}", "id", (json_int_t)db_int(r, i, 0),
-                            "device_name", db_str(r, i, 1), "created_at",
-                            (json_int_t)db_int(r, i, 2), "last_seen_at",
-                            (json_int_t)db_int(r, i, 3), "current",
-                            db_int(r, i, 0) == req->session_id));
+            list,
+            json_pack("{s:I, s:s, s:I, s:I, s:b}", "id", (json_int_t)db_int(r, i, 0), "device_name",
+                      db_str(r, i, 1), "created_at", (json_int_t)db_int(r, i, 2), "last_seen_at",
+                      (json_int_t)db_int(r, i, 3), "current", db_int(r, i, 0) == req->session_id));
     db_res_free(r);
     return resp_json(res, 200, json_pack("{s:o}", "sessions", list));
 }

@@ -89,7 +89,8 @@ enum handler_status threads_create(struct request *req, struct response *res)
     size_t n;
     const char *title;
     json_t *body = req_body(req, res);
-    if (body == NULL || !jv_ids(res, body, "member_ids", JV_REQUIRED, GROUP_MAX_MEMBERS + 1, &ids, &n) ||
+    if (body == NULL ||
+        !jv_ids(res, body, "member_ids", JV_REQUIRED, GROUP_MAX_MEMBERS + 1, &ids, &n) ||
         !jv_str(res, body, "title", JV_NULLABLE, 1, 255, &title, NULL))
         goto out;
     others = others_json(ids, &n, req->user_id);
@@ -109,8 +110,8 @@ enum handler_status threads_create(struct request *req, struct response *res)
         resp_result(res, TOO_MANY, "no such group");
         goto out;
     }
-    struct group_ctx c = {.creator = req->user_id, .now = now, .title = title,
-                          .others_json = others, .nothers = n};
+    struct group_ctx c = {
+        .creator = req->user_id, .now = now, .title = title, .others_json = others, .nothers = n};
     rc = events_tx(group_create_tx, &c, &c.events);
     if (rc != 0)
         resp_result(res, rc, "member_ids names a user that does not exist");
@@ -167,8 +168,8 @@ enum handler_status threads_get(struct request *req, struct response *res)
 
 struct change_ctx {
     int64_t user_id, thread_id, now;
-    const char *title;           /* rename: the new title */
-    bool set_muted, muted;       /* settings */
+    const char *title;     /* rename: the new title */
+    bool set_muted, muted; /* settings */
     bool set_nickname;
     const char *nickname;
     struct event_batch events;
@@ -197,7 +198,8 @@ static int settings_tx(void *arg)
                      DB_ARGS(DB_INT(c->muted), DB_INT(c->user_id), DB_INT(c->thread_id)));
     if (rc == 0 && c->set_nickname)
         rc = db_exec("UPDATE thread_members SET nickname = ? WHERE owner_id = ? AND thread_id = ?",
-                     DB_ARGS(DB_STR_OR_NULL(c->nickname), DB_INT(c->user_id), DB_INT(c->thread_id)));
+                     DB_ARGS(DB_STR_OR_NULL(c->nickname), DB_INT(c->user_id),
+                             DB_INT(c->thread_id)));
     if (rc < 0 || (!c->set_muted && !c->set_nickname))
         return rc;
     rc = evb_add_thread_to(&c->events, c->thread_id, c->user_id, c->now);
@@ -216,8 +218,8 @@ enum handler_status threads_rename(struct request *req, struct response *res)
         return HANDLER_DONE;
     if (!mi.is_group)
         return resp_problem(res, 422, "not_a_group", "a direct thread has no title");
-    struct change_ctx c = {.user_id = req->user_id, .thread_id = thread_id, .now = now_ms(),
-                           .title = title};
+    struct change_ctx c = {
+        .user_id = req->user_id, .thread_id = thread_id, .now = now_ms(), .title = title};
     int rc = events_tx(rename_tx, &c, &c.events);
     if (rc < 0)
         return resp_db_error(res, rc);
@@ -241,8 +243,12 @@ enum handler_status threads_settings(struct request *req, struct response *res)
     struct member_info mi;
     if (!member_or_404(req, res, thread_id, &mi))
         return HANDLER_DONE;
-    struct change_ctx c = {.user_id = req->user_id, .thread_id = thread_id, .now = now_ms(),
-                           .set_muted = has_muted, .muted = muted, .set_nickname = has_nick,
+    struct change_ctx c = {.user_id = req->user_id,
+                           .thread_id = thread_id,
+                           .now = now_ms(),
+                           .set_muted = has_muted,
+                           .muted = muted,
+                           .set_nickname = has_nick,
                            .nickname = nick};
     int rc = events_tx(settings_tx, &c, &c.events);
     if (rc < 0)

@@ -58,7 +58,7 @@ enum handler_status users_create(struct request *req, struct response *res)
     char username[33];
     if (!json_is_string(jname) || !username_normalise(json_string_value(jname), username)) {
         return resp_problem(res, 400, "invalid_username",
-                     "username must be 3..32 characters of A-Z a-z 0-9 _ . -");
+                            "username must be 3..32 characters of A-Z a-z 0-9 _ . -");
     }
     if (!json_is_string(jpass) || json_string_length(jpass) < 8 ||
         json_string_length(jpass) > 256) {
@@ -119,7 +119,8 @@ enum handler_status users_search(struct request *req, struct response *res)
     if (!req_query_int(req, res, "limit", 20, 1, 100, &limit))
         return HANDLER_DONE;
     if (q == NULL || *q == '\0' || strlen(q) > 32)
-        return resp_problem(res, 400, "invalid_request", "q must be a username prefix of 1..32 characters");
+        return resp_problem(res, 400, "invalid_request",
+                            "q must be a username prefix of 1..32 characters");
     /* Lower case, with LIKE's wildcards escaped: a prefix is matched literally. */
     char pattern[2 * 32 + 2];
     size_t k = 0;

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # test.sh — `make test`: every suite, failing on the first failure.
-#   0. the include rule between the layers of src/ (scripts/check-layers.sh);
+#   0. the C sources are as clang-format writes them (scripts/format.sh
+#      check; `make format` fixes them), and the include rule between the
+#      layers of src/ (scripts/check-layers.sh);
 #      SKIP_LAYERS=1 skips it, for a branch that is not there yet (CI never
 #      sets it)
 #   1. C unit tests (cmocka), under AddressSanitizer/UBSan
@@ -18,6 +20,9 @@ cd "$(dirname "$0")/.."
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}
+
+echo "== format"
+scripts/format.sh check
 
 if [ "${SKIP_LAYERS:-}" = 1 ]; then
   echo "== layers: skipped (SKIP_LAYERS=1)"

@@ -33,8 +33,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int batchq_start(struct batchq *q, const char *name, int workers, int batch_max,
-                 batchq_run_fn run)
+int batchq_start(struct batchq *q, const char *name, int workers, int batch_max, batchq_run_fn run)
 {
     q->name = name;
     q->run = run;

@@ -43,8 +43,7 @@ struct batchq {
 
 /* Starts `workers` threads (0: none, and every push is refused). Returns 0,
  * or -1 when memory or a thread cannot be had. */
-int batchq_start(struct batchq *q, const char *name, int workers, int batch_max,
-                 batchq_run_fn run);
+int batchq_start(struct batchq *q, const char *name, int workers, int batch_max, batchq_run_fn run);
 
 /* Queues job; returns true, or false when the queue is stopped (or was never
  * started, or memory is short): the caller then runs the job itself. */

@@ -80,8 +80,7 @@ static const struct cfg_entry table[] = {
     {"push_max_attempts", INT(push_max_attempts), "5", 1, 100,
      "tries per device (429, 5xx, timeouts) before a push is given up"},
     {"apns_url", STR(apns_url), "https://api.push.apple.com", 0, 0, "APNs base URL"},
-    {"apns_key_file", STR(apns_key_file), "", 0, 0,
-     "APNs token key (.p8); APNs is off when empty"},
+    {"apns_key_file", STR(apns_key_file), "", 0, 0, "APNs token key (.p8); APNs is off when empty"},
     {"apns_key_id", STR(apns_key_id), "", 0, 0, "APNs key id (the JWT's kid)"},
     {"apns_team_id", STR(apns_team_id), "", 0, 0, "Apple team id (the JWT's iss)"},
     {"apns_topic", STR(apns_topic), "", 0, 0, "default apns-topic: the app's bundle id"},
@@ -104,8 +103,8 @@ static const struct cfg_entry *find(const char *key)
     return NULL;
 }
 
-static int set_entry(struct config *cfg, const struct cfg_entry *e, const char *value,
-                     char *err, size_t errlen)
+static int set_entry(struct config *cfg, const struct cfg_entry *e, const char *value, char *err,
+                     size_t errlen)
 {
     char *field = (char *)cfg + e->offset;
     switch (e->type) {
@@ -121,8 +120,8 @@ static int set_entry(struct config *cfg, const struct cfg_entry *e, const char *
         errno = 0;
         long v = strtol(value, &end, 10);
         if (errno || end == value || *end != '\0' || v < e->min || v > e->max) {
-            snprintf(err, errlen, "%s: '%s' is not an integer in %ld..%ld", e->key, value,
-                     e->min, e->max);
+            snprintf(err, errlen, "%s: '%s' is not an integer in %ld..%ld", e->key, value, e->min,
+                     e->max);
             return -1;
         }
         *(int *)field = (int)v;
@@ -151,8 +150,7 @@ void config_defaults(struct config *cfg)
         set_entry(cfg, &table[i], table[i].def, err, sizeof err);
 }
 
-int config_set(struct config *cfg, const char *key, const char *value, char *err,
-               size_t errlen)
+int config_set(struct config *cfg, const char *key, const char *value, char *err, size_t errlen)
 {
     const struct cfg_entry *e = find(key);
     if (e == NULL) {
@@ -172,8 +170,7 @@ static char *trim(char *s)
     return s;
 }
 
-int config_load_file(struct config *cfg, const char *path, bool required, char *err,
-                     size_t errlen)
+int config_load_file(struct config *cfg, const char *path, bool required, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL) {

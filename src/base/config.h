@@ -46,8 +46,8 @@ struct config {
     char apns_topic[256];     /* default apns-topic (bundle id) */
     char fcm_url[256];        /* FCM base URL */
     char fcm_credentials_file[512]; /* service-account JSON; FCM is off without it */
-    char fcm_token_url[256];  /* OAuth token endpoint override */
-    char push_ca_file[512];   /* CA bundle for the providers' TLS; empty = system */
+    char fcm_token_url[256];        /* OAuth token endpoint override */
+    char push_ca_file[512];         /* CA bundle for the providers' TLS; empty = system */
 };
 
 /* Fills *cfg with the defaults. */
@@ -55,14 +55,12 @@ void config_defaults(struct config *cfg);
 
 /* Sets the setting `key` from the text `value`, checking type and range.
  * Returns 0, or -1 with a message in err (errlen bytes) naming the key. */
-int config_set(struct config *cfg, const char *key, const char *value, char *err,
-               size_t errlen);
+int config_set(struct config *cfg, const char *key, const char *value, char *err, size_t errlen);
 
 /* Reads `key = value` lines from the file at path ('#' starts a comment,
  * blank lines are skipped). A missing file is an error only when required.
  * Returns 0, or -1 with a message in err naming the file and line. */
-int config_load_file(struct config *cfg, const char *path, bool required, char *err,
-                     size_t errlen);
+int config_load_file(struct config *cfg, const char *path, bool required, char *err, size_t errlen);
 
 /* Applies every CHAT_<KEY> variable found in the environment. Returns 0, or
  * -1 with a message in err. */

@@ -17,8 +17,7 @@ void log_set_level(enum log_level level);
 int log_level_parse(const char *name, enum log_level *out);
 
 /* Prints one line at `level` when that level is enabled; printf format. */
-void log_msg(enum log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)

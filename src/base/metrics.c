@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #define MAX_BUCKETS 16
 
 struct hist {
@@ -172,8 +171,9 @@ char *metrics_render(size_t *len)
     if (f == NULL)
         return NULL;
     char label[160];
-    fprintf(f, "# HELP chatd_http_requests_total HTTP requests answered, by route and status class.\n"
-               "# TYPE chatd_http_requests_total counter\n");
+    fprintf(f,
+            "# HELP chatd_http_requests_total HTTP requests answered, by route and status class.\n"
+            "# TYPE chatd_http_requests_total counter\n");
     for (size_t i = 0; i < nslots; i++) {
         route_label(i, label, sizeof label);
         for (int c = 1; c <= 5; c++) {
@@ -200,8 +200,9 @@ char *metrics_render(size_t *len)
     for (int g = 0; g < ngauges; g++)
         fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", gauges[g].name, gauges[g].help,
                 gauges[g].name, gauges[g].name, (long long)gauges[g].read());
-    fprintf(f, "# HELP chatd_events_delivered_total Events handed out by inbox answers.\n"
-               "# TYPE chatd_events_delivered_total counter\nchatd_events_delivered_total %llu\n",
+    fprintf(f,
+            "# HELP chatd_events_delivered_total Events handed out by inbox answers.\n"
+            "# TYPE chatd_events_delivered_total counter\nchatd_events_delivered_total %llu\n",
             (unsigned long long)atomic_load(&events_delivered));
 
     static const char *const providers[2] = {"apns", "fcm"};
@@ -212,8 +213,9 @@ char *metrics_render(size_t *len)
             fprintf(f, "chatd_push_requests_total{provider=\"%s\",result=\"%s\"} %llu\n",
                     providers[p], push_results[r],
                     (unsigned long long)atomic_load(&push_counts[p][r]));
-    fprintf(f, "# HELP chatd_push_outbox_depth Push jobs waiting in the outbox.\n"
-               "# TYPE chatd_push_outbox_depth gauge\nchatd_push_outbox_depth %lld\n",
+    fprintf(f,
+            "# HELP chatd_push_outbox_depth Push jobs waiting in the outbox.\n"
+            "# TYPE chatd_push_outbox_depth gauge\nchatd_push_outbox_depth %lld\n",
             (long long)atomic_load(&push_outbox));
     fprintf(f, "# HELP chatd_push_latency_seconds From a message stored to the provider's answer.\n"
                "# TYPE chatd_push_latency_seconds histogram\n");

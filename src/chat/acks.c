@@ -28,9 +28,14 @@
 #include "base/util.h"
 
 /* The rows of the lists the statements below read. */
+/* clang-format off */
 #define MEMBER_ROW(X, S) X(0, u, BIGINT, "%lld") S X(1, t, BIGINT, "%lld")
+#define MEMBER_ROW_COLUMNS DB_JT_COLUMNS(MEMBER_ROW)
 #define MOVE_ROW(X, S) X(0, u, BIGINT, "%lld") S X(1, t, BIGINT, "%lld") S X(2, q, BIGINT, "%lld")
+#define MOVE_ROW_COLUMNS DB_JT_COLUMNS(MOVE_ROW)
 #define MARK_ROW(X, S) X(0, u, BIGINT, "%lld") S X(1, p, BIGINT, "%lld")
+#define MARK_ROW_COLUMNS DB_JT_COLUMNS(MARK_ROW)
+/* clang-format on */
 
 struct ack_job {
     int64_t user_id, session_id, pos;
@@ -46,9 +51,9 @@ struct move {
 struct ack_batch {
     struct ack_job **jobs; /* by user */
     int n;
-    int *result; /* per job: DB_OK or ACK_CURSOR_EXPIRED */
-    int64_t *last;     /* per user: the stream's last position */
-    uint32_t *version; /* per user: hub_stream_version before it was read */
+    int *result;                  /* per job: DB_OK or ACK_CURSOR_EXPIRED */
+    int64_t *last;                /* per user: the stream's last position */
+    uint32_t *version;            /* per user: hub_stream_version before it was read */
     int64_t *users, *pos, *acked; /* unique users, ascending; their new and old marks */
     int nusers;
     struct move *moves;
@@ -198,8 +203,10 @@ static int find_moves(struct ack_batch *b)
                 b->moves = mv;
             }
             for (int k = 0; k < note.n; k++, n++) {
-                b->moves[n] = (struct move){.user_id = b->users[i], .thread_id = note.moves[k][0],
-                                            .seq = note.moves[k][1], .old = -1};
+                b->moves[n] = (struct move){.user_id = b->users[i],
+                                            .thread_id = note.moves[k][0],
+                                            .seq = note.moves[k][1],
+                                            .old = -1};
                 sb_item(&pairs, DB_JT_ROW(MEMBER_ROW), (long long)b->users[i],
                         (long long)b->moves[n].thread_id);
             }
@@ -223,8 +230,10 @@ static int find_moves(struct ack_batch *b)
             b->moves = mv;
         }
         for (int row = 0; row < r->nrows; row++, n++) {
-            b->moves[n] = (struct move){.user_id = b->users[i], .thread_id = db_int(r, row, 0),
-                                        .seq = db_int(r, row, 1), .old = -1};
+            b->moves[n] = (struct move){.user_id = b->users[i],
+                                        .thread_id = db_int(r, row, 0),
+                                        .seq = db_int(r, row, 1),
+                                        .old = -1};
             sb_item(&pairs, DB_JT_ROW(MEMBER_ROW), (long long)b->users[i],
                     (long long)b->moves[n].thread_id);
         }
@@ -238,7 +247,7 @@ static int find_moves(struct ack_batch *b)
      * message is delivered already), and locking those rows would wait for
      * the sends that hold them. Only the movers are locked and read again. */
     rc = db_query_list("SELECT STRAIGHT_JOIN tm.owner_id, tm.thread_id, tm.last_delivered_seq "
-                       "FROM JSON_TABLE(?, '$[*]' " DB_JT_COLUMNS(MEMBER_ROW) ") j "
+                       "FROM JSON_TABLE(?, '$[*]' " MEMBER_ROW_COLUMNS ") j "
                        "JOIN thread_members tm ON tm.owner_id = j.u AND tm.thread_id = j.t",
                        &pairs, &r);
     if (rc < 0)
@@ -246,8 +255,8 @@ static int find_moves(struct ack_batch *b)
     struct sbuf movers = {0};
     for (int row = 0, m = 0; row < r->nrows; row++) {
         int64_t u = db_int(r, row, 0), t = db_int(r, row, 1);
-        while (m < n && (b->moves[m].user_id < u ||
-                         (b->moves[m].user_id == u && b->moves[m].thread_id < t)))
+        while (m < n &&
+               (b->moves[m].user_id < u || (b->moves[m].user_id == u && b->moves[m].thread_id < t)))
             m++;
         if (m < n && b->moves[m].user_id == u && b->moves[m].thread_id == t &&
             db_int(r, row, 2) < b->moves[m].seq)
@@ -259,7 +268,7 @@ static int find_moves(struct ack_batch *b)
         return DB_OK;
     }
     rc = db_query_list("SELECT STRAIGHT_JOIN tm.owner_id, tm.thread_id, tm.last_delivered_seq, "
-                       "tm.last_read_seq FROM JSON_TABLE(?, '$[*]' " DB_JT_COLUMNS(MEMBER_ROW)
+                       "tm.last_read_seq FROM JSON_TABLE(?, '$[*]' " MEMBER_ROW_COLUMNS
                        ") j JOIN thread_members tm ON tm.owner_id = j.u AND tm.thread_id = j.t "
                        "FOR UPDATE",
                        &movers, &r);
@@ -268,8 +277,8 @@ static int find_moves(struct ack_batch *b)
     /* Both lists are in (user, thread) order. */
     for (int row = 0, m = 0; row < r->nrows; row++) {
         int64_t u = db_int(r, row, 0), t = db_int(r, row, 1);
-        while (m < n && (b->moves[m].user_id < u ||
-                         (b->moves[m].user_id == u && b->moves[m].thread_id < t)))
+        while (m < n &&
+               (b->moves[m].user_id < u || (b->moves[m].user_id == u && b->moves[m].thread_id < t)))
             m++;
         if (m < n && b->moves[m].user_id == u && b->moves[m].thread_id == t) {
             b->moves[m].old = db_int(r, row, 2);
@@ -299,8 +308,8 @@ static int ack_tx(void *arg)
         for (int m = 0; m < b->nmoves; m++)
             sb_item(&moves, DB_JT_ROW(MOVE_ROW), (long long)b->moves[m].user_id,
                     (long long)b->moves[m].thread_id, (long long)b->moves[m].seq);
-        rc = db_exec_list("UPDATE thread_members tm JOIN JSON_TABLE(?, '$[*]' "
-                          DB_JT_COLUMNS(MOVE_ROW) ") j ON tm.owner_id = j.u AND tm.thread_id = j.t "
+        rc = db_exec_list("UPDATE thread_members tm JOIN JSON_TABLE(?, '$[*]' " MOVE_ROW_COLUMNS
+                          ") j ON tm.owner_id = j.u AND tm.thread_id = j.t "
                           "SET tm.last_delivered_seq = GREATEST(tm.last_delivered_seq, j.q)",
                           &moves);
         if (rc < 0)
@@ -310,9 +319,12 @@ static int ack_tx(void *arg)
             return DB_ERR;
         for (int m = 0; m < b->nmoves; m++) {
             const struct move *v = &b->moves[m];
-            rm[m] = (struct receipt_move){.user_id = v->user_id, .thread_id = v->thread_id,
-                                          .from_seq = v->old, .to_seq = v->seq,
-                                          .delivered = v->seq, .read = v->read};
+            rm[m] = (struct receipt_move){.user_id = v->user_id,
+                                          .thread_id = v->thread_id,
+                                          .from_seq = v->old,
+                                          .to_seq = v->seq,
+                                          .delivered = v->seq,
+                                          .read = v->read};
         }
         rc = receipts_fan_out(&b->events, rm, b->nmoves, now);
         free(rm);
@@ -325,7 +337,7 @@ static int ack_tx(void *arg)
             sb_item(&marks, DB_JT_ROW(MARK_ROW), (long long)b->users[i], (long long)b->pos[i]);
     if (marks.len > 0 &&
         (rc = db_exec_list("INSERT INTO user_acks (user_id, acked_pos) SELECT j.u, j.p FROM "
-                           "JSON_TABLE(?, '$[*]' " DB_JT_COLUMNS(MARK_ROW) ") j "
+                           "JSON_TABLE(?, '$[*]' " MARK_ROW_COLUMNS ") j "
                            "ON DUPLICATE KEY UPDATE acked_pos = GREATEST(acked_pos, "
                            "VALUES(acked_pos))",
                            &marks)) < 0)
@@ -340,7 +352,8 @@ static void join(struct ack_job **jobs, int n)
 {
     if (!cluster_enabled())
         return;
-    int64_t *users = malloc((size_t)n * sizeof *users), *sessions = malloc((size_t)n * sizeof *sessions);
+    int64_t *users = malloc((size_t)n * sizeof *users),
+            *sessions = malloc((size_t)n * sizeof *sessions);
     for (int i = 0; users && sessions && i < n; i++) {
         users[i] = jobs[i]->user_id;
         sessions[i] = jobs[i]->session_id;

@@ -213,8 +213,8 @@ int auth_session_verify(const char *token, size_t len, int64_t *user_id, int64_t
         uint64_t gen = cache_gen;
         pthread_mutex_unlock(&cache_mu);
         struct db_res *r;
-        int rc = db_query("SELECT id, user_id, last_seen_at FROM sessions WHERE token_hash = ?",
-                          &r, DB_ARGS(DB_STRN(hash, sizeof hash)));
+        int rc = db_query("SELECT id, user_id, last_seen_at FROM sessions WHERE token_hash = ?", &r,
+                          DB_ARGS(DB_STRN(hash, sizeof hash)));
         if (rc < 0)
             return rc;
         if (r->nrows == 0) {

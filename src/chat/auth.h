@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AUTH_HASH_LEN 128     /* buffer for an encoded password hash */
-#define AUTH_TOKEN_LEN 44     /* buffer for a token: 43 characters and NUL */
+#define AUTH_HASH_LEN 128 /* buffer for an encoded password hash */
+#define AUTH_TOKEN_LEN 44 /* buffer for a token: 43 characters and NUL */
 #define AUTH_HASH_WAIT_MS 10000
 
 enum { AUTH_OK = 0, AUTH_MISMATCH = 1, AUTH_BUSY = -2, AUTH_FAIL = -1 };

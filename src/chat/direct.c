@@ -83,4 +83,3 @@ int direct_open(int64_t me, int64_t other, int64_t now, int64_t *thread_id, bool
     }
     return rc;
 }
-

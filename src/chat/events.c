@@ -131,8 +131,7 @@ void evb_add(struct event_batch *b, int64_t user_id, enum event_type type, int64
 static struct tail_blob *thread_event_blob(const json_t *shared, int muted, const char *nickname,
                                            int64_t read_seq)
 {
-    json_t *t = view_thread_own(json_deep_copy(shared), muted >= 0, muted > 0, nickname,
-                                read_seq);
+    json_t *t = view_thread_own(json_deep_copy(shared), muted >= 0, muted > 0, nickname, read_seq);
     json_t *ev = t ? json_pack("{s:s, s:o}", "type", "thread", "thread", t) : NULL;
     struct tail_blob *blob = ev ? tail_blob_of(ev) : NULL;
     json_decref(ev);
@@ -222,14 +221,19 @@ static int cmp_item(const void *x, const void *y)
 
 /* The rows of the statements below. back = how far below the stream's new
  * end the event sits. */
+/* clang-format off */
 #define COUNT_ROW(X, S) X(0, u, BIGINT, "%lld") S X(1, c, BIGINT, "%zu")
+#define COUNT_ROW_COLUMNS DB_JT_COLUMNS(COUNT_ROW)
 #define EVENT_ROW(X, S)                                                                       \
     X(0, u, BIGINT, "%lld") S X(1, back, BIGINT, "%zu") S X(2, type, INT, "%d")                 \
     S X(3, t, BIGINT, "%lld") S X(4, seq, BIGINT, "%lld") S X(5, actor, BIGINT, "%lld")         \
     S X(6, delivered, BIGINT, "%lld") S X(7, rd, BIGINT, "%lld") S X(8, at, BIGINT, "%lld")
+#define EVENT_ROW_COLUMNS DB_JT_COLUMNS(EVENT_ROW)
 #define THREAD_EVENT_ROW(X, S)                                                                \
     X(0, u, BIGINT, "%lld") S X(1, back, BIGINT, "%zu") S X(2, rd, BIGINT, "%lld")              \
     S X(3, muted, INT, "%s") S X(4, nick, VARCHAR(64), "%s") S X(5, at, BIGINT, "%lld")
+#define THREAD_EVENT_ROW_COLUMNS DB_JT_COLUMNS(THREAD_EVENT_ROW)
+/* clang-format on */
 
 /* Step 3: the thread events of snapshot k, at the positions found. */
 static int insert_thread_events(struct event_batch *b, size_t k, const size_t *back)
@@ -248,7 +252,10 @@ static int insert_thread_events(struct event_batch *b, size_t k, const size_t *b
             json_decref(js);
         }
         sb_item(&rows, DB_JT_ROW(THREAD_EVENT_ROW), (long long)v->user_id, back[i],
-                (long long)v->read, v->muted < 0 ? "null" : v->muted ? "1" : "0",
+                (long long)v->read,
+                v->muted < 0 ? "null"
+                : v->muted   ? "1"
+                             : "0",
                 nick ? nick : "null", (long long)v->now);
         free(nick);
     }
@@ -256,7 +263,7 @@ static int insert_thread_events(struct event_batch *b, size_t k, const size_t *b
     int rc = list ? db_exec("INSERT INTO user_events (user_id, pos, type, thread_id, read_seq, "
                             "thread, is_muted, nickname, created_at) SELECT STRAIGHT_JOIN "
                             "s.user_id, s.last_pos - j.back, 2, ?, j.rd, ?, j.muted, j.nick, j.at "
-                            "FROM JSON_TABLE(?, '$[*]' " DB_JT_COLUMNS(THREAD_EVENT_ROW) ") j "
+                            "FROM JSON_TABLE(?, '$[*]' " THREAD_EVENT_ROW_COLUMNS ") j "
                             "JOIN user_streams s ON s.user_id = j.u",
                             DB_ARGS(DB_INT(thread_id), DB_STR(b->snapshots[k]), DB_STR(list)))
                   : DB_ERR;
@@ -287,10 +294,9 @@ int evb_flush(struct event_batch *b)
             const struct evb_item *v = &b->items[e];
             back[e] = k - 1 - e;
             if (v->type != EVENT_THREAD)
-                sb_item(&events, DB_JT_ROW(EVENT_ROW), (long long)v->user_id, back[e],
-                        (int)v->type, (long long)v->thread_id, (long long)v->seq,
-                        (long long)v->actor, (long long)v->delivered, (long long)v->read,
-                        (long long)v->now);
+                sb_item(&events, DB_JT_ROW(EVENT_ROW), (long long)v->user_id, back[e], (int)v->type,
+                        (long long)v->thread_id, (long long)v->seq, (long long)v->actor,
+                        (long long)v->delivered, (long long)v->read, (long long)v->now);
         }
         i = k;
     }
@@ -299,7 +305,7 @@ int evb_flush(struct event_batch *b)
      * positions below that end; 3. the thread events, per snapshot. */
     struct db_res *r = NULL;
     int rc = db_query_list("INSERT INTO user_streams (user_id, last_pos) SELECT j.u, j.c FROM "
-                           "JSON_TABLE(?, '$[*]' " DB_JT_COLUMNS(COUNT_ROW) ") j "
+                           "JSON_TABLE(?, '$[*]' " COUNT_ROW_COLUMNS ") j "
                            "ON DUPLICATE KEY UPDATE last_pos = last_pos + VALUES(last_pos) "
                            "RETURNING user_id, last_pos",
                            &counts, &r);
@@ -307,7 +313,7 @@ int evb_flush(struct event_batch *b)
         rc = db_exec_list("INSERT INTO user_events (user_id, pos, type, thread_id, seq, actor_id, "
                           "delivered_seq, read_seq, created_at) SELECT STRAIGHT_JOIN s.user_id, "
                           "s.last_pos - j.back, j.type, j.t, j.seq, j.actor, j.delivered, j.rd, "
-                          "j.at FROM JSON_TABLE(?, '$[*]' " DB_JT_COLUMNS(EVENT_ROW) ") j "
+                          "j.at FROM JSON_TABLE(?, '$[*]' " EVENT_ROW_COLUMNS ") j "
                           "JOIN user_streams s ON s.user_id = j.u",
                           &events);
     free(events.s);
@@ -359,8 +365,7 @@ static void publish_remote(struct event_batch *b, bool with_events)
     struct cluster_event *ev = with_events ? malloc(b->n * sizeof *ev + 1) : NULL;
     size_t nev = 0;
     for (size_t i = 0; ev && i < b->n; i++)
-        ev[nev++] = (struct cluster_event){b->items[i].user_id, b->items[i].pos,
-                                           b->items[i].blob};
+        ev[nev++] = (struct cluster_event){b->items[i].user_id, b->items[i].pos, b->items[i].blob};
     cluster_publish_wake(b->wake.ids, b->wake.n, ev, nev, (const int64_t(*)[2])b->drops,
                          with_events ? b->ndrops : 0);
     free(ev);
@@ -437,11 +442,21 @@ int events_head(int64_t user_id, int64_t *last_pos, int64_t *oldest_pos)
 }
 
 /* The columns of events_read's query. */
-#define EVENT_COLS                                                                            \
-    "e.pos, e.type, e.thread_id, e.actor_id, e.delivered_seq, e.read_seq, e.thread, "          \
+#define EVENT_COLS                                                                    \
+    "e.pos, e.type, e.thread_id, e.actor_id, e.delivered_seq, e.read_seq, e.thread, " \
     "e.is_muted, e.nickname, " MESSAGE_COLS
-enum { EC_POS, EC_TYPE, EC_THREAD_ID, EC_ACTOR, EC_DELIVERED, EC_READ, EC_THREAD, EC_IS_MUTED,
-       EC_NICKNAME, EC_MESSAGE };
+enum {
+    EC_POS,
+    EC_TYPE,
+    EC_THREAD_ID,
+    EC_ACTOR,
+    EC_DELIVERED,
+    EC_READ,
+    EC_THREAD,
+    EC_IS_MUTED,
+    EC_NICKNAME,
+    EC_MESSAGE
+};
 
 /* A thread event as its reader sees it: the snapshot plus the reader's own
  * settings copied at the time (is_muted NULL: not a member then). */
@@ -489,8 +504,8 @@ int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t 
             break;
         }
         case EVENT_RECEIPT:
-            ev = events_receipt_view(thread_id, db_int(r, i, EC_ACTOR),
-                                     db_int(r, i, EC_DELIVERED), db_int(r, i, EC_READ));
+            ev = events_receipt_view(thread_id, db_int(r, i, EC_ACTOR), db_int(r, i, EC_DELIVERED),
+                                     db_int(r, i, EC_READ));
             break;
         }
         /* An event whose subject is gone still takes its position. */

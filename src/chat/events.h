@@ -54,7 +54,7 @@ struct event_batch {
     struct wake_list wake; /* filled by evb_flush */
     int64_t (*drops)[2];   /* (thread, typer) whose "typing" the commit supersedes */
     size_t ndrops;
-    bool failed;           /* memory ran out: evb_flush fails */
+    bool failed; /* memory ran out: evb_flush fails */
 };
 
 /* Notes that typer's message in thread_id supersedes typer's "typing":

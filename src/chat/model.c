@@ -25,8 +25,7 @@ json_t *view_user_row(const struct db_res *r, int row, int col)
 int view_user(int64_t id, json_t **out)
 {
     struct db_res *r;
-    int rc = db_query("SELECT " USER_COLS " FROM users u WHERE u.id = ?", &r,
-                      DB_ARGS(DB_INT(id)));
+    int rc = db_query("SELECT " USER_COLS " FROM users u WHERE u.id = ?", &r, DB_ARGS(DB_INT(id)));
     if (rc < 0)
         return rc;
     rc = r->nrows ? 0 : NOT_FOUND;
@@ -66,20 +65,29 @@ json_t *view_presence(int64_t user_id, int64_t db_last_seen)
 
 /* The shared part of a thread: its row, its member ids, its last message.
  * THREAD_SHARED_COLS' columns, in order (a MESSAGE_COLS block last). */
-#define THREAD_SHARED_COLS                                                                    \
-    "t.id, t.kind, t.title, t.created_at, t.updated_at, t.last_seq, "                          \
-    "(SELECT GROUP_CONCAT(x.owner_id ORDER BY x.owner_id) FROM thread_members x "             \
+#define THREAD_SHARED_COLS                                                        \
+    "t.id, t.kind, t.title, t.created_at, t.updated_at, t.last_seq, "             \
+    "(SELECT GROUP_CONCAT(x.owner_id ORDER BY x.owner_id) FROM thread_members x " \
     "  WHERE x.thread_id = t.id), " MESSAGE_COLS " "
-enum { TS_ID, TS_KIND, TS_TITLE, TS_CREATED_AT, TS_UPDATED_AT, TS_LAST_SEQ, TS_MEMBERS,
-       TS_MESSAGE, TS_END = TS_MESSAGE + MC_COUNT };
-#define THREAD_SHARED_FROM                                                                    \
+enum {
+    TS_ID,
+    TS_KIND,
+    TS_TITLE,
+    TS_CREATED_AT,
+    TS_UPDATED_AT,
+    TS_LAST_SEQ,
+    TS_MEMBERS,
+    TS_MESSAGE,
+    TS_END = TS_MESSAGE + MC_COUNT
+};
+#define THREAD_SHARED_FROM \
     "FROM threads t LEFT JOIN messages m ON m.thread_id = t.id AND m.seq = t.last_seq "
 
 /* A thread as one member sees it: the shared part, then that member's row.
  * THREAD_SELECT's columns are THREAD_SHARED_COLS' and then these. */
-#define THREAD_SELECT                                                                         \
-    "SELECT " THREAD_SHARED_COLS ", tm.is_muted, tm.nickname, tm.last_read_seq "              \
-    "FROM thread_members tm JOIN threads t ON t.id = tm.thread_id "                           \
+#define THREAD_SELECT                                                            \
+    "SELECT " THREAD_SHARED_COLS ", tm.is_muted, tm.nickname, tm.last_read_seq " \
+    "FROM thread_members tm JOIN threads t ON t.id = tm.thread_id "              \
     "LEFT JOIN messages m ON m.thread_id = t.id AND m.seq = t.last_seq "
 enum { TM_IS_MUTED = TS_END, TM_NICKNAME, TM_READ_SEQ };
 
@@ -155,8 +163,8 @@ int view_thread(int64_t owner, int64_t thread_id, json_t **out)
     return rc;
 }
 
-int view_threads_page(int64_t owner, int64_t before_at, int64_t before_id, int limit,
-                      json_t **out, bool *more, int64_t *last_at, int64_t *last_id)
+int view_threads_page(int64_t owner, int64_t before_at, int64_t before_id, int limit, json_t **out,
+                      bool *more, int64_t *last_at, int64_t *last_id)
 {
     struct db_res *r;
     int rc = db_query(THREAD_SELECT
@@ -215,4 +223,3 @@ int blocked_between(int64_t a, int64_t b)
     db_res_free(r);
     return rc;
 }
-

@@ -77,8 +77,8 @@ json_t *view_thread_own(json_t *shared, bool member, bool is_muted, const char *
 /* Thread views of `owner`, most recently updated first, strictly before the
  * position (updated_at, thread_id), at most limit of them, into the array
  * *out; *more tells whether older ones exist. */
-int view_threads_page(int64_t owner, int64_t before_at, int64_t before_id, int limit,
-                      json_t **out, bool *more, int64_t *last_at, int64_t *last_id);
+int view_threads_page(int64_t owner, int64_t before_at, int64_t before_id, int limit, json_t **out,
+                      bool *more, int64_t *last_at, int64_t *last_id);
 
 /* {state, last_seen_at} for user: the live state when the presence module
  * knows it, else offline since db_last_seen (ms, 0 = never). */

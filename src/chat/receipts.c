@@ -113,8 +113,8 @@ static int fan_out(struct event_batch *b, const struct receipt_move *moves, int 
                     sent = db_int(senders, x, 1) == member && db_int(senders, x, 0) > v->from_seq &&
                            db_int(senders, x, 0) <= v->to_seq;
                 if (sent && member != v->user_id)
-                    evb_add(b, member, EVENT_RECEIPT, v->thread_id, 0, v->user_id,
-                            v->delivered, v->read, now, blobs[m]);
+                    evb_add(b, member, EVENT_RECEIPT, v->thread_id, 0, v->user_id, v->delivered,
+                            v->read, now, blobs[m]);
             }
         }
         db_res_free(senders);
@@ -133,8 +133,8 @@ int receipts_fan_out(struct event_batch *b, const struct receipt_move *moves, in
     if (blobs == NULL)
         return DB_ERR;
     for (int m = 0; m < n; m++) {
-        json_t *ev = events_receipt_view(moves[m].thread_id, moves[m].user_id,
-                                         moves[m].delivered, moves[m].read);
+        json_t *ev = events_receipt_view(moves[m].thread_id, moves[m].user_id, moves[m].delivered,
+                                         moves[m].read);
         blobs[m] = ev ? tail_blob_of(ev) : NULL;
         json_decref(ev);
     }

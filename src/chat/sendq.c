@@ -35,13 +35,20 @@
 
 /* The rows of the lists the statements below read (db.h DB_JT_*). Rows
  * with strings are built with json_pack, in the order named here. */
+/* clang-format off */
 #define KEY_ROW(X, S) X(0, t, BIGINT, "") S X(1, s, BIGINT, "") S X(2, c, VARCHAR(64), "")
+#define KEY_ROW_COLUMNS DB_JT_COLUMNS(KEY_ROW)
 #define BLOCK_ROW(X, S) X(0, a, BIGINT, "%lld") S X(1, z, BIGINT, "%lld")
+#define BLOCK_ROW_COLUMNS DB_JT_COLUMNS(BLOCK_ROW)
 #define MESSAGE_ROW(X, S)                                                                     \
     X(0, t, BIGINT, "") S X(1, q, BIGINT, "") S X(2, s, BIGINT, "") S X(3, c, VARCHAR(64), "")  \
     S X(4, b, MEDIUMTEXT, "") S X(5, n, BIGINT, "")
+#define MESSAGE_ROW_COLUMNS DB_JT_COLUMNS(MESSAGE_ROW)
 #define THREAD_ROW(X, S) X(0, id, BIGINT, "%lld") S X(1, q, BIGINT, "%lld") S X(2, n, BIGINT, "%lld")
+#define THREAD_ROW_COLUMNS DB_JT_COLUMNS(THREAD_ROW)
 #define SENDER_ROW(X, S) X(0, t, BIGINT, "%lld") S X(1, s, BIGINT, "%lld") S X(2, q, BIGINT, "%lld")
+#define SENDER_ROW_COLUMNS DB_JT_COLUMNS(SENDER_ROW)
+/* clang-format on */
 
 /* A thread a batch sends into. */
 struct bthread {
@@ -78,9 +85,10 @@ static bool same_key(const struct send_job *a, const struct send_job *b)
 static int lock_threads(struct batch *b)
 {
     struct db_res *r;
-    int rc = db_query("SELECT STRAIGHT_JOIN t.id, t.kind, t.last_seq, t.updated_at FROM " DB_IDS_TABLE
-                      " JOIN threads t ON t.id = j.id FOR UPDATE",
-                      &r, DB_ARGS(DB_STR(b->thread_ids)));
+    int rc =
+        db_query("SELECT STRAIGHT_JOIN t.id, t.kind, t.last_seq, t.updated_at FROM " DB_IDS_TABLE
+                 " JOIN threads t ON t.id = j.id FOR UPDATE",
+                 &r, DB_ARGS(DB_STR(b->thread_ids)));
     if (rc < 0)
         return rc;
     for (int i = 0; i < r->nrows; i++) {
@@ -93,9 +101,10 @@ static int lock_threads(struct batch *b)
         t->updated_at = db_int(r, i, 3);
     }
     db_res_free(r);
-    rc = db_query("SELECT STRAIGHT_JOIN tm.thread_id, tm.owner_id FROM " DB_IDS_TABLE
-                  " JOIN thread_members tm ON tm.thread_id = j.id ORDER BY tm.thread_id, tm.owner_id",
-                  &r, DB_ARGS(DB_STR(b->thread_ids)));
+    rc = db_query(
+        "SELECT STRAIGHT_JOIN tm.thread_id, tm.owner_id FROM " DB_IDS_TABLE
+        " JOIN thread_members tm ON tm.thread_id = j.id ORDER BY tm.thread_id, tm.owner_id",
+        &r, DB_ARGS(DB_STR(b->thread_ids)));
     if (rc < 0)
         return rc;
     for (int i = 0; i < r->nrows; i++) {
@@ -143,8 +152,9 @@ static int find_retries(struct batch *b)
     if (s == NULL)
         return DB_ERR;
     struct db_res *r;
-    int rc = db_query("SELECT STRAIGHT_JOIN " MESSAGE_COLS " FROM JSON_TABLE(?, '$[*]' "
-                      DB_JT_COLUMNS(KEY_ROW) ") j JOIN messages m ON m.thread_id = j.t AND m.sender_id = j.s "
+    int rc = db_query("SELECT STRAIGHT_JOIN " MESSAGE_COLS
+                      " FROM JSON_TABLE(?, '$[*]' " KEY_ROW_COLUMNS
+                      ") j JOIN messages m ON m.thread_id = j.t AND m.sender_id = j.s "
                       "AND m.client_msg_id = j.c",
                       &r, DB_ARGS(DB_STR(s)));
     free(s);
@@ -198,7 +208,8 @@ static int refuse_blocked(struct batch *b)
         return DB_OK;
     struct db_res *r;
     int rc = db_query_list("SELECT STRAIGHT_JOIN b.owner_id, b.blocked_id FROM JSON_TABLE(?, "
-                           "'$[*]' " DB_JT_COLUMNS(BLOCK_ROW) ") j JOIN blocks b ON b.owner_id = j.a AND b.blocked_id = j.z",
+                           "'$[*]' " BLOCK_ROW_COLUMNS
+                           ") j JOIN blocks b ON b.owner_id = j.a AND b.blocked_id = j.z",
                            &pairs, &r);
     if (rc < 0)
         return rc;
@@ -234,10 +245,11 @@ static int store_messages(struct batch *b)
     json_decref(rows);
     if (s == NULL)
         return DB_ERR;
-    int rc = db_exec("INSERT INTO messages (thread_id, seq, sender_id, client_msg_id, body, "
-                     "created_at) SELECT j.t, j.q, j.s, j.c, j.b, j.n FROM JSON_TABLE(?, '$[*]' "
-                     DB_JT_COLUMNS(MESSAGE_ROW) ") j",
-                     DB_ARGS(DB_STR(s)));
+    int rc = db_exec(
+        "INSERT INTO messages (thread_id, seq, sender_id, client_msg_id, body, "
+        "created_at) SELECT j.t, j.q, j.s, j.c, j.b, j.n FROM JSON_TABLE(?, '$[*]' " MESSAGE_ROW_COLUMNS
+        ") j",
+        DB_ARGS(DB_STR(s)));
     free(s);
     if (rc < 0)
         return rc;
@@ -262,14 +274,14 @@ static int store_messages(struct batch *b)
             sb_item(&senders, DB_JT_ROW(SENDER_ROW), (long long)j->thread_id, (long long)j->sender,
                     (long long)j->seq);
     }
-    rc = db_exec_list("UPDATE threads t JOIN JSON_TABLE(?, '$[*]' " DB_JT_COLUMNS(THREAD_ROW)
+    rc = db_exec_list("UPDATE threads t JOIN JSON_TABLE(?, '$[*]' " THREAD_ROW_COLUMNS
                       ") j ON t.id = j.id "
                       "SET t.last_seq = j.q, t.updated_at = j.n",
                       &threads);
     /* The senders' own positions, by key. (The members' rows are not
      * touched: a thread list orders by the thread's updated_at.) */
     if (rc == 0)
-        rc = db_exec_list("UPDATE JSON_TABLE(?, '$[*]' " DB_JT_COLUMNS(SENDER_ROW) ") k "
+        rc = db_exec_list("UPDATE JSON_TABLE(?, '$[*]' " SENDER_ROW_COLUMNS ") k "
                           "STRAIGHT_JOIN "
                           "thread_members tm ON tm.owner_id = k.s AND tm.thread_id = k.t "
                           "SET tm.last_read_seq = GREATEST(tm.last_read_seq, k.q), "
@@ -292,8 +304,8 @@ static void add_events(struct batch *b)
         struct tail_blob *blob = ev ? tail_blob_of(ev) : NULL;
         json_decref(ev);
         for (int m = 0; m < t->nmembers; m++)
-            evb_add(&b->events, t->members[m], EVENT_MESSAGE, j->thread_id, j->seq, 0, 0, 0,
-                    j->now, blob);
+            evb_add(&b->events, t->members[m], EVENT_MESSAGE, j->thread_id, j->seq, 0, 0, 0, j->now,
+                    blob);
         tail_blob_unref(blob);
         /* The message supersedes the sender's "typing" in this thread. */
         evb_drop_typing(&b->events, j->thread_id, j->sender);

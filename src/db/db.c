@@ -506,9 +506,7 @@ static int run_once(struct db_conn *c, const char *sql, struct db_res **out, int
             bind[i].buffer_length = args[i].len;
             bind[i].length = (unsigned long *)&args[i].len;
             break;
-        case DB_ARG_NULL:
-            bind[i].buffer_type = MYSQL_TYPE_NULL;
-            break;
+        case DB_ARG_NULL: bind[i].buffer_type = MYSQL_TYPE_NULL; break;
         }
     }
     if ((nargs && mysql_stmt_bind_param(st, bind)) || mysql_stmt_execute(st)) {

@@ -38,10 +38,10 @@
 /* Result codes: 0 or a negative DB_E*. */
 enum {
     DB_OK = 0,
-    DB_ERR = -1,    /* anything unclassified: answer 500 */
-    DB_EDUP = -2,   /* a unique key refused the row (1062) */
-    DB_ERETRY = -3, /* deadlock (1213) or lock wait timeout (1205): retry the transaction */
-    DB_ECONN = -4,  /* the server could not be reached or the connection was lost */
+    DB_ERR = -1,     /* anything unclassified: answer 500 */
+    DB_EDUP = -2,    /* a unique key refused the row (1062) */
+    DB_ERETRY = -3,  /* deadlock (1213) or lock wait timeout (1205): retry the transaction */
+    DB_ECONN = -4,   /* the server could not be reached or the connection was lost */
     DB_ECOMMIT = -5, /* the connection was lost during COMMIT: it may or may not have
                         happened (settle by idempotency; wake readers anyway) */
 };
@@ -61,8 +61,8 @@ struct db_arg {
 #define DB_STRN(v, n) ((struct db_arg){.type = DB_ARG_STR, .s = (const char *)(v), .len = (n)})
 /* A string that may be NULL (stored as SQL NULL). */
 #define DB_STR_OR_NULL(v) ((v) ? DB_STR(v) : ((struct db_arg){.type = DB_ARG_NULL}))
-#define DB_ARGS(...)                                                                   \
-    (int)(sizeof((struct db_arg[]){__VA_ARGS__}) / sizeof(struct db_arg)),             \
+#define DB_ARGS(...)                                                       \
+    (int)(sizeof((struct db_arg[]){__VA_ARGS__}) / sizeof(struct db_arg)), \
         ((const struct db_arg[]){__VA_ARGS__})
 #define DB_NOARGS 0, NULL
 
@@ -86,8 +86,8 @@ struct db_config {
         unsigned port;
     } hosts[DB_MAX_HOSTS]; /* in order of preference */
     int nhosts;
-    int failover_wait_ms;    /* how long a call waits for a usable server (several hosts) */
-    bool require_durable;    /* refuse a server with innodb_flush_log_at_trx_commit != 1 */
+    int failover_wait_ms; /* how long a call waits for a usable server (several hosts) */
+    bool require_durable; /* refuse a server with innodb_flush_log_at_trx_commit != 1 */
 };
 
 /* Parses mysql://user[:password]@host[:port][,host[:port]…]/database
@@ -133,10 +133,13 @@ int db_query_list(const char *sql, struct sbuf *list, struct db_res **out);
  * printf format) — with S between fields:
  *
  *     #define MOVE_ROW(X, S) X(0, u, BIGINT, "%lld") S X(1, q, BIGINT, "%lld")
+ *     #define MOVE_ROW_COLUMNS DB_JT_COLUMNS(MOVE_ROW)
  *     sb_item(&list, DB_JT_ROW(MOVE_ROW), (long long)user, (long long)seq);
- *     "… JSON_TABLE(?, '$[*]' " DB_JT_COLUMNS(MOVE_ROW) ") j …"
+ *     "… JSON_TABLE(?, '$[*]' " MOVE_ROW_COLUMNS ") j …"
  *
- * DB_JT_ROW is the printf format of one row and DB_JT_COLUMNS the COLUMNS
+ * (the list between clang-format off/on, and its COLUMNS named once, so that
+ * the formatter leaves the SQL alone). DB_JT_ROW is the printf format of one
+ * row and DB_JT_COLUMNS the COLUMNS
  * clause that reads it, by name: the two cannot disagree. */
 #define DB_JT_FMT_(i, name, type, fmt) fmt
 #define DB_JT_COL_(i, name, type, fmt) #name " " #type " PATH '$[" #i "]'"

@@ -61,9 +61,9 @@ struct exchange {
     size_t body_len, body_cap;
     bool too_large;
     int64_t started_us;
-    const struct route *route; /* set once routed: a resumed request runs it again */
-    size_t slot;               /* metrics slot */
-    enum wait wait;            /* why the connection is suspended */
+    const struct route *route;       /* set once routed: a resumed request runs it again */
+    size_t slot;                     /* metrics slot */
+    enum wait wait;                  /* why the connection is suspended */
     enum handler_status pool_status; /* what the handler returned in the slow-work pool */
     struct defer defer;
 };
@@ -114,8 +114,7 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
 }
 
 /* Turns a struct response into MHD's and queues it. */
-static enum MHD_Result send_response(struct MHD_Connection *conn, struct response *res,
-                                     bool close)
+static enum MHD_Result send_response(struct MHD_Connection *conn, struct response *res, bool close)
 {
     struct MHD_Response *r;
     bool has_body = res->fd >= 0 || res->text || res->json;
@@ -218,8 +217,7 @@ static enum handler_status dispatch(struct MHD_Connection *conn, struct exchange
     case ROUTER_BAD_METHOD:
         return resp_problem(res, 405, "method_not_allowed", "%s is not allowed here; see Allow",
                             req->method);
-    case ROUTER_FOUND:
-        break;
+    case ROUTER_FOUND: break;
     }
     ex->slot = (size_t)(route - routes);
     req->route = route->pattern;
@@ -303,8 +301,7 @@ static enum MHD_Result proceed(struct MHD_Connection *conn, struct exchange *ex,
             MHD_suspend_connection(conn);
             hub_sleep(ex->req.waiter, conn);
             return MHD_YES;
-        case HANDLER_DONE:
-            break;
+        case HANDLER_DONE: break;
         }
         break;
     }
@@ -313,15 +310,11 @@ static enum MHD_Result proceed(struct MHD_Connection *conn, struct exchange *ex,
     return ret;
 }
 
-static void resume_conn(void *conn)
-{
-    MHD_resume_connection(conn);
-}
+static void resume_conn(void *conn) { MHD_resume_connection(conn); }
 
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_data_size,
-                                 void **con_cls)
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
 {
     (void)cls, (void)version;
     struct exchange *ex = *con_cls;
@@ -369,7 +362,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         return MHD_YES;
     }
     if (ex->res.status == 413 && ex->too_large && ex->res.json)
-        return MHD_YES; /* already answered on the first call */
+        return MHD_YES;        /* already answered on the first call */
     if (ex->wait != WAIT_NONE) /* resumed */
         return proceed(conn, ex, resumed(ex));
     return proceed(conn, ex, dispatch(conn, ex));
@@ -482,7 +475,8 @@ int http_start(const struct config *cfg)
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, &sa.sin_addr) != 1) {
+    if (inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, &sa.sin_addr) !=
+        1) {
         log_error("http: bad IPv4 address '%s'", host);
         return -1;
     }
@@ -499,16 +493,15 @@ int http_start(const struct config *cfg)
         log_error("http: cannot start the hub");
         return -1;
     }
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     daemon_ = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, access_cb, NULL, MHD_OPTION_SOCK_ADDR, &sa,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT, limit,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_kb * 1024,
-        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL, MHD_OPTION_UNESCAPE_CALLBACK,
-        unescape_cb, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-        NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb,
+        NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
+        MHD_OPTION_END);
     if (daemon_ == NULL) {
         log_error("http: cannot listen on %s", cfg->listen);
         return -1;

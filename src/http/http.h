@@ -7,7 +7,8 @@
  * struct response. Paths outside /v1, /healthz, /readyz and /metrics go to
  * the static file handler.
  *
- * May call: chat/auth, live/hub, http (router, static, jsonv, request), base, libmicrohttpd (the only module that does). */
+ * May call: chat/auth, live/hub, http (router, static, jsonv, request), base, libmicrohttpd (the
+ * only module that does). */
 #ifndef CHAT_HTTP_H
 #define CHAT_HTTP_H
 

@@ -86,8 +86,8 @@ static json_t *field(struct response *res, json_t *obj, const char *key, int fla
     return v;
 }
 
-bool jv_int(struct response *res, json_t *obj, const char *key, int flags, int64_t lo,
-            int64_t hi, int64_t *out, bool *present)
+bool jv_int(struct response *res, json_t *obj, const char *key, int flags, int64_t lo, int64_t hi,
+            int64_t *out, bool *present)
 {
     bool ok;
     json_t *v = field(res, obj, key, flags & ~JV_NULLABLE, &ok);

@@ -31,8 +31,8 @@ int json_body_parse(const char *buf, size_t len, json_t **out, const char **why)
 /* Reads integer field `key` in lo..hi. An absent optional field leaves *out
  * alone and sets *present (when not NULL) to false. Floats, strings and
  * booleans are refused. */
-bool jv_int(struct response *res, json_t *obj, const char *key, int flags, int64_t lo,
-            int64_t hi, int64_t *out, bool *present);
+bool jv_int(struct response *res, json_t *obj, const char *key, int flags, int64_t lo, int64_t hi,
+            int64_t *out, bool *present);
 
 /* Reads string field `key` of min_chars..max_chars characters (code points).
  * *out points into obj (borrowed); it is NULL when the field is absent or,

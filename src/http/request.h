@@ -55,21 +55,21 @@ struct kv {
 };
 
 struct request {
-    const char *method;                 /* "GET", "POST", … */
-    const char *path;                   /* decoded path, without the query */
-    int64_t params[REQ_MAX_PARAMS];     /* the {id} segments of the route, in order */
+    const char *method;             /* "GET", "POST", … */
+    const char *path;               /* decoded path, without the query */
+    int64_t params[REQ_MAX_PARAMS]; /* the {id} segments of the route, in order */
     int nparams;
-    struct kv query[REQ_MAX_QUERY];     /* query arguments, decoded */
+    struct kv query[REQ_MAX_QUERY]; /* query arguments, decoded */
     int nquery;
-    json_t *body;                       /* parsed JSON object, or NULL without a body */
-    int64_t user_id;                    /* authenticated user, 0 on public routes */
-    int64_t session_id;                 /* the caller's session, 0 on public routes */
-    const char *route;                  /* the route's pattern, for metrics */
-    int runs;                           /* how many times the handler ran before this run */
-    void *state;                        /* the handler's state across runs (req_state_set) */
-    void (*state_free)(void *state);    /* frees state when the request ends */
-    struct waiter *waiter;              /* HANDLER_PARK: the hub waiter to park */
-    struct defer *defer;                /* HANDLER_RERUN: the glue's hand-over, for the worker */
+    json_t *body;                    /* parsed JSON object, or NULL without a body */
+    int64_t user_id;                 /* authenticated user, 0 on public routes */
+    int64_t session_id;              /* the caller's session, 0 on public routes */
+    const char *route;               /* the route's pattern, for metrics */
+    int runs;                        /* how many times the handler ran before this run */
+    void *state;                     /* the handler's state across runs (req_state_set) */
+    void (*state_free)(void *state); /* frees state when the request ends */
+    struct waiter *waiter;           /* HANDLER_PARK: the hub waiter to park */
+    struct defer *defer;             /* HANDLER_RERUN: the glue's hand-over, for the worker */
 };
 
 /* What a handler asks of the glue (see the top of this file). */
@@ -89,10 +89,10 @@ struct response {
     const char *content_type; /* static string; default application/json */
     char *text;               /* a malloc'd non-JSON body (metrics), owned */
     size_t text_len;
-    int fd;                   /* a file to send (static files), owned; -1 none */
+    int fd; /* a file to send (static files), owned; -1 none */
     int64_t fd_size;
-    char allow[64];           /* Allow header for 405 */
-    int retry_after_s;        /* Retry-After header when > 0 */
+    char allow[64];    /* Allow header for 405 */
+    int retry_after_s; /* Retry-After header when > 0 */
 };
 
 /* The other side of HANDLER_RERUN: the worker that took the handler's work
@@ -118,8 +118,8 @@ enum handler_status resp_empty(struct response *res, int status);
 /* Answers with RFC 9457 problem details: status, the stable snake_case
  * `code`, a title derived from the status, and `detail` (printf format).
  * Replaces whatever body the response had. Returns HANDLER_DONE. */
-enum handler_status resp_problem(struct response *res, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+enum handler_status resp_problem(struct response *res, int status, const char *code,
+                                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Answers 500 `internal`; nothing a handler did was committed. */
 enum handler_status resp_internal(struct response *res);
@@ -130,8 +130,8 @@ const char *req_query(const struct request *req, const char *key);
 /* Reads the query argument `key` as an integer in lo..hi into *out, or `def`
  * when absent. Returns true; on a malformed or out-of-range value answers
  * 400 invalid_request and returns false. */
-bool req_query_int(const struct request *req, struct response *res, const char *key,
-                   int64_t def, int64_t lo, int64_t hi, int64_t *out);
+bool req_query_int(const struct request *req, struct response *res, const char *key, int64_t def,
+                   int64_t lo, int64_t hi, int64_t *out);
 
 /* The request's JSON object body. Answers 400 invalid_json and returns NULL
  * when there is none. The reference stays the request's. */

@@ -102,8 +102,8 @@ const char *req_query(const struct request *req, const char *key)
     return NULL;
 }
 
-bool req_query_int(const struct request *req, struct response *res, const char *key,
-                   int64_t def, int64_t lo, int64_t hi, int64_t *out)
+bool req_query_int(const struct request *req, struct response *res, const char *key, int64_t def,
+                   int64_t lo, int64_t hi, int64_t *out)
 {
     const char *v = req_query(req, key);
     if (v == NULL) {
@@ -112,8 +112,9 @@ bool req_query_int(const struct request *req, struct response *res, const char *
     }
     int64_t n;
     if (parse_int(v, &n) < 0 || n < lo || n > hi) {
-        resp_problem(res, 400, "invalid_request", "query parameter '%s' must be an integer in %lld..%lld",
-                     key, (long long)lo, (long long)hi);
+        resp_problem(res, 400, "invalid_request",
+                     "query parameter '%s' must be an integer in %lld..%lld", key, (long long)lo,
+                     (long long)hi);
         return false;
     }
     *out = n;

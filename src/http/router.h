@@ -20,9 +20,9 @@ struct route {
     const char *method;  /* "GET", "POST", "PUT", "PATCH", "DELETE" */
     const char *pattern; /* "/v1/threads/{id}/messages" */
     handler_fn handler;
-    bool needs_auth;     /* a valid bearer token is required */
-    bool slow;           /* runs in the slow-work pool (password hashing), never
-                            in an HTTP thread: see http.c */
+    bool needs_auth; /* a valid bearer token is required */
+    bool slow;       /* runs in the slow-work pool (password hashing), never
+                        in an HTTP thread: see http.c */
 };
 
 /* The application's routes (routes.c) and their count. */

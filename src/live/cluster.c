@@ -267,8 +267,7 @@ struct outbox {
     struct sbuf users, events;
 };
 
-static struct outbox *outbox_of(struct outbox *boxes, size_t *nboxes, size_t max,
-                                const char *name)
+static struct outbox *outbox_of(struct outbox *boxes, size_t *nboxes, size_t max, const char *name)
 {
     for (size_t i = 0; i < *nboxes; i++)
         if (strcmp(boxes[i].name, name) == 0)
@@ -474,7 +473,10 @@ bool cluster_lead(const char *name, int ttl_ms)
                           "return 1 end "
                           "if redis.call('GET', KEYS[1]) == ARGV[1] then "
                           "redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end return 0",
-                          "1", key, node, ttl};
+                          "1",
+                          key,
+                          node,
+                          ttl};
     size_t lens[6];
     for (int i = 0; i < 6; i++)
         lens[i] = strlen(argv[i]);
@@ -614,15 +616,9 @@ static void on_message(const char *msg, size_t len)
     if (len == 0)
         return;
     switch (msg[0]) {
-    case 'W':
-        on_wake(msg + 1);
-        break;
-    case 'E':
-        on_ephemeral(msg + 1);
-        break;
-    case 'S':
-        hub_supersede_session(strtoll(msg + 1, NULL, 10));
-        break;
+    case 'W': on_wake(msg + 1); break;
+    case 'E': on_ephemeral(msg + 1); break;
+    case 'S': hub_supersede_session(strtoll(msg + 1, NULL, 10)); break;
     case 'R': {
         char from[128] = "";
         long long sid = 0;

@@ -30,14 +30,14 @@ enum waiter_state { W_RUNNING, W_PARKED, W_WOKEN };
 struct waiter {
     int64_t user_id, session_id;
     int64_t deadline_ms;
-    int64_t since;          /* the poll's cursor (hub_set_cursor), for reconciling */
+    int64_t since; /* the poll's cursor (hub_set_cursor), for reconciling */
     enum waiter_state state;
     bool pending, timed_out, superseded, revoked;
-    int64_t notified_us;    /* when a commit woke it, for the commit→wake metric */
+    int64_t notified_us; /* when a commit woke it, for the commit→wake metric */
     void *conn;
-    json_t *ephemeral;      /* events queued for this poll; NULL until the first */
-    struct waiter *next;    /* in the user's list */
-    size_t heap_index;      /* in the deadline heap */
+    json_t *ephemeral;   /* events queued for this poll; NULL until the first */
+    struct waiter *next; /* in the user's list */
+    size_t heap_index;   /* in the deadline heap */
 };
 
 struct user_entry {
@@ -315,8 +315,7 @@ struct waiter *hub_register(int64_t user_id, int64_t session_id, int64_t deadlin
     int64_t now = mono_ms();
     for (int k = 0; k < EPHEMERAL_RING; k++) {
         int i = (u->ring_next + k) % EPHEMERAL_RING;
-        if (u->ring[i].event && u->ring[i].id > seen &&
-            now - u->ring[i].at_ms < EPHEMERAL_KEEP_MS)
+        if (u->ring[i].event && u->ring[i].id > seen && now - u->ring[i].at_ms < EPHEMERAL_KEEP_MS)
             queue_ephemeral(w, u->ring[i].event);
     }
     pthread_mutex_unlock(&lock);

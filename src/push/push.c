@@ -50,7 +50,7 @@ struct push_req {
     char *title, *text; /* owned copies behind content */
     struct push_answer answer;
     int retry_after_s;
-    bool reissued; /* the one immediate retry after a refused provider token */
+    bool reissued;                /* the one immediate retry after a refused provider token */
     struct push_req *prev, *next; /* the in-flight list */
 };
 
@@ -76,7 +76,7 @@ int push_queue_messages(const char *messages)
 {
     return db_exec("INSERT INTO push_jobs (user_id, thread_id, seq, kind, due_at, created_at) "
                    "SELECT tm.owner_id, tm.thread_id, j.q, 1, j.n + ?, j.n FROM JSON_TABLE(?, "
-                   "'$[*]' " DB_JT_COLUMNS(PUSH_MESSAGE_ROW) ") j "
+                   "'$[*]' " PUSH_MESSAGE_ROW_COLUMNS ") j "
                    "JOIN thread_members tm ON tm.thread_id = j.t AND tm.owner_id <> j.s "
                    "WHERE EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = tm.owner_id "
                    "AND s.push_token IS NOT NULL)",
@@ -180,8 +180,8 @@ static int req_start(struct push_req *r)
     r->answer.len = 0;
     r->answer.data[0] = '\0';
     r->retry_after_s = 0;
-    if (wire_prepare(r->easy, r->provider, r->token, r->topic, &r->content, &r->headers,
-                     &r->body) < 0)
+    if (wire_prepare(r->easy, r->provider, r->token, r->topic, &r->content, &r->headers, &r->body) <
+        0)
         return -1;
     curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
     curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, wire_collect);
@@ -295,17 +295,18 @@ static void job_run(struct job *j)
 {
     struct push_req proto = {0};
     proto.content = (struct push_content){.clear = j->kind == JOB_CLEAR,
-                                          .thread_id = j->thread_id, .seq = j->seq};
+                                          .thread_id = j->thread_id,
+                                          .seq = j->seq};
     struct db_res *r;
     if (j->kind == JOB_MESSAGE) {
         if (db_query("SELECT last_delivered_seq, is_muted FROM thread_members "
                      "WHERE owner_id = ? AND thread_id = ?",
                      &r, DB_ARGS(DB_INT(j->user_id), DB_INT(j->thread_id))) < 0)
             goto later;
-        const char *why = r->nrows == 0                  ? "left"
-                          : db_int(r, 0, 0) >= j->seq    ? "delivered"
-                          : db_int(r, 0, 1)              ? "muted"
-                                                         : NULL;
+        const char *why = r->nrows == 0               ? "left"
+                          : db_int(r, 0, 0) >= j->seq ? "delivered"
+                          : db_int(r, 0, 1)           ? "muted"
+                                                      : NULL;
         db_res_free(r);
         if (why) {
             log_decision(j, 0, NULL, "suppressed", why, 0);
@@ -423,10 +424,14 @@ static void take_due_jobs(void)
         struct job *j = calloc(1, sizeof *j);
         if (j == NULL)
             break;
-        *j = (struct job){.id = db_int(r, i, 0), .user_id = db_int(r, i, 1),
-                          .thread_id = db_int(r, i, 2), .seq = db_int(r, i, 3),
-                          .kind = (int)db_int(r, i, 4), .session_id = db_int(r, i, 5),
-                          .except_session_id = db_int(r, i, 6), .attempts = (int)db_int(r, i, 7),
+        *j = (struct job){.id = db_int(r, i, 0),
+                          .user_id = db_int(r, i, 1),
+                          .thread_id = db_int(r, i, 2),
+                          .seq = db_int(r, i, 3),
+                          .kind = (int)db_int(r, i, 4),
+                          .session_id = db_int(r, i, 5),
+                          .except_session_id = db_int(r, i, 6),
+                          .attempts = (int)db_int(r, i, 7),
                           .created_at = db_int(r, i, 8)};
         job_run(j);
     }
@@ -465,8 +470,7 @@ static void *notifier_main(void *arg)
 
 void push_prune(int64_t now)
 {
-    db_exec("DELETE FROM push_log WHERE at < ? LIMIT 10000",
-            DB_ARGS(DB_INT(now - 7 * 86400000LL)));
+    db_exec("DELETE FROM push_log WHERE at < ? LIMIT 10000", DB_ARGS(DB_INT(now - 7 * 86400000LL)));
 }
 
 int push_init(const struct config *cfg)

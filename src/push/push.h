@@ -35,9 +35,12 @@ int push_queue_messages(const char *messages);
 
 /* A row of push_queue_messages' list (db.h DB_JT_*): thread, seq, sender,
  * created_at (ms). */
+/* clang-format off */
 #define PUSH_MESSAGE_ROW(X, S)                                                                \
     X(0, t, BIGINT, "%lld") S X(1, q, BIGINT, "%lld") S X(2, s, BIGINT, "%lld")                 \
     S X(3, n, BIGINT, "%lld")
+#define PUSH_MESSAGE_ROW_COLUMNS DB_JT_COLUMNS(PUSH_MESSAGE_ROW)
+/* clang-format on */
 
 /* Inside the read transaction: a clear job for user's devices other than
  * reader_session, when any has a token. Returns DB_OK or DB_E*. */

@@ -44,7 +44,8 @@ static int load_fcm(const struct config *cfg)
                                   "private_key", &key, "project_id", &project, "private_key_id",
                                   &key_id, "token_uri", &token_uri) != 0) {
         log_error("push: %s is not a service-account JSON (client_email, private_key, "
-                  "project_id)", cfg->fcm_credentials_file);
+                  "project_id)",
+                  cfg->fcm_credentials_file);
         json_decref(sa);
         return -1;
     }
@@ -195,9 +196,7 @@ static const char *fcm_access_token(void)
     long status = 0;
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
     free(form);
-    json_t *tok = rc == CURLE_OK && status == 200
-                      ? json_loads(answer.data, 0, NULL)
-                      : NULL;
+    json_t *tok = rc == CURLE_OK && status == 200 ? json_loads(answer.data, 0, NULL) : NULL;
     const char *access = json_string_value(json_object_get(tok, "access_token"));
     json_int_t expires = json_integer_value(json_object_get(tok, "expires_in"));
     if (access) {
@@ -272,8 +271,7 @@ char *wire_body(enum push_provider p, const char *device_token, const struct pus
     return p == PROVIDER_APNS ? apns_body(c) : fcm_body(device_token, c);
 }
 
-enum wire_outcome wire_classify(enum push_provider p, CURLcode code, long status,
-                                const char *body)
+enum wire_outcome wire_classify(enum push_provider p, CURLcode code, long status, const char *body)
 {
     if (body == NULL)
         body = "";

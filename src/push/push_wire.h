@@ -18,11 +18,11 @@ enum push_provider { PROVIDER_APNS = 0, PROVIDER_FCM = 1 };
 
 /* What one notification says. Strings are borrowed. */
 struct push_content {
-    bool clear;          /* a silent clear push, else an alert */
+    bool clear; /* a silent clear push, else an alert */
     int64_t thread_id, seq;
-    const char *title;   /* alert only */
-    const char *body;    /* alert only; shortened here to fit 4 KB */
-    int64_t badge;       /* alert only */
+    const char *title; /* alert only */
+    const char *body;  /* alert only; shortened here to fit 4 KB */
+    int64_t badge;     /* alert only */
 };
 
 /* The start of a provider's answer body (the rest is dropped). */
@@ -77,8 +77,7 @@ enum wire_outcome {
  * transfer's curl result, status the HTTP status (0 when none came), body the
  * start of the answer's body (NUL-terminated; NULL reads as ""). A curl error
  * means retry whatever the status. Pure; thread-safe. */
-enum wire_outcome wire_classify(enum push_provider p, CURLcode code, long status,
-                                const char *body);
+enum wire_outcome wire_classify(enum push_provider p, CURLcode code, long status, const char *body);
 
 /* The JSON body of a push of c to provider p (docs/push.md), compact, as a
  * malloc'd string (caller frees); NULL when memory is short, when an alert

@@ -33,10 +33,10 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int ran[JOBS];
 static int batches, jobs_run, biggest, too_big, empty, partial, disorder;
-static int sizes[LOGGED];           /* of the first LOGGED batches */
-static intptr_t firsts[LOGGED];     /* their first jobs */
+static int sizes[LOGGED];       /* of the first LOGGED batches */
+static intptr_t firsts[LOGGED]; /* their first jobs */
 static bool gate_closed;
-static int at_gate;                 /* batches held at the gate now */
+static int at_gate; /* batches held at the gate now */
 
 static void run(void **jobs, int n)
 {

@@ -103,8 +103,8 @@ static void test_help_lists_every_key(void **state)
     FILE *f = open_memstream(&buf, &len);
     config_print_help(f);
     fclose(f);
-    const char *keys[] = {"CHAT_LISTEN", "CHAT_DB_URL", "CHAT_WWW_ROOT", "CHAT_THREADS",
-                          "CHAT_CONNECTION_LIMIT", "CHAT_LOG_LEVEL"};
+    const char *keys[] = {"CHAT_LISTEN",  "CHAT_DB_URL",           "CHAT_WWW_ROOT",
+                          "CHAT_THREADS", "CHAT_CONNECTION_LIMIT", "CHAT_LOG_LEVEL"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         assert_non_null(strstr(buf, keys[i]));
     free(buf);
@@ -113,8 +113,10 @@ static void test_help_lists_every_key(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults), cmocka_unit_test(test_set_checks_types_and_ranges),
-        cmocka_unit_test(test_file_then_env), cmocka_unit_test(test_file_errors),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_set_checks_types_and_ranges),
+        cmocka_unit_test(test_file_then_env),
+        cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_help_lists_every_key),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);

@@ -98,17 +98,42 @@ static void test_parse_refuses(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        NULL, "", " ", "+1", "-1", "-0", "+0", " 1", "1 ", "\t1", "1\n", "\n", "1 2",
-        "01", "00", "000", "007", "0000000000000001", "0000000000000000",
-        "1.5", "1.0", "1e3", "0x10", "1,000", "1_000", "abc", "1a", "a1",
-        "\xef\xbc\x91",                    /* a fullwidth digit one */
-        "9007199254740993",                /* JSON_INT_MAX + 1 */
-        "9999999999999999",                /* 16 digits, too big */
-        "10000000000000000",               /* 17 digits */
-        "9223372036854775807",             /* INT64_MAX */
-        "9223372036854775808",             /* INT64_MAX + 1 */
-        "18446744073709551617",            /* wraps a uint64 to 1 */
-        "99999999999999999999999",         /* the API test's garbage */
+        NULL,
+        "",
+        " ",
+        "+1",
+        "-1",
+        "-0",
+        "+0",
+        " 1",
+        "1 ",
+        "\t1",
+        "1\n",
+        "\n",
+        "1 2",
+        "01",
+        "00",
+        "000",
+        "007",
+        "0000000000000001",
+        "0000000000000000",
+        "1.5",
+        "1.0",
+        "1e3",
+        "0x10",
+        "1,000",
+        "1_000",
+        "abc",
+        "1a",
+        "a1",
+        "\xef\xbc\x91",            /* a fullwidth digit one */
+        "9007199254740993",        /* JSON_INT_MAX + 1 */
+        "9999999999999999",        /* 16 digits, too big */
+        "10000000000000000",       /* 17 digits */
+        "9223372036854775807",     /* INT64_MAX */
+        "9223372036854775808",     /* INT64_MAX + 1 */
+        "18446744073709551617",    /* wraps a uint64 to 1 */
+        "99999999999999999999999", /* the API test's garbage */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         check_refuses(bad[i]);
@@ -148,8 +173,20 @@ static void test_parse_accepts_exactly_what_format_produces(void **state)
 static void test_round_trip(void **state)
 {
     (void)state;
-    int64_t values[] = {0, 1, 9, 10, 99, 100, 65535, 65536, 2147483647LL, 2147483648LL,
-                        4294967296LL, 999999999999999LL, 1000000000000000LL, JSON_INT_MAX - 1,
+    int64_t values[] = {0,
+                        1,
+                        9,
+                        10,
+                        99,
+                        100,
+                        65535,
+                        65536,
+                        2147483647LL,
+                        2147483648LL,
+                        4294967296LL,
+                        999999999999999LL,
+                        1000000000000000LL,
+                        JSON_INT_MAX - 1,
                         JSON_INT_MAX};
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
         char buf[CURSOR_SIZE];
@@ -175,8 +212,22 @@ static void test_compared_with_parse_int(void **state)
 {
     (void)state;
     static const char *const cases[] = {
-        "0", "5", "00", "05", "0005", "123", "0123", "9007199254740992", "09007199254740992",
-        "0000000000000000", "9007199254740993", "", "-1", "+1", " 1", "x",
+        "0",
+        "5",
+        "00",
+        "05",
+        "0005",
+        "123",
+        "0123",
+        "9007199254740992",
+        "09007199254740992",
+        "0000000000000000",
+        "9007199254740993",
+        "",
+        "-1",
+        "+1",
+        " 1",
+        "x",
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *s = cases[i];

@@ -24,7 +24,8 @@ static void test_socket_url(void **state)
 {
     (void)state;
     struct db_config c;
-    assert_int_equal(db_parse_url("mysql://root@localhost/chat?socket=/work/var/db/mysql.sock", &c), 0);
+    assert_int_equal(db_parse_url("mysql://root@localhost/chat?socket=/work/var/db/mysql.sock", &c),
+                     0);
     assert_string_equal(c.user, "root");
     assert_string_equal(c.password, "");
     assert_int_equal(c.port, 3306);
@@ -51,9 +52,9 @@ static void test_host_list(void **state)
     /* one host is a list of one */
     assert_int_equal(db_parse_url("mysql://root@db/chat", &c), 0);
     assert_int_equal(c.nhosts, 1);
-    const char *bad[] = {"mysql://u@a,/chat", "mysql://u@,a/chat", "mysql://u@a,,b/chat",
-                         "mysql://u@a:1,b:0/chat", "mysql://u@a,b:70000/chat",
-                         "mysql://u@a,b,c,d,e,f,g,h,i/chat"};
+    const char *bad[] = {"mysql://u@a,/chat",        "mysql://u@,a/chat",
+                         "mysql://u@a,,b/chat",      "mysql://u@a:1,b:0/chat",
+                         "mysql://u@a,b:70000/chat", "mysql://u@a,b,c,d,e,f,g,h,i/chat"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(db_parse_url(bad[i], &c), -1);
 }
@@ -62,8 +63,8 @@ static void test_bad_urls(void **state)
 {
     (void)state;
     struct db_config c;
-    const char *bad[] = {"postgres://x@y/z", "mysql://host", "mysql://h:99999/db",
-                         "mysql://h/db;drop", "mysql://h/", "mysql://h:x/db",
+    const char *bad[] = {"postgres://x@y/z",    "mysql://host", "mysql://h:99999/db",
+                         "mysql://h/db;drop",   "mysql://h/",   "mysql://h:x/db",
                          "mysql://h/db?sock=/x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(db_parse_url(bad[i], &c), -1);
@@ -72,8 +73,10 @@ static void test_bad_urls(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tcp_url), cmocka_unit_test(test_socket_url),
-        cmocka_unit_test(test_bad_urls), cmocka_unit_test(test_host_list),
+        cmocka_unit_test(test_tcp_url),
+        cmocka_unit_test(test_socket_url),
+        cmocka_unit_test(test_bad_urls),
+        cmocka_unit_test(test_host_list),
     };
     return cmocka_run_group_tests_name("db_url", tests, NULL, NULL);
 }

@@ -30,9 +30,19 @@ static void test_gate_refuses(void **state)
 {
     (void)state;
     json_t *j = NULL;
-    const char *bad[] = {"", "[1,2]", "\"str\"", "42", "null", "{", "{\"a\":NaN}",
-                         "{\"a\":Infinity}", "{\"a\":1,\"a\":2}", "{\"a\":\"\\u0000\"}",
-                         "{\"a\":123456789012345678901234567890}", "{'a':1}", "{\"a\":1} x"};
+    const char *bad[] = {"",
+                         "[1,2]",
+                         "\"str\"",
+                         "42",
+                         "null",
+                         "{",
+                         "{\"a\":NaN}",
+                         "{\"a\":Infinity}",
+                         "{\"a\":1,\"a\":2}",
+                         "{\"a\":\"\\u0000\"}",
+                         "{\"a\":123456789012345678901234567890}",
+                         "{'a':1}",
+                         "{\"a\":1} x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(parse(bad[i], strlen(bad[i]), &j), -1);
     const char nul[] = "{\"a\":\"x\0y\"}";
@@ -125,9 +135,9 @@ static void test_utf8(void **state)
     (void)state;
     assert_true(utf8_valid("abc", 3));
     assert_true(utf8_valid("\xf0\x9f\x98\x80", 4));
-    assert_false(utf8_valid("\xc0\xaf", 2)); /* overlong */
+    assert_false(utf8_valid("\xc0\xaf", 2));         /* overlong */
     assert_false(utf8_valid("\xf4\x90\x80\x80", 4)); /* past U+10FFFF */
-    assert_false(utf8_valid("\xe2\x82", 2)); /* truncated */
+    assert_false(utf8_valid("\xe2\x82", 2));         /* truncated */
     assert_int_equal(utf8_chars("h\xc3\xa9", 3), 2);
     /* A cut never splits a character. */
     assert_int_equal(utf8_prefix("a\xf0\x9f\x98\x80", 5, 3), 1);
@@ -143,8 +153,10 @@ static void test_utf8(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gate_accepts_objects), cmocka_unit_test(test_gate_refuses),
-        cmocka_unit_test(test_gate_depth), cmocka_unit_test(test_readers),
+        cmocka_unit_test(test_gate_accepts_objects),
+        cmocka_unit_test(test_gate_refuses),
+        cmocka_unit_test(test_gate_depth),
+        cmocka_unit_test(test_readers),
         cmocka_unit_test(test_utf8),
     };
     return cmocka_run_group_tests_name("jsonv", tests, NULL, NULL);

@@ -244,8 +244,8 @@ static void test_es256_jwt_verifies(void **state)
     struct jwt_key *k = jwt_key_from_pem(pem, (size_t)pem_len);
     BIO_free(bio);
     assert_non_null(k);
-    json_t *h = json_pack("{s:s}", "kid", "KEY123"), *c = json_pack("{s:s, s:i}", "iss", "TEAM",
-                                                                    "iat", 1700000000);
+    json_t *h = json_pack("{s:s}", "kid", "KEY123"),
+           *c = json_pack("{s:s, s:i}", "iss", "TEAM", "iat", 1700000000);
     char *jwt = jwt_sign(k, "ES256", h, c);
     assert_non_null(jwt);
     char *dot1 = strchr(jwt, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;

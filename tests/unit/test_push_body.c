@@ -64,8 +64,8 @@ static const char *str_at(const json_t *j, const char *path1, const char *path2)
 static void test_apns_alert(void **state)
 {
     (void)state;
-    struct push_content c = {.thread_id = 42, .seq = 7, .title = "Alice", .body = "hello",
-                             .badge = 3};
+    struct push_content c = {
+        .thread_id = 42, .seq = 7, .title = "Alice", .body = "hello", .badge = 3};
     size_t len;
     json_t *j = body_json(PROVIDER_APNS, "devtoken", &c, &len);
     check_keys(j, "aps", "thread_id", "seq", NULL);
@@ -93,8 +93,8 @@ static void test_apns_clear(void **state)
     json_t *j = body_json(PROVIDER_APNS, NULL, &c, &len);
     check_keys(j, "aps", "type", "thread_id", "seq", NULL);
     check_keys(json_object_get(j, "aps"), "content-available", NULL);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "aps"),
-                                                        "content-available")), 1);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(j, "aps"), "content-available")), 1);
     assert_string_equal(str_at(j, "type", NULL), "clear");
     assert_int_equal(json_integer_value(json_object_get(j, "thread_id")), 42);
     assert_int_equal(json_integer_value(json_object_get(j, "seq")), 9);
@@ -104,8 +104,8 @@ static void test_apns_clear(void **state)
 static void test_fcm_alert(void **state)
 {
     (void)state;
-    struct push_content c = {.thread_id = 42, .seq = 7, .title = "Group", .body = "Bob: hi",
-                             .badge = 12};
+    struct push_content c = {
+        .thread_id = 42, .seq = 7, .title = "Group", .body = "Bob: hi", .badge = 12};
     size_t len;
     json_t *j = body_json(PROVIDER_FCM, "fcm-token:abc", &c, &len);
     check_keys(j, "message", NULL);
@@ -147,8 +147,11 @@ static void test_fcm_clear(void **state)
 static void test_big_ids(void **state)
 {
     (void)state;
-    struct push_content c = {.thread_id = JSON_INT_MAX, .seq = JSON_INT_MAX - 1,
-                             .title = "t", .body = "b", .badge = 2147483648LL};
+    struct push_content c = {.thread_id = JSON_INT_MAX,
+                             .seq = JSON_INT_MAX - 1,
+                             .title = "t",
+                             .body = "b",
+                             .badge = 2147483648LL};
     size_t len;
     json_t *j = body_json(PROVIDER_APNS, NULL, &c, &len);
     assert_int_equal(json_integer_value(json_object_get(j, "thread_id")), JSON_INT_MAX);
@@ -205,8 +208,8 @@ static void test_refuses(void **state)
  * is the whole when it fits). Returns the payload's length. */
 static size_t apns_fit(const char *body, size_t *kept)
 {
-    struct push_content c = {.thread_id = 123456, .seq = 654321, .title = "A title",
-                             .body = body, .badge = 99};
+    struct push_content c = {
+        .thread_id = 123456, .seq = 654321, .title = "A title", .body = body, .badge = 99};
     size_t len;
     json_t *j = body_json(PROVIDER_APNS, NULL, &c, &len);
     if (len > APNS_LIMIT)

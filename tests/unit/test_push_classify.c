@@ -109,9 +109,9 @@ static void test_apns(void **state)
 }
 
 /* FCM HTTP v1 error bodies: a google.rpc.Status with an FcmError detail. */
-#define FCM(code, status, fcm_code)                                                        \
-    "{\"error\":{\"code\":" #code ",\"message\":\"...\",\"status\":\"" status "\","      \
-    "\"details\":[{\"@type\":\"type.googleapis.com/google.firebase.fcm.v1.FcmError\","     \
+#define FCM(code, status, fcm_code)                                                    \
+    "{\"error\":{\"code\":" #code ",\"message\":\"...\",\"status\":\"" status "\","    \
+    "\"details\":[{\"@type\":\"type.googleapis.com/google.firebase.fcm.v1.FcmError\"," \
     "\"errorCode\":\"" fcm_code "\"}]}}"
 
 static void test_fcm(void **state)
@@ -157,18 +157,31 @@ static void test_transport_errors_retry(void **state)
 {
     (void)state;
     static const CURLcode errors[] = {
-        CURLE_OPERATION_TIMEDOUT, CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST,
-        CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SEND_ERROR,
-        CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_HTTP2, CURLE_HTTP2_STREAM,
-        CURLE_PARTIAL_FILE, CURLE_OUT_OF_MEMORY,
+        CURLE_OPERATION_TIMEDOUT,
+        CURLE_COULDNT_CONNECT,
+        CURLE_COULDNT_RESOLVE_HOST,
+        CURLE_SSL_CONNECT_ERROR,
+        CURLE_PEER_FAILED_VERIFICATION,
+        CURLE_SEND_ERROR,
+        CURLE_RECV_ERROR,
+        CURLE_GOT_NOTHING,
+        CURLE_HTTP2,
+        CURLE_HTTP2_STREAM,
+        CURLE_PARTIAL_FILE,
+        CURLE_OUT_OF_MEMORY,
     };
     static const struct {
         long status;
         const char *body;
     } answers[] = {
-        {0, ""}, {0, NULL}, {200, ""}, {410, APNS("Unregistered")},
-        {400, APNS("BadDeviceToken")}, {403, APNS("ExpiredProviderToken")},
-        {404, FCM(404, "NOT_FOUND", "UNREGISTERED")}, {401, ""},
+        {0, ""},
+        {0, NULL},
+        {200, ""},
+        {410, APNS("Unregistered")},
+        {400, APNS("BadDeviceToken")},
+        {403, APNS("ExpiredProviderToken")},
+        {404, FCM(404, "NOT_FOUND", "UNREGISTERED")},
+        {401, ""},
     };
     for (int p = PROVIDER_APNS; p <= PROVIDER_FCM; p++)
         for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++)
@@ -186,14 +199,14 @@ static void test_status_sweep(void **state)
     for (long s = 100; s <= 599; s++) {
         enum wire_outcome a = wire_classify(PROVIDER_APNS, CURLE_OK, s, "");
         enum wire_outcome f = wire_classify(PROVIDER_FCM, CURLE_OK, s, "");
-        enum wire_outcome want_a = s == 200 ? WIRE_SENT
-                                   : s == 410 ? WIRE_GONE
+        enum wire_outcome want_a = s == 200               ? WIRE_SENT
+                                   : s == 410             ? WIRE_GONE
                                    : s == 429 || s >= 500 ? WIRE_RETRY
-                                   : WIRE_REJECTED;
-        enum wire_outcome want_f = s == 200 ? WIRE_SENT
-                                   : s == 401 ? WIRE_NEW_TOKEN
+                                                          : WIRE_REJECTED;
+        enum wire_outcome want_f = s == 200               ? WIRE_SENT
+                                   : s == 401             ? WIRE_NEW_TOKEN
                                    : s == 429 || s >= 500 ? WIRE_RETRY
-                                   : WIRE_REJECTED;
+                                                          : WIRE_REJECTED;
         if (a != want_a || f != want_f)
             fail_msg("HTTP %ld: apns %s (want %s), fcm %s (want %s)", s, outcome_name(a),
                      outcome_name(want_a), outcome_name(f), outcome_name(want_f));

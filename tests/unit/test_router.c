@@ -82,7 +82,8 @@ static void test_two_ids(void **state)
     int64_t params[REQ_MAX_PARAMS];
     int np;
     char allow[64];
-    assert_int_equal(match("DELETE", "/v1/threads/7/members/9007199254740992", &r, params, &np, allow),
+    assert_int_equal(match("DELETE", "/v1/threads/7/members/9007199254740992", &r, params, &np,
+                           allow),
                      ROUTER_FOUND);
     assert_int_equal(np, 2);
     assert_int_equal(params[0], 7);
@@ -96,9 +97,10 @@ static void test_bad_ids_do_not_match(void **state)
     int64_t params[REQ_MAX_PARAMS];
     int np;
     char allow[64];
-    const char *bad[] = {"/v1/sessions/abc", "/v1/sessions/0", "/v1/sessions/-1",
-                         "/v1/sessions/9007199254740993", "/v1/sessions/1.5",
-                         "/v1/sessions/", "/v1/sessions/12a", "/v1/sessions/99999999999999999999"};
+    const char *bad[] = {"/v1/sessions/abc", "/v1/sessions/0",
+                         "/v1/sessions/-1",  "/v1/sessions/9007199254740993",
+                         "/v1/sessions/1.5", "/v1/sessions/",
+                         "/v1/sessions/12a", "/v1/sessions/99999999999999999999"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(match("DELETE", bad[i], &r, params, &np, allow), ROUTER_NOT_FOUND);
 }
@@ -149,9 +151,12 @@ static void test_app_table_is_sane(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_literal_routes),     cmocka_unit_test(test_literal_wins_over_id),
-        cmocka_unit_test(test_two_ids),            cmocka_unit_test(test_bad_ids_do_not_match),
-        cmocka_unit_test(test_unknown_and_method), cmocka_unit_test(test_app_table_is_sane),
+        cmocka_unit_test(test_literal_routes),
+        cmocka_unit_test(test_literal_wins_over_id),
+        cmocka_unit_test(test_two_ids),
+        cmocka_unit_test(test_bad_ids_do_not_match),
+        cmocka_unit_test(test_unknown_and_method),
+        cmocka_unit_test(test_app_table_is_sane),
     };
     return cmocka_run_group_tests_name("router", tests, NULL, NULL);
 }

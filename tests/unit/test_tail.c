@@ -107,8 +107,8 @@ static void test_blob_new_and_of(void **state)
     tail_blob_unref(b); /* frees: ASan reports a leak otherwise */
 
     /* the compact JSON of an event, which the caller keeps */
-    json_t *ev = json_pack("{s:s, s:I, s:[i,i]}", "type", "message", "seq", (json_int_t)7, "x",
-                           1, 2);
+    json_t *ev = json_pack("{s:s, s:I, s:[i,i]}", "type", "message", "seq", (json_int_t)7, "x", 1,
+                           2);
     b = tail_blob_of(ev);
     assert_non_null(b);
     assert_int_equal(json_object_size(ev), 3); /* not stolen */
