@@ -41,7 +41,7 @@ struct bwait {
     struct buser *u;
     int64_t deadline_ms;
     bool parked;
-    struct bwait *next, *prev; /* in the user's list */
+    struct bwait *next, *prev;   /* in the user's list */
     struct bwait *dnext, *dprev; /* in the list of all waiters */
 };
 struct breq {
@@ -128,8 +128,8 @@ static void waiter_wake(struct bwait *w)
 
 static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, char *text)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text,
+                                                             MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", "application/json");
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
@@ -179,8 +179,7 @@ static enum MHD_Result inbox(struct MHD_Connection *c, struct breq *rq, int64_t 
     int64_t since = since_s ? strtoll(since_s, NULL, 10) : (int64_t)u->nev;
     int64_t limit = query_int(c, "limit", 100), timeout = query_int(c, "timeout", 30);
     struct bwait *w = rq->w;
-    bool may_wait = since_s && timeout > 0 && !stop &&
-                    (w == NULL || mono_ms() < w->deadline_ms);
+    bool may_wait = since_s && timeout > 0 && !stop && (w == NULL || mono_ms() < w->deadline_ms);
     if (since > (int64_t)u->nev || since < 0) {
         pthread_mutex_unlock(&lock);
         return answer_s(c, 410, "{\"status\":410,\"code\":\"cursor_expired\"}");
@@ -325,8 +324,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
         return inbox(c, rq, uid);
     if (strcmp(method, "POST") == 0 && strcmp(url, "/v1/threads") == 0)
         return create_thread(c, rq, uid);
-    if (strcmp(method, "POST") == 0 &&
-        sscanf(url, "/v1/threads/%lld/%15s", &tid, tail) == 2 && strcmp(tail, "messages") == 0)
+    if (strcmp(method, "POST") == 0 && sscanf(url, "/v1/threads/%lld/%15s", &tid, tail) == 2 &&
+        strcmp(tail, "messages") == 0)
         return send_message(c, rq, uid, tid);
     return answer_s(c, 404, "{\"status\":404,\"code\":\"not_found\"}");
 }
@@ -374,9 +373,9 @@ int bare_server_main(int argc, char **argv)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(0x7f000001);
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL,
-        NULL, access_cb, NULL, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)pool, MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, 75u,
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+        access_cb, NULL, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)pool,
+        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, 75u,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)mem_kb * 1024, MHD_OPTION_NOTIFY_COMPLETED,
         completed_cb, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u, MHD_OPTION_END);
     if (d == NULL) {

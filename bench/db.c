@@ -140,7 +140,8 @@ int db_seed_users(void *db, const char *prefix, int n, const char *pwhash, struc
     for (int start = 0; start < n; start += BATCH) {
         int end = start + BATCH < n ? start + BATCH : n;
         b.len = 0;
-        sb_add(&b, "INSERT INTO users (id, username, display_name, password_hash, created_at) VALUES ");
+        sb_add(&b,
+               "INSERT INTO users (id, username, display_name, password_hash, created_at) VALUES ");
         for (int i = start; i < end; i++)
             sb_add(&b, "%s(%lld, '%s%d', 'Bench %d', '%s', %lld)", i > start ? "," : "",
                    (long long)(base + i), prefix, i, i, pwhash, (long long)now);
@@ -191,8 +192,9 @@ int db_fill_history(void *db, int64_t thread_id, int64_t a, int64_t b_id, int n)
         sb_add(&b, "INSERT INTO messages (thread_id, seq, sender_id, client_msg_id, body, "
                    "created_at) VALUES ");
         for (int s = start; s <= end; s++)
-            sb_add(&b, "%s(%lld, %d, %lld, 'h%d', 'history message %d of thread %lld, "
-                       "a line of ordinary chat length', %lld)",
+            sb_add(&b,
+                   "%s(%lld, %d, %lld, 'h%d', 'history message %d of thread %lld, "
+                   "a line of ordinary chat length', %lld)",
                    s > start ? "," : "", (long long)thread_id, s, (long long)(s & 1 ? a : b_id), s,
                    s, (long long)thread_id, (long long)(now + s));
         if (exec(m, b.s, b.len) < 0)
@@ -278,8 +280,8 @@ json_t *db_commit_bench(const char *socket, int threads, double seconds, double 
     int64_t start = now_us();
     int64_t warm = start + (int64_t)(warm_s * 1e6), end = warm + (int64_t)(seconds * 1e6);
     for (int i = 0; i < threads; i++) {
-        cs[i] = (struct committer){.socket = socket, .idx = i + 1, .start_us = start,
-                                   .warm_us = warm, .end_us = end};
+        cs[i] = (struct committer){
+            .socket = socket, .idx = i + 1, .start_us = start, .warm_us = warm, .end_us = end};
         pthread_create(&cs[i].tid, NULL, commit_main, &cs[i]);
     }
     struct hist *all = calloc(1, sizeof *all);

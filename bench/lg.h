@@ -31,9 +31,9 @@ typedef void (*err_fn)(struct conn *c, int err, void *arg);
 struct conn {
     uint32_t id, gen;
     int fd;
-    int state;             /* C_CLOSED, C_CONNECTING, C_OPEN */
-    bool busy;             /* a request is outstanding */
-    bool close_after;      /* the answer said Connection: close */
+    int state;        /* C_CLOSED, C_CONNECTING, C_OPEN */
+    bool busy;        /* a request is outstanding */
+    bool close_after; /* the answer said Connection: close */
     uint32_t evmask;
     char *out;
     size_t out_len, out_off, out_cap;
@@ -42,8 +42,8 @@ struct conn {
     resp_fn on_resp;
     err_fn on_err;
     void *arg;
-    int64_t t_sent;        /* µs, when the request was issued */
-    int src;               /* source address index */
+    int64_t t_sent; /* µs, when the request was issued */
+    int src;        /* source address index */
     uint64_t nreq;
 };
 enum { C_CLOSED, C_CONNECTING, C_OPEN };
@@ -84,7 +84,7 @@ json_t *hist_json(const struct hist *h);
 
 struct psample {
     int64_t wall_us;
-    double cpu_s;  /* utime + stime */
+    double cpu_s; /* utime + stime */
     int64_t rss_kb;
     int threads;
     bool ok;

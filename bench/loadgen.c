@@ -53,18 +53,38 @@ static struct {
     const char *label;
     bool bare;
     int poll_timeout;
-    int ramp;          /* devices starting at once */
-    int setup_conc;    /* setup requests at once */
+    int ramp;       /* devices starting at once */
+    int setup_conc; /* setup requests at once */
     /* mode parameters */
     int n, procs, conns, senders, group, members, messages, threads, depth, max_send_conns;
     double seconds, warm, idle, drain, settle, final_drain, deliver_cap;
     const char *path, *rates;
 } opt = {
-    .host = "127.0.0.1", .port = 8080, .db_name = "chatbench", .poll_timeout = 60,
-    .ramp = 256, .setup_conc = 32, .n = 1000, .procs = 1, .conns = 64, .senders = 64,
-    .group = 1, .members = 1000, .messages = 10, .threads = 32, .depth = 2000,
-    .max_send_conns = 512, .seconds = 10, .warm = 1, .idle = 5, .drain = 10, .settle = 30, .final_drain = 30, .deliver_cap = 30,
-    .path = "/healthz", .rates = "1000,5000",
+    .host = "127.0.0.1",
+    .port = 8080,
+    .db_name = "chatbench",
+    .poll_timeout = 60,
+    .ramp = 256,
+    .setup_conc = 32,
+    .n = 1000,
+    .procs = 1,
+    .conns = 64,
+    .senders = 64,
+    .group = 1,
+    .members = 1000,
+    .messages = 10,
+    .threads = 32,
+    .depth = 2000,
+    .max_send_conns = 512,
+    .seconds = 10,
+    .warm = 1,
+    .idle = 5,
+    .drain = 10,
+    .settle = 30,
+    .final_drain = 30,
+    .deliver_cap = 30,
+    .path = "/healthz",
+    .rates = "1000,5000",
 };
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -293,17 +313,16 @@ static json_t *phase_json(struct phase *p)
     json_t *j = json_pack(
         "{s:s, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f,"
         " s:o, s:o, s:o, s:o, s:o, s:f, s:f, s:O}",
-        "name", p->name, "rate", p->rate, "window_s", win, "sends", (json_int_t)p->sends,
-        "stored", (json_int_t)p->stored, "stored_200", (json_int_t)p->stored_200, "send_errors",
-        (json_int_t)p->send_err, "send_retries", (json_int_t)p->send_retry,
-        "expected_deliveries", (json_int_t)p->expected, "delivered", (json_int_t)p->delivered,
-        "lost", (json_int_t)lost, "duplicated", (json_int_t)p->dup, "out_of_order",
-        (json_int_t)p->ooo, "corrupted", (json_int_t)p->corrupt, "stored_in_window",
-        (json_int_t)p->stored_in_win, "stored_per_s", win > 0 ? (double)p->stored_in_win / win : 0.0,
-        "deliveries_per_s", win > 0 ? (double)p->delivered_in_win / win : 0.0, "send_latency",
-        hist_json(&p->send_lat), "deliver_latency", hist_json(&p->deliver_lat), "send_lag",
-        hist_json(&p->lag), "server", proc_json(&p->srv0, &p->srv1), "db",
-        proc_json(&p->db0, &p->db1), "loadgen_cpu_pct",
+        "name", p->name, "rate", p->rate, "window_s", win, "sends", (json_int_t)p->sends, "stored",
+        (json_int_t)p->stored, "stored_200", (json_int_t)p->stored_200, "send_errors",
+        (json_int_t)p->send_err, "send_retries", (json_int_t)p->send_retry, "expected_deliveries",
+        (json_int_t)p->expected, "delivered", (json_int_t)p->delivered, "lost", (json_int_t)lost,
+        "duplicated", (json_int_t)p->dup, "out_of_order", (json_int_t)p->ooo, "corrupted",
+        (json_int_t)p->corrupt, "stored_in_window", (json_int_t)p->stored_in_win, "stored_per_s",
+        win > 0 ? (double)p->stored_in_win / win : 0.0, "deliveries_per_s",
+        win > 0 ? (double)p->delivered_in_win / win : 0.0, "send_latency", hist_json(&p->send_lat),
+        "deliver_latency", hist_json(&p->deliver_lat), "send_lag", hist_json(&p->lag), "server",
+        proc_json(&p->srv0, &p->srv1), "db", proc_json(&p->db0, &p->db1), "loadgen_cpu_pct",
         self_wall > 0 ? (p->self1 - p->self0) / self_wall * 100.0 : 0.0, "drain_s",
         (double)p->drain_us / 1e6, "errors", p->errors);
     json_object_set_new(j, "late", json_integer((json_int_t)late));
@@ -664,10 +683,7 @@ static bool never(void *arg)
     return false;
 }
 
-static void run_for(double seconds)
-{
-    loop_run(never, NULL, now_us() + (int64_t)(seconds * 1e6));
-}
+static void run_for(double seconds) { loop_run(never, NULL, now_us() + (int64_t)(seconds * 1e6)); }
 
 /* ------------------------------------------------------- setup requests --- */
 
@@ -739,8 +755,8 @@ static void job_start(struct conn *c)
     if (jobs_next >= njobs)
         return;
     struct job *j = &jobs[jobs_next++];
-    conn_request(c, j->method, j->path, j->token, j->body, j->body ? strlen(j->body) : 0,
-                 job_resp, job_err, j);
+    conn_request(c, j->method, j->path, j->token, j->body, j->body ? strlen(j->body) : 0, job_resp,
+                 job_err, j);
 }
 
 static bool jobs_finished(void *arg)
@@ -1132,8 +1148,8 @@ static json_t *final_check(void)
 
 static json_t *loop_json(void)
 {
-    return json_pack("{s:I, s:I, s:O}", "connects", (json_int_t)loop_connects,
-                     "connection_errors", (json_int_t)loop_conn_errors, "errors", errors);
+    return json_pack("{s:I, s:I, s:O}", "connects", (json_int_t)loop_connects, "connection_errors",
+                     (json_int_t)loop_conn_errors, "errors", errors);
 }
 
 /* ---------------------------------------------------------------- init --- */
@@ -1369,7 +1385,8 @@ static void mode_park(void)
         int fd = child_fds[k - 1];
         char buf[512];
         ssize_t r = 0, got = 0;
-        while (got < (ssize_t)sizeof buf - 1 && (r = read(fd, buf + got, sizeof buf - 1 - (size_t)got)) > 0)
+        while (got < (ssize_t)sizeof buf - 1 &&
+               (r = read(fd, buf + got, sizeof buf - 1 - (size_t)got)) > 0)
             got += r;
         buf[got > 0 ? got : 0] = '\0';
         unsigned long long a = 0, b = 0, c = 0;
@@ -1770,9 +1787,10 @@ static void mode_fanout(void)
                  i, (double)(f->t_201 - f->t_send) / 1e3, (double)(f->t_last - f->t_201) / 1e3,
                  (double)(now_us() - q0) / 1e3);
         else
-            note("fan-out %d: %s; %d of %d members had it after %.0f s; receipts settled in %.0f ms",
-                 i, f->t_201 ? "answered" : "no answer to the send", f->delivered, m,
-                 opt.deliver_cap, (double)(now_us() - q0) / 1e3);
+            note(
+                "fan-out %d: %s; %d of %d members had it after %.0f s; receipts settled in %.0f ms",
+                i, f->t_201 ? "answered" : "no answer to the send", f->delivered, m,
+                opt.deliver_cap, (double)(now_us() - q0) / 1e3);
     }
     ph->win1 = now_us();
     phase_sample(ph, false);
@@ -1934,22 +1952,23 @@ static void mode_history(void)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: loadgen [options] MODE\n"
-            "modes: init http dbcommit park latency throughput fanout history bare-server\n"
-            "  --url http://127.0.0.1:PORT   the server (IPv4 literal)\n"
-            "  --src IP[,IP…]                 source addresses (park: one per process)\n"
-            "  --db-socket PATH --db-name N   MariaDB for seeding (default chatbench)\n"
-            "  --server-pid P --db-pid P      processes to sample (CPU, RSS)\n"
-            "  --out FILE --label TEXT        result JSON and a label in it\n"
-            "  --bare                         the target is `loadgen bare-server`\n"
-            "  --n N --procs P --idle S       park: polls, processes, idle window\n"
-            "  --rates R1,R2 --seconds S      latency: open-loop rates (msg/s), window\n"
-            "  --group G --senders S          throughput: 1 = 1:1, else group size\n"
-            "  --members M --messages K       fanout\n"
-            "  --threads T --depth D --conns C  history (and http: --conns, --path)\n"
-            "  --threads T                    dbcommit: connections\n"
-            "  --warm S --drain S --final-drain S --settle S --deliver-cap S --poll-timeout S --ramp N --max-send-conns N\n");
+    fprintf(
+        stderr,
+        "usage: loadgen [options] MODE\n"
+        "modes: init http dbcommit park latency throughput fanout history bare-server\n"
+        "  --url http://127.0.0.1:PORT   the server (IPv4 literal)\n"
+        "  --src IP[,IP…]                 source addresses (park: one per process)\n"
+        "  --db-socket PATH --db-name N   MariaDB for seeding (default chatbench)\n"
+        "  --server-pid P --db-pid P      processes to sample (CPU, RSS)\n"
+        "  --out FILE --label TEXT        result JSON and a label in it\n"
+        "  --bare                         the target is `loadgen bare-server`\n"
+        "  --n N --procs P --idle S       park: polls, processes, idle window\n"
+        "  --rates R1,R2 --seconds S      latency: open-loop rates (msg/s), window\n"
+        "  --group G --senders S          throughput: 1 = 1:1, else group size\n"
+        "  --members M --messages K       fanout\n"
+        "  --threads T --depth D --conns C  history (and http: --conns, --path)\n"
+        "  --threads T                    dbcommit: connections\n"
+        "  --warm S --drain S --final-drain S --settle S --deliver-cap S --poll-timeout S --ramp N --max-send-conns N\n");
     exit(2);
 }
 
@@ -1960,16 +1979,35 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     errors = json_object();
     static const struct option lo[] = {
-        {"url", 1, 0, 'u'},        {"src", 1, 0, 's'},        {"db-socket", 1, 0, 'D'},
-        {"db-name", 1, 0, 'N'},    {"server-pid", 1, 0, 'P'}, {"db-pid", 1, 0, 'Q'},
-        {"out", 1, 0, 'o'},        {"label", 1, 0, 'L'},      {"bare", 0, 0, 'B'},
-        {"n", 1, 0, 'n'},          {"procs", 1, 0, 'p'},      {"idle", 1, 0, 'i'},
-        {"rates", 1, 0, 'r'},      {"seconds", 1, 0, 'S'},    {"group", 1, 0, 'g'},
-        {"senders", 1, 0, 'e'},    {"members", 1, 0, 'm'},    {"messages", 1, 0, 'k'},
-        {"threads", 1, 0, 't'},    {"depth", 1, 0, 'd'},      {"conns", 1, 0, 'c'},
-        {"path", 1, 0, 'a'},       {"warm", 1, 0, 'w'},       {"drain", 1, 0, 'x'},
-        {"poll-timeout", 1, 0, 'T'}, {"ramp", 1, 0, 'R'},     {"max-send-conns", 1, 0, 'M'},
-        {"settle", 1, 0, 'y'},       {"final-drain", 1, 0, 'z'},
+        {"url", 1, 0, 'u'},
+        {"src", 1, 0, 's'},
+        {"db-socket", 1, 0, 'D'},
+        {"db-name", 1, 0, 'N'},
+        {"server-pid", 1, 0, 'P'},
+        {"db-pid", 1, 0, 'Q'},
+        {"out", 1, 0, 'o'},
+        {"label", 1, 0, 'L'},
+        {"bare", 0, 0, 'B'},
+        {"n", 1, 0, 'n'},
+        {"procs", 1, 0, 'p'},
+        {"idle", 1, 0, 'i'},
+        {"rates", 1, 0, 'r'},
+        {"seconds", 1, 0, 'S'},
+        {"group", 1, 0, 'g'},
+        {"senders", 1, 0, 'e'},
+        {"members", 1, 0, 'm'},
+        {"messages", 1, 0, 'k'},
+        {"threads", 1, 0, 't'},
+        {"depth", 1, 0, 'd'},
+        {"conns", 1, 0, 'c'},
+        {"path", 1, 0, 'a'},
+        {"warm", 1, 0, 'w'},
+        {"drain", 1, 0, 'x'},
+        {"poll-timeout", 1, 0, 'T'},
+        {"ramp", 1, 0, 'R'},
+        {"max-send-conns", 1, 0, 'M'},
+        {"settle", 1, 0, 'y'},
+        {"final-drain", 1, 0, 'z'},
         {"deliver-cap", 1, 0, 'C'},
         {0, 0, 0, 0},
     };

@@ -342,7 +342,8 @@ static long parse_response(struct conn *c, int *status, size_t *body_off, size_t
     *status = atoi(p + 9);
     long clen = -1;
     c->close_after = false;
-    for (char *line = memchr(p, '\n', hlen); line && line < end; line = memchr(line, '\n', (size_t)(end - line))) {
+    for (char *line = memchr(p, '\n', hlen); line && line < end;
+         line = memchr(line, '\n', (size_t)(end - line))) {
         line++;
         if (strncasecmp(line, "content-length:", 15) == 0)
             clen = strtol(line + 15, NULL, 10);
