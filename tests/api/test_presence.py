@@ -6,6 +6,7 @@ Presence runs against a second chatd with a 2-second window
 offline takes seconds, not a minute. Parked polls, presence and typing live in
 one chatd process: a presence test does everything through that server.
 Typing runs against the shared `server`."""
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -34,14 +35,29 @@ def presence_of(watcher, *ids):
     return b["presence"]
 
 
-def wait_state(watcher, uid, state, timeout):
+def registered_polls(srv):
+    """The inbox polls registered on srv now (its chatd_parked_polls gauge)."""
+    r = requests.get(srv.base + "/metrics", timeout=10)
+    assert r.status_code == 200, r
+    m = re.search(r"^chatd_parked_polls (\d+)$", r.text, re.M)
+    assert m, "no chatd_parked_polls in /metrics"
+    return int(m.group(1))
+
+
+def wait_polls_registered(srv, n, timeout=SLACK):
+    """Waits until at least n inbox polls are registered on srv. A poll of an
+    earlier test that is still ending may count too, so this can return a
+    little early: a change published then still reaches the new polls from
+    the hub's recent events (test_presence_change_reaches_a_poll_that_comes_
+    just_after), only not as a wake-up of a parked poll."""
     deadline = time.monotonic() + timeout
     while True:
-        p = presence_of(watcher, uid).get(str(uid))
-        if p and p["state"] == state:
-            return p
-        assert time.monotonic() < deadline, f"user {uid} is not {state} after {timeout} s: {p}"
-        time.sleep(0.2)
+        got = registered_polls(srv)
+        if got >= n:
+            return
+        assert time.monotonic() < deadline, \
+            f"{got} inbox polls registered after {timeout} s; want {n}"
+        time.sleep(0.05)
 
 
 def is_presence(uid, state=None):
@@ -51,15 +67,17 @@ def is_presence(uid, state=None):
 
 class Watcher:
     """A user watching with two devices, so that a presence change falls
-    between two polls of both devices only by a rare coincidence (a change
-    published while a user has no registered poll does not reach it: see
-    test_presence_change_reaches_a_poll_that_comes_just_after)."""
+    between two polls of both devices only by a rare coincidence (such a
+    change still reaches the next poll that comes within seconds: see
+    test_presence_change_reaches_a_poll_that_comes_just_after). Returns once
+    both devices have a poll registered."""
 
     def __init__(self, user):
         self.user = user
         # timeouts that do not line the two devices' reconnects up with each
         # other, nor with the 2-second window
         self.pollers = [Poller(user, timeout=3), Poller(user.device("watcher 2"), timeout=5)]
+        wait_polls_registered(user.server, len(self.pollers))
 
     def wait_for(self, pred, timeout, what, after=0.0):
         """The first matching event that arrived (at either device) after
@@ -85,11 +103,6 @@ class Watcher:
             assert not p.errors, p.errors
 
 
-def wait_offline_quietly(watcher_user, uid):
-    """Lets uid's window pass (it made no request since), then checks offline."""
-    return wait_state(watcher_user, uid, "offline", WINDOW + SLACK)
-
-
 # --------------------------------------------------------------------------
 # Presence
 # --------------------------------------------------------------------------
@@ -100,7 +113,6 @@ def test_presence_online_and_offline_reach_a_co_member(presence_server):
     assert presence_of(w, u.id)[str(u.id)]["state"] == "offline"
     watch = Watcher(w)
     try:
-        time.sleep(0.3)
         # an authenticated request: online within a second (bound: a few)
         t_req, wall_req = time.monotonic(), now_ms()
         assert u.get("/v1/me").status == 200
@@ -125,6 +137,8 @@ def test_presence_online_and_offline_reach_a_co_member(presence_server):
         poll = ParkedPoll(u, c, timeout=WINDOW + 1, deadline=WINDOW + 1, until=lambda evs: False)
         watch.wait_for(is_presence(u.id, "online"), 1 + SLACK, "online event again",
                        after=poll_started)
+        # The point: let the window pass while the poll is parked (a sleep,
+        # not a synchronisation), then u must still be online.
         time.sleep(max(0.0, poll_started + WINDOW + 0.5 - time.monotonic()))
         assert poll.alive(), "the poll ended early"
         assert presence_of(w, u.id)[str(u.id)]["state"] == "online", \
@@ -137,6 +151,8 @@ def test_presence_online_and_offline_reach_a_co_member(presence_server):
         assert at >= poll_ended - 0.5, "offline while the poll was parked"
         assert at - poll_ended < WINDOW + SLACK
         assert poll_ended - poll_started >= WINDOW + 0.5
+        # Proving a negative: a duplicate change would come by now (the
+        # sweeper publishes every 200 ms); the checks below count them.
         time.sleep(0.3)
     finally:
         watch.stop()
@@ -152,11 +168,13 @@ def test_reconnect_storm_publishes_at_most_one_change(presence_server):
     u, w = users_on(presence_server, 2)
     w.direct(u)
     assert u.get("/v1/me").status == 200
-    wait_offline_quietly(w, u.id)
     watch = Watcher(w)
     polls = []
     try:
-        time.sleep(0.3)
+        # u offline first as published, not only as GET /v1/presence computes
+        # it: the sweeper publishes every 200 ms, and a storm that starts
+        # before it has seen u offline changes nothing
+        watch.wait_for(is_presence(u.id, "offline"), WINDOW + SLACK, "offline before the storm")
         storm_start = time.monotonic()  # the cursor's request is the storm's first
         c = inbox_cursor(u)
         results = []
@@ -171,13 +189,18 @@ def test_reconnect_storm_publishes_at_most_one_change(presence_server):
             t = threading.Thread(target=one)
             t.start()
             polls.append(t)
+            # The storm's pace (a reconnect every 50 ms, within one sweeper
+            # tick or a few), not a synchronisation: any interleaving of
+            # the polls must give the same result.
             time.sleep(0.05)
         for t in polls:
             t.join(30)
         storm_end = time.monotonic()
         assert len(results) == 10 and all(getattr(r, "status", None) == 200 for r in results), \
             results
-        watch.wait_for(is_presence(u.id, "offline"), WINDOW + SLACK, "offline after the storm")
+        watch.wait_for(is_presence(u.id, "offline"), WINDOW + SLACK, "offline after the storm",
+                       after=storm_start)
+        # Proving a negative: a change too many would come by now.
         time.sleep(0.5)
     finally:
         for t in polls:
@@ -196,15 +219,29 @@ def test_reconnect_storm_publishes_at_most_one_change(presence_server):
 def test_presence_change_reaches_a_poll_that_comes_just_after(presence_server):
     """Ephemeral events reach polls that come within a few seconds: a watcher
     between two polls when the user comes online still hears of it."""
-    u, w = users_on(presence_server, 2)
+    u, w, probe = users_on(presence_server, 3)
     w.direct(u)
+    probe.direct(u)
     c = inbox_cursor(w)
-    assert u.get("/v1/me").status == 200  # u's first authenticated request
-    time.sleep(0.7)  # published by now, while w has no poll
+    # probe hears of u in the same publication as w: once it has, the change
+    # was published while w had no poll
+    pp = Poller(probe)
+    try:
+        t_req = time.monotonic()
+        assert u.get("/v1/me").status == 200  # u's first authenticated request
+        _, published = pp.wait_for(is_presence(u.id, "online"), 1 + SLACK, "u's online event")
+    finally:
+        stop_pollers(pp)
+    assert not pp.errors, pp.errors
+    assert published - t_req < 1 + SLACK
+    # The point: w's poll comes a while after the publication, not just
+    # after it (the hub keeps such events for 5 s).
+    time.sleep(0.7)
     r = inbox(w, c, timeout=1)
     assert r.status == 200, r
     got = [e["state"] for e in r.body["events"] if is_presence(u.id)(e)]
-    assert "online" in got, f"a poll 0.7 s after u came online did not get it: {r.body}"
+    assert "online" in got, (f"a poll {time.monotonic() - published:.1f} s after u's online "
+                             f"was published did not get it: {r.body}")
     assert r.body["next"] == c, "an ephemeral event moved the cursor"
 
 
@@ -236,17 +273,34 @@ def test_a_strangers_state_change_produces_no_presence_event(presence_server):
     w.direct(u)
     stranger.direct(other)  # the stranger has co-members, just not w
     watch = Watcher(w)
+    po = Poller(other)  # other, a co-member of stranger, hears stranger's changes
     try:
-        time.sleep(WINDOW + 0.5)  # all of their earlier requests are out of the window
-        wait_state(w, u.id, "offline", SLACK)
+        # both offline first, so that coming online below is a change for
+        # each: u has made no authenticated request yet; stranger has, so
+        # wait until its offline is published (the sweeper's view, a tick
+        # behind GET /v1/presence)
+        assert presence_of(w, u.id)[str(u.id)]["state"] == "offline"
+        po.wait_for(is_presence(stranger.id, "offline"), WINDOW + SLACK,
+                    "stranger's offline event")
+        stranger_onlines = len([e for e in po.events("presence")
+                                if is_presence(stranger.id, "online")(e)])
         # both come online together; w hears of u only
+        t_req = time.monotonic()
         assert stranger.get("/v1/me").status == 200
         assert u.get("/v1/me").status == 200
-        watch.wait_for(is_presence(u.id, "online"), 1 + SLACK, "u's online event")
-        watch.wait_for(is_presence(u.id, "offline"), WINDOW + SLACK, "u's offline event")
+        watch.wait_for(is_presence(u.id, "online"), 1 + SLACK, "u's online event", after=t_req)
+        # stranger's change was published too (to other), just not to w
+        po.wait_count(is_presence(stranger.id, "online"), stranger_onlines + 1, 1 + SLACK,
+                      "online events of stranger")
+        watch.wait_for(is_presence(u.id, "offline"), WINDOW + SLACK, "u's offline event",
+                       after=t_req)
+        # Proving a negative: an event about stranger, published with u's
+        # changes, would have come by now.
         time.sleep(0.5)
     finally:
+        stop_pollers(po)
         watch.stop()
+    assert not po.errors, po.errors
     for dev in watch.events(lambda e: e["type"] == "presence"):
         assert all(e["user_id"] == u.id for _, e in dev), dev
     assert str(stranger.id) not in presence_of(w, stranger.id)
@@ -283,6 +337,7 @@ def test_typing_reaches_the_other_members_parked_poll(server, new_users):
         # the typer's own devices do not get it: the message after it comes, the typing not
         m = alice.say(g, "typed")
         pa2.wait_for(lambda e: e["type"] == "message" and e["message"]["seq"] == m["seq"])
+        # Proving a negative: a second typing event to carol would come by now.
         time.sleep(0.3)
     finally:
         stop_pollers(pa2, pc)
@@ -293,9 +348,10 @@ def test_typing_reaches_the_other_members_parked_poll(server, new_users):
 def test_typing_reaches_a_poll_that_comes_just_after_once(server, new_users):
     alice, bob = new_users(2)
     t = alice.direct(bob)["id"]
-    cb = inbox_cursor(bob)
-    time.sleep(0.5)
-    assert alice.post(f"/v1/threads/{t}/typing").status == 204
+    cb = inbox_cursor(bob)  # a poll without since: nothing stays registered
+    assert alice.post(f"/v1/threads/{t}/typing").status == 204  # published when answered
+    # The point: bob's poll comes only after the event was published, while
+    # bob had no poll (the hub keeps it a few seconds for such polls).
     time.sleep(0.5)
     t0 = time.monotonic()
     r = inbox(bob, cb, timeout=10)
