@@ -14,6 +14,9 @@
 #   make format-check   list the C files that are not formatted; exit 1 if any
 #   make check-commits BASE=<rev>   commit messages since BASE: subject
 #                <= 72 characters, a blank line, a body
+#   make cluster 3 Galera nodes, Redis, 3 chatd nodes and nginx under
+#                var/cluster/ (scripts/cluster.sh; Ctrl-C stops them all)
+#   make test-cluster   the cluster tests (tests/cluster) on their own
 #   make clean
 
 PKGS     = libmicrohttpd libmariadb jansson libsodium libcurl libcrypto hiredis
@@ -45,7 +48,7 @@ UNIT_TSAN = $(UNIT:tests/unit/%.c=build/unit-tsan/%)
 SUBMAKE  = $(MAKE) --no-print-directory
 
 .PHONY: all run test unit tsan deps deps-test clean lint-openapi run-nginx test-e2e demo \
-        check-layers format format-check check-commits
+        check-layers format format-check check-commits cluster test-cluster
 all: build/chatd
 
 # Installing is the job of the targets that run something (run, test, tsan,
@@ -154,3 +157,19 @@ test-e2e:
 demo:
 	@scripts/deps.sh demo
 	@scripts/demo.sh
+
+# The multi-node set-up on this machine (docs/scale-out.md): 3 Galera nodes,
+# Redis, 3 chatd nodes and nginx under var/cluster/ (CLUSTER_DIR), in the
+# foreground; prints the URL; Ctrl-C stops everything, the data stays.
+cluster:
+	@scripts/deps.sh run cluster
+	@$(SUBMAKE) build/chatd
+	@scripts/cluster.sh start
+
+# Its tests (tests/cluster), each module on a cluster of its own in a temporary
+# directory, against the sanitizer build unless CHATD_BIN says otherwise.
+test-cluster:
+	@scripts/deps.sh test
+	@$(SUBMAKE) build/chatd-asan
+	@CHATD_BIN=$${CHATD_BIN:-$(CURDIR)/build/chatd-asan} \
+	  /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/cluster
