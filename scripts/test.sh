@@ -11,7 +11,12 @@
 #   3. the OpenAPI lint
 #   4. the API tests (pytest over real HTTP) against build/chatd-asan and a
 #      throwaway MariaDB that the test session starts and stops
-#   5. the browser tests (node --test, playwright-core driving Debian's
+#   5. the cluster smoke test (tests/cluster/test_cluster_smoke.py): the whole
+#      `make cluster` set-up in a temporary directory, a wake across nodes,
+#      a logout seen by another node, and a chatd and the Galera writer
+#      killed under a small load with nothing lost; `make test-cluster` runs
+#      every cluster test
+#   6. the browser tests (node --test, playwright-core driving Debian's
 #      chromium) through nginx, against the same sanitizer build
 #
 # Arguments: the unit test binaries (the Makefile passes build/unit/*).
@@ -48,6 +53,9 @@ echo "== api tests"
 export CHATD_BIN=$PWD/build/chatd-asan
 # Debian's python3, which carries python3-pytest (not a pyenv shim).
 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/api
+
+echo "== cluster smoke test (3 Galera nodes, Redis, 3 chatd, nginx)"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/cluster/test_cluster_smoke.py
 
 echo "== e2e tests (browser, through nginx)"
 tests/e2e/run.sh

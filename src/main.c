@@ -155,8 +155,8 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     struct db_config dbc;
     if (db_parse_url(cfg.db_url, &dbc) < 0) {
-        log_error("db_url '%s' is not mysql://user:pass@host:port[,host:port…]/db[?socket=PATH]",
-                  cfg.db_url);
+        log_error("db_url is not mysql://user:pass@host:port[,host:port…]/db[?socket=PATH] "
+                  "(not shown: it may hold a password)");
         return 2;
     }
     dbc.failover_wait_ms = cfg.db_failover_wait_ms;

@@ -69,16 +69,18 @@ static atomic_uint_fast64_t publishes, publish_errors, wakes_received, reconcile
 
 /* --- connections --- */
 
+/* A connection with a 1 s connect and a 500 ms command timeout: a Redis
+ * that hangs costs a caller at most that, and the node turns degraded. */
 static redisContext *connect_redis(void)
 {
-    struct timeval tv = {1, 0};
+    struct timeval tv = {1, 0}, io = {0, 500000};
     redisContext *c = redisConnectWithTimeout(host, port, tv);
     if (c == NULL || c->err) {
         if (c)
             redisFree(c);
         return NULL;
     }
-    redisSetTimeout(c, tv);
+    redisSetTimeout(c, io);
     return c;
 }
 
@@ -285,7 +287,9 @@ static struct outbox *outbox_of(struct outbox *boxes, size_t *nboxes, size_t max
 void cluster_publish_wake(const int64_t *users, size_t n, const struct cluster_event *ev,
                           size_t nev, const int64_t (*drops)[2], size_t ndrops)
 {
-    if (!enabled || n == 0)
+    /* While the bus is down the reconcile loop delivers; a hung Redis must
+     * not hold every commit for a timeout. */
+    if (!enabled || n == 0 || !atomic_load(&healthy))
         return;
     redisReply *r = route(users, n);
     if (r == NULL) {
@@ -333,7 +337,7 @@ void cluster_publish_wake(const int64_t *users, size_t n, const struct cluster_e
 void cluster_emit(const int64_t *users, size_t n, json_t *event)
 {
     hub_emit(users, n, event);
-    if (!enabled || n == 0)
+    if (!enabled || n == 0 || !atomic_load(&healthy))
         return;
     redisReply *r = route(users, n);
     if (r == NULL)
@@ -365,7 +369,8 @@ void cluster_emit(const int64_t *users, size_t n, json_t *event)
 
 void cluster_revoke_session(int64_t session_id)
 {
-    if (!enabled)
+    /* While the bus is down, other nodes trust their caches for 2 s only. */
+    if (!enabled || !atomic_load(&healthy))
         return;
     char msg[192];
     int len = snprintf(msg, sizeof msg, "R %lld %s", (long long)session_id, node);
