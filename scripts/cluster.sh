@@ -520,7 +520,12 @@ stop_all() {
   done
   for n in "${chatd_nodes[@]}"; do stop_part "$n" 20; done
   stop_part redis 15
-  for n in g3 g2 g1; do stop_part "$n" 120; done
+  # A node that answers gets time for a clean shutdown (its position in
+  # grastate.dat); one that does not (still joining, waiting for a primary
+  # component) does not act on SIGTERM before it has joined.
+  for n in g3 g2 g1; do
+    if wsrep_status "$(idx "$n")" >/dev/null; then stop_part "$n" 120; else stop_part "$n" 15; fi
+  done
 }
 
 do_start() {
