@@ -65,15 +65,16 @@ now_ms() { date +%s%3N; }
 # from /proc/PID/stat), so a recycled PID is never taken for ours, and a
 # zombie (killed, not yet reaped) counts as gone.
 
-proc_start_time() { # PID -> start time, or nothing when gone or a zombie
-  local s
+proc_field() { # PID N -> field N of /proc/PID/stat (N >= 3); fails when gone or a zombie
+  local s n=$(($2 - 2))
   s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  s=${s##*) }
+  s=${s##*) } # the fields after the command name, which may hold spaces
   # shellcheck disable=SC2086
   set -- $s
   case $1 in Z|X) return 1 ;; esac
-  echo "${20}"
+  echo "${!n}"
 }
+proc_start_time() { proc_field "$1" 22; } # PID -> start time (clock ticks since boot)
 record_pid() { # NAME PID
   local st
   st=$(proc_start_time "$2") || st=0
@@ -100,7 +101,7 @@ wait_gone() { # PID SECONDS
 # models a crash or a hang goes to the whole group.
 signal_part() { # SIGNAL PID
   local pgid
-  pgid=$(ps -o pgid= -p "$2" 2>/dev/null | tr -d ' ')
+  pgid=$(proc_field "$2" 5 || true)
   if [ "$pgid" = "$2" ]; then kill "-$1" -- "-$2"; else kill "-$1" "$2"; fi
 }
 stop_part() { # NAME [SECONDS]: SIGTERM, wait, then SIGKILL
@@ -647,7 +648,7 @@ do_status() {
         *) s=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://127.0.0.1:$(port_of "$n")/readyz" || true)
            state="readyz $s"; [ "$s" = 200 ] || bad=1 ;;
       esac
-      [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = T ] && state="$state (stopped)"
+      [ "$(proc_field "$pid" 3 || true)" = T ] && state="$state (stopped)"
       printf '%-6s %-8s %-6s %-9s %s\n' "$n" "$pid" "$(port_of "$n")" "$((rss / 1024))" "$state"
     else
       printf '%-6s %-8s %-6s %-9s %s\n' "$n" - "$(port_of "$n")" - down
