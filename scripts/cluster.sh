@@ -24,8 +24,8 @@
 # Environment:
 #   CLUSTER_DIR          where everything lives          (default var/cluster)
 #   CHATD_BIN            the chatd binary                (default build/chatd)
-#   CHAT_DB_SINGLE_HOST  1: give chatd only g1 in CHAT_DB_URL (until chatd
-#                        takes a host list)
+#   CHAT_DB_SINGLE_HOST  1: give chatd only g1 in CHAT_DB_URL (no failover;
+#                        for comparisons)
 #   NGINX_BALANCE        hash (default: sticky by token) or rr (round robin)
 #   CLUSTER_TIMEOUT      seconds to wait for each part to be ready (default 300)
 #   CLUSTER_BUFFER_POOL  InnoDB buffer pool per Galera node (default 128M)
