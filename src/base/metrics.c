@@ -7,6 +7,7 @@
 #include "base/metrics.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,12 +89,21 @@ static atomic_uint_fast64_t events_delivered;
 /* The routes' labels, and the registered gauges. */
 static const char *const *route_labels;
 static size_t routes_count;
-#define GAUGES_MAX 8
+#define GAUGES_MAX 16
 static struct {
     const char *name, *help;
     int64_t (*read)(void);
+    bool counter;
 } gauges[GAUGES_MAX];
 static int ngauges;
+
+int metrics_counter(const char *name, const char *help, int64_t (*read)(void))
+{
+    if (metrics_gauge(name, help, read) < 0)
+        return -1;
+    gauges[ngauges - 1].counter = true;
+    return 0;
+}
 
 int metrics_gauge(const char *name, const char *help, int64_t (*read)(void))
 {
@@ -198,8 +208,9 @@ char *metrics_render(size_t *len)
         hist_render(f, stage_names[s], "", &stages[s]);
     }
     for (int g = 0; g < ngauges; g++)
-        fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", gauges[g].name, gauges[g].help,
-                gauges[g].name, gauges[g].name, (long long)gauges[g].read());
+        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", gauges[g].name, gauges[g].help,
+                gauges[g].name, gauges[g].counter ? "counter" : "gauge", gauges[g].name,
+                (long long)gauges[g].read());
     fprintf(f,
             "# HELP chatd_events_delivered_total Events handed out by inbox answers.\n"
             "# TYPE chatd_events_delivered_total counter\nchatd_events_delivered_total %llu\n",

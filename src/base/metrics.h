@@ -21,8 +21,11 @@ int metrics_init(const char *const *labels, size_t n);
 
 /* Registers a gauge: read() is called at each render, from the thread that
  * renders; name and help are borrowed (string literals). Call before
- * serving; at most 8. Returns 0 or -1. */
+ * serving; at most 16 in all. Returns 0 or -1. */
 int metrics_gauge(const char *name, const char *help, int64_t (*read)(void));
+
+/* The same for a counter (a value that only grows; rendered as such). */
+int metrics_counter(const char *name, const char *help, int64_t (*read)(void));
 
 /* Records one request: route index (see metrics_route_*), HTTP status,
  * duration in microseconds. Thread-safe. */

@@ -850,16 +850,16 @@ int cluster_start(const char *redis_url, const char *node_id, int presence_windo
     atomic_store(&running, true);
     if (metrics_gauge("chatd_cluster_bus_up", "1 while this node's bus works.", healthy_gauge) <
             0 ||
-        metrics_gauge("chatd_cluster_publish_total", "Messages published to other nodes.",
-                      publishes_counter) < 0 ||
-        metrics_gauge("chatd_cluster_publish_errors_total", "Publishes that failed.",
-                      publish_errors_counter) < 0 ||
-        metrics_gauge("chatd_cluster_wakes_received_total", "Wake messages from other nodes.",
-                      wakes_counter) < 0 ||
-        metrics_gauge("chatd_cluster_reconcile_wakes_total",
-                      "Polls woken by the database check (0 while the bus works).",
-                      reconcile_counter) < 0 ||
-        metrics_gauge("chatd_cluster_gaps_total", "Times the bus was (re)joined.", gaps_counter) <
+        metrics_counter("chatd_cluster_publish_total", "Messages published to other nodes.",
+                        publishes_counter) < 0 ||
+        metrics_counter("chatd_cluster_publish_errors_total", "Publishes that failed.",
+                        publish_errors_counter) < 0 ||
+        metrics_counter("chatd_cluster_wakes_received_total", "Wake messages from other nodes.",
+                        wakes_counter) < 0 ||
+        metrics_counter("chatd_cluster_reconcile_wakes_total",
+                        "Polls woken by the database check (0 while the bus works).",
+                        reconcile_counter) < 0 ||
+        metrics_counter("chatd_cluster_gaps_total", "Times the bus was (re)joined.", gaps_counter) <
             0)
         log_warn("cluster: too many gauges");
     if (pthread_create(&subscriber, NULL, subscriber_main, NULL) != 0 ||

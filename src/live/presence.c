@@ -133,6 +133,20 @@ struct change {
     bool online;
 };
 
+/* Forgets one user long inactive (one per tick keeps the scan simple).
+ * Under the lock. */
+static void forget_one(int64_t now)
+{
+    for (size_t i = 0; i < entries.cap; i++) {
+        struct presence_entry *e = entries.values[i];
+        if (entries.keys[i] && e->polls == 0 && (!e->published_online || cluster_healthy()) &&
+            now - e->last_active_ms > FORGET_AFTER_MS) {
+            free(idmap_del(&entries, entries.keys[i]));
+            return;
+        }
+    }
+}
+
 /* One tick on a cluster whose bus works: tell Redis, publish what it says
  * changed. Returns false when Redis failed (the tick falls back to local). */
 static bool cluster_tick(int64_t now)
@@ -162,6 +176,7 @@ static bool cluster_tick(int64_t now)
         e->told_ms = now;
         e->published_online = true;
     }
+    forget_one(now);
     pthread_mutex_unlock(&lock);
     int64_t *online = NULL;
     size_t nonline = 0;
@@ -216,15 +231,7 @@ static void *sweeper_main(void *arg)
             }
             changes[n++] = (struct change){user_id, online ? now : e->last_active_ms, online};
         }
-        /* Forget users long offline (one per tick keeps the scan simple). */
-        for (size_t i = 0; i < entries.cap; i++) {
-            struct presence_entry *e = entries.values[i];
-            if (entries.keys[i] && !e->published_online && e->polls == 0 &&
-                now - e->last_active_ms > FORGET_AFTER_MS) {
-                free(idmap_del(&entries, entries.keys[i]));
-                break;
-            }
-        }
+        forget_one(now);
         pthread_mutex_unlock(&lock);
         for (size_t i = 0; i < n; i++)
             publish(changes[i].user_id, changes[i].online, changes[i].last_seen_at);
