@@ -10,8 +10,9 @@
  *                      (supersede a session's poll), P (self-ping)
  *   chatd:all          every node: R (revoke a session)
  *
- * A wake message is "W" and JSON: {"u":[users], "e":[[user,pos,event]…],
- * "d":[[thread,typer]…]}; the receiver puts the events into its tails, drops
+ * A wake message is "W" and JSON: {"u":[users], "e":[[user,pos,i]…],
+ * "b":[event…], "d":[[thread,typer]…]} (e's i indexes b: an event rendered
+ * once for all its recipients); the receiver puts the events into its tails, drops
  * the superseded typing, then wakes the users — the order of a local commit.
  *
  * Connections: one per thread that sends commands (thread-local, opened on
@@ -263,10 +264,14 @@ static redisReply *route(const int64_t *users, size_t n)
 
 /* --- publishing --- */
 
-/* One message being built per target node. */
+/* One message being built per target node: its users, its events, and
+ * the distinct rendered events they point to (one blob serves every
+ * recipient of a message, so it travels once per node). */
 struct outbox {
     char name[128];
-    struct sbuf users, events;
+    struct sbuf users, events, blobs;
+    struct idmap blob_index; /* blob address → index + 1 in blobs */
+    int64_t nblobs;
 };
 
 static struct outbox *outbox_of(struct outbox *boxes, size_t *nboxes, size_t max, const char *name)
@@ -298,19 +303,37 @@ void cluster_publish_wake(const int64_t *users, size_t n, const struct cluster_e
     }
     struct outbox *boxes = calloc(MAX_NODES, sizeof *boxes);
     size_t nboxes = 0;
+    struct idmap user_index = {0}; /* user → index + 1 in users */
     for (size_t i = 0; boxes && i < n; i++) {
         redisReply *nodes = r->element[i];
+        idmap_put(&user_index, users[i], (void *)(intptr_t)(i + 1));
+        for (size_t k = 0; k < nodes->elements; k++) {
+            struct outbox *b = outbox_of(boxes, &nboxes, MAX_NODES, nodes->element[k]->str);
+            if (b)
+                sb_item(&b->users, "%lld", (long long)users[i]);
+        }
+    }
+    for (size_t e = 0; boxes && e < nev; e++) {
+        size_t i = (size_t)(intptr_t)idmap_get(&user_index, ev[e].user_id);
+        if (i == 0 || ev[e].blob == NULL)
+            continue;
+        redisReply *nodes = r->element[i - 1];
         for (size_t k = 0; k < nodes->elements; k++) {
             struct outbox *b = outbox_of(boxes, &nboxes, MAX_NODES, nodes->element[k]->str);
             if (b == NULL)
                 continue;
-            sb_item(&b->users, "%lld", (long long)users[i]);
-            for (size_t e = 0; e < nev; e++)
-                if (ev[e].user_id == users[i] && ev[e].blob)
-                    sb_item(&b->events, "[%lld,%lld,%.*s]", (long long)ev[e].user_id,
-                            (long long)ev[e].pos, (int)ev[e].blob->len, ev[e].blob->json);
+            int64_t key = (int64_t)(intptr_t)ev[e].blob;
+            int64_t x = (int64_t)(intptr_t)idmap_get(&b->blob_index, key);
+            if (x == 0) {
+                x = ++b->nblobs;
+                idmap_put(&b->blob_index, key, (void *)(intptr_t)x);
+                sb_item(&b->blobs, "%.*s", (int)ev[e].blob->len, ev[e].blob->json);
+            }
+            sb_item(&b->events, "[%lld,%lld,%lld]", (long long)ev[e].user_id, (long long)ev[e].pos,
+                    (long long)(x - 1));
         }
     }
+    idmap_free(&user_index);
     freeReplyObject(r);
     struct sbuf dropped = {0};
     for (size_t d = 0; d < ndrops; d++)
@@ -318,17 +341,18 @@ void cluster_publish_wake(const int64_t *users, size_t n, const struct cluster_e
     const char *ds = sb_done(&dropped);
     for (size_t i = 0; i < nboxes; i++) {
         struct outbox *b = &boxes[i];
-        const char *us = sb_done(&b->users), *es = sb_done(&b->events);
+        const char *us = sb_done(&b->users), *es = sb_done(&b->events), *bs = sb_done(&b->blobs);
         struct sbuf msg = {0};
-        if (us && es && ds)
-            sb_printf(&msg, "W{\"u\":%s,\"e\":%s,\"d\":%s}", us, es, ds);
+        if (us && es && bs && ds)
+            sb_printf(&msg, "W{\"u\":%s,\"e\":%s,\"b\":%s,\"d\":%s}", us, es, bs, ds);
         char channel[160];
         snprintf(channel, sizeof channel, "chatd:n:%s", b->name);
         if (msg.s && !msg.failed)
             publish(channel, msg.s, msg.len);
         else
             atomic_fetch_add(&publish_errors, 1);
-        free(msg.s), free(b->users.s), free(b->events.s);
+        free(msg.s), free(b->users.s), free(b->events.s), free(b->blobs.s);
+        idmap_free(&b->blob_index);
     }
     free(dropped.s);
     free(boxes);
@@ -573,15 +597,24 @@ static void on_wake(const char *json)
         return;
     size_t i;
     json_t *e;
-    json_array_foreach(json_object_get(m, "e"), i, e) {
-        char *blob = json_dumps(json_array_get(e, 2), JSON_COMPACT);
-        struct tail_blob *b = blob ? tail_blob_new(blob, strlen(blob)) : NULL;
-        if (b)
-            tail_put(json_integer_value(json_array_get(e, 0)),
-                     json_integer_value(json_array_get(e, 1)), b);
-        tail_blob_unref(b);
-        free(blob);
+    /* Each distinct event rendered once, shared by its recipients' tails. */
+    json_t *views = json_object_get(m, "b");
+    size_t nviews = json_array_size(views);
+    struct tail_blob **blobs = calloc(nviews + 1, sizeof *blobs);
+    for (i = 0; blobs && i < nviews; i++) {
+        char *text = json_dumps(json_array_get(views, i), JSON_COMPACT);
+        blobs[i] = text ? tail_blob_new(text, strlen(text)) : NULL;
+        free(text);
     }
+    json_array_foreach(json_object_get(m, "e"), i, e) {
+        json_int_t x = json_integer_value(json_array_get(e, 2));
+        if (blobs && x >= 0 && (size_t)x < nviews && blobs[x])
+            tail_put(json_integer_value(json_array_get(e, 0)),
+                     json_integer_value(json_array_get(e, 1)), blobs[x]);
+    }
+    for (i = 0; blobs && i < nviews; i++)
+        tail_blob_unref(blobs[i]);
+    free(blobs);
     json_t *users = json_object_get(m, "u");
     size_t n = json_array_size(users);
     int64_t *ids = malloc((n + 1) * sizeof *ids);
