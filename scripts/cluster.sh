@@ -435,7 +435,12 @@ chatd_env() { # NAME: the environment of chatd node NAME
     CHAT_DB_URL="$DB_URL" CHAT_REDIS_URL="$REDIS_URL"
     CHAT_WWW_ROOT="$root/www" CHAT_SQL_DIR="$root/sql"
     CHAT_THREADS="${CHAT_THREADS:-2}" CHAT_SEND_WORKERS="${CHAT_SEND_WORKERS:-1}"
-    CHAT_ACK_WORKERS="${CHAT_ACK_WORKERS:-1}")
+    CHAT_ACK_WORKERS="${CHAT_ACK_WORKERS:-1}" CHAT_MIGRATE="$(node_migrate)")
+}
+# Nodes only check the migrations when `chatd --migrate` ran them before
+# (several nodes applying them at once would contend for the lock row).
+node_migrate() {
+  if "$chatd_bin" --help 2>/dev/null | grep -e '--migrate' >/dev/null; then echo check; else echo auto; fi
 }
 chatd_hint() {
   case $DB_URL in

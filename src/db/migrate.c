@@ -85,25 +85,47 @@ static int applied(const char *name)
 }
 
 #define LOCK_HOLD_MS 120000 /* a holder that died frees the lock after this */
-#define LOCK_WAIT_MS 120000
+#define LOCK_WAIT_MS 150000 /* longer than a dead holder's lock lasts */
+
+/* Creates a table unless it exists. On Galera even a CREATE … IF NOT EXISTS
+ * of an existing table is replicated to every node (total order), where it
+ * can abort another node's lock statements: look first. */
+static int ensure_table(const char *name, const char *create)
+{
+    struct db_res *r;
+    if (db_query("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                 "AND TABLE_NAME = ?",
+                 &r, DB_ARGS(DB_STR(name))) < 0)
+        return -1;
+    bool exists = r->nrows > 0;
+    db_res_free(r);
+    return exists ? 0 : db_exec(create, DB_NOARGS) < 0 ? -1 : 0;
+}
 
 /* Takes the lock row for `me`: one INSERT … ON DUPLICATE KEY UPDATE that
  * overwrites only an expired holder (or renews our own), then a read of who
  * holds it. Waits up to LOCK_WAIT_MS for another holder. Returns 0 or -1. */
 static int lock_take(const char *me)
 {
-    if (db_exec("CREATE TABLE IF NOT EXISTS schema_lock (id TINYINT NOT NULL PRIMARY KEY, "
-                "holder VARCHAR(128) NOT NULL, until_ms BIGINT NOT NULL) ENGINE=InnoDB",
-                DB_NOARGS) < 0)
+    if (ensure_table("schema_lock",
+                     "CREATE TABLE IF NOT EXISTS schema_lock (id TINYINT NOT NULL PRIMARY KEY, "
+                     "holder VARCHAR(128) NOT NULL, until_ms BIGINT NOT NULL) ENGINE=InnoDB") < 0)
         return -1;
     int64_t deadline = mono_ms() + LOCK_WAIT_MS;
     for (;;) {
         int64_t now = now_ms();
         /* Assignments run left to right: once holder is ours, until moves. */
-        if (db_exec("INSERT INTO schema_lock (id, holder, until_ms) VALUES (1, ?, ?) "
+        int rc =
+            db_exec("INSERT INTO schema_lock (id, holder, until_ms) VALUES (1, ?, ?) "
                     "ON DUPLICATE KEY UPDATE holder = IF(until_ms < ?, VALUES(holder), holder), "
                     "until_ms = IF(holder = VALUES(holder), VALUES(until_ms), until_ms)",
-                    DB_ARGS(DB_STR(me), DB_INT(now + LOCK_HOLD_MS), DB_INT(now))) < 0)
+                    DB_ARGS(DB_STR(me), DB_INT(now + LOCK_HOLD_MS), DB_INT(now)));
+        if (rc == DB_ERETRY && mono_ms() < deadline) { /* aborted by another node's: again */
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        if (rc < 0)
             return -1;
         struct db_res *r;
         if (db_query("SELECT holder FROM schema_lock WHERE id = 1", &r, DB_NOARGS) < 0)
@@ -123,15 +145,25 @@ static int lock_take(const char *me)
 
 static void lock_release(const char *me)
 {
-    db_exec("DELETE FROM schema_lock WHERE id = 1 AND holder = ?", DB_ARGS(DB_STR(me)));
+    /* A deadlock (another node's statement aborted ours) is retried. */
+    for (int attempt = 0; attempt < 5; attempt++) {
+        int rc = db_exec("DELETE FROM schema_lock WHERE id = 1 AND holder = ?",
+                         DB_ARGS(DB_STR(me)));
+        if (rc == 0)
+            return;
+        log_warn("migrate: releasing the lock failed (%d); trying again", rc);
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    log_error("migrate: could not release the lock; it expires in %d s", LOCK_HOLD_MS / 1000);
 }
 
 int migrate_run(const char *dir, bool apply_them)
 {
-    if (db_exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INT NOT NULL, "
-                "name VARCHAR(255) NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL) "
-                "ENGINE=InnoDB",
-                DB_NOARGS) < 0)
+    if (ensure_table("schema_migrations",
+                     "CREATE TABLE IF NOT EXISTS schema_migrations (version INT NOT NULL, "
+                     "name VARCHAR(255) NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL) "
+                     "ENGINE=InnoDB") < 0)
         return -1;
     char me[128], host[64] = "";
     gethostname(host, sizeof host - 1);

@@ -86,6 +86,10 @@ static redisContext *connect_redis(void)
 }
 
 static __thread redisContext *tl_conn;
+static __thread int tl_conn_epoch;
+/* Moves at each new epoch (the bus reconnected): every thread's command
+ * connection, likely dead with the old Redis, is reopened on next use. */
+static atomic_int conn_epoch;
 
 static void conn_destroy(void *p)
 {
@@ -97,7 +101,12 @@ static void conn_destroy(void *p)
 /* This thread's command connection, or NULL when Redis is unreachable. */
 static redisContext *conn(void)
 {
+    if (tl_conn && tl_conn_epoch != atomic_load(&conn_epoch)) {
+        redisFree(tl_conn);
+        tl_conn = NULL;
+    }
     if (tl_conn == NULL) {
+        tl_conn_epoch = atomic_load(&conn_epoch);
         tl_conn = connect_redis();
         if (tl_conn)
             pthread_setspecific(conn_key, tl_conn);
@@ -114,19 +123,25 @@ static void conn_failed(void)
     pthread_setspecific(conn_key, NULL);
 }
 
-/* Runs one command (argv form); NULL on error (the connection is dropped). */
+/* Runs one command (argv form); NULL on error (the connection is dropped).
+ * A connection found dead is replaced and the command sent once more. */
 static redisReply *command(int argc, const char **argv, const size_t *lens)
 {
-    redisContext *c = conn();
-    if (c == NULL)
-        return NULL;
-    redisReply *r = redisCommandArgv(c, argc, argv, lens);
-    if (r == NULL || c->err) {
-        if (r)
-            freeReplyObject(r);
-        conn_failed();
-        return NULL;
+    redisReply *r = NULL;
+    for (int attempt = 0; attempt < 2 && r == NULL; attempt++) {
+        redisContext *c = conn();
+        if (c == NULL)
+            return NULL;
+        r = redisCommandArgv(c, argc, argv, lens);
+        if (r == NULL || c->err) {
+            if (r)
+                freeReplyObject(r);
+            r = NULL;
+            conn_failed();
+        }
     }
+    if (r == NULL)
+        return NULL;
     if (r->type == REDIS_REPLY_ERROR) {
         log_warn("cluster: redis: %s", r->str);
         freeReplyObject(r);
@@ -443,11 +458,12 @@ void cluster_join(const int64_t *users, const int64_t *sessions, size_t n)
     snprintf(ttl, sizeof ttl, "%d", ROUTE_TTL_MS);
     snprintf(at, sizeof at, "%lld", (long long)now_ms());
     int sent = 0;
-    int64_t *claimed = malloc(n * sizeof *claimed);
-    size_t nclaimed = 0;
+    int64_t *claimed = malloc(n * sizeof *claimed), *marked = malloc(n * sizeof *marked);
+    size_t nclaimed = 0, nmarked = 0;
     for (size_t i = 0; i < n; i++) {
         char key[48];
-        if (join_due(&joined_users, users[i], now)) {
+        if (marked && join_due(&joined_users, users[i], now)) {
+            marked[nmarked++] = users[i];
             snprintf(key, sizeof key, "chatd:r:%lld", (long long)users[i]);
             redisAppendCommand(c, "HSET %s %s %s", key, node, at);
             redisAppendCommand(c, "PEXPIRE %s %s", key, ttl);
@@ -463,10 +479,12 @@ void cluster_join(const int64_t *users, const int64_t *sessions, size_t n)
     /* Replies in order: the joins' are only checked for errors; a claim's
      * is the session's previous node. */
     size_t k = 0;
+    bool failed = false;
     for (int i = 0; i < sent; i++) {
         redisReply *r = NULL;
         if (redisGetReply(c, (void **)&r) != REDIS_OK) {
             conn_failed();
+            failed = true;
             break;
         }
         if (r->type == REDIS_REPLY_STRING && strcmp(r->str, node) != 0 && r->str[0]) {
@@ -484,7 +502,17 @@ void cluster_join(const int64_t *users, const int64_t *sessions, size_t n)
             k++;
         freeReplyObject(r);
     }
+    if (failed) {
+        /* Not joined after all: the next batch tries again. */
+        pthread_mutex_lock(&joined_mu);
+        for (size_t i = 0; i < nmarked; i++)
+            idmap_del(&joined_users, marked[i]);
+        for (size_t i = 0; i < nclaimed; i++)
+            idmap_del(&joined_sessions, claimed[i]);
+        pthread_mutex_unlock(&joined_mu);
+    }
     free(claimed);
+    free(marked);
 }
 
 /* --- the leader's lease --- */
@@ -679,6 +707,7 @@ static void on_message(const char *msg, size_t len)
 static void new_epoch(void)
 {
     atomic_fetch_add(&gaps, 1);
+    atomic_fetch_add(&conn_epoch, 1);
     joins_forget();
     if (on_revoke)
         on_revoke(0); /* 0: forget every cached session */

@@ -64,6 +64,8 @@ void presence_touch(int64_t user_id)
     pthread_mutex_unlock(&lock);
 }
 
+static bool local_state(int64_t user_id, bool *online, int64_t *last_seen_at);
+
 /* The hub's number of polls for user changed (hub_on_polls_changed). */
 static void presence_polls_changed(int64_t user_id)
 {
@@ -88,10 +90,25 @@ static bool is_online(const struct presence_entry *e, int64_t now)
 bool presence_get(int64_t user_id, bool *online, int64_t *last_seen_at)
 {
     if (cluster_healthy()) {
+        /* Redis learns of this node's activity within a tick: until then
+         * what this node knows of the user now wins. */
+        bool here = false;
+        int64_t here_seen = 0;
+        if (local_state(user_id, &here, &here_seen) && here) {
+            *online = true;
+            *last_seen_at = here_seen;
+            return true;
+        }
         int known = cluster_presence_state(user_id, online, last_seen_at);
         if (known >= 0)
             return known == 1;
     }
+    return local_state(user_id, online, last_seen_at);
+}
+
+/* This node's own view of user_id; false when it knows nothing. */
+static bool local_state(int64_t user_id, bool *online, int64_t *last_seen_at)
+{
     int64_t now = now_ms();
     pthread_mutex_lock(&lock);
     struct presence_entry *e = idmap_get(&entries, user_id);
