@@ -5,6 +5,9 @@ temporary directory) and one chatd (CHATD_BIN, the sanitizer build under
 `make test`) on an ephemeral port, and stops both at the end, also when tests
 fail. chatd's stderr goes to a file per start; when a chatd exits non-zero or
 its stderr holds a sanitizer report, the session fails and prints that stderr.
+With CHAT_API_URL=http://host:port the tests run against that server instead
+(e.g. a cluster behind nginx) and start nothing; the tests that would restart
+chatd or need a database or chatd of their own are skipped (see ExternalServer).
 
 Fixtures
   db          the MariaDB: .dir, .socket, .url (the CHAT_DB_URL chatd gets)
@@ -254,6 +257,57 @@ def server(db):
         s.check_stderr()
     if SERVER_PROBLEMS:
         pytest.fail("chatd failed:\n" + "\n\n".join(SERVER_PROBLEMS), pytrace=False)
+
+
+# CHAT_API_URL=http://host:port runs the tests against a chatd this session
+# does not start (e.g. a cluster behind nginx, tests/cluster/test_api_rr.py):
+# the two fixtures above are replaced; nothing is started or stopped. Tests
+# that restart or kill chatd, or that need the session's own MariaDB (to stop
+# or crash it, or to run a second chatd with other settings on it: the
+# push, presence, no-tail and small-fan-out servers), are skipped.
+CHAT_API_URL = os.environ.get("CHAT_API_URL", "").rstrip("/")
+
+
+class ExternalServer:
+    """The chatd at CHAT_API_URL, with the attributes of Server that tests
+    read; start/stop/restart skip the test that calls them."""
+
+    proc = None
+
+    def __init__(self, url):
+        m = re.fullmatch(r"http://([^/:]+)(?::(\d+))?", url)
+        if not m:
+            pytest.fail(f"CHAT_API_URL must be http://host[:port], not {url!r}", pytrace=False)
+        self.base, self.host, self.port = url, m.group(1), int(m.group(2) or 80)
+
+    def _skip(self, what):
+        pytest.skip(f"CHAT_API_URL is set: the test would {what} chatd, which runs elsewhere")
+
+    def start(self):
+        self._skip("start")
+
+    def stop(self, kill9=False):
+        self._skip("kill -9" if kill9 else "stop")
+
+    def restart(self, kill9=False):
+        self._skip("kill -9 and restart" if kill9 else "restart")
+
+    def stderr_text(self, path=None):
+        return ""
+
+    def check_stderr(self):
+        pass
+
+
+if CHAT_API_URL:
+    @pytest.fixture(scope="session")
+    def db():  # noqa: F811 (replaces the fixture above)
+        pytest.skip("CHAT_API_URL is set: the test needs the session's own MariaDB "
+                    "(to stop or crash it, or to run a chatd with other settings on it)")
+
+    @pytest.fixture(scope="session")
+    def server():  # noqa: F811
+        yield ExternalServer(CHAT_API_URL)
 
 
 # Every fixture that runs a chatd; _chatd_survives watches those a test used.
