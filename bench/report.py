@@ -359,6 +359,105 @@ if s6 and s6.get("throughput") is not None:
 elif s6:
     summary("S6 replay", "IRC replay", f"did not complete (exit {s6['rc']}); see s6.log")
 
+# ------------------------------------------------------------- cluster ---
+# bench/cluster.py (the step `cluster`): scripts/cluster.sh's three Galera
+# nodes, Redis, three chatd and nginx, in one run.
+
+cl_setup = load("cluster-setup")
+cl_lat = load("cluster-latency")
+cl_tp1 = load("cluster-tp-1")
+cl_tp3 = load("cluster-tp-3")
+cl_tplg = load("cluster-tp-1-loadgen")
+cl_ws = load("cluster-writers-single")
+cl_wm = load("cluster-writers-multi")
+cl_park1 = load("cluster-park-1")
+cl_park3 = {n: load(f"cluster-park-3-{n}") for n in ("c1", "c2", "c3")}
+cl_park3s = load("cluster-park-3")   # the three nodes' /metrics sampled during it
+cl_fo = load("cluster-failover")
+T_CROSS_P99 = 1.5      # the issue's: cross-node p99 ≤ 1.5 × same-node p99
+T_FAILOVER_S = 10.0    # the issue's: first successful send ≤ 10 s after the writer is killed
+
+
+def galera_delta(d, key):
+    """Sum over the Galera nodes of a status counter's change over a cluster run
+    (nodes that did not answer at either end, e.g. a killed one, left out)."""
+    a, b = get(d, "galera_before") or {}, get(d, "galera_after") or {}
+    vals = [b[g][key] - a[g][key] for g in a if a.get(g) and b.get(g) and key in a[g] and key in b[g]]
+    return sum(vals) if vals else None
+
+
+def galera_by_node(d, key):
+    a, b = get(d, "galera_before") or {}, get(d, "galera_after") or {}
+    return {g: (b[g][key] - a[g][key]) if a.get(g) and b.get(g) else None for g in sorted(a)}
+
+
+def cl_held(d):
+    if not d:
+        return None
+    return (d.get("parked_reported") or 0) - (d.get("parked_baseline") or 0)
+
+
+def sec(x):
+    return "—" if x is None else f"{x:,.2f} s"
+
+
+cl_cert = {}
+for name, d in (("single", cl_ws), ("multi", cl_wm), ("tp-1", cl_tp1), ("tp-3", cl_tp3)):
+    if d:
+        cl_cert[name] = (galera_delta(d, "wsrep_local_cert_failures"), galera_delta(d, "wsrep_local_bf_aborts"),
+                         galera_delta(d, "wsrep_replicated"))
+
+if cl_lat:
+    cs, cc = get(cl_lat, "same", "send_to_deliver") or {}, get(cl_lat, "cross", "send_to_deliver") or {}
+    p99s, p99c = cs.get("p99_us"), cc.get("p99_us")
+    summary("cluster latency", f"send→deliver p99, cross-node (sent through one chatd, the poll parked on "
+            f"another), {cl_lat['pairs']} pairs one message at a time, {cl_lat['seconds']} s",
+            f"{ms(p99c)} (p50 {ms(cc.get('p50_us'))}, {n0(cc.get('n'))} messages)",
+            f"same node: p99 {ms(p99s)} (p50 {ms(cs.get('p50_us'))}, {n0(cs.get('n'))} messages)",
+            ratio(p99c, p99s), f"≤ {T_CROSS_P99:g}× same node",
+            verdict(p99c is not None and p99s is not None and p99c <= T_CROSS_P99 * p99s,
+                    None if p99c is None or p99s is None else p99c / p99s, T_CROSS_P99, True))
+    summary("cluster latency", "send→deliver p50, cross-node", ms(cc.get("p50_us")),
+            f"same node: {ms(cs.get('p50_us'))}", ratio(cc.get("p50_us"), cs.get("p50_us")))
+if cl_tp3 or cl_tp1:
+    summary("cluster throughput", f"messages stored/s, 1:1 closed loop, {get(cl_tp3, 'senders', default='?')} senders, "
+            f"through c1 c2 c3 ({get(cl_tp3, 'cross_pairs', default='?')} of the pairs across nodes)",
+            f"{n0(get(cl_tp3, 'stored_per_s'))}/s (send p99 {ms(get(cl_tp3, 'send_latency', 'p99_us'))})",
+            f"1 node (c1), same client: {n0(get(cl_tp1, 'stored_per_s'))}/s", 
+            ratio(get(cl_tp3, "stored_per_s"), get(cl_tp1, "stored_per_s")))
+if cl_tplg:
+    summary("cluster throughput", "the same 1-node load from the C load generator (S3's `loadgen throughput`)",
+            f"{n0(get(cl_tplg, 'phase', 'stored_per_s'))}/s",
+            f"1 node, Python client: {n0(get(cl_tp1, 'stored_per_s'))}/s",
+            ratio(get(cl_tplg, "phase", "stored_per_s"), get(cl_tp1, "stored_per_s")))
+if cl_ws or cl_wm:
+    cs_, cm_ = cl_cert.get("single", (None,) * 3), cl_cert.get("multi", (None,) * 3)
+    summary("cluster writers", "messages stored/s with each chatd writing through its own Galera node "
+            "(w1→g1, w2→g2, w3→g3)",
+            f"{n0(get(cl_wm, 'stored_per_s'))}/s; certification failures {n0(cm_[0])}, brute-force aborts {n0(cm_[1])}",
+            f"all through g1 (as `make cluster`): {n0(get(cl_ws, 'stored_per_s'))}/s; certification failures "
+            f"{n0(cs_[0])}, brute-force aborts {n0(cs_[1])}",
+            ratio(get(cl_wm, "stored_per_s"), get(cl_ws, "stored_per_s")))
+if cl_park1 or cl_park3s:
+    held3 = None if not cl_park3s else cl_park3s["max_sum"] - cl_park3s.get("baseline_sum", 0)
+    summary("cluster park", f"parked polls held by the cluster at once ({n0(get(cl_park3s, 'asked'))} asked: "
+            f"{n0(get(cl_park3s, 'asked_per_node'))} on each of c1 c2 c3; the sum of their `/metrics`)",
+            f"{n0(held3)}", f"one node (c1): {n0(cl_held(cl_park1))} of {n0(get(cl_park1, 'n'))} asked",
+            ratio(held3, cl_held(cl_park1)))
+if cl_fo:
+    gap = cl_fo.get("gap_s")
+    summary("cluster failover", f"first successful send after g1, the Galera node every chatd writes "
+            f"through, is killed (SIGKILL), {cl_fo['pairs']} senders through nginx",
+            sec(gap), f"longest stretch without a successful send: {sec(cl_fo.get('stall_s'))}", "—",
+            f"≤ {T_FAILOVER_S:g} s",
+            verdict(gap is not None and gap <= T_FAILOVER_S, gap, T_FAILOVER_S, True)
+            if gap is not None else f"**MISSED** (no send succeeded within {cl_fo.get('observed_s', 0):.0f} s)")
+for name in ("cluster", "cluster-latency", "cluster-tp", "cluster-writers", "cluster-park", "cluster-failover"):
+    if failed(name):
+        why = (load(name + ".failed") or {}).get("why", "")
+        summary("cluster", f"step {name}", f"**failed**: {why[:200]}")
+
+
 # ---------------------------------------------------------- correctness ---
 
 corr = []  # scenario, stored, expected, delivered, lost, dup, ooo, corrupt, final lost, errors
@@ -394,6 +493,18 @@ if s4:
     add_corr("S4 fan-out", s4, s4["phase"])
 for ph in get(bare_s2, "phases", default=[]):
     add_corr(f"bare S2 {ph['name']}", bare_s2, ph)
+for label, d in (("cluster send→deliver (same and cross node)", cl_lat), ("cluster 1 node", cl_tp1),
+                 ("cluster 3 nodes", cl_tp3), ("cluster, one writer", cl_ws), ("cluster, three writers", cl_wm),
+                 ("cluster failover (g1 killed)", cl_fo)):
+    if d:
+        corr.append((label, d["stored"], "—", d["expected_deliveries"], d["delivered"],
+                     d.get("late", d.get("late_over_5s", 0)),
+                     d["lost"], d["duplicated"], d["out_of_order"], d["corrupted"], d["lost"],
+                     errs_text(d.get("send_errors"), d.get("poll_errors"))
+                     + (f"; {d['final_reads_unfinished']} devices' final reads did not finish"
+                        if d.get("final_reads_unfinished") else "")))
+if cl_tplg:
+    add_corr("cluster 1 node, C load generator", cl_tplg, cl_tplg["phase"])
 
 all_clean = all(c[6] == 0 and c[7] == 0 and c[8] == 0 and c[9] == 0 and not c[10]
                 for c in corr if not c[0].startswith("bare"))
@@ -727,6 +838,211 @@ if s6:
         w("```\n")
     else:
         w(f"The replay did not finish (exit status {s6['rc']}); see `s6.log` in the run directory.\n")
+
+def cl_cpu(d, names):
+    c = get(d, "cpu_pct") or {}
+    vals = [c.get(n) for n in names if c.get(n) is not None]
+    return sum(vals) if vals else None
+
+
+if cl_setup:
+    w("## Cluster — three Galera nodes, Redis, three chatd, nginx\n")
+    sz = cl_setup.get("sizes", {})
+    ver = cl_setup.get("versions", {})
+    ce = cl_setup.get("chatd_env", {})
+    w(f"`bench/cluster.py` (the step `cluster`) starts `scripts/cluster.sh` in a temporary directory: "
+      f"MariaDB Galera nodes g1 g2 g3 (galera-4 {ver.get('galera-4', '?')}, "
+      "`innodb_flush_log_at_trx_commit=1` on each), one Redis "
+      f"({ver.get('redis-server', '?')}), chatd c1 c2 c3 (`{cl_setup.get('chatd_bin')}`, "
+      f"`CHAT_THREADS={ce.get('CHAT_THREADS')}`, `CHAT_SEND_WORKERS={ce.get('CHAT_SEND_WORKERS')}`, "
+      f"`CHAT_ACK_WORKERS={ce.get('CHAT_ACK_WORKERS')}`, as cluster.sh starts them) and nginx "
+      f"({ver.get('nginx', '?')}, sticky by bearer token), every chatd with `CHAT_DB_URL` "
+      f"`{cl_setup.get('db_url')}`: the same host order everywhere, so all of them write through g1. "
+      f"Up in {cl_setup.get('up_s', '?')} s; the whole step took {cl_setup.get('total_s', '?')} s "
+      f"({', '.join(f'{k} {v} s' for k, v in (cl_setup.get('durations_s') or {}).items())}; "
+      f"stopping {cl_setup.get('down_s', '?')} s). All of it shares the machine's {cores} cores with "
+      "the client.\n")
+    w("`build/loadgen` takes one URL, so it cannot send through one node to a poll parked on another: "
+      "the latency, throughput, writer and failover scenarios use the asyncio HTTP/1.1 client of "
+      "`bench/cluster.py` (keep-alive connections, one per device and per sender and node; "
+      f"the throughput runs in {sz.get('workers', 1)} processes). Users are seeded in SQL through g1 "
+      "as the load generator seeds them; every message's body is derived from its `client_msg_id`, "
+      "and every member device's stream is checked (lost, duplicated, out of order, corrupted) after "
+      "it has read it to the end. The parked-poll scenario is `build/loadgen park`.\n")
+    if cl_lat:
+        w("### Send → deliver across nodes\n")
+        w(f"{cl_lat['pairs']} direct threads; pair *i*'s receiver parks its poll on node *i* mod 3, and "
+          "its sender sends one message at a time — the next one 20–60 ms after the last was "
+          "delivered — alternately through the receiver's node (same) and through one of the two "
+          "others (cross), half the pairs starting with each: both kinds interleave over the same "
+          f"{cl_lat['seconds']} s. Send→deliver is the time from the send's request to the poll "
+          "answer carrying the message (one clock, the client's).\n")
+        w("| | messages | send → 201 p50 / p99 | send → deliver p50 | p90 | p99 | p99.9 | max |")
+        w("|---|---|---|---|---|---|---|---|")
+        for kind in ("same", "cross"):
+            a, b = get(cl_lat, kind, "send_to_201") or {}, get(cl_lat, kind, "send_to_deliver") or {}
+            w(f"| {kind} node | {n0(get(cl_lat, kind, 'sends'))} | {ms(a.get('p50_us'))} / {ms(a.get('p99_us'))} | "
+              f"{ms(b.get('p50_us'))} | {ms(b.get('p90_us'))} | {ms(b.get('p99_us'))} | {ms(b.get('p999_us'))} | "
+              f"{ms(b.get('max_us'))} |")
+        routes = cl_lat.get("by_route") or {}
+        if routes:
+            w("\nBy route (send node → poll node), p50 / p99: " + "; ".join(
+                f"{k} {ms(v.get('p50_us'))} / {ms(v.get('p99_us'))} ({v.get('n')})" for k, v in routes.items()) + ".")
+        cp = cl_lat.get("cpu_pct") or {}
+        w(f"\nCPU over the run (% of a core): chatd {pct(cl_cpu(cl_lat, ['c1', 'c2', 'c3']))} (three), "
+          f"g1 {pct(cp.get('g1'))}, g2 {pct(cp.get('g2'))}, g3 {pct(cp.get('g3'))}, Redis {pct(cp.get('redis'))}, "
+          f"client {pct(cp.get('client'))}. Messages not delivered within 5 s: {n0(cl_lat.get('late_over_5s'))}.\n")
+    runs = [(lbl, d) for lbl, d in (("1 node (c1)", cl_tp1), ("3 nodes (c1 c2 c3)", cl_tp3),
+                                    ("3 chatd, all writing through g1", cl_ws),
+                                    ("3 chatd, each through its own Galera node", cl_wm)) if d]
+    if runs or cl_tplg:
+        w("### Messages/s through one node and through three; one writer and three\n")
+        w(f"A closed loop as S3 1:1: {get(runs[0][1] if runs else None, 'senders', default='?')} senders, each "
+          "sending its next message as soon as the last one is answered, every member's device polling "
+          f"(parked when idle); {get(runs[0][1] if runs else None, 'warm_s', default=1):g} s of warm-up, then "
+          f"a window of {get(runs[0][1] if runs else None, 'window_s', default='?')} s. *1 node*: every device "
+          "and every send on c1. *3 nodes*: pair *i*'s sender on node *i* mod 3 and its receiver on node "
+          "(*i* div 3) mod 3 — all nine combinations, two thirds of the pairs across nodes, as sticky "
+          "hashing spreads tokens. The writer runs are the 3-node load on three chatd started by "
+          "`bench/cluster.py` itself (scripts/cluster.sh gives every chatd the one `CHAT_DB_URL` and has "
+          "no per-node setting), with cluster.sh's environment for c1..c3 but each its own `CHAT_DB_URL` "
+          "and `CHAT_MIGRATE=check`: *all through g1* gives all three the order g1,g2,g3; *each its own* "
+          "gives w1 g1,g2,g3, w2 g2,g3,g1 and w3 g3,g1,g2. c1..c3 stay up, idle, meanwhile. Galera's "
+          "counters are summed over g1 g2 g3 (`SHOW GLOBAL STATUS` before and after the run): "
+          "*writesets* are `wsrep_replicated` (transactions a node originated), *certification "
+          "failures* `wsrep_local_cert_failures` (a node's transaction that lost to a conflicting one "
+          "from another node at commit: the whole transaction is rolled back), *brute-force aborts* "
+          "`wsrep_local_bf_aborts` (a local transaction aborted by a replicated one); chatd retries "
+          "such a transaction (`db: commit failed` in its log).\n")
+        w("| run | stored/s | deliveries/s | send p50 / p99 | deliver p50 / p99 | chatd CPU (sum) | g1 / g2 / g3 CPU | Redis | client CPU | writesets (per message) | certification failures | brute-force aborts | `commit failed` logged | lost / dup / ooo |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for lbl, d in runs:
+            cp = d.get("cpu_pct") or {}
+            chatd_cpu = cl_cpu(d, [k for k in cp if k in ("c1", "c2", "c3", "w1", "w2", "w3")])
+            client_cpu = cl_cpu(d, [k for k in cp if k.startswith("client")])
+            w(f"| {lbl} | {n0(d['stored_per_s'])} | {n0(d['deliveries_per_s'])} | "
+              f"{ms(get(d, 'send_latency', 'p50_us'))} / {ms(get(d, 'send_latency', 'p99_us'))} | "
+              f"{ms(get(d, 'deliver_latency', 'p50_us'))} / {ms(get(d, 'deliver_latency', 'p99_us'))} | "
+              f"{pct(chatd_cpu)} | {pct(cp.get('g1'))} / {pct(cp.get('g2'))} / {pct(cp.get('g3'))} | "
+              f"{pct(cp.get('redis'))} | {pct(client_cpu)} | {n0(galera_delta(d, 'wsrep_replicated'))} "
+              f"({(galera_delta(d, 'wsrep_replicated') or 0) / max(d['stored'], 1):.2f}) | "
+              f"{n0(galera_delta(d, 'wsrep_local_cert_failures'))} | {n0(galera_delta(d, 'wsrep_local_bf_aborts'))} | "
+              f"{n0(d.get('chatd_commit_failed_logged'))} | {d['lost']} / {d['duplicated']} / {d['out_of_order']} |")
+        if cl_tplg:
+            ph = cl_tplg["phase"]
+            w(f"| 1 node (c1), C load generator | {n0(ph['stored_per_s'])} | {n0(ph['deliveries_per_s'])} | "
+              f"{ms(ph['send_latency']['p50_us'])} / {ms(ph['send_latency']['p99_us'])} | "
+              f"{ms(ph['deliver_latency']['p50_us'])} / {ms(ph['deliver_latency']['p99_us'])} | "
+              f"{pct(get(ph, 'server', 'cpu_pct'))} | {pct(get(ph, 'db', 'cpu_pct'))} / — / — | — | "
+              f"{pct(ph.get('loadgen_cpu_pct'))} | — | — | — | — | {ph['lost']} / {ph['duplicated']} / {ph['out_of_order']} |")
+        w("")
+        if cl_tp1 and cl_tp3:
+            a, b = cl_tp1["stored_per_s"], cl_tp3["stored_per_s"]
+            wa = (galera_delta(cl_tp1, "wsrep_replicated") or 0) / max(cl_tp1["stored"], 1)
+            wb = (galera_delta(cl_tp3, "wsrep_replicated") or 0) / max(cl_tp3["stored"], 1)
+            line = (f"**One node or three.** Through three nodes the closed loop stored {n0(b)} messages/s "
+                    f"against {n0(a)} through one ({ratio(b, a)}). Every chatd writes through g1, so the "
+                    f"three share one database writer (and here the same {cores} cores)")
+            if wa and wb > 1.3 * wa:
+                line += (f"; and each node batches only its own sends and acknowledgements, so the same "
+                         f"load became {wb:.2f} Galera writesets per message against {wa:.2f} on one "
+                         "node: smaller batches, each a replicated, certified and flushed commit on g1")
+            w(line + (". More nodes add room for parked polls (below), not message throughput."
+                      if b < a else ".") + "\n")
+        if cl_ws and cl_wm:
+            a, b = cl_ws["stored_per_s"], cl_wm["stored_per_s"]
+            cs_, cm_ = cl_cert.get("single", (None,) * 3), cl_cert.get("multi", (None,) * 3)
+            per = (lambda c: "—" if not c[2] or c[0] is None else f"{(c[0] + (c[1] or 0)) / c[2] * 100:.1f}")
+            w(f"**One writer or three.** Writing through all three Galera nodes stored {n0(b)} messages/s "
+              f"against {n0(a)} through g1 alone ({ratio(b, a)}), with {n0(cm_[0])} certification failures "
+              f"and {n0(cm_[1])} brute-force aborts against {n0(cs_[0])} and {n0(cs_[1])} — "
+              f"{per(cm_)} against {per(cs_)} aborted transactions per 100 writesets. "
+              + ("Every group-commit batch holds the stream positions and receipt rows of many pairs, "
+                 "and a pair whose members poll on two nodes has its send and its acknowledgement "
+                 "committed through two Galera nodes: concurrent batches from different nodes touch the "
+                 "same rows, so one of them fails certification as a whole and is run again. That is "
+                 "why every chatd writes through one Galera node at a time (the same host order in "
+                 "`CHAT_DB_URL` on every node), the others being standbys that take over when it fails."
+                 if (cm_[0] or 0) + (cm_[1] or 0) > (cs_[0] or 0) + (cs_[1] or 0) else
+                 "In this run writing through three nodes caused no more certification conflicts than "
+                 "writing through one.") + "\n")
+            e410 = {k: (get(d, "poll_errors") or {}).get("inbox 410", 0) for k, d in (("single", cl_ws), ("multi", cl_wm))}
+            if e410["multi"] > e410["single"]:
+                w(f"Polls answered `410 cursor_expired`: {e410['multi']} with three writers, {e410['single']} with "
+                  "one. A poll woken through Redis by another node takes its events from that node's "
+                  "wake-up; with three writers the next poll's cursor can be ahead of what this chatd's "
+                  "own Galera node has applied yet, and chatd calls it expired (the client here retries "
+                  "the same cursor, valid a moment later; the app would reload its state).\n")
+    if cl_park1 or any(cl_park3.values()):
+        w("### Parked polls: one node and the cluster\n")
+        am = get(cl_park3s, "at_max") or {}
+        w("`build/loadgen park` (S1's mode) on c1 alone, then on c1, c2 and c3 at once (three load "
+          "generators; their seeding one after the other, their parking at the same time). Each node "
+          "is restarted after it held polls: a poll whose client left stays parked until its timeout. "
+          "Every node's open-file limit is the machine's, so one node holds at most about that many; "
+          "through the local nginx (worker connections: half the file limit per worker, two per "
+          "proxied poll) fewer would fit, so the polls go to the nodes directly.\n")
+        w("| run | node | asked | held (chatd's `/metrics`) | time to park | RSS per poll | connection errors |")
+        w("|---|---|---|---|---|---|---|")
+        for lbl, node, d in ([("one node", "c1", cl_park1)] +
+                             [("cluster", n, cl_park3[n]) for n in ("c1", "c2", "c3")]):
+            if d:
+                w(f"| {lbl} | {node} | {n0(d.get('n'))} | {n0(cl_held(d))} | {d.get('park_s', 0):.1f} s | "
+                  f"{kb(d.get('rss_bytes_per_poll'))} | {n0(d.get('connection_errors'))} |")
+        if cl_park3s:
+            w(f"\nHeld at once: {n0(cl_park3s['max_sum'] - cl_park3s.get('baseline_sum', 0))} of "
+              f"{n0(cl_park3s['asked'])} (c1 c2 c3's `chatd_parked_polls` summed, sampled every 0.25 s; "
+              f"at the most, {' / '.join(n0(x) for x in am.get('per_node') or [])}). The load generators "
+              "started earlier stay idle longer, so that their polls overlap.")
+        w("")
+    if cl_fo:
+        w("### Failover: the writer killed\n")
+        repl = galera_by_node(cl_fo, "wsrep_replicated")
+        took = max((g for g in repl if repl[g]), key=lambda g: repl[g], default=None)
+        w(f"{cl_fo['pairs']} direct threads, both members' devices polling through nginx; each sender "
+          "sends through nginx, one message at a time with 50 ms between them. A send that fails (5xx, "
+          "cut off, no answer in 20 s) goes again with the same `client_msg_id` after 100 ms. After "
+          f"{cl_fo.get('warm_s'):.1f} s "
+          + (f"(once every sender has had a send answered: {cl_fo['senders_ok_before']} of {cl_fo['pairs']} "
+             f"had, send p50 / p99 {ms(get(cl_fo, 'send_latency_before', 'p50_us'))} / "
+             f"{ms(get(cl_fo, 'send_latency_before', 'p99_us'))}) " if "senders_ok_before" in cl_fo else "")
+          + "g1 — the Galera node every chatd writes through — is killed with "
+          "SIGKILL (its process group, as `scripts/cluster.sh kill g1`). *Gap*: from the kill to the "
+          "first 201/200 answering a send issued after it. *Stall*: the longest stretch without any "
+          "successful answer (sends in flight at the kill included) between the last one before the "
+          "kill and the first one answering a send issued after it.\n")
+        rec = cl_fo.get("per_sender_recovery_s") or {}
+        w("| gap | stall | per sender: kill → first success p50 / max | slowest request | sends ok before / after the kill | send errors after the kill | poll errors | writes after the kill went through |")
+        w("|---|---|---|---|---|---|---|---|")
+        w(f"| {sec(cl_fo.get('gap_s'))} | {sec(cl_fo.get('stall_s'))} | "
+          f"{sec(None if rec.get('p50_us') is None else rec['p50_us'] / 1e6)} / "
+          f"{sec(None if rec.get('max_us') is None else rec['max_us'] / 1e6)} "
+          f"({rec.get('n', 0)} of {cl_fo['pairs']} senders) | {sec(cl_fo.get('slowest_request_s'))} | "
+          f"{n0(cl_fo.get('sends_ok_before'))} / {n0(cl_fo.get('sends_ok_after'))} | "
+          f"{errs_text(cl_fo.get('send_errors'))} | {errs_text(cl_fo.get('poll_errors'))} | "
+          f"{took or '?'} ({', '.join(f'{g} {n0(v)}' for g, v in repl.items())} writesets originated) |")
+        lg_ = cl_fo.get("chatd_log") or {}
+        w(f"\nchatd's logs over the scenario: {n0(lg_.get('db: '))} lines from its database layer, "
+          f"{n0(lg_.get('now writing through'))} `now writing through` (a node moving to another Galera "
+          f"node), {n0(lg_.get('outcome unknown'))} a COMMIT whose connection was lost (outcome unknown), "
+          f"{n0(lg_.get('commit failed'))} `commit failed`.\n")
+    clogs = []
+    for pth in sorted(glob.glob(os.path.join(RUN, "cluster-logs", "*.log"))):
+        c = Counter()
+        for line in open(pth, encoding="utf-8", errors="replace"):
+            m = re.match(r"^\S+Z (warn|error) (.*)$", line.strip())
+            if m and "open-file limit" not in line:
+                c[f"{m.group(1)} {re.sub(r'[0-9]+', 'N', m.group(2))}"] += 1
+        if c:
+            clogs.append((os.path.basename(pth)[:-4], c))
+    if clogs:
+        w("#### What the cluster's chatd logged\n")
+        w("Warnings and errors in c1..c3's logs (the whole step) and in the writer runs' chatd, numbers folded to N.\n")
+        w("| chatd | count | message |\n|---|---|---|")
+        for name, c in clogs:
+            for msg, k in c.most_common(5):
+                w(f"| {name} | {k:,} | `{msg[:140]}` |")
+        w("")
 
 if stages:
     w("## chatd's own stage histograms (`/metrics`)\n")

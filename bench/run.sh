@@ -18,7 +18,9 @@
 #
 # Steps: ceil (healthz, nginx, MariaDB commits), bare (the bare libmicrohttpd
 # long-poll anchor), s1 s2 s3 s4 s5 s6, flush2 (S3 1:1 and the commit ceiling
-# with innodb_flush_log_at_trx_commit=2).
+# with innodb_flush_log_at_trx_commit=2), cluster (bench/cluster.py: the
+# scripts/cluster.sh set-up, cross-node latency, msgs/s on 1 and 3 nodes, one
+# Galera writer vs three, parked polls, failover).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -223,10 +225,15 @@ env | grep '^CHAT_' | grep -v '^CHAT_URL=' >"$RUN/chat_env.txt" || true
 log "mode $MODE, results in ${RUN#$ROOT/}"
 
 # -------------------------------------------------------------- set-up ---
-db_start 1
-chatd_start main
-"$LG" --url "$CHATD_URL" init >"$RUN/init.json" 2>>"$RUN/init.log" || {
-  log "registering the seed user failed"; cat "$RUN/init.log" >&2; exit 1; }
+# The single-node steps share one MariaDB and chatd; the step `cluster` brings
+# its own (BENCH_ONLY=cluster starts neither).
+need_single() { local s; for s in ceil bare s1 s2 s3 s4 s5 s6 flush2; do want "$s" && return 0; done; return 1; }
+if need_single; then
+  db_start 1
+  chatd_start main
+  "$LG" --url "$CHATD_URL" init >"$RUN/init.json" 2>>"$RUN/init.log" || {
+    log "registering the seed user failed"; cat "$RUN/init.log" >&2; exit 1; }
+fi
 
 # ------------------------------------------------------------ ceilings ---
 if want ceil; then
@@ -403,6 +410,25 @@ if want flush2; then
   lg f2-s3-g1 "$CHATD_URL" "$CHATD_PID" --src "$SRC" --group 1 --senders $SENDERS \
      --seconds "$F2_S" throughput
   lg f2-ceil-db-$SENDERS "$CHATD_URL" "$DB_PID" --threads $SENDERS --seconds $CEIL_DB_S dbcommit
+fi
+
+# --------------------------------------------- cluster (scripts/cluster.sh) ---
+# bench/cluster.py: three Galera nodes, Redis, three chatd and nginx in a
+# temporary directory (tests/cluster/cluster.py), the cluster scenarios, then
+# everything stopped; its JSON files are cluster-*.json. The single-node
+# MariaDB and chatd are stopped first: the machine is the cluster's alone.
+# (--foreground: Ctrl-C reaches bench/cluster.py, which then stops the cluster.)
+if want cluster; then
+  chatd_stop
+  [ -n "$DB_PID" ] && db_stop
+  case $MODE in tiny) CL_BOUND=300 ;; short) CL_BOUND=320 ;; *) CL_BOUND=1200 ;; esac
+  log "cluster: bench/cluster.py $MODE (three Galera nodes, Redis, three chatd, nginx; at most $CL_BOUND s)"
+  echo "CHATD_BIN=build/chatd LOADGEN=build/loadgen bench/cluster.py \$RUN $MODE   # timeout ${CL_BOUND}s" >>"$RUN/commands.txt"
+  if ! CHATD_BIN="$CHATD" LOADGEN="$LG" timeout --foreground -k 30 "$CL_BOUND" "$PY" bench/cluster.py "$RUN" "$MODE" \
+       2>>"$RUN/cluster.log"; then
+    log "cluster FAILED (see $RUN/cluster.log)"; tail -5 "$RUN/cluster.log" >&2 || true
+    [ -f "$RUN/cluster.failed.json" ] || echo '{"mode":"failed","label":"cluster"}' >"$RUN/cluster.failed.json"
+  fi
 fi
 
 cleanup
