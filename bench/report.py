@@ -821,7 +821,7 @@ if s5:
 if s6:
     w("### S6 replay — the #ubuntu IRC sample\n")
     if sizes.get("s6_files") == "all":
-        w("All the files of `../shared/data/ubuntu-irc/`, at full speed (`SPEED=0`), through "
+        w("All the files of `data/ubuntu-irc/`, at full speed (`SPEED=0`), through "
           "`scripts/demo.sh` (`tools/demo/replay.py`), which registers every speaker over HTTP "
           "(Argon2id: the setup time below), parks one poll per user and checks every delivery.\n")
     else:

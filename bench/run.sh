@@ -372,7 +372,7 @@ fi
 # --------------------------------------------------------- S6 replay ---
 if want s6; then
   chatd_restart s6
-  data=$ROOT/../shared/data/ubuntu-irc
+  data=$ROOT/data/ubuntu-irc
   files=()
   if [ -d "$data" ]; then
     if [ "$S6_FILES" = all ]; then

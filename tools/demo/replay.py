@@ -4,7 +4,7 @@ running chatd over HTTP and check that every stored message reached every
 device of every member exactly once, in order.
 
     /usr/bin/python3 tools/demo/replay.py --url http://127.0.0.1:8080 \
-        [--speed 0] [--files 20|GLOB] [--data ../shared/data/ubuntu-irc]
+        [--speed 0] [--files 20|GLOB] [--data data/ubuntu-irc]
     /usr/bin/python3 tools/demo/replay.py --url ... --check    # /readyz only
 
 Python 3.11 standard library only. See docs/demo.md for what it does and how
@@ -978,7 +978,7 @@ def main() -> int:
                     help="0 = as fast as possible; N = log time / N")
     ap.add_argument("--files", default=os.environ.get("DEMO_FILES") or None,
                     help="a count (first N files) or a glob")
-    ap.add_argument("--data", default=os.path.normpath(os.path.join(here, "../../../shared/data/ubuntu-irc")))
+    ap.add_argument("--data", default=os.path.normpath(os.path.join(here, "../../data/ubuntu-irc")))
     ap.add_argument("--pool", type=int, default=32, help="connections for sends and other short requests")
     ap.add_argument("--register-concurrency", type=int, default=8)
     ap.add_argument("--poll-timeout", type=int, default=30)

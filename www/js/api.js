@@ -1,4 +1,4 @@
-// api.js — the one place that talks HTTP to chatd (../shared/API.md, /v1).
+// api.js — the one place that talks HTTP to chatd (docs/API.md, /v1).
 //
 // api(method, path, body?, options?) sends JSON with the bearer token and
 // resolves to the parsed answer (null for 204). Every failure rejects with an
