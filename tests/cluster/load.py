@@ -15,6 +15,7 @@ themselves.
 
 import json
 import random
+import re
 import threading
 import time
 import urllib.error
@@ -42,6 +43,14 @@ def call(base, method, path, body=None, token=None, timeout=30):
             return e.code, None
     except (OSError, ValueError):
         return 0, None
+
+
+def metric(base, name):
+    """A counter or gauge of a node's /metrics (None when absent)."""
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    m = re.search(rf"^{name} (\d+)$", text, re.M)
+    return int(m.group(1)) if m else None
 
 
 def until_ok(fn, what, timeout=60):

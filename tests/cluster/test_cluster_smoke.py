@@ -13,15 +13,13 @@ in a temporary directory:
     history is gap-free.
 """
 
-import re
 import threading
 import time
-import urllib.request
 
 import pytest
 
 from cluster import Cluster
-from load import Load, call, until_ok
+from load import Load, call, metric, until_ok
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +29,6 @@ def cluster():
         yield c
         reports = c.sanitizer_reports()
         assert not reports, f"sanitizer reports in chatd logs: {reports}"
-
-
-def metric(base, name):
-    """A counter of the node's /metrics, or None when absent."""
-    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
-        text = r.read().decode()
-    m = re.search(rf"^{name} (\d+)$", text, re.M)
-    return int(m.group(1)) if m else None
 
 
 def user(base, tag):

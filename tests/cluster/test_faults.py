@@ -39,16 +39,14 @@ cluster is shut down and the chatd logs must hold no sanitizer report.
 Only 127.0.0.1; every wait is bounded.
 """
 
-import re
 import subprocess
 import threading
 import time
-import urllib.request
 
 import pytest
 
 from cluster import PARTS, Cluster
-from load import Load, call, until_ok
+from load import Load, call, metric, until_ok
 
 PRESENCE_WINDOW_S = 6
 CHATDS = ("c1", "c2", "c3")
@@ -96,14 +94,6 @@ def wait_for(pred, timeout, what, every=0.2):
         if time.monotonic() - t0 > timeout:
             raise AssertionError(f"{what}: not within {timeout} s (last: {last!r})")
         time.sleep(every)
-
-
-def metric(base, name):
-    """A counter or gauge of a node's /metrics (None when absent)."""
-    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
-        text = r.read().decode()
-    m = re.search(rf"^{name} (\d+)$", text, re.M)
-    return int(m.group(1)) if m else None
 
 
 def metrics(c, name):

@@ -8,38 +8,13 @@ after the shutdown fails the module. Only 127.0.0.1; every call has a
 timeout.
 """
 
-import json
 import time
-import urllib.error
-import urllib.request
 import uuid
 
 import pytest
 
 from cluster import Cluster
-
-
-def call(base, method, path, body=None, token=None, timeout=30):
-    """One HTTP request -> (status, parsed JSON or None); network errors give
-    status 0."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(base + path, data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            raw = r.read()
-            return r.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        try:
-            return e.code, json.loads(raw) if raw else None
-        except ValueError:
-            return e.code, None
-    except (OSError, ValueError):
-        return 0, None
+from load import call
 
 
 def retry_busy(fn, tries=50):
