@@ -47,7 +47,8 @@ static int read_tx(void *arg)
                                 .from_seq = old_read,
                                 .to_seq = c->seq,
                                 .delivered = delivered,
-                                .read = c->seq};
+                                .read = c->seq,
+                                .read_moved = true};
     rc = receipts_fan_out(&c->events, &move, 1, c->now);
     return rc < 0 ? rc : evb_flush(&c->events);
 }

@@ -65,8 +65,9 @@ static const struct cfg_entry table[] = {
      "a user is online this many seconds after an authenticated request"},
     {"event_retention_days", INT(event_retention_days), "30", 1, 3650,
      "inbox events are kept at least this many days"},
-    {"receipt_fanout_max", INT(receipt_fanout_max), "32", 2, 1024,
-     "in bigger groups a receipt goes only to the member and the senders it concerns"},
+    {"receipt_fanout_max", INT(receipt_fanout_max), "2", 2, 1024,
+     "threads up to this size tell every member of every receipt; bigger ones tell "
+     "only the senders it concerns (and the reader's own devices of a read)"},
     {"db_require_durable", BOOL(db_require_durable), "true", 0, 0,
      "refuse to start unless innodb_flush_log_at_trx_commit = 1"},
     {"db_failover_wait_ms", INT(db_failover_wait_ms), "10000", 0, 600000,

@@ -32,7 +32,7 @@ struct config {
     int session_idle_days;    /* a session unused this long is dead; 0 = never */
     int presence_window_s;    /* online for this long after a request */
     int event_retention_days; /* inbox events kept at least this long */
-    int receipt_fanout_max;   /* groups up to this size get every member's receipts */
+    int receipt_fanout_max;   /* threads up to this size tell every member of receipts */
     bool db_require_durable;  /* refuse to start unless every commit is flushed */
     int db_failover_wait_ms;  /* with several db hosts: how long a call waits for one */
     char redis_url[256];      /* redis://host:port: several nodes share state; "" = one node */

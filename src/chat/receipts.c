@@ -1,7 +1,8 @@
 /* receipts.c — the receipt rule (receipts.h).
  *
  * One statement reads the members of every thread the moves touch; small
- * threads fan out to all of them. For each big thread one more statement
+ * threads fan out to all of them but the mover (whose own devices hear only
+ * of reads). For each big thread one more statement
  * reads the senders of one range of its messages covering every move in it
  * (a range per statement: joined to a list, MariaDB would read the whole
  * thread), and each move goes to its member and to the senders in its own
@@ -75,10 +76,15 @@ static int fan_out(struct event_batch *b, const struct receipt_move *moves, int 
         if (sp == NULL)
             continue;
         bool small = sp->to - sp->from <= fanout_max;
-        for (int row = sp->from; row < sp->to; row++)
-            if (small || db_int(r, row, 1) == v->user_id)
-                evb_add(b, db_int(r, row, 1), EVENT_RECEIPT, v->thread_id, 0, v->user_id,
-                        v->delivered, v->read, now, blobs[m]);
+        for (int row = sp->from; row < sp->to; row++) {
+            int64_t member = db_int(r, row, 1);
+            /* The member's own devices hear of a read (each clears its
+             * unread count), not of their own delivery. */
+            bool own = member == v->user_id;
+            if (own ? v->read_moved : small)
+                evb_add(b, member, EVENT_RECEIPT, v->thread_id, 0, v->user_id, v->delivered,
+                        v->read, now, blobs[m]);
+        }
     }
     /* The senders of the newly delivered messages, per big thread: one range
      * of its messages covering every move in it (a range per statement:
@@ -127,7 +133,7 @@ static int fan_out(struct event_batch *b, const struct receipt_move *moves, int 
 
 int receipts_fan_out(struct event_batch *b, const struct receipt_move *moves, int n, int64_t now)
 {
-    if (n == 0)
+    if (n <= 0)
         return DB_OK;
     struct tail_blob **blobs = calloc((size_t)n, sizeof *blobs);
     if (blobs == NULL)

@@ -1,18 +1,22 @@
 /* receipts.h — the receipt rule: who hears that a member's delivered or
  * read position moved.
  *
- * In a thread of at most receipt_fanout_max members every member gets a
- * receipt event (API.md). In a bigger group only the member's own devices
- * and the senders (still members) of the messages newly covered do — the
- * ones whose ticks change — so that one message to a big group does not cost
- * members² events; `GET …/receipts` stays complete either way. Both paths
- * that move positions use this one function: the acknowledgement batch
- * (delivered) and POST /read (read).
+ * The senders (still members) of the messages a move newly covers hear of
+ * it — the people whose ticks change, as in WhatsApp groups — and the
+ * member's own devices hear of a read (each clears its unread count; API.md
+ * asks for the own read position only), never of their own delivery. In a
+ * thread of at most receipt_fanout_max members (default 2: the direct
+ * threads) every other member hears of every move too. A receipt event
+ * is a row per recipient, so a delivery to a group costs events only to the
+ * senders, not members² (docs/delivery.md); `GET …/receipts` stays complete
+ * either way. Both paths that move positions use this one function: the
+ * acknowledgement batch (delivered) and POST /read (read).
  *
  * May call: chat/events, live/tail, db, base. */
 #ifndef CHAT_RECEIPTS_H
 #define CHAT_RECEIPTS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "chat/events.h"
@@ -23,6 +27,7 @@ struct receipt_move {
     int64_t user_id, thread_id;
     int64_t from_seq, to_seq;
     int64_t delivered, read;
+    bool read_moved; /* the read position moved (else only delivered did) */
 };
 
 /* Sets the largest thread whose members all hear every receipt. Call once

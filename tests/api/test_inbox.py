@@ -70,6 +70,7 @@ def test_parked_poll_is_answered_when_another_user_sends(server, new_users):
     a, b = new_users(2)
     t = a.direct(b)["id"]
     c = inbox_cursor(b)
+    inbox_cursor_before_send = inbox_cursor(a)
     poll = ParkedPoll(b, c, timeout=30)
     poll.wait_parked(0.5)
     sent_at = time.monotonic()
@@ -80,12 +81,15 @@ def test_parked_poll_is_answered_when_another_user_sends(server, new_users):
     assert poll.answered_at - sent_at < 10, "the parked poll was not woken by the send"
     assert durable(r.body["events"]) == [{"type": "message", "message": m}]
     assert isinstance(r.body["next"], str) and r.body["next"] != c
-    # the next poll from there acknowledges it: b's own delivered receipt, no message again
-    r = ParkedPoll(b, r.body["next"], timeout=5, deadline=10).join()
+    # the next poll from there acknowledges it: no message again, and the
+    # delivered receipt goes to the sender, not to b's own stream
+    r = ParkedPoll(b, r.body["next"], timeout=1, deadline=10).join()
     assert r.status == 200, r
     assert messages_of(r.body["events"]) == []
+    assert [e for e in r.body["events"] if e["type"] == "receipt"] == [], r
+    events, _ = drain_inbox(a, inbox_cursor_before_send)
     assert {"type": "receipt", "thread_id": t, "user_id": b.id, "delivered_seq": 1,
-            "read_seq": 0} in r.body["events"], r
+            "read_seq": 0} in [e for e, _ in events]
 
 
 def test_timeout_with_nothing_new_answers_empty_with_the_same_cursor(server, new_user):
@@ -187,14 +191,15 @@ def test_two_devices_see_identical_streams(server, new_users):
         st, _ = carol.patch(f"/v1/threads/{g}", {"title": "after"})
         assert st == 200
         p1.wait_for(is_thread(g, lambda t: t["title"] == "after"), what="the rename")
-        drain_inbox(carol, cc)  # carol's device acknowledges: delivered receipts
-        p1.wait_for(lambda e: e["type"] == "receipt" and e["user_id"] == carol.id
-                    and e["delivered_seq"] == 3, what="carol's delivered receipt")
         assert a1.post(f"/v1/threads/{g}/read", {"seq": 3}).status == 204
         p1.wait_for(lambda e: e["type"] == "receipt" and e["user_id"] == alice.id
                     and e["read_seq"] == 3, what="alice's own read receipt")
         sent.append(a2.say(g, "from the tablet"))
         p1.wait_for(is_msg(g, 4))
+        # carol's device acknowledges: the sender (alice) hears of the delivery
+        drain_inbox(carol, cc)
+        p1.wait_for(lambda e: e["type"] == "receipt" and e["user_id"] == carol.id
+                    and e["delivered_seq"] == 4, what="carol's delivered receipt")
         time.sleep(0.5)
     finally:
         stop_pollers(p1)
@@ -559,10 +564,10 @@ def test_live_answers_from_the_tail_equal_the_database(new_users, no_tail_server
     d = a.direct(b)["id"]
     start = inbox_cursor(b)
     pb = Poller(b, since=start, timeout=5)
-    pa = Poller(a, timeout=5)  # a's acknowledgements make receipts for b
+    pa = Poller(a, timeout=5)  # a's acknowledgements of b's messages make receipts for b
+    sent = [b.say(g, "from b"), b.say(d, "from b")]
     bodies = ['plain', 'quote " backslash \\ slash /', 'emoji 😀 ünïcödé ✓', 'tab\tnl\ncr\r',
               '\u0001\u001f control', 'x' * 3000]
-    sent = []
     for i, body in enumerate(bodies):
         sent.append(a.say(g if i % 2 else d, body))
         sent.append(c.say(g, f"c{i} {body}"))
