@@ -36,7 +36,7 @@ scenario counts, per member device and thread, what the sends stored
 device has read its stream to the end (timeout=0).
 
 Users are seeded in SQL as bench/db.c does (one user registered over HTTP
-gives the Argon2id hash; users, user_streams and one session per user whose
+gives the Argon2id hash; users, user_streams, user_acks and one session per user whose
 token_hash is SHA-256 of a random 43-character token), through g1.
 
 Environment: CHATD_BIN, LOADGEN (default build/loadgen), CLUSTER_BENCH_ONLY
@@ -554,6 +554,7 @@ class Ctx:
              "INSERT INTO users (username, display_name, password_hash, created_at) VALUES "
              + ",".join(f"('{u}','Bench {i}','{self.pwhash}',{now})" for i, u in enumerate(names)) + ";",
              f"INSERT INTO user_streams (user_id, last_pos) SELECT id, 0 FROM users WHERE username LIKE '{prefix}%';",
+             f"INSERT INTO user_acks (user_id, acked_pos) SELECT id, 0 FROM users WHERE username LIKE '{prefix}%';",
              "COMMIT;",
              f"SELECT id, username FROM users WHERE username LIKE '{prefix}%';"]
         ids = {u: int(i) for i, u in self.sql("g1", "\n".join(q))}

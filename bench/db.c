@@ -3,9 +3,10 @@
  *  - seeding users: registration costs an Argon2id hash (≈ 50–100 ms, 4 at a
  *    time on the server), so 19,000 users would take many minutes. The
  *    harness registers ONE real user over HTTP (benchseed) and copies its
- *    password hash into bulk-inserted users rows, with their user_streams row
- *    and one session each whose token_hash is SHA-256 of a fresh random
- *    43-character base64url token — exactly what POST /v1/sessions stores.
+ *    password hash into bulk-inserted users rows, with their user_streams
+ *    and user_acks rows and one session each whose token_hash is SHA-256
+ *    of a fresh random 43-character base64url token — exactly what
+ *    POST /v1/sessions stores.
  *    Everything after that goes over HTTP.
  *  - seeding history for S5 (messages rows and the thread's last_seq);
  *  - the bare single-row commit ceiling: N connections, each committing one
@@ -149,6 +150,12 @@ int db_seed_users(void *db, const char *prefix, int n, const char *pwhash, struc
             goto fail;
         b.len = 0;
         sb_add(&b, "INSERT INTO user_streams (user_id, last_pos) VALUES ");
+        for (int i = start; i < end; i++)
+            sb_add(&b, "%s(%lld, 0)", i > start ? "," : "", (long long)(base + i));
+        if (exec(m, b.s, b.len) < 0)
+            goto fail;
+        b.len = 0;
+        sb_add(&b, "INSERT INTO user_acks (user_id, acked_pos) VALUES ");
         for (int i = start; i < end; i++)
             sb_add(&b, "%s(%lld, 0)", i > start ? "," : "", (long long)(base + i));
         if (exec(m, b.s, b.len) < 0)

@@ -9,7 +9,7 @@
  *   3. lock those member rows (FOR UPDATE) and keep the ones whose
  *      delivered_seq moves forward; move them;
  *   4. receipt events, by the one receipt rule (chat/receipts.h);
- *   5. move the marks.
+ *   5. move the marks (every user has one from registration on).
  * A batch that fails after its retries is split into single users. */
 #include "chat/acks.h"
 
@@ -55,6 +55,7 @@ struct ack_batch {
     int64_t *last;                /* per user: the stream's last position */
     uint32_t *version;            /* per user: hub_stream_version before it was read */
     int64_t *users, *pos, *acked; /* unique users, ascending; their new and old marks */
+    bool *has_mark;               /* per user: its user_acks row exists */
     int nusers;
     struct move *moves;
     int nmoves;
@@ -175,12 +176,17 @@ static int find_moves(struct ack_batch *b)
     if (rc < 0)
         return rc;
     for (int i = 0; i < b->nusers; i++)
-        b->acked[i] = 0;
+        b->acked[i] = -1; /* no mark row yet */
     for (int row = 0; row < r->nrows; row++) {
         int i = find_user(b, db_int(r, row, 0));
         if (i >= 0)
             b->acked[i] = db_int(r, row, 1);
     }
+    for (int i = 0; i < b->nusers; i++)
+        b->has_mark[i] = b->acked[i] >= 0;
+    for (int i = 0; i < b->nusers; i++)
+        if (b->acked[i] < 0)
+            b->acked[i] = 0;
     db_res_free(r);
 
     /* The newest message event per thread between each user's marks: one
@@ -331,15 +337,24 @@ static int ack_tx(void *arg)
         if (rc < 0)
             return rc;
     }
-    struct sbuf marks = {0};
+    struct sbuf marks = {0}, new_marks = {0};
     for (int i = 0; i < b->nusers; i++)
         if (b->pos[i] > b->acked[i])
-            sb_item(&marks, DB_JT_ROW(MARK_ROW), (long long)b->users[i], (long long)b->pos[i]);
-    if (marks.len > 0 &&
+            sb_item(b->has_mark[i] ? &marks : &new_marks, DB_JT_ROW(MARK_ROW),
+                    (long long)b->users[i], (long long)b->pos[i]);
+    /* A user seeded without a mark row gets one (registration makes it). */
+    if (new_marks.len > 0 &&
         (rc = db_exec_list("INSERT INTO user_acks (user_id, acked_pos) SELECT j.u, j.p FROM "
-                           "JSON_TABLE(?, '$[*]' " MARK_ROW_COLUMNS ") j "
-                           "ON DUPLICATE KEY UPDATE acked_pos = GREATEST(acked_pos, "
-                           "VALUES(acked_pos))",
+                           "JSON_TABLE(?, '$[*]' " MARK_ROW_COLUMNS ") j",
+                           &new_marks)) < 0) {
+        free(marks.s);
+        return rc;
+    }
+    free(new_marks.s);
+    if (marks.len > 0 &&
+        (rc = db_exec_list("UPDATE JSON_TABLE(?, '$[*]' " MARK_ROW_COLUMNS ") j STRAIGHT_JOIN "
+                           "user_acks a ON a.user_id = j.u "
+                           "SET a.acked_pos = GREATEST(a.acked_pos, j.p)",
                            &marks)) < 0)
         return rc;
     return evb_flush(&b->events);
@@ -376,8 +391,9 @@ static void run_jobs(struct ack_job **jobs, int n)
     b.acked = malloc((size_t)n * sizeof *b.acked);
     b.last = malloc((size_t)n * sizeof *b.last);
     b.version = malloc((size_t)n * sizeof *b.version);
+    b.has_mark = malloc((size_t)n * sizeof *b.has_mark);
     int rc = DB_ERR;
-    if (b.result && b.users && b.pos && b.acked && b.last && b.version) {
+    if (b.result && b.users && b.pos && b.acked && b.last && b.version && b.has_mark) {
         for (int i = 0; i < n; i++)
             if (b.nusers == 0 || b.users[b.nusers - 1] != jobs[i]->user_id)
                 b.users[b.nusers++] = jobs[i]->user_id;
@@ -410,7 +426,7 @@ static void run_jobs(struct ack_job **jobs, int n)
     }
     evb_free(&b.events);
     free(b.result), free(b.users), free(b.pos), free(b.acked), free(b.moves);
-    free(b.last), free(b.version);
+    free(b.last), free(b.version), free(b.has_mark);
 }
 
 static void run_batch(void **jobs, int n) { run_jobs((struct ack_job **)jobs, n); }

@@ -271,6 +271,15 @@ static int insert_thread_events(struct event_batch *b, size_t k, const size_t *b
     return rc;
 }
 
+/* The streams' ends of the users in a COUNT_ROW list. */
+static int read_ends(const char *list, struct db_res **r)
+{
+    return db_query(
+        "SELECT STRAIGHT_JOIN s.user_id, s.last_pos FROM JSON_TABLE(?, '$[*]' " COUNT_ROW_COLUMNS
+        ") j JOIN user_streams s ON s.user_id = j.u",
+        r, DB_ARGS(DB_STR(list)));
+}
+
 int evb_flush(struct event_batch *b)
 {
     if (b->failed)
@@ -284,12 +293,14 @@ int evb_flush(struct event_batch *b)
     if (back == NULL)
         return DB_ERR;
     struct sbuf counts = {0}, events = {0};
+    int nusers = 0;
     for (size_t i = 0; i < b->n;) {
         size_t k = i;
         while (k < b->n && b->items[k].user_id == b->items[i].user_id)
             k++;
         sb_item(&counts, DB_JT_ROW(COUNT_ROW), (long long)b->items[i].user_id, k - i);
         wake_add(&b->wake, b->items[i].user_id);
+        nusers++;
         for (size_t e = i; e < k; e++) {
             const struct evb_item *v = &b->items[e];
             back[e] = k - 1 - e;
@@ -300,15 +311,32 @@ int evb_flush(struct event_batch *b)
         }
         i = k;
     }
-    /* 1. Bump each stream once and read its new end (every user has a
-     * stream row, so nothing is inserted); 2. insert the events at the
-     * positions below that end; 3. the thread events, per snapshot. */
+    /* 1. Bump each stream once (every user has a stream row from
+     * registration on: a plain UPDATE, in the list's ascending order) and
+     * read the new ends back (rows this transaction changed read as
+     * changed); 2. insert the events at the positions below those ends;
+     * 3. the thread events, per snapshot. */
     struct db_res *r = NULL;
-    int rc = db_query_list("INSERT INTO user_streams (user_id, last_pos) SELECT j.u, j.c FROM "
-                           "JSON_TABLE(?, '$[*]' " COUNT_ROW_COLUMNS ") j "
-                           "ON DUPLICATE KEY UPDATE last_pos = last_pos + VALUES(last_pos) "
-                           "RETURNING user_id, last_pos",
-                           &counts, &r);
+    const char *list = sb_done(&counts);
+    int rc = list ? db_exec("UPDATE JSON_TABLE(?, '$[*]' " COUNT_ROW_COLUMNS ") j STRAIGHT_JOIN "
+                            "user_streams s ON s.user_id = j.u SET s.last_pos = s.last_pos + j.c",
+                            DB_ARGS(DB_STR(list)))
+                  : DB_ERR;
+    if (rc == 0)
+        rc = read_ends(list, &r);
+    if (rc == 0 && r->nrows < nusers) {
+        /* A user without a stream row (seeded around registration): the
+         * rows are made at the counts, then read again. */
+        db_res_free(r);
+        r = NULL;
+        rc = db_exec("INSERT INTO user_streams (user_id, last_pos) SELECT j.u, j.c FROM "
+                     "JSON_TABLE(?, '$[*]' " COUNT_ROW_COLUMNS ") j LEFT JOIN user_streams s "
+                     "ON s.user_id = j.u WHERE s.user_id IS NULL",
+                     DB_ARGS(DB_STR(list)));
+        if (rc == 0)
+            rc = read_ends(list, &r);
+    }
+    free(counts.s);
     if (rc == 0 && events.len > 0)
         rc = db_exec_list("INSERT INTO user_events (user_id, pos, type, thread_id, seq, actor_id, "
                           "delivered_seq, read_seq, created_at) SELECT STRAIGHT_JOIN s.user_id, "
@@ -423,8 +451,11 @@ int events_tx(db_tx_fn fn, void *ctx, struct event_batch *b)
 
 int events_stream_create(int64_t user_id)
 {
-    return db_exec("INSERT IGNORE INTO user_streams (user_id, last_pos) VALUES (?, 0)",
-                   DB_ARGS(DB_INT(user_id)));
+    int rc = db_exec("INSERT IGNORE INTO user_streams (user_id, last_pos) VALUES (?, 0)",
+                     DB_ARGS(DB_INT(user_id)));
+    return rc < 0 ? rc
+                  : db_exec("INSERT IGNORE INTO user_acks (user_id, acked_pos) VALUES (?, 0)",
+                            DB_ARGS(DB_INT(user_id)));
 }
 
 int events_head(int64_t user_id, int64_t *last_pos, int64_t *oldest_pos)

@@ -120,7 +120,8 @@ json_t *events_receipt_view(int64_t thread_id, int64_t actor, int64_t delivered,
 json_t *events_typing_view(int64_t thread_id, int64_t typer);
 bool events_is_typing(json_t *ev, void *ctx);
 
-/* Creates the stream of a new user. Returns DB_OK or DB_E*. */
+/* Creates the stream and the acknowledgement mark of a new user, inside
+ * the caller's transaction. Returns DB_OK or DB_E*. */
 int events_stream_create(int64_t user_id);
 
 /* The stream's state: the last position, and the oldest position still kept
