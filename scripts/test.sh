@@ -11,6 +11,9 @@
 #   3. the OpenAPI lint
 #   4. the API tests (pytest over real HTTP) against build/chatd-asan and a
 #      throwaway MariaDB that the test session starts and stops
+#   4b. a clone of HEAD into an empty directory (tests/standalone/run.sh):
+#      refers to nothing outside itself, builds, and `make demo` replays a
+#      short sample of its own IRC logs through it with nothing lost
 #   5. the cluster smoke test (tests/cluster/test_cluster_smoke.py): the whole
 #      `make cluster` set-up in a temporary directory, a wake across nodes,
 #      a logout seen by another node, and a chatd and the Galera writer
@@ -53,6 +56,9 @@ echo "== api tests"
 export CHATD_BIN=$PWD/build/chatd-asan
 # Debian's python3, which carries python3-pytest (not a pyenv shim).
 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/api
+
+echo "== standalone: a clone with nothing beside it builds, serves and runs make demo"
+tests/standalone/run.sh
 
 echo "== cluster smoke test (3 Galera nodes, Redis, 3 chatd, nginx)"
 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/cluster/test_cluster_smoke.py
