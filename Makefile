@@ -141,8 +141,10 @@ bench-long:
 	@$(SUBMAKE) build/chatd build/loadgen
 	@bench/run.sh long
 
-# nginx with nginx.conf on 127.0.0.1:8081 in front of a running `make run`
-# (scripts/run-nginx.sh; NGINX_LISTEN, CHATD_UPSTREAM to change the ports).
+# nginx with nginx.conf in front of a running `make run`: HTTPS on
+# 127.0.0.1:8443 with a self-signed certificate (made once in var/tls), and
+# http://127.0.0.1:8081 redirecting to it (scripts/run-nginx.sh;
+# NGINX_LISTEN, NGINX_HTTP_LISTEN, CHATD_UPSTREAM to change the ports).
 run-nginx: deps
 	@scripts/run-nginx.sh
 

@@ -491,7 +491,11 @@ chatd_wait() { # NAME: the 'listening' line, then GET /readyz = 200
 
 nginx_start() {
   check_free nginx "$NGINX_PORT"
-  # run-nginx.sh execs nginx: its PID is the nginx master's.
+  # run-nginx.sh execs nginx: its PID is the nginx master's. Plain HTTP on
+  # loopback and no limits per address: the cluster tests and benchmarks
+  # send thousands of requests from 127.0.0.1 (tests/nginx tests the TLS and
+  # the limits of nginx.conf; docs/deploy.md).
+  NGINX_TLS=off NGINX_LIMITS=off \
   NGINX_LISTEN="127.0.0.1:$NGINX_PORT" NGINX_DIR="$dir/nginx" \
   NGINX_BALANCE="${NGINX_BALANCE:-hash}" \
   CHATD_UPSTREAM="127.0.0.1:$C1_PORT,127.0.0.1:$C2_PORT,127.0.0.1:$C3_PORT" \

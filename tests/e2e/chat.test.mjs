@@ -1,6 +1,7 @@
 // chat.test.mjs — the browser app end to end: headless Chromium (Debian's,
 // driven by playwright-core) against nginx in front of chatd, as run.sh sets
-// them up (E2E_BASE_URL). Two browser contexts are two people on two
+// them up (E2E_BASE_URL: https with a self-signed certificate, which the
+// browser contexts accept; E2E_HTTP_URL: plain HTTP, redirecting to it). Two browser contexts are two people on two
 // computers; a second page in one context is a second tab.
 //
 // The tests run in order and share the people they create: each builds on
@@ -50,6 +51,7 @@ async function newContext(opts = {}) {
     viewport: { width: 1200, height: 780 },
     locale: 'en-GB',
     timezoneId: 'Europe/London',
+    ignoreHTTPSErrors: true, // run.sh's self-signed certificate
     ...opts,
   });
   return ctx;
@@ -160,11 +162,18 @@ test('served by nginx with security headers and the 1 MiB limit, and by chatd it
   assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
   assert.equal(r.headers.get('x-frame-options'), 'DENY');
   assert.equal(r.headers.get('referrer-policy'), 'no-referrer');
+  assert.match(r.headers.get('strict-transport-security'), /^max-age=\d+$/);
   const js = await fetch(`${BASE}/js/app.js`);
   assert.match(js.headers.get('content-type'), /^text\/javascript/);
   const big = await fetch(`${BASE}/v1/users`, { method: 'POST', body: 'x'.repeat(1024 * 1024 + 1) });
   assert.equal(big.status, 413);
   assert.equal((await big.json()).code, 'payload_too_large');
+  assert.equal(big.headers.get('x-content-type-options'), 'nosniff'); // on errors too
+  assert.match(big.headers.get('strict-transport-security'), /^max-age=/);
+  // Plain HTTP only redirects to HTTPS; a browser that follows lands on the app.
+  const plain = await fetch(`${process.env.E2E_HTTP_URL}/js/app.js?v=1`, { redirect: 'manual' });
+  assert.equal(plain.status, 301);
+  assert.equal(plain.headers.get('location'), `${BASE}/js/app.js?v=1`);
   assert.equal((await fetch(`${BASE}/readyz`)).status, 200);
 
   // chatd at / without nginx: the same app (its CSP comes from the meta tag).
@@ -172,6 +181,12 @@ test('served by nginx with security headers and the 1 MiB limit, and by chatd it
   const page = await newPage(ctx, 'direct');
   await page.goto(`${process.env.E2E_CHATD_URL}/`);
   await page.getByRole('heading', { name: 'Log in' }).waitFor();
+  // A browser sent to plain HTTP lands on the app over HTTPS, a secure
+  // context (Web Locks, notifications).
+  await page.goto(`${process.env.E2E_HTTP_URL}/`);
+  await page.getByRole('heading', { name: 'Log in' }).waitFor();
+  assert.equal(new URL(page.url()).origin, BASE);
+  assert.equal(await page.evaluate(() => window.isSecureContext), true);
   await ctx.close();
 });
 

@@ -9,9 +9,12 @@
 #   2. starts a private MariaDB in a temporary directory (scripts/db.sh),
 #      chatd on a free port (CHATD_BIN, default build/chatd; `make test`
 #      passes the sanitizer build), and nginx with nginx.conf adapted to those
-#      ports (scripts/run-nginx.sh)
-#   3. runs the tests (node --test) against nginx; they save screenshots in
-#      docs/screenshots/ (E2E_SCREENSHOTS to put them elsewhere)
+#      ports (scripts/run-nginx.sh): HTTPS with a self-signed certificate made
+#      in the directory, plain HTTP redirecting to it, the limits on
+#   3. runs the tests (node --test) against nginx over HTTPS (Node trusts the
+#      certificate through NODE_EXTRA_CA_CERTS; Chromium is told to accept
+#      it); they save screenshots in docs/screenshots/ (E2E_SCREENSHOTS to put
+#      them elsewhere)
 #   4. stops nginx, chatd and the database by PID, and removes the directory
 #      (kept, with the logs printed, when a test failed)
 #
@@ -111,14 +114,18 @@ free_port() {
   node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
 }
 base=""
+http_base=""
 for _ in 1 2 3; do
   port=$(free_port)
-  NGINX_LISTEN=127.0.0.1:$port CHATD_UPSTREAM=$chatd_addr NGINX_DIR=$tmp/nginx \
+  http_port=$(free_port)
+  NGINX_LISTEN=127.0.0.1:$port NGINX_HTTP_LISTEN=127.0.0.1:$http_port NGINX_TLS_DIR=$tmp/tls \
+    CHATD_UPSTREAM=$chatd_addr NGINX_DIR=$tmp/nginx \
     "$root/scripts/run-nginx.sh" >"$tmp/nginx.out" 2>&1 &
   nginx_pid=$!
   for _ in $(seq 1 100); do
-    if curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$port/readyz" 2>/dev/null; then
-      base="http://127.0.0.1:$port"
+    if curl -fsS -o /dev/null --max-time 2 --cacert "$tmp/tls/cert.pem" "https://127.0.0.1:$port/readyz" 2>/dev/null; then
+      base="https://127.0.0.1:$port"
+      http_base="http://127.0.0.1:$http_port"
       break 2
     fi
     kill -0 "$nginx_pid" 2>/dev/null || break
@@ -132,7 +139,8 @@ echo "e2e: chatd at $chatd_addr, nginx at $base"
 
 # ---- 3. the tests ----
 set +e
-E2E_BASE_URL=$base E2E_CHATD_URL=http://$chatd_addr E2E_SCREENSHOTS=${E2E_SCREENSHOTS:-$root/docs/screenshots} \
+NODE_EXTRA_CA_CERTS=$tmp/tls/cert.pem E2E_BASE_URL=$base E2E_HTTP_URL=$http_base E2E_CHATD_URL=http://$chatd_addr \
+  E2E_SCREENSHOTS=${E2E_SCREENSHOTS:-$root/docs/screenshots} \
   node --test --test-reporter=spec "$@" "$e2e"/*.test.mjs
 status=$?
 set -e
