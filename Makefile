@@ -5,7 +5,7 @@
 #   make test    install what is missing, then scripts/test.sh: the layer
 #                check, unit tests (cmocka), `make tsan`, OpenAPI lint, API
 #                tests (pytest) against a sanitizer build and a throwaway
-#                MariaDB, browser tests
+#                MariaDB, nginx.conf's tests, browser tests
 #   make tsan    unit tests and an API subset under ThreadSanitizer
 #   make         build build/chatd (installs nothing: `make run`, `make test`
 #                or scripts/deps.sh do)
@@ -47,7 +47,7 @@ UNIT_TSAN = $(UNIT:tests/unit/%.c=build/unit-tsan/%)
 # scripts/deps.sh, so pkg-config and the libraries are there when they build.
 SUBMAKE  = $(MAKE) --no-print-directory
 
-.PHONY: all run test unit tsan deps deps-test clean lint-openapi run-nginx test-e2e demo \
+.PHONY: all run test unit tsan deps deps-test clean lint-openapi run-nginx test-nginx test-e2e demo \
         check-layers format format-check check-commits cluster test-cluster
 all: build/chatd
 
@@ -147,6 +147,12 @@ bench-long:
 # NGINX_LISTEN, NGINX_HTTP_LISTEN, CHATD_UPSTREAM to change the ports).
 run-nginx: deps
 	@scripts/run-nginx.sh
+
+# nginx.conf's own tests (TLS, redirect, headers, limits, its problem+json
+# answers) in front of a stub upstream: no chatd, no database.
+test-nginx:
+	@scripts/deps.sh test
+	@/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/nginx
 
 # The browser tests alone: headless Chromium through nginx (tests/e2e/run.sh).
 test-e2e:

@@ -19,8 +19,11 @@
 #      a logout seen by another node, and a chatd and the Galera writer
 #      killed under a small load with nothing lost; `make test-cluster` runs
 #      every cluster test
-#   6. the browser tests (node --test, playwright-core driving Debian's
-#      chromium) through nginx, against the same sanitizer build
+#   6. nginx.conf's tests (tests/nginx): TLS, the redirect, the security
+#      headers, the limits and nginx's problem+json answers, in front of a
+#      stub upstream
+#   7. the browser tests (node --test, playwright-core driving Debian's
+#      chromium) through nginx over HTTPS, against the same sanitizer build
 #
 # Arguments: the unit test binaries (the Makefile passes build/unit/*).
 set -euo pipefail
@@ -62,6 +65,9 @@ tests/standalone/run.sh
 
 echo "== cluster smoke test (3 Galera nodes, Redis, 3 chatd, nginx)"
 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/cluster/test_cluster_smoke.py
+
+echo "== nginx tests (nginx.conf in front of a stub)"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/nginx
 
 echo "== e2e tests (browser, through nginx)"
 tests/e2e/run.sh
