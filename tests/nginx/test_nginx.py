@@ -44,10 +44,16 @@ SECURITY_HEADERS = {
 }
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n):
+    """n distinct ports that were free a moment ago."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 # ---- the stub upstream ----
@@ -108,24 +114,41 @@ class Front:
 
     def __init__(self, upstream):
         self.dir = tempfile.mkdtemp(prefix="chatd-nginx-test.")
-        self.port, self.http_port = free_port(), free_port()
-        env = dict(os.environ, NGINX_LISTEN=f"127.0.0.1:{self.port}",
-                   NGINX_HTTP_LISTEN=f"127.0.0.1:{self.http_port}",
-                   NGINX_DIR=f"{self.dir}/nginx", NGINX_TLS_DIR=f"{self.dir}/tls",
-                   CHATD_UPSTREAM=upstream, NGINX_TLS="on", NGINX_LIMITS="on")
-        self.out = open(f"{self.dir}/nginx.out", "w")
-        self.proc = subprocess.Popen([f"{ROOT}/scripts/run-nginx.sh"], env=env, cwd=ROOT,
-                                     stdout=self.out, stderr=subprocess.STDOUT)
+        # Another process may take a port between our choice and nginx's
+        # bind: then nginx exits, and we try other ports.
+        for _ in range(3):
+            self.port, self.http_port = free_ports(2)
+            env = dict(os.environ, NGINX_LISTEN=f"127.0.0.1:{self.port}",
+                       NGINX_HTTP_LISTEN=f"127.0.0.1:{self.http_port}",
+                       NGINX_DIR=f"{self.dir}/nginx", NGINX_TLS_DIR=f"{self.dir}/tls",
+                       CHATD_UPSTREAM=upstream, NGINX_TLS="on", NGINX_LIMITS="on")
+            self.out = open(f"{self.dir}/nginx.out", "w")
+            self.proc = subprocess.Popen([f"{ROOT}/scripts/run-nginx.sh"], env=env, cwd=ROOT,
+                                         stdout=self.out, stderr=subprocess.STDOUT)
+            if self.wait_ready():
+                break
+            self.proc.wait()
+            self.out.close()
+        else:
+            raise RuntimeError("nginx did not start: " + open(f"{self.dir}/nginx.out").read())
         self.cafile = f"{self.dir}/tls/cert.pem"
+
+    def wait_ready(self):
+        """True once nginx answers on both ports (its pid file is written
+        after it bound them); False if it exited."""
         deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("nginx did not start: " + open(f"{self.dir}/nginx.out").read())
-                time.sleep(0.05)
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if os.path.exists(f"{self.dir}/nginx/nginx.pid"):
+                try:
+                    for p in (self.port, self.http_port):
+                        socket.create_connection(("127.0.0.1", p), timeout=1).close()
+                    return True
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        if self.proc.poll() is None:
+            raise RuntimeError("nginx did not start within 20 s")
+        return False
 
     def context(self, **kw):
         ctx = ssl.create_default_context(cafile=self.cafile)
@@ -303,11 +326,26 @@ def test_body_over_1_mib_is_problem_json(front):
     assert_problem(status, headers, body, 413, "payload_too_large")
 
 
+def test_chunked_body_stops_at_1_mib(front):
+    # nginx counts a chunked body as it reads it and stops at the limit:
+    # the rest is never read (here it is never even sent).
+    chunk = b"x" * 65536
+    head = b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    body = (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * 17  # 1.0625 MiB, no final chunk
+    status, headers, answer = front.raw(head + body)
+    assert_problem(status, headers, answer, 413, "payload_too_large")
+
+
 def test_malformed_requests_are_problem_json(front):
     status, headers, body = front.raw(b"GET /a\x00b HTTP/1.1\r\nHost: x\r\n\r\n")
     assert_problem(status, headers, body, 400, "invalid_request")
     status, headers, body = front.raw(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
                                       b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+    assert_problem(status, headers, body, 400, "invalid_request")
+    status, headers, body = front.raw(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                                      b"Content-Length: 5\r\n\r\n{}")
+    assert_problem(status, headers, body, 400, "invalid_request")
+    status, headers, body = front.raw(b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n")
     assert_problem(status, headers, body, 400, "invalid_request")
     status, headers, body = front.raw(b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
     assert_problem(status, headers, body, 414, "uri_too_long")
@@ -404,7 +442,7 @@ def test_connection_limit_per_address(front):
 
 
 def test_no_node_answers_is_problem_json():
-    dead = free_port()  # nothing listens there
+    dead = free_ports(1)[0]  # nothing listens there
     f = Front(f"127.0.0.1:{dead}")
     try:
         status, headers, body = f.request("GET", "/v1/me")
