@@ -22,7 +22,7 @@ set -euo pipefail
 # wake-ups (redis_url, set only in a cluster); `make run` starts no Redis.
 run_pkgs=(gcc libc6-dev make pkg-config libmicrohttpd-dev libmariadb-dev
           libjansson-dev libsodium-dev libcurl4-openssl-dev libssl-dev libhiredis-dev
-          mariadb-server mariadb-client curl nginx)
+          mariadb-server mariadb-client curl nginx openssl)
 test_pkgs=(libcmocka-dev python3 python3-pytest python3-requests openssl chromium
            clang-format)
 # The Galera provider and its rsync state transfer (iproute2's ss finds the

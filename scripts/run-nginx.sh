@@ -67,14 +67,16 @@ case $balance in
 esac
 
 # The self-signed certificate, made once: a P-256 key, valid for localhost
-# and 127.0.0.1 for 825 days (the longest a browser accepts). Browsers warn
-# about it once; the e2e tests tell Chromium to accept it.
+# and 127.0.0.1 for 825 days (the longest a browser accepts), made again
+# when it has less than a day left. Browsers warn about it once; the e2e
+# tests tell Chromium to accept it.
 tls_rules=()
 if [ "$tls" = on ]; then
   tls_dir=${NGINX_TLS_DIR:-var/tls}
   mkdir -p "$tls_dir"
   tls_dir=$(cd "$tls_dir" && pwd)
-  if [ ! -s "$tls_dir/cert.pem" ] || [ ! -s "$tls_dir/key.pem" ]; then
+  if [ ! -s "$tls_dir/cert.pem" ] || [ ! -s "$tls_dir/key.pem" ] ||
+    ! openssl x509 -in "$tls_dir/cert.pem" -noout -checkend 86400 >/dev/null 2>&1; then
     (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
       -days 825 -subj "/CN=chatd local" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
       -keyout "$tls_dir/key.pem" -out "$tls_dir/cert.pem" 2>/dev/null) ||
