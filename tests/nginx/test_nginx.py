@@ -249,6 +249,7 @@ def assert_problem(status, headers, body, want_status, code):
     p = json.loads(body)
     assert p["status"] == want_status and p["code"] == code, p
     assert p["title"] and p["detail"], p
+    assert h.get("cache-control") == "no-store", h
     assert_security_headers(h)
 
 
