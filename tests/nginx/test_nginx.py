@@ -6,9 +6,9 @@ limits on, in front of a stub upstream written here instead of chatd: the
 stub answers at once, says which headers reached it, can hold a request, and
 can answer with an error of its own. So these tests see nginx alone: the
 80→443 redirect, TLS versions and suites, the security headers on every
-answer (errors too), nginx's own errors as problem+json, the limits per
-address (429 rate_limited with Retry-After, freed again), and that the
-upstream's own errors pass through untouched. chatd behind nginx is what the
+answer (errors too), nginx's own errors as problem+json, slow headers cut
+off, the limits per address (429 rate_limited with Retry-After, freed
+again), and that the upstream's own errors pass through untouched. chatd behind nginx is what the
 e2e tests (tests/e2e) drive.
 
 Everything listens on 127.0.0.1; a second and third client address
@@ -18,6 +18,7 @@ import http.client
 import http.server
 import json
 import os
+import select
 import shutil
 import socket
 import ssl
@@ -335,6 +336,28 @@ def test_chunked_body_stops_at_1_mib(front):
     body = (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * 17  # 1.0625 MiB, no final chunk
     status, headers, answer = front.raw(head + body)
     assert_problem(status, headers, answer, 413, "payload_too_large")
+
+
+def test_slow_headers_are_cut_off(front):
+    # Slowloris: a header line every second keeps the connection busy but
+    # never ends the header block. nginx closes it 10 s after it opened
+    # (client_header_timeout is a deadline for the whole block), without
+    # passing anything on.
+    with socket.create_connection(("127.0.0.1", front.port), timeout=10) as s:
+        with front.context().wrap_socket(s, server_hostname="127.0.0.1") as t:
+            t0 = time.monotonic()
+            t.sendall(b"GET /v1/echo HTTP/1.1\r\nHost: x\r\n")
+            closed_at = None
+            while time.monotonic() - t0 < 30:
+                try:
+                    t.sendall(b"X-Slow: 1\r\n")
+                    if select.select([t], [], [], 1.0)[0] and t.recv(1024) == b"":
+                        closed_at = time.monotonic() - t0
+                        break
+                except (OSError, ssl.SSLError):
+                    closed_at = time.monotonic() - t0
+                    break
+    assert closed_at is not None and 9 <= closed_at <= 15, closed_at
 
 
 def test_malformed_requests_are_problem_json(front):
