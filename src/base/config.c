@@ -49,6 +49,14 @@ static const struct cfg_entry table[] = {
     {"connection_memory_kb", INT(connection_memory_kb), "5", 4, 1024,
      "KiB of memory per connection, parked polls included (about what a parked poll costs): "
      "request headers beyond about this less 1 KiB are refused with 431"},
+    {"connection_limit_per_address", INT(per_address_limit), "128", 0, 1000000,
+     "open HTTP connections from one client address; 0 = no limit (behind nginx, where every "
+     "connection comes from 127.0.0.1, nginx's limit_conn does this)"},
+    {"request_header_timeout_s", INT(header_timeout_s), "10", 1, 3600,
+     "seconds for a request line and its headers to arrive, however slowly they trickle in "
+     "(the connection is closed past it)"},
+    {"request_body_timeout_s", INT(body_timeout_s), "30", 1, 3600,
+     "seconds for a request body to arrive after its headers (the connection is closed past it)"},
     {"send_workers", INT(send_workers), "2", 0, 64,
      "threads storing sends in batches (group commit); 0 = one transaction per message"},
     {"send_batch_max", INT(send_batch_max), "256", 1, 4096,
@@ -59,6 +67,10 @@ static const struct cfg_entry table[] = {
      "users whose newest stream events are kept in memory for woken polls; 0 = none"},
     {"hash_concurrency", INT(hash_concurrency), "4", 1, 256,
      "password hashes computed at once (19 MiB of memory each)"},
+    {"hash_queue_max", INT(hash_queue_max), "16", 0, 100000,
+     "registrations and logins waiting for a hash slot; more are answered 503 at once"},
+    {"hash_wait_ms", INT(hash_wait_ms), "1000", 1, 60000,
+     "a registration or login that waited this long for a hash slot is answered 503"},
     {"session_idle_days", INT(session_idle_days), "90", 0, 36500,
      "a session unused for this many days is logged out; 0 = never"},
     {"presence_window_s", INT(presence_window_s), "60", 1, 86400,

@@ -24,11 +24,16 @@ struct config {
     int connection_limit;     /* open HTTP connections, parked polls included */
     int connection_timeout_s; /* idle keep-alive connections close after this */
     int connection_memory_kb; /* libmicrohttpd's memory pool per connection */
+    int per_address_limit;    /* open connections from one address; 0 = no limit */
+    int header_timeout_s;     /* a request line and headers arrive within this */
+    int body_timeout_s;       /* a request body arrives within this after its headers */
     int send_workers;         /* group-commit threads storing sends; 0 = inline */
     int send_batch_max;       /* most messages stored in one transaction */
     int ack_workers;          /* group-commit threads storing inbox acknowledgements */
     int tail_users;           /* users whose newest events are kept in memory */
     int hash_concurrency;     /* password hashes (19 MiB each) at once */
+    int hash_queue_max;       /* registrations and logins waiting for a hash slot */
+    int hash_wait_ms;         /* longest wait for a hash slot before 503 */
     int session_idle_days;    /* a session unused this long is dead; 0 = never */
     int presence_window_s;    /* online for this long after a request */
     int event_retention_days; /* inbox events kept at least this long */

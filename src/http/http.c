@@ -1,15 +1,25 @@
 /* http.c — libmicrohttpd glue: read, parse, route, authenticate, handle,
- * respond, log. The whole request pipeline is dispatch() and proceed()
- * below; run_handler() is the one place a handler is called.
+ * respond, log. The whole request pipeline is admit(), dispatch() and
+ * proceed() below; run_handler() is the one place a handler is called.
  *
- * MHD calls access_cb() several times per request: first with the headers
- * (we allocate a struct exchange and may refuse an oversized body at once),
- * then with body chunks (appended to our own buffer, capped), then once with
- * no data, when we dispatch. A handler that returns HANDLER_RERUN or
+ * MHD calls access_cb() several times per request. First with the headers:
+ * we allocate a struct exchange and admit() the request — framing checks
+ * (NUL bytes, conflicting Content-Length, Content-Length with chunked),
+ * route, body limit, bearer token — before a byte of the body is read, so
+ * that an unknown route, a missing token or an oversized Content-Length is
+ * answered at once and its body never read. Then with body chunks (appended
+ * to our own buffer, capped: a chunked body past the cap ends the
+ * connection). Then once with no data, when we dispatch(): the JSON body is
+ * parsed and the handler runs. A handler that returns HANDLER_RERUN or
  * HANDLER_PARK gets the connection suspended; when it is resumed (the worker
  * finished, the hub woke the poll) MHD calls access_cb() once more and we
  * run the handler again. completed_cb() frees the exchange and the handler's
  * state.
+ *
+ * Every connection has a struct conn (MHD's socket context, from
+ * notify_conn()): its absolute deadline for the request line, headers and
+ * body (deadline.h), and what the request line looked like before MHD cut
+ * it into strings (for the NUL check).
  *
  * May call: chat (auth), live (hub), base. */
 #include "http/http.h"
@@ -28,6 +38,7 @@
 #include "chat/auth.h"
 #include "base/batchq.h"
 #include "live/hub.h"
+#include "http/deadline.h"
 #include "http/jsonv.h"
 #include "base/log.h"
 #include "base/metrics.h"
@@ -59,8 +70,13 @@ struct exchange {
     struct response res;
     char *body;
     size_t body_len, body_cap;
-    bool too_large;
+    uint64_t body_seen; /* bytes of body received, kept or not */
+    uint64_t body_max;  /* the most this request may send */
+    bool keep_body;     /* POST, PUT or PATCH on a route: the body is buffered */
+    bool answered;      /* admit() filled the response: sent at the last call */
+    bool sent;          /* the response was queued before the body */
     int64_t started_us;
+    int64_t queued_ms;               /* when handed to the slow-work pool */
     const struct route *route;       /* set once routed: a resumed request runs it again */
     size_t slot;                     /* metrics slot */
     enum wait wait;                  /* why the connection is suspended */
@@ -68,7 +84,17 @@ struct exchange {
     struct defer defer;
 };
 
+/* One TCP connection: MHD's socket context, made by notify_conn(). */
+struct conn {
+    struct dl_entry dl;     /* its deadline */
+    const char *raw_target; /* the request target as received, up to the first NUL */
+    size_t raw_target_len;
+    bool nul_in_target; /* a %00 decoded in the path or the query */
+};
+
 static struct MHD_Daemon *daemon_;
+static int hash_queue_max, hash_concurrency, hash_wait_ms;
+static _Atomic int slow_in_pool; /* exchanges handed to the pool and not done */
 
 /* The slow-work pool: handlers of routes marked slow (registration and
  * login: an Argon2id hash each) run here, so that an HTTP thread — which
@@ -89,12 +115,26 @@ static enum handler_status run_handler(struct exchange *ex)
     return st;
 }
 
-/* Slow routes answer in one run (they hand nothing on and never park). */
+/* The answer of a slow route when the hashing slots are all taken. */
+static enum handler_status hash_busy(struct response *res)
+{
+    resp_problem(res, 503, "unavailable", "too many logins at once; try again");
+    res->retry_after_s = 1;
+    return HANDLER_DONE;
+}
+
+/* Slow routes answer in one run (they hand nothing on and never park). One
+ * that waited past hash_wait_ms for its turn is answered 503 instead: its
+ * client has waited long enough, and it would delay the ones behind it. */
 static void run_slow(void **jobs, int n)
 {
     for (int i = 0; i < n; i++) {
         struct exchange *ex = jobs[i];
-        ex->pool_status = run_handler(ex);
+        if (mono_ms() - ex->queued_ms > hash_wait_ms)
+            ex->pool_status = hash_busy(&ex->res);
+        else
+            ex->pool_status = run_handler(ex);
+        atomic_fetch_sub(&slow_in_pool, 1);
         req_defer_done(&ex->defer);
     }
 }
@@ -165,6 +205,115 @@ static bool is_api_path(const char *path)
            strcmp(path, "/metrics") == 0;
 }
 
+/* The conn of a connection (MHD's socket context). */
+static struct conn *conn_of(struct MHD_Connection *mc)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* What the headers say about the body, gathered in one pass over them. */
+struct framing {
+    int content_lengths, transfer_encodings;
+    const char *content_length, *transfer_encoding;
+    bool nul;           /* a header line held a NUL byte (or was folded) */
+    const char *expect; /* where the next header line must start */
+};
+
+#if MHD_VERSION < 0x00097600
+/* libmicrohttpd 0.9.75 keeps the request line and the header lines in place
+ * in its read buffer, each line ended by a NUL where its CR LF (or LF) was,
+ * and hands out pointers into them. A header line that holds a NUL byte is
+ * therefore cut short, and its rest never reaches us: a value that does not
+ * end where the next line begins had a NUL in it (or was folded over two
+ * lines, which RFC 9112 lets a server refuse too). Later versions refuse
+ * NUL bytes themselves. */
+static void check_adjacent(struct framing *f, const char *line)
+{
+    if (f->expect && line != f->expect + 1 && line != f->expect + 2)
+        f->nul = true;
+}
+#else
+static void check_adjacent(struct framing *f, const char *line) { (void)f, (void)line; }
+#endif
+
+static enum MHD_Result collect_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind, (void)key_size;
+    struct framing *f = cls;
+    check_adjacent(f, key);
+    f->expect = value ? value + value_size : key + key_size;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        f->content_lengths++;
+        f->content_length = value;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->transfer_encodings++;
+        f->transfer_encoding = value;
+    }
+    return MHD_YES;
+}
+
+/* Refuses what a proxy in front could read differently from us (request
+ * smuggling) and what a C string would cut short: NUL bytes in the method,
+ * target or headers (raw or as %00), Content-Length given twice, both
+ * Content-Length and Transfer-Encoding, a transfer coding other than
+ * chunked. Sets *has_body. Returns true, or false with the response
+ * filled. */
+static bool check_framing(struct MHD_Connection *mc, struct conn *c, const char *version,
+                          struct exchange *ex, bool *has_body)
+{
+    struct response *res = &ex->res;
+    const char *method = ex->req.method;
+    struct framing f = {0};
+#if MHD_VERSION < 0x00097600
+    /* The request line: METHOD SP+ target SP version, with NULs where MHD
+     * cut it; anything else means the client sent a NUL. */
+    bool line_ok = c && c->raw_target && c->raw_target + c->raw_target_len + 1 == version;
+    for (const char *p = method + strlen(method) + 1; line_ok && p < c->raw_target; p++)
+        line_ok = *p == ' ';
+    if (!line_ok)
+        f.nul = true;
+    f.expect = version + strlen(version);
+#else
+    (void)version;
+#endif
+    MHD_get_connection_values_n(mc, MHD_HEADER_KIND, collect_framing, &f);
+#if MHD_VERSION < 0x00097600
+    /* After the last header line comes the empty line, and then the end of
+     * the header block. */
+    const union MHD_ConnectionInfo *hs =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    if (hs) {
+        const char *end = method + hs->header_size;
+        if (end - f.expect < 2 || end - f.expect > 4)
+            f.nul = true;
+    }
+#endif
+    if (f.nul || (c && c->nul_in_target)) {
+        resp_problem(res, 400, "invalid_request", "the request line or a header holds a NUL byte");
+        return false;
+    }
+    if (f.content_lengths > 1) {
+        resp_problem(res, 400, "invalid_request", "Content-Length is given more than once");
+        return false;
+    }
+    if (f.transfer_encodings > 0 && f.content_lengths > 0) {
+        resp_problem(res, 400, "invalid_request",
+                     "Content-Length and Transfer-Encoding exclude each other");
+        return false;
+    }
+    if (f.transfer_encodings > 1 ||
+        (f.transfer_encodings == 1 && strcasecmp(f.transfer_encoding, "chunked") != 0)) {
+        resp_problem(res, 501, "not_implemented", "the only transfer coding taken is chunked");
+        return false;
+    }
+    *has_body = f.transfer_encodings == 1 ||
+                (f.content_length && strtoull(f.content_length, NULL, 10) > 0);
+    return true;
+}
+
 /* Authenticates the bearer token of the request into req. Returns true, or
  * false with the response filled. */
 static bool authenticate(struct MHD_Connection *conn, struct request *req, struct response *res)
@@ -188,57 +337,93 @@ static bool authenticate(struct MHD_Connection *conn, struct request *req, struc
     return false;
 }
 
-/* The pipeline: route, check body, authenticate, handle. Returns what
- * the handler returned (HANDLER_DONE for an answer of the glue's own), or
- * WAIT_SLOW_POOL in *wait when the handler was handed to the slow-work
- * pool. */
-static enum handler_status dispatch(struct MHD_Connection *conn, struct exchange *ex)
+static bool takes_body(const char *method)
+{
+    return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+           strcmp(method, "PATCH") == 0;
+}
+
+/* The first half of the pipeline, run when the headers are complete and
+ * before any of the body is read: framing, route, body limit, token.
+ * Returns true when the request may go on (its body is read next), or
+ * false with the response filled. Sets *has_body. */
+static bool admit(struct MHD_Connection *conn, struct conn *c, const char *version,
+                  struct exchange *ex, bool *has_body)
 {
     struct request *req = &ex->req;
     struct response *res = &ex->res;
-    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, req);
+    ex->slot = metrics_route_unmatched();
+    ex->body_max = HTTP_MAX_PUBLIC_BODY;
+    if (!check_framing(conn, c, version, ex, has_body))
+        return false;
 
     if (!is_api_path(req->path)) {
         ex->slot = metrics_route_static();
         if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
             strcpy(res->allow, "GET, HEAD");
-            return resp_problem(res, 405, "method_not_allowed", "static files are read with GET");
+            resp_problem(res, 405, "method_not_allowed", "static files are read with GET");
+            return false;
         }
         ex->route = &static_route;
-        return run_handler(ex);
+        return true;
     }
 
     const struct route *route = NULL;
-    ex->slot = metrics_route_unmatched();
     switch (router_match(routes, routes_count, req->method, req->path, &route, req->params,
                          &req->nparams, res->allow, sizeof res->allow)) {
     case ROUTER_NOT_FOUND:
-        return resp_problem(res, 404, "not_found", "no such resource: %s", req->path);
+        resp_problem(res, 404, "not_found", "no such resource: %s", req->path);
+        return false;
     case ROUTER_BAD_METHOD:
-        return resp_problem(res, 405, "method_not_allowed", "%s is not allowed here; see Allow",
-                            req->method);
+        resp_problem(res, 405, "method_not_allowed", "%s is not allowed here; see Allow",
+                     req->method);
+        return false;
     case ROUTER_FOUND: break;
     }
     ex->slot = (size_t)(route - routes);
     req->route = route->pattern;
+    ex->keep_body = takes_body(req->method);
+    if (route->needs_auth && ex->keep_body)
+        ex->body_max = HTTP_MAX_BODY;
 
-    if (ex->too_large)
-        return resp_problem(res, 413, "payload_too_large", "the body is over %d bytes",
-                            HTTP_MAX_BODY);
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > ex->body_max) {
+        resp_problem(res, 413, "payload_too_large", "the body is over %llu bytes",
+                     (unsigned long long)ex->body_max);
+        return false;
+    }
     if (route->needs_auth && !authenticate(conn, req, res))
-        return HANDLER_DONE;
-    bool takes_body = strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0 ||
-                      strcmp(req->method, "PATCH") == 0;
-    if (takes_body && ex->body_len > 0) {
+        return false;
+    ex->route = route;
+    return true;
+}
+
+/* The second half, once the body is in: parse it, run the handler (or hand
+ * it to the slow-work pool, setting WAIT_SLOW_POOL). Returns what the
+ * handler returned (HANDLER_DONE for an answer of the glue's own). */
+static enum handler_status dispatch(struct MHD_Connection *conn, struct exchange *ex)
+{
+    struct request *req = &ex->req;
+    struct response *res = &ex->res;
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, req);
+    if (ex->keep_body && ex->body_len > 0) {
         const char *why;
         if (json_body_parse(ex->body, ex->body_len, &req->body, &why) < 0)
             return resp_problem(res, 400, "invalid_json", "%s", why);
     }
-    ex->route = route;
-    if (route->slow) {
+    if (ex->route->slow) {
+        /* A bounded queue: a storm of logins is answered 503 at once, and a
+         * login never waits behind more than hash_queue_max others. */
+        if (atomic_fetch_add(&slow_in_pool, 1) >= hash_concurrency + hash_queue_max) {
+            atomic_fetch_sub(&slow_in_pool, 1);
+            return hash_busy(res);
+        }
+        ex->queued_ms = mono_ms();
         ex->wait = WAIT_SLOW_POOL; /* before the hand-over: the pool may finish at once */
         if (batchq_push(&slow_pool, ex))
             return HANDLER_RERUN;
+        atomic_fetch_sub(&slow_in_pool, 1);
         ex->wait = WAIT_NONE;
     }
     return run_handler(ex);
@@ -312,66 +497,103 @@ static enum MHD_Result proceed(struct MHD_Connection *conn, struct exchange *ex,
 
 static void resume_conn(void *conn) { MHD_resume_connection(conn); }
 
+/* The first call, with the headers: make the exchange and admit the
+ * request. A refusal is answered at once when a body follows (MHD then
+ * reads none of it and closes the connection), else at the last call, so
+ * that the connection stays open for the next request. */
+static enum MHD_Result first_call(struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, void **con_cls)
+{
+    struct exchange *ex = calloc(1, sizeof *ex);
+    if (ex == NULL)
+        return MHD_NO;
+    ex->started_us = mono_us();
+    ex->req.method = method;
+    ex->req.path = url;
+    ex->req.defer = &ex->defer;
+    atomic_init(&ex->defer.state, DEFER_PENDING);
+    resp_init(&ex->res);
+    *con_cls = ex;
+    struct conn *c = conn_of(conn);
+    bool has_body = false;
+    if (admit(conn, c, version, ex, &has_body)) {
+        if (c)
+            deadline_enter(&c->dl, has_body ? DL_BODY : DL_NONE);
+        return MHD_YES;
+    }
+    if (c)
+        deadline_enter(&c->dl, DL_NONE);
+    if (!has_body) {
+        ex->answered = true;
+        return MHD_YES;
+    }
+    ex->sent = true;
+    metrics_observe(ex->slot, ex->res.status, mono_us() - ex->started_us);
+    return send_response(conn, &ex->res, true);
+}
+
+/* A piece of the body: kept (up to body_max) or, for a method that takes
+ * none, counted and dropped. Past body_max — only a chunked body gets
+ * there, a Content-Length over it was refused by admit() — the connection
+ * ends: MHD can answer only before the body or after all of it. */
+static enum MHD_Result body_part(struct exchange *ex, const char *data, size_t n)
+{
+    ex->body_seen += n;
+    if (ex->body_seen > ex->body_max) {
+        log_debug("http: %s %s: body over %llu bytes; closing", ex->req.method, ex->req.path,
+                  (unsigned long long)ex->body_max);
+        return MHD_NO;
+    }
+    if (!ex->keep_body)
+        return MHD_YES;
+    if (ex->body_len + n > ex->body_cap) {
+        size_t cap = ex->body_cap ? ex->body_cap : 1024;
+        while (cap < ex->body_len + n)
+            cap *= 2;
+        char *b = realloc(ex->body, cap);
+        if (b == NULL)
+            return MHD_NO;
+        ex->body = b;
+        ex->body_cap = cap;
+    }
+    memcpy(ex->body + ex->body_len, data, n);
+    ex->body_len += n;
+    return MHD_YES;
+}
+
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
 {
-    (void)cls, (void)version;
+    (void)cls;
     struct exchange *ex = *con_cls;
-    if (ex == NULL) {
-        ex = calloc(1, sizeof *ex);
-        if (ex == NULL)
-            return MHD_NO;
-        ex->started_us = mono_us();
-        ex->req.method = method;
-        ex->req.path = url;
-        ex->req.defer = &ex->defer;
-        atomic_init(&ex->defer.state, DEFER_PENDING);
-        resp_init(&ex->res);
-        *con_cls = ex;
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > HTTP_MAX_BODY) {
-            /* Refuse before reading: MHD closes the connection after this. */
-            resp_problem(&ex->res, 413, "payload_too_large", "the body is over %d bytes",
-                         HTTP_MAX_BODY);
-            ex->too_large = true;
-            return send_response(conn, &ex->res, true);
-        }
-        return MHD_YES;
-    }
+    if (ex == NULL)
+        return first_call(conn, url, method, version, con_cls);
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (ex->too_large || ex->body_len + n > HTTP_MAX_BODY) {
-            ex->too_large = true;
-            return MHD_YES;
-        }
-        if (ex->body_len + n > ex->body_cap) {
-            size_t cap = ex->body_cap ? ex->body_cap : 1024;
-            while (cap < ex->body_len + n)
-                cap *= 2;
-            char *b = realloc(ex->body, cap);
-            if (b == NULL)
-                return MHD_NO;
-            ex->body = b;
-            ex->body_cap = cap;
-        }
-        memcpy(ex->body + ex->body_len, upload_data, n);
-        ex->body_len += n;
-        return MHD_YES;
+        return ex->sent ? MHD_YES : body_part(ex, upload_data, n);
     }
-    if (ex->res.status == 413 && ex->too_large && ex->res.json)
+    if (ex->sent)
         return MHD_YES;        /* already answered on the first call */
     if (ex->wait != WAIT_NONE) /* resumed */
         return proceed(conn, ex, resumed(ex));
+    struct conn *c = conn_of(conn);
+    if (c)
+        deadline_enter(&c->dl, DL_NONE);
+    if (ex->answered)
+        return proceed(conn, ex, HANDLER_DONE);
     return proceed(conn, ex, dispatch(conn, ex));
 }
 
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls, (void)conn, (void)toe;
+    (void)cls, (void)toe;
+    /* Kept alive: the next request line has until the idle deadline. */
+    struct conn *c = conn_of(conn);
+    if (c)
+        deadline_enter(&c->dl, DL_IDLE);
     struct exchange *ex = *con_cls;
     if (ex == NULL)
         return;
@@ -385,12 +607,54 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* A connection opened or closed: its struct conn and its deadline. */
+static void notify_conn(void *cls, struct MHD_Connection *conn, void **socket_context,
+                        enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct conn *c = calloc(1, sizeof *c);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (c == NULL || ci == NULL) {
+            free(c);
+            return; /* no deadline for this one; everything else works */
+        }
+        deadline_open(&c->dl, ci->connect_fd);
+        *socket_context = c;
+    } else if (*socket_context) {
+        struct conn *c = *socket_context;
+        deadline_close(&c->dl);
+        free(c);
+        *socket_context = NULL;
+    }
+}
+
+/* The request line has arrived (MHD's URI log callback, before it cuts
+ * the target into path and query): a kept-alive connection's next request
+ * starts its header deadline here, and the raw target is noted for the
+ * NUL check. Returns the exchange to start with: none yet. */
+static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    struct conn *c = conn_of(conn);
+    if (c) {
+        if (c->dl.phase == DL_IDLE)
+            deadline_enter(&c->dl, DL_HEADERS);
+        c->raw_target = uri;
+        c->raw_target_len = uri ? strlen(uri) : 0;
+        c->nul_in_target = false;
+    }
+    return NULL;
+}
+
 /* Percent-decoding of the path and query: as MHD's own, except that a
  * string whose decoding holds a NUL (%00) stays encoded, so that it can never
- * be read as a shorter path ("/v1/threads/1%00/x" is not "/v1/threads/1"). */
+ * be read as a shorter path ("/v1/threads/1%00/x" is not "/v1/threads/1"),
+ * and the request is refused (check_framing). */
 static size_t unescape_cb(void *cls, struct MHD_Connection *conn, char *s)
 {
-    (void)cls, (void)conn;
+    (void)cls;
     size_t len = strlen(s);
     char *copy = malloc(len + 1);
     if (copy == NULL)
@@ -400,6 +664,10 @@ static size_t unescape_cb(void *cls, struct MHD_Connection *conn, char *s)
     if (memchr(copy, '\0', n) == NULL) {
         memcpy(s, copy, n + 1);
         len = n;
+    } else {
+        struct conn *c = conn_of(conn);
+        if (c)
+            c->nul_in_target = true;
     }
     free(copy);
     return len;
@@ -489,6 +757,13 @@ int http_start(const struct config *cfg)
         log_error("http: cannot start the slow-work pool");
         return -1;
     }
+    hash_concurrency = cfg->hash_concurrency;
+    hash_queue_max = cfg->hash_queue_max;
+    hash_wait_ms = cfg->hash_wait_ms;
+    int64_t header_ms = (int64_t)cfg->header_timeout_s * 1000;
+    if (deadline_start(header_ms, (int64_t)cfg->body_timeout_s * 1000,
+                       (int64_t)cfg->connection_timeout_s * 1000 + header_ms) < 0)
+        return -1;
     if (hub_init(resume_conn) < 0) {
         log_error("http: cannot start the hub");
         return -1;
@@ -499,7 +774,9 @@ int http_start(const struct config *cfg)
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT, limit,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_kb * 1024,
-        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_address_limit,
+        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL, MHD_OPTION_NOTIFY_CONNECTION, notify_conn,
+        NULL, MHD_OPTION_URI_LOG_CALLBACK, uri_cb, NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb,
         NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
         MHD_OPTION_END);
     if (daemon_ == NULL) {
@@ -526,4 +803,5 @@ void http_stop(void)
     nanosleep(&pause, NULL);
     MHD_stop_daemon(daemon_);
     daemon_ = NULL;
+    deadline_stop();
 }

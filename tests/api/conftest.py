@@ -135,6 +135,8 @@ class Server:
         env.update(CHAT_DB_URL=self.db.url, CHAT_LISTEN="127.0.0.1:0",
                    CHAT_WWW_ROOT=str(REPO / "www"), CHAT_SQL_DIR=str(REPO / "sql"),
                    CHAT_LOG_LEVEL="warn")
+        # The tests open many connections from 127.0.0.1 at once.
+        env.setdefault("CHAT_CONNECTION_LIMIT_PER_ADDRESS", "0")
         # As scripts/test.sh sets them, when the caller did not.
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
