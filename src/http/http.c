@@ -291,6 +291,9 @@ static bool check_framing(struct MHD_Connection *mc, struct conn *c, const char 
             f.nul = true;
     }
 #endif
+    /* Whatever the verdict, a refusal is answered before such a body. */
+    *has_body = f.transfer_encodings > 0 ||
+                (f.content_length && strtoull(f.content_length, NULL, 10) > 0);
     if (f.nul || (c && c->nul_in_target)) {
         resp_problem(res, 400, "invalid_request", "the request line or a header holds a NUL byte");
         return false;
@@ -309,8 +312,6 @@ static bool check_framing(struct MHD_Connection *mc, struct conn *c, const char 
         resp_problem(res, 501, "not_implemented", "the only transfer coding taken is chunked");
         return false;
     }
-    *has_body = f.transfer_encodings == 1 ||
-                (f.content_length && strtoull(f.content_length, NULL, 10) > 0);
     return true;
 }
 
