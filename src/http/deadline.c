@@ -110,7 +110,7 @@ void deadline_open(struct dl_entry *e, int fd)
 void deadline_enter(struct dl_entry *e, enum dl_phase phase)
 {
     pthread_mutex_lock(&mu);
-    if (e->fd >= 0) {
+    if (e->fd >= 0 && e->phase != phase) {
         unlink_locked(e);
         link_locked(e, phase);
     }

@@ -45,8 +45,9 @@ int deadline_start(int64_t headers_ms, int64_t body_ms, int64_t idle_ms);
 /* A new connection on socket fd: DL_HEADERS from now. Any thread. */
 void deadline_open(struct dl_entry *e, int fd);
 
-/* Moves the connection to phase from now (DL_NONE: no deadline). Any
- * thread; a connection that was cut stays cut. */
+/* Moves the connection to phase from now (DL_NONE: no deadline); a
+ * connection already in that phase keeps its start. Any thread; a
+ * connection that was cut stays cut. */
 void deadline_enter(struct dl_entry *e, enum dl_phase phase);
 
 /* Forgets the connection; call before its socket is closed. Any thread. */

@@ -270,11 +270,13 @@ static bool check_framing(struct MHD_Connection *mc, struct conn *c, const char 
 #if MHD_VERSION < 0x00097600
     /* The request line: METHOD SP+ target SP version, with NULs where MHD
      * cut it; anything else means the client sent a NUL. */
-    bool line_ok = c && c->raw_target && c->raw_target + c->raw_target_len + 1 == version;
-    for (const char *p = method + strlen(method) + 1; line_ok && p < c->raw_target; p++)
-        line_ok = *p == ' ';
-    if (!line_ok)
-        f.nul = true;
+    if (c) {
+        bool line_ok = c->raw_target && c->raw_target + c->raw_target_len + 1 == version;
+        for (const char *p = method + strlen(method) + 1; line_ok && p < c->raw_target; p++)
+            line_ok = *p == ' ';
+        if (!line_ok)
+            f.nul = true;
+    }
     f.expect = version + strlen(version);
 #else
     (void)version;
@@ -338,6 +340,18 @@ static bool authenticate(struct MHD_Connection *conn, struct request *req, struc
     return false;
 }
 
+/* Answers 413 when Content-Length says more than the request may send. */
+static bool body_fits(struct MHD_Connection *conn, struct exchange *ex)
+{
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl == NULL || strtoull(cl, NULL, 10) <= ex->body_max)
+        return true;
+    resp_problem(&ex->res, 413, "payload_too_large", "the body is over %llu bytes",
+                 (unsigned long long)ex->body_max);
+    return false;
+}
+
 static bool takes_body(const char *method)
 {
     return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
@@ -366,7 +380,7 @@ static bool admit(struct MHD_Connection *conn, struct conn *c, const char *versi
             return false;
         }
         ex->route = &static_route;
-        return true;
+        return body_fits(conn, ex);
     }
 
     const struct route *route = NULL;
@@ -387,13 +401,8 @@ static bool admit(struct MHD_Connection *conn, struct conn *c, const char *versi
     if (route->needs_auth && ex->keep_body)
         ex->body_max = HTTP_MAX_BODY;
 
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > ex->body_max) {
-        resp_problem(res, 413, "payload_too_large", "the body is over %llu bytes",
-                     (unsigned long long)ex->body_max);
+    if (!body_fits(conn, ex))
         return false;
-    }
     if (route->needs_auth && !authenticate(conn, req, res))
         return false;
     ex->route = route;
@@ -497,6 +506,9 @@ static enum MHD_Result proceed(struct MHD_Connection *conn, struct exchange *ex,
 }
 
 static void resume_conn(void *conn) { MHD_resume_connection(conn); }
+
+static int64_t cuts_gauge(void) { return (int64_t)deadline_cuts(); }
+static int64_t hash_queue_gauge(void) { return atomic_load(&slow_in_pool); }
 
 /* The first call, with the headers: make the exchange and admit the
  * request. A refusal is answered at once when a body follows (MHD then
@@ -640,8 +652,7 @@ static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *conn)
     (void)cls;
     struct conn *c = conn_of(conn);
     if (c) {
-        if (c->dl.phase == DL_IDLE)
-            deadline_enter(&c->dl, DL_HEADERS);
+        deadline_enter(&c->dl, DL_HEADERS); /* from now, when it was waiting */
         c->raw_target = uri;
         c->raw_target_len = uri ? strlen(uri) : 0;
         c->nul_in_target = false;
@@ -765,6 +776,14 @@ int http_start(const struct config *cfg)
     if (deadline_start(header_ms, (int64_t)cfg->body_timeout_s * 1000,
                        (int64_t)cfg->connection_timeout_s * 1000 + header_ms) < 0)
         return -1;
+    if (metrics_gauge("chatd_http_deadline_cuts",
+                      "Connections closed past their request line, header or body deadline.",
+                      cuts_gauge) < 0 ||
+        metrics_gauge("chatd_hash_queue", "Registrations and logins hashing or waiting to.",
+                      hash_queue_gauge) < 0) {
+        log_error("http: out of memory");
+        return -1;
+    }
     if (hub_init(resume_conn) < 0) {
         log_error("http: cannot start the hub");
         return -1;
