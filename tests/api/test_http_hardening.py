@@ -193,6 +193,11 @@ def test_login_body_limit_is_16_kib_and_checked_from_content_length(server):
     make_user(server, name, pw)
 
 
+def test_static_file_request_with_a_big_body_is_413(server):
+    assert_problem(raw(server, head(server, "GET", "/index.html", f"Content-Length: {MIB}")),
+                   413, "payload_too_large")
+
+
 def test_authenticated_body_over_content_length_limit_is_413_at_once(server, new_user):
     u = new_user()
     s = connect(server)
@@ -341,12 +346,21 @@ def test_slow_headers_are_cut_at_the_header_deadline(strict_server):
     assert requests.get(strict_server.base + "/healthz", timeout=10).status_code == 200
 
 
+def metric(server, name):
+    text = requests.get(server.base + "/metrics", timeout=10).text
+    m = re.search(r"(?m)^" + name + r" (\d+)$", text)
+    assert m, f"{name} not in /metrics"
+    return int(m.group(1))
+
+
 def test_silent_new_connection_is_cut_at_the_header_deadline(strict_server):
+    before = metric(strict_server, "chatd_http_deadline_cuts")
     s = connect(strict_server)
     try:
         assert closed_within(s, SHORT_HEADER_S + 3)
     finally:
         s.close()
+    assert metric(strict_server, "chatd_http_deadline_cuts") > before
 
 
 def test_slow_body_is_cut_at_the_body_deadline(strict_server):
