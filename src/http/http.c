@@ -218,6 +218,7 @@ struct framing {
     int content_lengths, transfer_encodings;
     const char *content_length, *transfer_encoding;
     bool nul;           /* a header line held a NUL byte (or was folded) */
+    bool bare_cr;       /* a header value held a CR not followed by LF */
     const char *expect; /* where the next header line must start */
 };
 
@@ -245,6 +246,8 @@ static enum MHD_Result collect_framing(void *cls, enum MHD_ValueKind kind, const
     struct framing *f = cls;
     check_adjacent(f, key);
     f->expect = value ? value + value_size : key + key_size;
+    if (value && memchr(value, '\r', value_size))
+        f->bare_cr = true; /* a line end to some proxies, not to MHD */
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
         f->content_lengths++;
         f->content_length = value;
@@ -257,7 +260,8 @@ static enum MHD_Result collect_framing(void *cls, enum MHD_ValueKind kind, const
 
 /* Refuses what a proxy in front could read differently from us (request
  * smuggling) and what a C string would cut short: NUL bytes in the method,
- * target or headers (raw or as %00), Content-Length given twice, both
+ * target or headers (raw or as %00), a bare CR or a folded line in a
+ * header, Content-Length given twice, both
  * Content-Length and Transfer-Encoding, a transfer coding other than
  * chunked. Sets *has_body. Returns true, or false with the response
  * filled. */
@@ -297,7 +301,12 @@ static bool check_framing(struct MHD_Connection *mc, struct conn *c, const char 
     *has_body = f.transfer_encodings > 0 ||
                 (f.content_length && strtoull(f.content_length, NULL, 10) > 0);
     if (f.nul || (c && c->nul_in_target)) {
-        resp_problem(res, 400, "invalid_request", "the request line or a header holds a NUL byte");
+        resp_problem(res, 400, "invalid_request",
+                     "a NUL byte (or a folded header line) in the request line or headers");
+        return false;
+    }
+    if (f.bare_cr) {
+        resp_problem(res, 400, "invalid_request", "a header value holds a bare CR");
         return false;
     }
     if (f.content_lengths > 1) {

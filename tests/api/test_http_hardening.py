@@ -273,6 +273,14 @@ def test_nul_in_a_header_value_is_400(server, new_user):
         assert_problem(raw(server, req), 400, "invalid_request")
 
 
+@pytest.mark.parametrize("line", [b"X-Note: a\rb", b"X-Note: a\r\n  folded"])
+def test_bare_cr_or_folded_header_is_400(server, line):
+    """A bare CR ends a line for some proxies; obs-fold is obsolete (RFC
+    9112 lets a server refuse it): either could frame differently."""
+    req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + line + b"\r\n\r\n"
+    assert_problem(raw(server, req), 400, "invalid_request")
+
+
 def test_nul_in_the_method_is_400(server):
     assert_problem(raw(server, b"GET\x00X /healthz HTTP/1.1\r\nHost: x\r\n\r\n"), 400,
                    "invalid_request")
