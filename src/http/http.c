@@ -261,10 +261,9 @@ static enum MHD_Result collect_framing(void *cls, enum MHD_ValueKind kind, const
 /* Refuses what a proxy in front could read differently from us (request
  * smuggling) and what a C string would cut short: NUL bytes in the method,
  * target or headers (raw or as %00), a bare CR or a folded line in a
- * header, Content-Length given twice, both
- * Content-Length and Transfer-Encoding, a transfer coding other than
- * chunked. Sets *has_body. Returns true, or false with the response
- * filled. */
+ * header, Content-Length given twice, both Content-Length and
+ * Transfer-Encoding, a transfer coding other than chunked. Sets *has_body.
+ * Returns true, or false with the response filled. */
 static bool check_framing(struct MHD_Connection *mc, struct conn *c, const char *version,
                           struct exchange *ex, bool *has_body)
 {
