@@ -17,6 +17,9 @@ stop() {
 }
 trap stop EXIT
 trap 'exit 0' INT TERM
+# Locally everything comes from 127.0.0.1: nginx (`make run-nginx`) and the
+# replay (`make demo`, a poll per present user) alike.
+export CHAT_CONNECTION_LIMIT_PER_ADDRESS=${CHAT_CONNECTION_LIMIT_PER_ADDRESS:-0}
 build/chatd &
 pid=$!
 wait "$pid"
