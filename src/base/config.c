@@ -49,9 +49,10 @@ static const struct cfg_entry table[] = {
     {"connection_memory_kb", INT(connection_memory_kb), "5", 4, 1024,
      "KiB of memory per connection, parked polls included (about what a parked poll costs): "
      "request headers beyond about this less 1 KiB are refused with 431"},
-    {"connection_limit_per_address", INT(per_address_limit), "128", 0, 1000000,
-     "open HTTP connections from one client address; 0 = no limit (behind nginx, where every "
-     "connection comes from 127.0.0.1, nginx's limit_conn does this)"},
+    {"connection_limit_per_address", INT(per_address_limit), "0", 0, 1000000,
+     "open HTTP connections from one client address, for a chatd reached directly; 0 = no "
+     "limit (the default: behind nginx every connection comes from 127.0.0.1, and nginx's "
+     "limit_conn counts the real clients)"},
     {"request_header_timeout_s", INT(header_timeout_s), "10", 1, 3600,
      "seconds for a request line and its headers to arrive, however slowly they trickle in "
      "(the connection is closed past it)"},
