@@ -446,8 +446,30 @@ static void joins_forget(void)
     pthread_mutex_unlock(&joined_mu);
 }
 
+/* Drops the joins older than REJOIN_MS from m (under joined_mu): such an
+ * entry is due again anyway, and ended sessions must not stay forever. */
+static void joins_sweep(struct idmap *m, int64_t now)
+{
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->keys[i] == 0 || now - (int64_t)(intptr_t)m->values[i] <= REJOIN_MS)
+            continue;
+        idmap_del(m, m->keys[i]);
+        i--; /* backward-shift deletion may have moved another entry here */
+    }
+}
+
 void cluster_join(const int64_t *users, const int64_t *sessions, size_t n)
 {
+    static int64_t next_sweep; /* mono ms */
+    if (mono_ms() >= next_sweep) {
+        pthread_mutex_lock(&joined_mu);
+        if (mono_ms() >= next_sweep) {
+            joins_sweep(&joined_users, mono_ms());
+            joins_sweep(&joined_sessions, mono_ms());
+            next_sweep = mono_ms() + REJOIN_MS;
+        }
+        pthread_mutex_unlock(&joined_mu);
+    }
     if (!enabled || !atomic_load(&healthy))
         return;
     redisContext *c = conn();

@@ -52,7 +52,10 @@ struct user_entry {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t tick = PTHREAD_COND_INITIALIZER;
-static struct idmap users, sessions, session_seen; /* session_seen: last ephemeral id taken */
+/* session_seen: the last ephemeral id each session took; emptied of ids
+ * too old to matter (forget_stale_seen) and of ended sessions. */
+static struct idmap users, sessions, session_seen;
+static int64_t seen_floor; /* ephemeral_next_id at the previous sweep */
 static struct waiter **heap;
 static size_t heap_len, heap_cap, total;
 static hub_resume_fn resume_conn;
@@ -192,6 +195,21 @@ static void forget_idle_users(int64_t now)
     }
 }
 
+/* Drops the session_seen entries below every ephemeral event still kept:
+ * such an entry queues the same events as no entry. Called under the lock
+ * every 5 s (>= EPHEMERAL_KEEP_MS): events younger than that were made
+ * after the previous sweep, so their ids are >= seen_floor. */
+static void forget_stale_seen(void)
+{
+    for (size_t i = 0; i < session_seen.cap; i++) {
+        if (session_seen.keys[i] == 0 || (intptr_t)session_seen.values[i] >= seen_floor)
+            continue;
+        idmap_del(&session_seen, session_seen.keys[i]);
+        i--; /* backward-shift deletion may have moved another entry here */
+    }
+    seen_floor = ephemeral_next_id;
+}
+
 static void *timer_main(void *arg)
 {
     (void)arg;
@@ -200,7 +218,8 @@ static void *timer_main(void *arg)
     while (!stopping) {
         if (mono_ms() >= next_sweep) {
             forget_idle_users(mono_ms());
-            next_sweep = mono_ms() + 5000;
+            forget_stale_seen();
+            next_sweep = mono_ms() + EPHEMERAL_KEEP_MS;
         }
         struct resume_batch batch = {0};
         int64_t now = mono_ms();
@@ -437,6 +456,7 @@ void hub_end_session(int64_t session_id)
 {
     void *resume = NULL;
     pthread_mutex_lock(&lock);
+    idmap_del(&session_seen, session_id);
     struct waiter *w = idmap_get(&sessions, session_id);
     if (w) {
         w->revoked = true;
