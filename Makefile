@@ -22,7 +22,7 @@
 PKGS     = libmicrohttpd libmariadb jansson libsodium libcurl libcrypto hiredis
 WARN     = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wpedantic
 CFLAGS_B = -std=gnu11 $(WARN) -Isrc -Ihandlers -pthread -MMD -MP $(shell pkg-config --cflags $(PKGS))
-LIBS     = $(shell pkg-config --libs $(PKGS)) -pthread
+LIBS     = $(shell pkg-config --libs $(PKGS)) -lcrack -pthread # cracklib has no .pc
 REL      = -O2 -g
 ASAN     = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 TSAN     = -O1 -g -fno-omit-frame-pointer -fsanitize=thread

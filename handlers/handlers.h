@@ -15,6 +15,9 @@ enum handler_status users_create(struct request *req, struct response *res);
 enum handler_status users_search(struct request *req, struct response *res);
 enum handler_status users_get(struct request *req, struct response *res);
 enum handler_status me_get(struct request *req, struct response *res);
+/* account.c: PUT /v1/me/password (slow: two hashes), GET /v1/me/audit */
+enum handler_status me_password_put(struct request *req, struct response *res);
+enum handler_status me_audit_get(struct request *req, struct response *res);
 
 /* sessions.c */
 enum handler_status sessions_create(struct request *req, struct response *res);

@@ -9,6 +9,8 @@ const struct route routes[] = {
     {"GET", "/v1/users", users_search, true, false},
     {"GET", "/v1/users/{id}", users_get, true, false},
     {"GET", "/v1/me", me_get, true, false},
+    {"PUT", "/v1/me/password", me_password_put, true, true},
+    {"GET", "/v1/me/audit", me_audit_get, true, false},
 
     {"POST", "/v1/sessions", sessions_create, false, true},
     {"GET", "/v1/sessions", sessions_list, true, false},

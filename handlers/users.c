@@ -60,10 +60,14 @@ enum handler_status users_create(struct request *req, struct response *res)
         return resp_problem(res, 400, "invalid_username",
                             "username must be 3..32 characters of A-Z a-z 0-9 _ . -");
     }
-    if (!json_is_string(jpass) || json_string_length(jpass) < 8 ||
-        json_string_length(jpass) > 256) {
-        return resp_problem(res, 400, "invalid_password", "password must be 8..256 bytes");
-    }
+    if (!json_is_string(jpass) || json_string_length(jpass) > 256)
+        return resp_problem(res, 400, "invalid_password",
+                            "password must be a string of 12 "
+                            "characters to 256 bytes");
+    const char *weak = auth_password_weak(json_string_value(jpass), json_string_length(jpass),
+                                          username);
+    if (weak)
+        return resp_problem(res, 400, "weak_password", "%s", weak);
     const char *display;
     if (!jv_str(res, body, "display_name", JV_NULLABLE, 1, 64, &display, NULL))
         return HANDLER_DONE;

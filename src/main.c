@@ -34,7 +34,8 @@
 #include "base/util.h"
 
 /* The janitor: prunes inbox events past the retention, old login
- * failures and week-old notification log lines, in small batches, once a minute. */
+ * failures, audit events and device keys (auth_prune), and week-old notification log lines, in
+ * small batches, once a minute. */
 static atomic_bool janitor_running = true;
 static int64_t retention_ms;
 
@@ -175,6 +176,9 @@ int main(int argc, char **argv)
         log_error("chatd: start-up failed");
         return 1;
     }
+    auth_set_limits(&(struct auth_limits){cfg.sessions_max, cfg.login_free_failures,
+                                          cfg.login_address_free_failures, cfg.login_delay_max_s,
+                                          cfg.audit_retention_days});
     retention_ms = (int64_t)cfg.event_retention_days * 86400000LL;
     receipts_init(cfg.receipt_fanout_max);
     pthread_t janitor;

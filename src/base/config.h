@@ -35,21 +35,26 @@ struct config {
     int hash_queue_max;       /* registrations and logins waiting for a hash slot */
     int hash_wait_ms;         /* longest wait for a hash slot before 503 */
     int session_idle_days;    /* a session unused this long is dead; 0 = never */
-    int presence_window_s;    /* online for this long after a request */
-    int event_retention_days; /* inbox events kept at least this long */
-    int receipt_fanout_max;   /* threads up to this size tell every member of receipts */
-    bool db_require_durable;  /* refuse to start unless every commit is flushed */
-    int db_failover_wait_ms;  /* with several db hosts: how long a call waits for one */
-    char redis_url[256];      /* redis://host:port: several nodes share state; "" = one node */
-    char node_id[128];        /* this node's name in the cluster; "" = hostname:pid */
-    int push_grace_ms;        /* wait before deciding a message push */
-    int push_max_attempts;    /* tries per device before giving up */
-    char apns_url[256];       /* APNs base URL */
-    char apns_key_file[512];  /* .p8 key; APNs is off without it */
-    char apns_key_id[64];     /* the JWT's kid */
-    char apns_team_id[64];    /* the JWT's iss */
-    char apns_topic[256];     /* default apns-topic (bundle id) */
-    char fcm_url[256];        /* FCM base URL */
+    int sessions_max;         /* sessions per user; a login beyond ends the idlest */
+    int login_free_failures;  /* failed logins per username before the backoff */
+    int login_address_free_failures; /* the same per client address */
+    int login_delay_max_s;           /* the backoff's cap */
+    int audit_retention_days;        /* authentication events kept this long */
+    int presence_window_s;           /* online for this long after a request */
+    int event_retention_days;        /* inbox events kept at least this long */
+    int receipt_fanout_max;          /* threads up to this size tell every member of receipts */
+    bool db_require_durable;         /* refuse to start unless every commit is flushed */
+    int db_failover_wait_ms;         /* with several db hosts: how long a call waits for one */
+    char redis_url[256];     /* redis://host:port: several nodes share state; "" = one node */
+    char node_id[128];       /* this node's name in the cluster; "" = hostname:pid */
+    int push_grace_ms;       /* wait before deciding a message push */
+    int push_max_attempts;   /* tries per device before giving up */
+    char apns_url[256];      /* APNs base URL */
+    char apns_key_file[512]; /* .p8 key; APNs is off without it */
+    char apns_key_id[64];    /* the JWT's kid */
+    char apns_team_id[64];   /* the JWT's iss */
+    char apns_topic[256];    /* default apns-topic (bundle id) */
+    char fcm_url[256];       /* FCM base URL */
     char fcm_credentials_file[512]; /* service-account JSON; FCM is off without it */
     char fcm_token_url[256];        /* OAuth token endpoint override */
     char push_ca_file[512];         /* CA bundle for the providers' TLS; empty = system */

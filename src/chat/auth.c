@@ -7,17 +7,22 @@
  * request. */
 #include "chat/auth.h"
 
+#include <crack.h> /* after stddef.h: it uses size_t */
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <semaphore.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "db/db.h"
 #include "live/cluster.h"
 #include "base/log.h"
+#include "live/hub.h"
 #include "live/presence.h"
 #include "base/util.h"
 
@@ -160,6 +165,14 @@ int auth_init(int hash_concurrency, int session_idle_days)
     if (sem_init(&hash_slots, 0, (unsigned)hash_concurrency) != 0)
         return -1;
     idle_ms = (int64_t)session_idle_days * 86400000LL;
+    char dict[512];
+    snprintf(dict, sizeof dict, "%s.pwd", GetDefaultCracklibDict());
+    if (access(dict, R_OK) != 0) {
+        log_error("auth: no cracklib dictionary at %s (install cracklib-runtime: "
+                  "scripts/deps.sh run)",
+                  dict);
+        return -1;
+    }
     return crypto_pwhash_str_alg(dummy_hash, "not a password", 14, OPSLIMIT, MEMLIMIT,
                                  crypto_pwhash_ALG_ARGON2ID13) == 0
                ? 0
@@ -262,44 +275,305 @@ int auth_flush_last_seen(void)
                         &rows);
 }
 
-/* Login throttling: failures per username in login_failures (auth.h). */
-#define THROTTLE_FAILURES 20
-#define THROTTLE_WINDOW_MS (15 * 60 * 1000)
+/* --- limits, password policy --- */
 
-int64_t auth_login_wait_s(const char *username, int64_t now)
+static struct auth_limits limits = {100, 5, 20, 300, 90};
+
+void auth_set_limits(const struct auth_limits *l) { limits = *l; }
+
+static pthread_mutex_t crack_mu = PTHREAD_MUTEX_INITIALIZER; /* cracklib is not thread-safe */
+
+/* cracklib's verdict on pw with username, or NULL (under crack_mu). */
+static const char *crack_check(const char *pw, const char *username)
+{
+    return FascistCheckUser(pw, GetDefaultCracklibDict(), username, NULL);
+}
+
+/* The part of pw that is left when digits and punctuation around it are
+ * taken off, and a repeated word once ("password1234", "!!iloveyou",
+ * "abcabcabc"), into core (len + 1 bytes). */
+static void password_core(const char *pw, size_t len, char *core)
+{
+    size_t a = 0, b = len;
+    while (a < b && (isdigit((unsigned char)pw[a]) || ispunct((unsigned char)pw[a])))
+        a++;
+    while (b > a && (isdigit((unsigned char)pw[b - 1]) || ispunct((unsigned char)pw[b - 1])))
+        b--;
+    size_t n = b - a;
+    for (size_t unit = 1; unit <= n / 2; unit++) {
+        if (n % unit != 0)
+            continue;
+        size_t i = unit;
+        while (i < n && memcmp(pw + a + i, pw + a, unit) == 0)
+            i += unit;
+        if (i == n) {
+            n = unit;
+            break;
+        }
+    }
+    memcpy(core, pw + a, n);
+    core[n] = '\0';
+}
+
+const char *auth_password_weak(const char *password, size_t len, const char *username)
+{
+    static _Thread_local char why[160]; /* one per thread: returned after the unlock */
+    size_t chars = 0;
+    for (size_t i = 0; i < len; i++)
+        chars += ((unsigned char)password[i] & 0xC0) != 0x80;
+    if (chars < AUTH_PASSWORD_MIN)
+        return "a password needs at least 12 characters";
+    if (len > 256)
+        return "a password has at most 256 bytes";
+    if (memchr(password, '\0', len))
+        return "a password has no NUL character";
+    char *core = malloc(len + 1);
+    if (core == NULL)
+        return "out of memory";
+    password_core(password, len, core);
+    const char *msg = NULL;
+    pthread_mutex_lock(&crack_mu);
+    msg = crack_check(password, username);
+    /* cracklib lets "password1234" through: check the word inside too. */
+    if (msg == NULL && strlen(core) >= 6 && strlen(core) < len && crack_check(core, username))
+        msg = "it is a common word with digits or symbols around it, or repeated";
+    if (msg)
+        snprintf(why, sizeof why, "this password is too easy to guess: %s", msg);
+    pthread_mutex_unlock(&crack_mu);
+    free(core);
+    return msg ? why : NULL;
+}
+
+/* --- login backoff (see auth.h) --- */
+
+#define LOGIN_WINDOW_MS (60 * 60 * 1000)
+
+/* The wait (s) of one counter: n failures, the latest at last (ms). */
+static int64_t backoff_s(int64_t n, int64_t last, int free_failures, int64_t now)
+{
+    if (n < free_failures)
+        return 0;
+    int64_t step = n - free_failures;
+    int64_t delay_s = step >= 20 ? limits.login_delay_max_s : (int64_t)1 << step;
+    if (delay_s > limits.login_delay_max_s)
+        delay_s = limits.login_delay_max_s;
+    int64_t wait_ms = last + delay_s * 1000 - now;
+    return wait_ms > 0 ? (wait_ms + 999) / 1000 : 0;
+}
+
+/* The wait (s) of the counter the statement sql reads (count, latest), or
+ * DB_E*. */
+static int64_t counter_wait_s(const char *sql, struct db_arg key, int free_failures, int64_t now)
 {
     struct db_res *r;
-    int rc = db_query("SELECT at FROM login_failures WHERE username = ? AND at > ? "
-                      "ORDER BY at DESC LIMIT 20",
-                      &r, DB_ARGS(DB_STR(username), DB_INT(now - THROTTLE_WINDOW_MS)));
+    int rc = db_query(sql, &r, DB_ARGS(key, DB_INT(now - LOGIN_WINDOW_MS)));
     if (rc < 0)
         return rc;
-    int64_t wait = 0;
-    if (r->nrows >= THROTTLE_FAILURES) {
-        int64_t oldest = db_int(r, THROTTLE_FAILURES - 1, 0);
-        wait = (oldest + THROTTLE_WINDOW_MS - now + 999) / 1000;
-        if (wait < 1)
-            wait = 1;
-    }
+    int64_t wait = r->nrows ? backoff_s(db_int(r, 0, 0), db_int(r, 0, 1), free_failures, now) : 0;
     db_res_free(r);
     return wait;
 }
 
-void auth_login_failed(const char *username, int64_t now)
+int64_t auth_login_wait_s(const struct auth_attempt *a, int64_t now)
 {
-    db_exec("DELETE FROM login_failures WHERE username = ? AND at <= ?",
-            DB_ARGS(DB_STR(username), DB_INT(now - THROTTLE_WINDOW_MS)));
-    db_exec("INSERT INTO login_failures (username, at) VALUES (?, ?)",
-            DB_ARGS(DB_STR(username), DB_INT(now)));
+    if (a->device)
+        return counter_wait_s("SELECT COUNT(*), MAX(at) FROM login_failures "
+                              "WHERE device_hash = ? AND at > ?",
+                              DB_STRN(a->device_hash, 32), limits.login_free_failures, now);
+    int64_t w = counter_wait_s("SELECT COUNT(*), MAX(at) FROM login_failures "
+                               "WHERE username = ? AND at > ? AND device_hash IS NULL",
+                               DB_STR(a->username), limits.login_free_failures, now);
+    /* A loopback client without a proxy's X-Forwarded-For is a local tool
+     * or test, not a stranger: no address counter. */
+    if (w < 0 || a->address[0] == '\0' || strncmp(a->address, "127.", 4) == 0 ||
+        strcmp(a->address, "::1") == 0)
+        return w;
+    int64_t wa = counter_wait_s("SELECT COUNT(*), MAX(at) FROM login_failures "
+                                "WHERE address = ? AND at > ? AND device_hash IS NULL",
+                                DB_STR(a->address), limits.login_address_free_failures, now);
+    return wa < 0 || wa > w ? wa : w;
 }
 
-void auth_login_succeeded(const char *username)
+void auth_login_failed(const struct auth_attempt *a, int64_t now)
 {
-    db_exec("DELETE FROM login_failures WHERE username = ?", DB_ARGS(DB_STR(username)));
+    db_exec("INSERT INTO login_failures (username, at, address, device_hash) VALUES (?, ?, ?, ?)",
+            DB_ARGS(DB_STR(a->username), DB_INT(now), DB_STR(a->address),
+                    a->device ? DB_STRN(a->device_hash, 32)
+                              : (struct db_arg){.type = DB_ARG_NULL}));
+}
+
+void auth_login_succeeded(const struct auth_attempt *a)
+{
+    /* A known device's login says nothing about the strangers: their
+     * count stands. */
+    if (a->device) {
+        db_exec("DELETE FROM login_failures WHERE device_hash = ?",
+                DB_ARGS(DB_STRN(a->device_hash, 32)));
+        return;
+    }
+    db_exec("DELETE FROM login_failures WHERE username = ? AND device_hash IS NULL",
+            DB_ARGS(DB_STR(a->username)));
+}
+
+/* --- device keys --- */
+
+int auth_device_key_check(const char *key, size_t len, int64_t user_id, int64_t now,
+                          unsigned char *hash)
+{
+    if (len != AUTH_TOKEN_LEN - 1)
+        return 0;
+    auth_token_hash(key, len, hash);
+    int rc = db_exec("UPDATE device_keys SET last_used_at = ? WHERE key_hash = ? AND user_id = ?",
+                     DB_ARGS(DB_INT(now), DB_STRN(hash, 32), DB_INT(user_id)));
+    if (rc < 0)
+        return rc;
+    /* A row whose last_used_at was already now counts as found too. */
+    if (db_affected() > 0)
+        return 1;
+    struct db_res *r;
+    rc = db_query("SELECT 1 FROM device_keys WHERE key_hash = ? AND user_id = ?", &r,
+                  DB_ARGS(DB_STRN(hash, 32), DB_INT(user_id)));
+    if (rc < 0)
+        return rc;
+    int found = r->nrows > 0;
+    db_res_free(r);
+    return found;
+}
+
+int auth_device_key_new(int64_t user_id, int64_t now, char *key)
+{
+    unsigned char hash[32];
+    auth_token_new(key, hash);
+    return db_exec("INSERT INTO device_keys (key_hash, user_id, created_at, last_used_at) "
+                   "VALUES (?, ?, ?, ?)",
+                   DB_ARGS(DB_STRN(hash, 32), DB_INT(user_id), DB_INT(now), DB_INT(now)));
+}
+
+/* --- sessions --- */
+
+int auth_session_start(int64_t user_id, const char *device_name, const char *address, int64_t now,
+                       char *token, int64_t *session_id)
+{
+    unsigned char hash[32];
+    auth_token_new(token, hash);
+    int rc =
+        db_exec("INSERT INTO sessions (user_id, token_hash, device_name, created_at, last_seen_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                DB_ARGS(DB_INT(user_id), DB_STRN(hash, sizeof hash), DB_STR(device_name),
+                        DB_INT(now), DB_INT(now)));
+    if (rc < 0)
+        return rc;
+    *session_id = db_insert_id();
+    auth_audit(user_id, *session_id, "login", address, now);
+    /* The cap: end the longest idle sessions beyond it (never this one). */
+    auth_flush_last_seen();
+    struct db_res *r;
+    rc = db_query("SELECT id FROM sessions WHERE user_id = ? AND id <> ? "
+                  "ORDER BY last_seen_at DESC, id DESC LIMIT 1000 OFFSET ?",
+                  &r,
+                  DB_ARGS(DB_INT(user_id), DB_INT(*session_id), DB_INT(limits.sessions_max - 1)));
+    if (rc < 0)
+        return DB_OK; /* the login stands; the next one trims */
+    for (int i = 0; i < r->nrows; i++)
+        auth_session_end(user_id, db_int(r, i, 0), "session_revoked", "");
+    db_res_free(r);
+    return DB_OK;
+}
+
+int auth_session_end(int64_t user_id, int64_t session_id, const char *event, const char *address)
+{
+    int rc = db_exec("DELETE FROM sessions WHERE id = ? AND user_id = ?",
+                     DB_ARGS(DB_INT(session_id), DB_INT(user_id)));
+    if (rc < 0)
+        return rc;
+    if (db_affected() == 0)
+        return 1; /* NOT_FOUND */
+    auth_session_forget(session_id);
+    hub_end_session(session_id);
+    cluster_revoke_session(session_id);
+    auth_audit(user_id, session_id, event, address, now_ms());
+    return DB_OK;
+}
+
+int auth_user_secret(int64_t user_id, char *hash, char *name)
+{
+    struct db_res *r;
+    int rc = db_query("SELECT password_hash, username FROM users WHERE id = ?", &r,
+                      DB_ARGS(DB_INT(user_id)));
+    if (rc < 0)
+        return rc;
+    if (r->nrows == 0) {
+        db_res_free(r);
+        return 1; /* NOT_FOUND */
+    }
+    snprintf(hash, AUTH_HASH_LEN, "%s", db_str(r, 0, 0));
+    snprintf(name, 33, "%s", db_str(r, 0, 1));
+    db_res_free(r);
+    return DB_OK;
+}
+
+int auth_password_set(int64_t user_id, const char *hash, int64_t session_id, bool end_others,
+                      const char *address)
+{
+    int rc = db_exec("UPDATE users SET password_hash = ? WHERE id = ?",
+                     DB_ARGS(DB_STR(hash), DB_INT(user_id)));
+    if (rc < 0)
+        return rc;
+    auth_audit(user_id, session_id, "password_changed", address, now_ms());
+    if (!end_others)
+        return DB_OK;
+    struct db_res *r;
+    rc = db_query("SELECT id FROM sessions WHERE user_id = ? AND id <> ?", &r,
+                  DB_ARGS(DB_INT(user_id), DB_INT(session_id)));
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < r->nrows && rc >= 0; i++) {
+        rc = auth_session_end(user_id, db_int(r, i, 0), "session_revoked", address);
+        if (rc == 1)
+            rc = DB_OK; /* ended meanwhile */
+    }
+    db_res_free(r);
+    return rc;
+}
+
+/* --- the audit log --- */
+
+void auth_audit(int64_t user_id, int64_t session_id, const char *event, const char *address,
+                int64_t now)
+{
+    db_exec("INSERT INTO auth_audit (user_id, session_id, at, event, address) "
+            "VALUES (?, ?, ?, ?, ?)",
+            DB_ARGS(DB_INT(user_id),
+                    session_id ? DB_INT(session_id) : (struct db_arg){.type = DB_ARG_NULL},
+                    DB_INT(now), DB_STR(event), DB_STR(address ? address : "")));
+}
+
+int auth_audit_list(int64_t user_id, int limit, json_t **out)
+{
+    struct db_res *r;
+    int rc = db_query("SELECT id, at, event, session_id, address FROM auth_audit "
+                      "WHERE user_id = ? ORDER BY id DESC LIMIT ?",
+                      &r, DB_ARGS(DB_INT(user_id), DB_INT(limit)));
+    if (rc < 0)
+        return rc;
+    json_t *list = json_array();
+    for (int i = 0; i < r->nrows; i++)
+        json_array_append_new(
+            list, json_pack("{s:I, s:I, s:s, s:o, s:s}", "id", (json_int_t)db_int(r, i, 0), "at",
+                            (json_int_t)db_int(r, i, 1), "event", db_str(r, i, 2), "session_id",
+                            db_str(r, i, 3) ? json_integer(db_int(r, i, 3)) : json_null(),
+                            "address", db_str(r, i, 4)));
+    db_res_free(r);
+    *out = list;
+    return DB_OK;
 }
 
 void auth_prune(int64_t now)
 {
     db_exec("DELETE FROM login_failures WHERE at < ? LIMIT 10000",
-            DB_ARGS(DB_INT(now - THROTTLE_WINDOW_MS)));
+            DB_ARGS(DB_INT(now - LOGIN_WINDOW_MS)));
+    db_exec("DELETE FROM auth_audit WHERE at < ? LIMIT 10000",
+            DB_ARGS(DB_INT(now - (int64_t)limits.audit_retention_days * 86400000LL)));
+    db_exec("DELETE FROM device_keys WHERE last_used_at < ? LIMIT 10000",
+            DB_ARGS(DB_INT(now - 365LL * 86400000LL)));
 }

@@ -8,13 +8,15 @@
  * random bytes in base64url (43 characters); only their SHA-256 is stored, and neither is ever
  * logged.
  *
- * May call: db, live (presence, cluster), base, libsodium. */
+ * May call: db, live (presence, cluster, hub), base, libsodium, cracklib. */
 #ifndef CHAT_AUTH_H
 #define CHAT_AUTH_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #define AUTH_HASH_LEN 128 /* buffer for an encoded password hash */
 #define AUTH_TOKEN_LEN 44 /* buffer for a token: 43 characters and NUL */
@@ -67,19 +69,107 @@ int auth_flush_last_seen(void);
  * every cached session. Thread-safe. */
 void auth_session_forget(int64_t session_id);
 
-/* Login throttling, per username (existing or not, so that the answer does
- * not tell which names exist): when the 20 most recent failures all lie
- * within 15 minutes, the name waits until the oldest is 15 minutes old.
+/* Limits of accounts and logins (the config table's keys of the same
+ * names). */
+struct auth_limits {
+    int sessions_max;                /* sessions per user */
+    int login_free_failures;         /* per username, before the backoff */
+    int login_address_free_failures; /* per client address, before the backoff */
+    int login_delay_max_s;           /* the backoff's cap, s */
+    int audit_retention_days;        /* auth_audit rows kept, days */
+};
+
+/* Sets the limits (copied). Call once before threads, after auth_init. */
+void auth_set_limits(const struct auth_limits *limits);
+
+/* Whether password (len bytes, UTF-8) may be a new password of username:
+ * NULL when it may, or a sentence saying why not (for the problem's detail;
+ * the calling thread's, valid until its next call). The rules: at least
+ * AUTH_PASSWORD_MIN characters (code points), at most 256 bytes, and not
+ * refused by cracklib (its dictionary of common passwords and words, also
+ * with digits or symbols around them or repeated, and its checks of
+ * simplistic patterns). Thread-safe (a mutex guards cracklib). */
+#define AUTH_PASSWORD_MIN 12
+const char *auth_password_weak(const char *password, size_t len, const char *username);
+
+/* One login attempt, for the backoff. username is the lower-case name as
+ * given (existing or not, so that the answer does not tell which names
+ * exist); address the client's address ("" unknown); device true when the
+ * attempt presented a valid device key of the account, whose SHA-256 is
+ * device_hash. */
+struct auth_attempt {
+    const char *username;
+    const char *address;
+    bool device;
+    unsigned char device_hash[32];
+};
+
+/* Login backoff. Failures of the last hour are counted per username and
+ * per address (attempts without a device key) or per device key (attempts
+ * with one, which skip the other two counters). Past a counter's free
+ * failures, each further attempt waits 2^(n - free) s after the counter's
+ * latest failure (n failures so far), at most login_delay_max_s. A
+ * loopback address (a local tool or test; behind nginx the address is
+ * X-Forwarded-For's) has no address counter.
  * auth_login_wait_s answers the seconds to wait (0: may try now) or a DB_E*
  * code (< 0); auth_login_failed records a failure at now (ms);
- * auth_login_succeeded forgets the name's failures. Any thread; errors of the
- * last two are logged by db and otherwise ignored. */
-int64_t auth_login_wait_s(const char *username, int64_t now);
-void auth_login_failed(const char *username, int64_t now);
-void auth_login_succeeded(const char *username);
+ * auth_login_succeeded forgets the device key's failures (with a device
+ * key) or the username's (without one); an address's stay (it may serve
+ * many users). Any thread; errors of the last two are logged by db and
+ * otherwise ignored. */
+int64_t auth_login_wait_s(const struct auth_attempt *a, int64_t now);
+void auth_login_failed(const struct auth_attempt *a, int64_t now);
+void auth_login_succeeded(const struct auth_attempt *a);
 
-/* The janitor's part: forgets login failures older than the throttle's
- * window (at most 10,000 rows a call). now in ms. */
+/* Device keys: 32 random bytes in base64url (43 characters), handed out
+ * at login and shown back by the client at its next logins. Only their
+ * SHA-256 is stored, per user. auth_device_key_check answers 1 when key
+ * (len bytes) is a device key of user_id (its SHA-256 into hash, 32
+ * bytes, and its use noted at now ms), 0 when it is not, or DB_E*.
+ * auth_device_key_new makes one for user_id into key (AUTH_TOKEN_LEN
+ * bytes) and answers DB_OK or DB_E*. */
+int auth_device_key_check(const char *key, size_t len, int64_t user_id, int64_t now,
+                          unsigned char *hash);
+int auth_device_key_new(int64_t user_id, int64_t now, char *key);
+
+/* Starts a session for user_id: a new token into token (AUTH_TOKEN_LEN
+ * bytes), its id into *session_id, the login audited with address. When
+ * the user then has more than sessions_max sessions, the longest idle ones
+ * are ended (audited as session_revoked). Returns DB_OK or DB_E*. */
+int auth_session_start(int64_t user_id, const char *device_name, const char *address, int64_t now,
+                       char *token, int64_t *session_id);
+
+/* Ends session_id of user_id everywhere: the row, this node's auth cache
+ * and poll, and the other nodes' (cluster_revoke_session); audits event
+ * ("logout" or "session_revoked") with address. Returns DB_OK, NOT_FOUND
+ * (1: no such session of this user) or DB_E*. */
+int auth_session_end(int64_t user_id, int64_t session_id, const char *event, const char *address);
+
+/* The password hash of user_id into hash (AUTH_HASH_LEN bytes) and the
+ * username into name (33 bytes). Returns DB_OK, NOT_FOUND (1) or DB_E*. */
+int auth_user_secret(int64_t user_id, char *hash, char *name);
+
+/* Stores a new password hash for user_id, audits password_changed with
+ * session_id and address and, when end_others, ends every other session of
+ * the user (each audited as session_revoked). Returns DB_OK or DB_E*. */
+int auth_password_set(int64_t user_id, const char *hash, int64_t session_id, bool end_others,
+                      const char *address);
+
+/* Appends an authentication event of user_id (session_id 0: none) at now
+ * ms. event is one of login, login_failed, login_throttled, logout,
+ * session_revoked, password_changed, password_change_failed; address the
+ * client's. Never pass a secret. Errors are logged by db and ignored. */
+void auth_audit(int64_t user_id, int64_t session_id, const char *event, const char *address,
+                int64_t now);
+
+/* The user's newest `limit` authentication events, newest first, as a new
+ * JSON array (caller owns) of {id, at, event, session_id|null, address}
+ * into *out. Returns DB_OK or DB_E*. */
+int auth_audit_list(int64_t user_id, int limit, json_t **out);
+
+/* The janitor's part: forgets login failures older than an hour, audit
+ * events past audit_retention_days and device keys unused for a year (at
+ * most 10,000 rows each a call). now in ms. */
 void auth_prune(int64_t now);
 
 #endif

@@ -25,6 +25,7 @@
 #include "http/http.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <stdarg.h>
@@ -515,6 +516,48 @@ static enum MHD_Result proceed(struct MHD_Connection *conn, struct exchange *ex,
 
 static void resume_conn(void *conn) { MHD_resume_connection(conn); }
 
+/* The client's address into out (46 bytes): the peer's; when the peer is
+ * on loopback (nginx in front), the last entry of X-Forwarded-For, which
+ * that proxy appended. "" when unknown. */
+static void client_address(struct MHD_Connection *conn, char *out)
+{
+    out[0] = '\0';
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci == NULL || ci->client_addr == NULL)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    bool loopback = false;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, out, 46);
+        loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, out, 46);
+        loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+    }
+    const char *xff = loopback
+                          ? MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For")
+                          : NULL;
+    if (xff == NULL)
+        return;
+    const char *last = strrchr(xff, ',');
+    last = last ? last + 1 : xff;
+    while (*last == ' ')
+        last++;
+    size_t n = strcspn(last, " ");
+    unsigned char bin[sizeof(struct in6_addr)];
+    char addr[46];
+    if (n == 0 || n >= sizeof addr)
+        return;
+    memcpy(addr, last, n);
+    addr[n] = '\0';
+    /* Only a well-formed address is taken; anything else keeps the peer's. */
+    if (inet_pton(AF_INET, addr, bin) == 1 || inet_pton(AF_INET6, addr, bin) == 1)
+        memcpy(out, addr, n + 1);
+}
+
 static int64_t cuts_gauge(void) { return (int64_t)deadline_cuts(); }
 static int64_t hash_queue_gauge(void) { return atomic_load(&slow_in_pool); }
 
@@ -532,6 +575,7 @@ static enum MHD_Result first_call(struct MHD_Connection *conn, const char *url, 
     ex->req.method = method;
     ex->req.path = url;
     ex->req.defer = &ex->defer;
+    client_address(conn, ex->req.client_addr);
     atomic_init(&ex->defer.state, DEFER_PENDING);
     resp_init(&ex->res);
     *con_cls = ex;

@@ -65,6 +65,8 @@ struct request {
     int64_t user_id;                 /* authenticated user, 0 on public routes */
     int64_t session_id;              /* the caller's session, 0 on public routes */
     const char *route;               /* the route's pattern, for metrics */
+    char client_addr[46];            /* the client's IP address, "" unknown: the peer's, or
+                                        behind a proxy on loopback X-Forwarded-For's last */
     int runs;                        /* how many times the handler ran before this run */
     void *state;                     /* the handler's state across runs (req_state_set) */
     void (*state_free)(void *state); /* frees state when the request ends */

@@ -104,7 +104,7 @@ def test_contact_presence(server, new_users):
     assert abs(p["last_seen_at"] - time.time() * 1000) < 60_000
     # a user who never logged in is offline
     name = unique_name()
-    cid = register(server, name, "password1").body["user"]["id"]
+    cid = register(server, name, "password1-long-enough").body["user"]["id"]
     p = a.put(f"/v1/contacts/{cid}").body["contact"]["presence"]
     assert p["state"] == "offline"
     listed = {x["user"]["id"]: x["presence"]["state"] for x in contacts(a)}

@@ -136,7 +136,7 @@ class Load:
             for d in range(2):
                 base = bases[(i * 2 + d) % len(bases)]
                 st, b = until_ok(lambda: call(base, "POST", "/v1/sessions",
-                                               {"username": name, "password": "password123",
+                                               {"username": name, "password": "password123-long-enough",
                                                 "device_name": f"d{d}"}), "login")
                 toks.append((b["token"], base))
             st, me = until_ok(lambda: call(entry, "GET", "/v1/me", token=toks[0][0]), "me")
@@ -159,7 +159,7 @@ class Load:
                 self.devices.append(Device(u["id"], tok, base))
 
     def _register(self, name):
-        st, b = call(self.entry, "POST", "/v1/users", {"username": name, "password": "password123"})
+        st, b = call(self.entry, "POST", "/v1/users", {"username": name, "password": "password123-long-enough"})
         return (201, b) if st in (201, 409) else (st, b)
 
     def start(self, rate_per_sender=5.0):

@@ -33,10 +33,10 @@ def cluster():
 
 def user(base, tag):
     name = "s" + tag + str(time.monotonic_ns() % 10**9)
-    until_ok(lambda: call(base, "POST", "/v1/users", {"username": name, "password": "password123"}),
+    until_ok(lambda: call(base, "POST", "/v1/users", {"username": name, "password": "password123-long-enough"}),
              "register")
     st, b = until_ok(lambda: call(base, "POST", "/v1/sessions",
-                                  {"username": name, "password": "password123"}), "login")
+                                  {"username": name, "password": "password123-long-enough"}), "login")
     tok = b["token"]
     st, me = until_ok(lambda: call(base, "GET", "/v1/me", token=tok), "me")
     return me["user"]["id"], tok

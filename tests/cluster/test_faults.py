@@ -206,13 +206,13 @@ def user(base, tag):
     """A fresh user logged in through base: (id, token)."""
     name = "f" + tag + str(time.monotonic_ns() % 10**9)
     until_ok(lambda: (lambda r: (201, r[1]) if r[0] in (201, 409) else r)(
-        call(base, "POST", "/v1/users", {"username": name, "password": "password123"})), "register")
+        call(base, "POST", "/v1/users", {"username": name, "password": "password123-long-enough"})), "register")
     return name, login(base, name)
 
 
 def login(base, name, device="d"):
     st, b = until_ok(lambda: call(base, "POST", "/v1/sessions",
-                                  {"username": name, "password": "password123",
+                                  {"username": name, "password": "password123-long-enough",
                                    "device_name": device}), "login")
     return b["user"]["id"], b["token"]
 

@@ -22,8 +22,19 @@ export function setPeerPost(fn) {
 
 // ---- accounts and sessions ----
 
+// The device key of each username that logged in from this browser: shown
+// at the next login, it lets this browser in at once while strangers' wrong
+// passwords delay new devices (docs/API.md, "Login backoff and device keys").
+function deviceKeyName(username) {
+  return `chatd.device_key.${username.toLowerCase()}`;
+}
+
 export async function login(username, password) {
-  const r = await api('POST', '/sessions', { username, password, device_name: deviceName() });
+  const body = { username, password, device_name: deviceName() };
+  const key = localStorage.getItem(deviceKeyName(username));
+  if (key) body.device_key = key;
+  const r = await api('POST', '/sessions', body);
+  if (r.device_key) localStorage.setItem(deviceKeyName(username), r.device_key);
   saveSession(r);
   return r;
 }

@@ -19,7 +19,7 @@ export function mountAuth(root, mode, onSession) {
     id: 'auth-display', name: 'display_name', type: 'text', autocomplete: 'name', maxlength: 64,
   });
   const password = h('input', {
-    id: 'auth-password', name: 'password', type: 'password', required: true, minlength: 8,
+    id: 'auth-password', name: 'password', type: 'password', required: true, minlength: isLogin ? 1 : 12,
     maxlength: 256, autocomplete: isLogin ? 'current-password' : 'new-password',
     'aria-describedby': isLogin ? null : 'auth-password-hint',
   });
@@ -37,7 +37,7 @@ export function mountAuth(root, mode, onSession) {
     h('div', { class: 'field' },
       h('label', { for: 'auth-password' }, 'Password'),
       password,
-      isLogin ? null : h('p', { class: 'hint', id: 'auth-password-hint' }, 'At least 8 characters.')),
+      isLogin ? null : h('p', { class: 'hint', id: 'auth-password-hint' }, 'At least 12 characters; not a common password.')),
     submit);
 
   form.addEventListener('submit', async (e) => {
@@ -47,7 +47,7 @@ export function mountAuth(root, mode, onSession) {
     if (bad) {
       error.textContent = bad === username
         ? 'Enter a username of 3–32 letters, digits, “_”, “.” or “-”.'
-        : 'Enter a password of at least 8 characters.';
+        : (isLogin ? 'Enter your password.' : 'Enter a password of at least 12 characters.');
       bad.setAttribute('aria-invalid', 'true');
       bad.focus();
       return;

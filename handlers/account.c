@@ -1,0 +1,82 @@
+/* account.c — the caller's password and the audit log of their
+ * authentication events.
+ *
+ * A password change needs the current password; a wrong one counts as a
+ * failed login of the account and its address (so a stolen token cannot
+ * guess the password faster than a login could) and answers 403, not 401:
+ * the session itself is fine. */
+#include "chat/auth.h"
+#include "common.h"
+#include "handlers.h"
+#include "http/jsonv.h"
+#include "base/util.h"
+
+enum handler_status me_password_put(struct request *req, struct response *res)
+{
+    json_t *body = req_body(req, res);
+    if (body == NULL)
+        return HANDLER_DONE;
+    const char *current, *fresh;
+    size_t current_len, fresh_len;
+    if (!jv_str(res, body, "current_password", JV_REQUIRED, 0, 1024, &current, &current_len) ||
+        !jv_str(res, body, "new_password", JV_REQUIRED, 0, 1024, &fresh, &fresh_len))
+        return HANDLER_DONE;
+    json_t *jend = json_object_get(body, "end_other_sessions");
+    if (jend && !json_is_boolean(jend) && !json_is_null(jend))
+        return resp_problem(res, 400, "invalid_request", "end_other_sessions must be a boolean");
+    bool end_others = json_is_true(jend);
+
+    char hash[AUTH_HASH_LEN], username[33];
+    int rc = auth_user_secret(req->user_id, hash, username);
+    if (rc < 0)
+        return resp_db_error(res, rc);
+    if (rc == NOT_FOUND)
+        return resp_problem(res, 401, "unauthorized", "the account no longer exists");
+    const char *weak = auth_password_weak(fresh, fresh_len, username);
+    if (weak)
+        return resp_problem(res, 400, "weak_password", "%s", weak);
+
+    struct auth_attempt at = {.username = username, .address = req->client_addr};
+    int64_t now = now_ms();
+    int64_t wait = auth_login_wait_s(&at, now);
+    if (wait < 0)
+        return resp_db_error(res, (int)wait);
+    if (wait > 0) {
+        auth_audit(req->user_id, req->session_id, "login_throttled", req->client_addr, now);
+        resp_problem(res, 429, "rate_limited", "too many wrong passwords; try again in %lld s",
+                     (long long)wait);
+        res->retry_after_s = (int)wait;
+        return HANDLER_DONE;
+    }
+    rc = auth_password_verify(hash, current, current_len);
+    if (rc == AUTH_OK)
+        rc = auth_password_hash(fresh, fresh_len, hash);
+    if (rc == AUTH_BUSY) {
+        resp_problem(res, 503, "unavailable", "too many logins at once; try again");
+        res->retry_after_s = 1;
+        return HANDLER_DONE;
+    }
+    if (rc == AUTH_MISMATCH) {
+        auth_login_failed(&at, now);
+        auth_audit(req->user_id, req->session_id, "password_change_failed", req->client_addr, now);
+        return resp_problem(res, 403, "wrong_password", "the current password is not right");
+    }
+    if (rc != AUTH_OK)
+        return resp_internal(res);
+    rc = auth_password_set(req->user_id, hash, req->session_id, end_others, req->client_addr);
+    if (rc < 0)
+        return resp_db_error(res, rc);
+    return resp_empty(res, 204);
+}
+
+enum handler_status me_audit_get(struct request *req, struct response *res)
+{
+    int64_t limit;
+    if (!req_query_int(req, res, "limit", 50, 1, 200, &limit))
+        return HANDLER_DONE;
+    json_t *events;
+    int rc = auth_audit_list(req->user_id, (int)limit, &events);
+    if (rc < 0)
+        return resp_db_error(res, rc);
+    return resp_json(res, 200, json_pack("{s:o}", "events", events));
+}
