@@ -315,6 +315,15 @@ static void password_core(const char *pw, size_t len, char *core)
     core[n] = '\0';
 }
 
+/* True when more than half of the neighbouring bytes of pw differ by one. */
+static bool mostly_steps(const char *pw, size_t len)
+{
+    size_t steps = 0;
+    for (size_t i = 1; i < len; i++)
+        steps += pw[i] == pw[i - 1] + 1 || pw[i] == pw[i - 1] - 1;
+    return steps * 2 > len - 1;
+}
+
 const char *auth_password_weak(const char *password, size_t len, const char *username)
 {
     static _Thread_local char why[160]; /* one per thread: returned after the unlock */
@@ -334,6 +343,11 @@ const char *auth_password_weak(const char *password, size_t len, const char *use
     const char *msg = NULL;
     pthread_mutex_lock(&crack_mu);
     msg = crack_check(password, username);
+    /* cracklib refuses more than 4 neighbouring steps ("ab", "98") at any
+     * length, which refuses many long random passwords; from 16 characters
+     * on, only when most neighbours are steps. */
+    if (msg && strstr(msg, "simplistic") && chars >= 16 && !mostly_steps(password, len))
+        msg = NULL;
     /* cracklib lets "password1234" through: check the word inside too. */
     if (msg == NULL && strlen(core) >= 6 && strlen(core) < len && crack_check(core, username))
         msg = "it is a common word with digits or symbols around it, or repeated";

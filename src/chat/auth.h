@@ -88,7 +88,10 @@ void auth_set_limits(const struct auth_limits *limits);
  * AUTH_PASSWORD_MIN characters (code points), at most 256 bytes, and not
  * refused by cracklib (its dictionary of common passwords and words, also
  * with digits or symbols around them or repeated, and its checks of
- * simplistic patterns). Thread-safe (a mutex guards cracklib). */
+ * simplistic patterns; from 16 characters on, its "simplistic" verdict
+ * stands only when most neighbouring characters are steps like "ab" or
+ * "98", since it refuses many long random passwords). Thread-safe (a mutex
+ * guards cracklib). */
 #define AUTH_PASSWORD_MIN 12
 const char *auth_password_weak(const char *password, size_t len, const char *username);
 
