@@ -489,7 +489,7 @@ int auth_session_start(int64_t user_id, const char *device_name, const char *add
     if (rc < 0)
         return DB_OK; /* the login stands; the next one trims */
     for (int i = 0; i < r->nrows; i++)
-        auth_session_end(user_id, db_int(r, i, 0), "session_revoked", "");
+        auth_session_end(user_id, db_int(r, i, 0), "session_revoked", address);
     db_res_free(r);
     return DB_OK;
 }
@@ -552,9 +552,24 @@ int auth_password_set(int64_t user_id, const char *hash, int64_t session_id, boo
 
 /* --- the audit log --- */
 
+#define AUDIT_THROTTLED_EVERY_MS 60000
+
 void auth_audit(int64_t user_id, int64_t session_id, const char *event, const char *address,
                 int64_t now)
 {
+    /* A guesser hammering a delayed login would write a row per try: one
+     * login_throttled a minute is enough to tell the user. */
+    if (strcmp(event, "login_throttled") == 0) {
+        struct db_res *r;
+        if (db_query("SELECT event, at FROM auth_audit WHERE user_id = ? ORDER BY id DESC LIMIT 1",
+                     &r, DB_ARGS(DB_INT(user_id))) < 0)
+            return;
+        bool recent = r->nrows && strcmp(db_str(r, 0, 0), event) == 0 &&
+                      now - db_int(r, 0, 1) < AUDIT_THROTTLED_EVERY_MS;
+        db_res_free(r);
+        if (recent)
+            return;
+    }
     db_exec("INSERT INTO auth_audit (user_id, session_id, at, event, address) "
             "VALUES (?, ?, ?, ?, ?)",
             DB_ARGS(DB_INT(user_id),

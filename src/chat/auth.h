@@ -161,7 +161,9 @@ int auth_password_set(int64_t user_id, const char *hash, int64_t session_id, boo
 /* Appends an authentication event of user_id (session_id 0: none) at now
  * ms. event is one of login, login_failed, login_throttled, logout,
  * session_revoked, password_changed, password_change_failed; address the
- * client's. Never pass a secret. Errors are logged by db and ignored. */
+ * client's. Never pass a secret. A login_throttled right after another
+ * (within a minute, nothing between) is not written. Errors are logged by
+ * db and ignored. */
 void auth_audit(int64_t user_id, int64_t session_id, const char *event, const char *address,
                 int64_t now);
 

@@ -32,10 +32,10 @@ def new_user(base):
     """Registers and logs in a fresh user through base; returns (user, token)."""
     name = "u" + uuid.uuid4().hex[:10]
     st, b = retry_busy(lambda: call(base, "POST", "/v1/users",
-                                    {"username": name, "password": "pw-" + name}))
+                                    {"username": name, "password": "pw-" + name + "-secret"}))
     assert st == 201, (st, b)
     st, b = retry_busy(lambda: call(base, "POST", "/v1/sessions",
-                                    {"username": name, "password": "pw-" + name}))
+                                    {"username": name, "password": "pw-" + name + "-secret"}))
     assert st == 201, (st, b)
     return b["user"], b["token"]
 
