@@ -315,6 +315,15 @@ static void password_core(const char *pw, size_t len, char *core)
     core[n] = '\0';
 }
 
+/* True when s is ASCII letters only. */
+static bool all_letters(const char *s)
+{
+    for (; *s; s++)
+        if (!isalpha((unsigned char)*s))
+            return false;
+    return true;
+}
+
 /* True when more than half of the neighbouring bytes of pw differ by one. */
 static bool mostly_steps(const char *pw, size_t len)
 {
@@ -349,8 +358,13 @@ const char *auth_password_weak(const char *password, size_t len, const char *use
     if (msg && strstr(msg, "simplistic") && chars >= 16 && !mostly_steps(password, len))
         msg = NULL;
     /* cracklib lets "password1234" through: check the word inside too. */
-    if (msg == NULL && strlen(core) >= 6 && strlen(core) < len && crack_check(core, username))
-        msg = "it is a common word with digits or symbols around it, or repeated";
+    if (msg == NULL && strlen(core) >= 6 && strlen(core) < len && all_letters(core)) {
+        /* Only a core of letters, and only its words count: the core of a
+         * random password may well look "simplistic" or hold a short word. */
+        const char *core_msg = crack_check(core, username);
+        if (core_msg && (strstr(core_msg, "dictionary") || strstr(core_msg, "user")))
+            msg = "it is a common word with digits or symbols around it, or repeated";
+    }
     if (msg)
         snprintf(why, sizeof why, "this password is too easy to guess: %s", msg);
     pthread_mutex_unlock(&crack_mu);
