@@ -67,10 +67,10 @@ def delta(a, b, per):
 def user(base, tag):
     name = f"r{tag}{uuid.uuid4().hex[:10]}"
     a = Api(base)
-    st, _ = a.call("POST", "/v1/users", {"username": name, "password": "rows-password-123",
+    st, _ = a.call("POST", "/v1/users", {"username": name, "password": "Qv7-rows-Kp2m-9xTb",
                                          "display_name": name})
     assert st == 201, st
-    st, b = a.call("POST", "/v1/sessions", {"username": name, "password": "rows-password-123",
+    st, b = a.call("POST", "/v1/sessions", {"username": name, "password": "Qv7-rows-Kp2m-9xTb",
                                             "device_name": "rows"})
     assert st == 201, (st, b)
     a.token = b["token"]
