@@ -2,11 +2,40 @@
  *
  * A token belongs to one session: registering it moves it away from any
  * other session (a phone that logs in as someone else, or logs in again). */
+#include <ctype.h>
 #include <string.h>
 
 #include "common.h"
 #include "handlers.h"
 #include "http/jsonv.h"
+
+/* True when every byte of s is a letter, a digit or one of extra. */
+static bool all_of(const char *s, const char *extra)
+{
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && strchr(extra, *s) == NULL)
+            return false;
+    return true;
+}
+
+/* Checks a token and topic before they reach a URL or a header: an APNs
+ * token is an even number of 64..200 hex digits (32 bytes today; Apple asks
+ * not to hard-code the length), an FCM token 32..512 of [A-Za-z0-9_:-], a
+ * topic a bundle id of [A-Za-z0-9.-] (with its .voip / .complication
+ * suffix). Returns NULL, or what is wrong. */
+static const char *token_problem(const char *provider, const char *token, const char *topic)
+{
+    size_t n = strlen(token);
+    if (strcmp(provider, "apns") == 0) {
+        if (n < 64 || n > 200 || n % 2 != 0 || strspn(token, "0123456789abcdefABCDEF") != n)
+            return "an APNs token is 64..200 hex digits";
+    } else if (n < 32 || !all_of(token, "_:-")) {
+        return "an FCM token is 32..512 characters of A-Z a-z 0-9 _ : -";
+    }
+    if (topic != NULL && !all_of(topic, ".-"))
+        return "topic must be a bundle id of A-Z a-z 0-9 . -";
+    return NULL;
+}
 
 struct token_ctx {
     int64_t session_id;
@@ -37,6 +66,9 @@ enum handler_status push_put(struct request *req, struct response *res)
         return HANDLER_DONE;
     if (strcmp(c.provider, "apns") != 0 && strcmp(c.provider, "fcm") != 0)
         return resp_problem(res, 400, "invalid_request", "provider must be \"apns\" or \"fcm\"");
+    const char *why = token_problem(c.provider, c.token, c.topic);
+    if (why != NULL)
+        return resp_problem(res, 400, "invalid_request", "%s", why);
     int rc = db_tx(token_tx, &c);
     if (rc < 0)
         return resp_db_error(res, rc);
