@@ -40,8 +40,17 @@ static struct send_job *read_message(struct request *req, struct response *res, 
                                      int64_t thread_id)
 {
     const char *client_msg_id;
-    if (!jv_str(res, body, "client_msg_id", JV_REQUIRED, 1, 64, &client_msg_id, NULL))
+    size_t id_len;
+    if (!jv_str(res, body, "client_msg_id", JV_REQUIRED, 1, 64, &client_msg_id, &id_len))
         return NULL;
+    /* The unique key and the retry lookup must see one id as one: no white
+     * space at the ends (a PAD SPACE key ignores it), nothing invisible. */
+    if (!text_is_clean(client_msg_id, id_len)) {
+        resp_problem(res, 400, "invalid_request",
+                     "client_msg_id must not start or end with white space nor hold control "
+                     "or invisible characters");
+        return NULL;
+    }
     json_t *text = json_object_get(body, "body");
     if (!json_is_string(text) || json_string_length(text) == 0) {
         resp_problem(res, 400, "invalid_message", "body must be a non-empty string");

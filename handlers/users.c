@@ -30,6 +30,24 @@ static bool username_normalise(const char *in, char *out)
     return true;
 }
 
+/* Copies display name s (len bytes of valid UTF-8) into out (257 bytes)
+ * without the spaces at its ends. Returns false when what remains is not
+ * 1..64 characters of clean text (text_is_clean). */
+static bool display_name_clean(const char *s, size_t len, char *out)
+{
+    while (len > 0 && *s == ' ') {
+        s++;
+        len--;
+    }
+    while (len > 0 && s[len - 1] == ' ')
+        len--;
+    if (len == 0 || len > 64 * 4 || utf8_chars(s, len) > 64 || !text_is_clean(s, len))
+        return false;
+    memcpy(out, s, len);
+    out[len] = '\0';
+    return true;
+}
+
 struct register_ctx {
     const char *username, *display, *hash;
     int64_t user_id;
@@ -69,10 +87,18 @@ enum handler_status users_create(struct request *req, struct response *res)
     if (weak)
         return resp_problem(res, 400, "weak_password", "%s", weak);
     const char *display;
-    if (!jv_str(res, body, "display_name", JV_NULLABLE, 1, 64, &display, NULL))
+    char trimmed[64 * 4 + 1];
+    size_t display_len;
+    if (!jv_str(res, body, "display_name", JV_NULLABLE, 1, 256, &display, &display_len))
         return HANDLER_DONE;
     if (display == NULL)
         display = json_string_value(jname);
+    else if (!display_name_clean(display, display_len, trimmed))
+        return resp_problem(res, 400, "invalid_request",
+                            "display_name must be 1..64 characters after trimming spaces, "
+                            "without control, bidi or invisible characters");
+    else
+        display = trimmed;
 
     /* A taken username is found by the unique key when the row is inserted. */
     char hash[AUTH_HASH_LEN];

@@ -96,6 +96,47 @@ bool utf8_valid(const char *s, size_t len)
     return true;
 }
 
+/* Decodes the code point of the valid UTF-8 sequence at p (n bytes). */
+static uint32_t utf8_decode(const unsigned char *p, size_t n)
+{
+    if (n == 1)
+        return p[0];
+    uint32_t cp = p[0] & (0xFF >> (n + 1));
+    for (size_t i = 1; i < n; i++)
+        cp = (cp << 6) | (p[i] & 0x3F);
+    return cp;
+}
+
+static bool cp_is_space(uint32_t c)
+{
+    return c == 0x20 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x202F ||
+           c == 0x205F || c == 0x3000;
+}
+
+static bool cp_is_hidden(uint32_t c)
+{
+    return c < 0x20 || (c >= 0x7F && c <= 0x9F) || c == 0xAD || c == 0x61C || c == 0x180E ||
+           c == 0x200B || c == 0x200E || c == 0x200F || (c >= 0x202A && c <= 0x202E) ||
+           (c >= 0x2060 && c <= 0x2064) || (c >= 0x2066 && c <= 0x2069) || c == 0xFEFF ||
+           (c >= 0xFFF9 && c <= 0xFFFB);
+}
+
+bool text_is_clean(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    uint32_t c = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq(p + i, len - i);
+        if (n == 0)
+            return false;
+        c = utf8_decode(p + i, n);
+        if (cp_is_hidden(c) || (i == 0 && cp_is_space(c)))
+            return false;
+        i += n;
+    }
+    return !cp_is_space(c);
+}
+
 size_t utf8_chars(const char *s, size_t len)
 {
     size_t n = 0;

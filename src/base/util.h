@@ -37,6 +37,15 @@ size_t utf8_chars(const char *s, size_t len);
  * ends on a character boundary. */
 size_t utf8_prefix(const char *s, size_t len, size_t max);
 
+/* True when valid UTF-8 `s` (len bytes) is text a person may show another:
+ * no control characters (C0, DEL, C1), no bidi controls (U+061C, U+200E,
+ * U+200F, U+202A..U+202E, U+2066..U+2069), no other invisible format
+ * characters (U+00AD, U+180E, U+200B, U+2060..U+2064, U+FEFF,
+ * U+FFF9..U+FFFB), and no white space (U+0020, U+00A0, U+1680,
+ * U+2000..U+200A, U+202F, U+205F, U+3000) at either end. U+200C/U+200D
+ * (joiners, needed by emoji and some scripts) are allowed. */
+bool text_is_clean(const char *s, size_t len);
+
 /* Orders two int64_t (pointed to) ascending, for qsort and bsearch; also
  * orders structs whose first member is an int64_t key. */
 int int64_cmp(const void *a, const void *b);

@@ -1,0 +1,104 @@
+"""Consent and input checks (issue 13, items 4 and 5): blocks in groups,
+client_msg_id that a PAD SPACE key would confuse, display names that could
+reorder or hide text, push tokens and topics that go into a URL or header."""
+import secrets
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import problem, register, unique_name
+
+PUSH = "/v1/sessions/current/push"
+
+
+# -- client_msg_id ---------------------------------------------------------
+
+@pytest.mark.parametrize("cmid", ["abc ", " abc", "a\tb", "a\x7fb", "a\u202eb", "a\u200bb",
+                                  "abc\u00a0", "\ufeffabc"])
+def test_client_msg_id_with_space_or_hidden_characters_is_refused(new_user, cmid):
+    a, b = new_user(), new_user()
+    g = a.group(b)["id"]
+    problem(a.send(g, cmid=cmid), 400, "invalid_request")
+    assert a.thread(g)["last_seq"] == 0
+
+
+def test_trailing_space_id_does_not_disturb_other_sends(new_user):
+    a, b = new_user(), new_user()
+    g = a.group(b)["id"]
+    a.say(g, cmid="same")
+    ids = [f"m{i}" for i in range(20)]
+
+    def send(i):
+        if i % 2:
+            return "bad", a.send(g, cmid="same ")
+        return "good", a.send(g, body=f"ok {i}", cmid=ids[i])
+
+    with ThreadPoolExecutor(8) as ex:
+        results = list(ex.map(send, range(len(ids))))
+    for kind, r in results:
+        if kind == "bad":
+            problem(r, 400, "invalid_request")
+        else:
+            assert r.status == 201, r
+    bodies = [m["body"] for m in a.history(g, limit=100)["messages"]]
+    assert sorted(bodies) == sorted(["hello"] + [f"ok {i}" for i in range(0, 20, 2)])
+
+
+def test_client_msg_ids_differing_in_case_are_two_messages(new_user):
+    a, b = new_user(), new_user()
+    g = a.group(b)["id"]
+    m1 = a.say(g, body="one", cmid="Abc")
+    r = a.send(g, body="two", cmid="abc")
+    assert r.status == 201, r
+    assert r.body["message"]["seq"] != m1["seq"]
+    r = a.send(g, body="one", cmid="Abc")
+    assert r.status == 200 and r.body["message"]["seq"] == m1["seq"], r
+
+
+# -- display names ---------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["a\u202eevil", "x\u2066y\u2069", "bell\x07", "nl\nname",
+                                  "zw\u200bsp", "\ufeffbom", "   ", "a" * 65, "\u00ad"])
+def test_bad_display_names_are_refused(server, name):
+    u = unique_name()
+    problem(register(server, u, "pw-" + secrets.token_hex(8), name), 400, "invalid_request")
+    # nothing was created: the name is still free
+    r = register(server, u, "pw-" + secrets.token_hex(8))
+    assert r.status == 201, r
+
+
+def test_display_name_is_trimmed_and_counted_in_characters(server):
+    r = register(server, unique_name(), "pw-" + secrets.token_hex(8), "  Zoë 👩‍👩‍👧  ")
+    assert r.status == 201, r
+    assert r.body["user"]["display_name"] == "Zoë 👩‍👩‍👧"
+    r = register(server, unique_name(), "pw-" + secrets.token_hex(8), "é" * 64)
+    assert r.status == 201, r
+
+
+# -- push tokens and topics ------------------------------------------------
+
+@pytest.mark.parametrize("body", [
+    {"provider": "apns", "token": "ab" * 16},                       # too short
+    {"provider": "apns", "token": "zz" * 32},                       # not hex
+    {"provider": "apns", "token": "ab" * 32 + "/../x"},             # path
+    {"provider": "apns", "token": "a" * 65},                        # odd
+    {"provider": "fcm", "token": "x" * 40 + "\r\nX-Evil: 1"},       # header
+    {"provider": "fcm", "token": "x" * 40 + "/y"},
+    {"provider": "fcm", "token": "short"},
+    {"provider": "apns", "token": "ab" * 32, "topic": "com.example\r\nx: y"},
+    {"provider": "apns", "token": "ab" * 32, "topic": "com example"},
+])
+def test_bad_push_tokens_and_topics_are_refused(new_user, body):
+    u = new_user()
+    problem(u.put(PUSH, body), 400, "invalid_request")
+
+
+def test_good_push_tokens_are_taken(new_user):
+    u = new_user()
+    r = u.put(PUSH, {"provider": "apns", "token": secrets.token_hex(32),
+                     "topic": "com.example.chat.voip"})
+    assert r.status == 204, r
+    r = u.put(PUSH, {"provider": "fcm",
+                     "token": "f1:APA91b" + secrets.token_urlsafe(100)})
+    assert r.status == 204, r
