@@ -66,6 +66,9 @@ static int add_tx(void *arg)
     db_res_free(r);
     if ((size_t)known != c->nids)
         return NOT_FOUND;
+    rc = blocked_any(c->caller, c->ids_json);
+    if (rc != 0)
+        return rc > 0 ? BLOCKED : rc;
     if (count + fresh > GROUP_MAX_MEMBERS)
         return TOO_MANY;
     if (fresh == 0)

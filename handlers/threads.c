@@ -46,6 +46,9 @@ static int group_create_tx(void *arg)
     if (rc < 0)
         return rc;
     c->thread_id = db_insert_id();
+    rc = blocked_any(c->creator, c->others_json);
+    if (rc != 0)
+        return rc > 0 ? BLOCKED : rc;
     rc = db_exec("INSERT INTO thread_members (owner_id, thread_id, role, joined_at) "
                  "VALUES (?, ?, 'admin', ?)",
                  DB_ARGS(DB_INT(c->creator), DB_INT(c->thread_id), DB_INT(c->now)));

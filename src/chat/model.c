@@ -223,3 +223,17 @@ int blocked_between(int64_t a, int64_t b)
     db_res_free(r);
     return rc;
 }
+
+int blocked_any(int64_t user, const char *ids_json)
+{
+    struct db_res *r;
+    int rc = db_query("SELECT 1 FROM " DB_IDS_TABLE " JOIN blocks b "
+                      "ON (b.owner_id = ? AND b.blocked_id = j.id) "
+                      "OR (b.owner_id = j.id AND b.blocked_id = ?) LIMIT 1",
+                      &r, DB_ARGS(DB_STR(ids_json), DB_INT(user), DB_INT(user)));
+    if (rc < 0)
+        return rc;
+    rc = r->nrows ? 1 : 0;
+    db_res_free(r);
+    return rc;
+}

@@ -97,4 +97,9 @@ int member_get(int64_t user, int64_t thread, struct member_info *mi);
 /* True when either user blocks the other. Returns 1 (blocked), 0, or DB_E*. */
 int blocked_between(int64_t a, int64_t b);
 
+/* True when a block stands between user and any of the ids in ids_json (a
+ * JSON array of ids, as for DB_IDS_TABLE), either way. Returns 1, 0, or DB_E*.
+ * Call inside the transaction that adds them to a group. */
+int blocked_any(int64_t user, const char *ids_json);
+
 #endif

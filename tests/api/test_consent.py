@@ -102,3 +102,23 @@ def test_good_push_tokens_are_taken(new_user):
     r = u.put(PUSH, {"provider": "fcm",
                      "token": "f1:APA91b" + secrets.token_urlsafe(100)})
     assert r.status == 204, r
+
+
+# -- blocks in groups ------------------------------------------------------
+
+@pytest.mark.parametrize("who_blocks", ["adder", "added"])
+def test_group_add_refused_across_a_block(new_user, who_blocks):
+    a, b, c = new_user(), new_user(), new_user()
+    blocker, blocked = (a, b) if who_blocks == "adder" else (b, a)
+    assert blocker.put(f"/v1/blocks/{blocked.id}").status in (200, 204)
+    before = {t["id"] for t in b.get("/v1/threads").body["threads"]}
+    # at creation
+    problem(a.post("/v1/threads", {"member_ids": [b.id, c.id], "title": "g"}), 403, "blocked")
+    # on member add
+    g = a.group(c)["id"]
+    problem(a.post(f"/v1/threads/{g}/members", {"user_ids": [b.id]}), 403, "blocked")
+    assert sorted(a.thread(g)["member_ids"]) == sorted([a.id, c.id])
+    assert {t["id"] for t in b.get("/v1/threads").body["threads"]} == before
+    # unblocked, the add works again
+    assert blocker.delete(f"/v1/blocks/{blocked.id}").status in (200, 204)
+    assert a.post(f"/v1/threads/{g}/members", {"user_ids": [b.id]}).status in (200, 201)
