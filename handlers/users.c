@@ -2,7 +2,8 @@
  *
  * Usernames are 3..32 characters of [A-Za-z0-9_.-], stored in lower case so
  * that `Alice` and `alice` are one name; the display name defaults to the
- * name as typed. */
+ * name as typed. Search lists only the caller's contacts and co-members by
+ * prefix, anyone else by the exact username. */
 #include <ctype.h>
 #include <string.h>
 
@@ -162,9 +163,21 @@ enum handler_status users_search(struct request *req, struct response *res)
     pattern[k++] = '%';
     pattern[k] = '\0';
     struct db_res *r;
-    int rc = db_query("SELECT " USER_COLS " FROM users u WHERE u.username LIKE ? "
+    /* A prefix finds the caller's contacts and co-members; anyone else only
+     * by the exact username (the directory is not listed to strangers). */
+    char exact[33];
+    size_t n = strlen(q);
+    for (size_t i = 0; i <= n; i++)
+        exact[i] = (char)tolower((unsigned char)q[i]);
+    int rc = db_query("SELECT " USER_COLS " FROM users u WHERE u.username LIKE ? AND "
+                      "(u.username = ? "
+                      "OR u.id IN (SELECT c.contact_id FROM contacts c WHERE c.owner_id = ?) "
+                      "OR u.id IN (SELECT o.owner_id FROM thread_members m JOIN thread_members o "
+                      "ON o.thread_id = m.thread_id WHERE m.owner_id = ?)) "
                       "ORDER BY u.username LIMIT ?",
-                      &r, DB_ARGS(DB_STR(pattern), DB_INT(limit)));
+                      &r,
+                      DB_ARGS(DB_STR(pattern), DB_STR(exact), DB_INT(req->user_id),
+                              DB_INT(req->user_id), DB_INT(limit)));
     if (rc < 0)
         return resp_db_error(res, rc);
     json_t *users = json_array();

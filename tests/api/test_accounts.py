@@ -430,6 +430,9 @@ def test_search_by_prefix(server, new_user):
     for n in names:
         assert register(server, n, "password1-long-enough").status == 201
     me = new_user()
+    for n in names:  # a prefix finds contacts (and co-members) only
+        uid = me.get(f"/v1/users", params={"q": n}).body["users"][0]["id"]
+        assert me.put(f"/v1/contacts/{uid}", {}).status == 200
 
     def search(q, **kw):
         st, b = me.get("/v1/users", params={"q": q, **kw})
@@ -456,6 +459,9 @@ def test_search_default_limit_is_20(server, new_user):
     for i in range(22):
         assert register(server, f"{base}{i:02d}", "password1-long-enough").status == 201
     me = new_user()
+    for i in range(22):
+        uid = me.get("/v1/users", params={"q": f"{base}{i:02d}"}).body["users"][0]["id"]
+        assert me.put(f"/v1/contacts/{uid}", {}).status == 200
     st, b = me.get("/v1/users", params={"q": base})
     assert st == 200
     assert [u["username"] for u in b["users"]] == [f"{base}{i:02d}" for i in range(20)]

@@ -122,3 +122,25 @@ def test_group_add_refused_across_a_block(new_user, who_blocks):
     # unblocked, the add works again
     assert blocker.delete(f"/v1/blocks/{blocked.id}").status in (200, 204)
     assert a.post(f"/v1/threads/{g}/members", {"user_ids": [b.id]}).status in (200, 201)
+
+
+# -- user search -----------------------------------------------------------
+
+def test_search_lists_contacts_and_co_members_by_prefix_strangers_by_exact_name(server, new_user):
+    base = "q" + secrets.token_hex(4)
+    me, contact, co, stranger = (new_user(name=f"{base}{s}") for s in ("me", "c", "m", "s"))
+
+    def search(who, q):
+        r = who.get("/v1/users", params={"q": q})
+        assert r.status == 200, r
+        return sorted(u["username"] for u in r.body["users"])
+
+    assert search(me, base) == []  # strangers all
+    assert me.put(f"/v1/contacts/{contact.id}", {}).status == 200
+    me.group(co, title="co")
+    assert search(me, base) == sorted([f"{base}c", f"{base}m", f"{base}me"])
+    # the stranger only by the exact username, in any case
+    assert search(me, f"{base}s") == [f"{base}s"]
+    assert search(me, f"{base}S".upper()) == [f"{base}s"]
+    # the one-sided contact does not make the caller findable by prefix
+    assert search(contact, base) == []
