@@ -1,21 +1,27 @@
-/* contacts.c — the caller's contact list (with nicknames and presence) and
- * block list. Both are private to their owner. */
+/* contacts.c — the caller's contact list (with nicknames and, where the
+ * contact may be seen, presence) and block list. Both are private to their
+ * owner. */
 #include "common.h"
 #include "handlers.h"
 #include "http/jsonv.h"
 #include "base/util.h"
 
-#define CONTACT_SELECT                                                     \
-    "SELECT " USER_COLS ", c.nickname, "                                   \
-    "(SELECT MAX(s.last_seen_at) FROM sessions s WHERE s.user_id = u.id) " \
-    "FROM contacts c JOIN users u ON u.id = c.contact_id WHERE c.owner_id = ? "
+/* A contact's presence shows only when PRESENCE_VISIBLE allows it: a
+ * one-sided contact (not added back, no shared thread) or one across a block
+ * gets presence null. */
+#define CONTACT_SELECT                                                                       \
+    "SELECT " USER_COLS ", c.nickname, "                                                     \
+    "(SELECT MAX(s.last_seen_at) FROM sessions s WHERE s.user_id = u.id), " PRESENCE_VISIBLE \
+    " FROM contacts c JOIN users u ON u.id = c.contact_id "                                  \
+    "JOIN users v ON v.id = c.owner_id WHERE c.owner_id = ? "
 
 static json_t *contact_row(const struct db_res *r, int row)
 {
     const char *nick = db_str(r, row, 3);
     return json_pack("{s:o, s:o, s:o}", "user", view_user_row(r, row, 0), "nickname",
                      nick ? json_string(nick) : json_null(), "presence",
-                     view_presence(db_int(r, row, 0), db_int(r, row, 4)));
+                     db_int(r, row, 5) ? view_presence(db_int(r, row, 0), db_int(r, row, 4))
+                                       : json_null());
 }
 
 enum handler_status contacts_list(struct request *req, struct response *res)

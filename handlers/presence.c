@@ -1,8 +1,9 @@
 /* presence.c — GET /v1/presence and POST /v1/threads/{id}/typing.
  *
- * Presence is visible for the caller, the caller's contacts and members of a
- * thread the caller is in; other ids are left out of the answer (as if they
- * did not exist). Typing is an ephemeral event to the thread's other members. */
+ * Presence is visible for the caller, mutual contacts and members of a
+ * thread the caller is in, never across a block (PRESENCE_VISIBLE); other
+ * ids are left out of the answer (as if they did not exist). Typing is an ephemeral event to the
+ * thread's other members. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,15 +45,11 @@ enum handler_status presence_list(struct request *req, struct response *res)
         return resp_internal(res);
     }
     struct db_res *r;
-    int rc = db_query(
-        "SELECT u.id, (SELECT MAX(s.last_seen_at) FROM sessions s WHERE s.user_id = u.id) "
-        "FROM " DB_IDS_TABLE " JOIN users u ON u.id = j.id WHERE u.id = ? "
-        "OR EXISTS (SELECT 1 FROM contacts c WHERE c.owner_id = ? AND c.contact_id = u.id) "
-        "OR EXISTS (SELECT 1 FROM thread_members a JOIN thread_members b "
-        "ON b.thread_id = a.thread_id WHERE a.owner_id = ? AND b.owner_id = u.id)",
-        &r,
-        DB_ARGS(DB_STR(ids_json), DB_INT(req->user_id), DB_INT(req->user_id),
-                DB_INT(req->user_id)));
+    int rc =
+        db_query("SELECT u.id, (SELECT MAX(s.last_seen_at) FROM sessions s WHERE s.user_id = u.id) "
+                 "FROM " DB_IDS_TABLE " JOIN users u ON u.id = j.id JOIN users v ON v.id = ? "
+                 "WHERE " PRESENCE_VISIBLE,
+                 &r, DB_ARGS(DB_STR(ids_json), DB_INT(req->user_id)));
     free(ids.s);
     if (rc < 0)
         return resp_db_error(res, rc);

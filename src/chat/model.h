@@ -80,6 +80,18 @@ json_t *view_thread_own(json_t *shared, bool member, bool is_muted, const char *
 int view_threads_page(int64_t owner, int64_t before_at, int64_t before_id, int limit, json_t **out,
                       bool *more, int64_t *last_at, int64_t *last_id);
 
+/* SQL condition: user u.id's presence may be shown to user v.id (both
+ * aliases must be in the query). True for oneself; else only with no block
+ * either way, and when the two are mutual contacts (each has the other in
+ * their list) or share a thread. live/presence.c fans out by the same rule. */
+#define PRESENCE_VISIBLE                                                                  \
+    "(u.id = v.id OR (NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.owner_id = v.id AND "   \
+    "b.blocked_id = u.id) OR (b.owner_id = u.id AND b.blocked_id = v.id)) AND "           \
+    "(EXISTS (SELECT 1 FROM contacts c1 JOIN contacts c2 ON c2.owner_id = c1.contact_id " \
+    "AND c2.contact_id = c1.owner_id WHERE c1.owner_id = v.id AND c1.contact_id = u.id) " \
+    "OR EXISTS (SELECT 1 FROM thread_members m1 JOIN thread_members m2 "                  \
+    "ON m2.thread_id = m1.thread_id WHERE m1.owner_id = v.id AND m2.owner_id = u.id))))"
+
 /* {state, last_seen_at} for user: the live state when the presence module
  * knows it, else offline since db_last_seen (ms, 0 = never). */
 json_t *view_presence(int64_t user_id, int64_t db_last_seen);

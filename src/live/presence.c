@@ -120,15 +120,24 @@ static bool local_state(int64_t user_id, bool *online, int64_t *last_seen_at)
     return e != NULL;
 }
 
-/* Sends user's new state to everyone allowed to see it: their parked polls
+/* Sends user's new state to everyone allowed to see it (mutual contacts and
+ * co-members, never across a block): their parked polls
  * get it now, and polls that come in the next seconds get it from the hub. */
 static void publish(int64_t user_id, bool online, int64_t last_seen_at)
 {
     struct db_res *r;
-    if (db_query("SELECT owner_id FROM contacts WHERE contact_id = ? UNION "
+    /* Mutual contacts and co-members, none across a block (the rule of
+     * PRESENCE_VISIBLE in chat/model.h). */
+    if (db_query("SELECT x.id FROM (SELECT c.owner_id AS id FROM contacts c JOIN contacts back "
+                 "ON back.owner_id = c.contact_id AND back.contact_id = c.owner_id "
+                 "WHERE c.contact_id = ? UNION "
                  "SELECT tm2.owner_id FROM thread_members tm1 JOIN thread_members tm2 "
-                 "ON tm2.thread_id = tm1.thread_id WHERE tm1.owner_id = ? AND tm2.owner_id <> ?",
-                 &r, DB_ARGS(DB_INT(user_id), DB_INT(user_id), DB_INT(user_id))) < 0)
+                 "ON tm2.thread_id = tm1.thread_id WHERE tm1.owner_id = ? AND tm2.owner_id <> ?"
+                 ") x WHERE NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.owner_id = x.id AND "
+                 "b.blocked_id = ?) OR (b.owner_id = ? AND b.blocked_id = x.id))",
+                 &r,
+                 DB_ARGS(DB_INT(user_id), DB_INT(user_id), DB_INT(user_id), DB_INT(user_id),
+                         DB_INT(user_id))) < 0)
         return;
     int64_t *ids = malloc(((size_t)r->nrows + 1) * sizeof *ids);
     size_t n = 0;

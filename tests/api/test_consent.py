@@ -2,12 +2,13 @@
 client_msg_id that a PAD SPACE key would confuse, display names that could
 reorder or hide text, push tokens and topics that go into a URL or header."""
 import secrets
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import problem, register, unique_name
+from conftest import inbox_cursor, problem, register, unique_name
 
 PUSH = "/v1/sessions/current/push"
 
@@ -144,3 +145,73 @@ def test_search_lists_contacts_and_co_members_by_prefix_strangers_by_exact_name(
     assert search(me, f"{base}S".upper()) == [f"{base}s"]
     # the one-sided contact does not make the caller findable by prefix
     assert search(contact, base) == []
+
+
+# -- presence --------------------------------------------------------------
+
+def presence_of(viewer, *ids):
+    r = viewer.get("/v1/presence", params={"user_ids": ",".join(str(i) for i in ids)})
+    assert r.status == 200, r
+    return r.body["presence"]
+
+
+def contact_presence(viewer, uid):
+    r = viewer.put(f"/v1/contacts/{uid}")
+    assert r.status == 200, r
+    return r.body["contact"]["presence"]
+
+
+def test_presence_needs_a_mutual_contact_or_a_shared_thread(new_user):
+    u, fan, friend = new_user(), new_user(), new_user()
+    # fan added u; u did not add fan back
+    assert contact_presence(fan, u.id) is None
+    assert presence_of(fan, u.id) == {}
+    # friend and u have each other
+    assert u.put(f"/v1/contacts/{friend.id}").status == 200
+    assert contact_presence(friend, u.id)["state"] in ("online", "offline")
+    assert set(presence_of(friend, u.id)) == {str(u.id)}
+
+
+def test_presence_never_across_a_block_even_in_a_shared_group(new_user):
+    u, other, third = new_user(), new_user(), new_user()
+    u.group(other, third)
+    assert set(presence_of(other, u.id)) == {str(u.id)}
+    assert u.put(f"/v1/contacts/{other.id}").status == 200
+    assert other.put(f"/v1/contacts/{u.id}").status == 200
+    assert u.put(f"/v1/blocks/{other.id}").status == 204
+    assert presence_of(other, u.id) == {}           # the blocked sees nothing
+    assert presence_of(u, other.id) == {}           # nor the blocker
+    assert contact_presence(other, u.id) is None
+    assert set(presence_of(third, u.id)) == {str(u.id)}
+
+
+def test_presence_events_reach_only_those_allowed(presence_server):
+    from conftest import ParkedPoll, make_user
+    u, friend, fan, blocked = (make_user(presence_server) for _ in range(4))
+    assert u.put(f"/v1/contacts/{friend.id}").status == 200
+    assert friend.put(f"/v1/contacts/{u.id}").status == 200
+    assert fan.put(f"/v1/contacts/{u.id}").status == 200
+    u.group(blocked, title="with a blocked member")
+    assert u.put(f"/v1/blocks/{blocked.id}").status == 204
+    # wait until u is offline (the presence window is 2 s on this server)
+    deadline = time.monotonic() + 30
+    while presence_of(friend, u.id)[str(u.id)]["state"] != "offline":
+        assert time.monotonic() < deadline, "u never went offline"
+        time.sleep(0.2)
+
+    t0 = int(time.time() * 1000)
+
+    def is_u(evs):  # u coming online now, not an event of before
+        return any(e["type"] == "presence" and e["user_id"] == u.id and e["state"] == "online"
+                   and e["last_seen_at"] >= t0 for e in evs)
+
+    polls = {w: ParkedPoll(w, inbox_cursor(w), timeout=3, deadline=6, until=is_u)
+             for w in (friend, fan, blocked)}
+    for p in polls.values():
+        p.wait_parked()
+    assert u.get("/v1/me").status == 200            # u comes online
+    for p in polls.values():
+        p.join()
+    assert is_u(polls[friend].events()), polls[friend].answers
+    assert not [e for e in polls[fan].events() if e["type"] == "presence"]
+    assert not is_u(polls[blocked].events())

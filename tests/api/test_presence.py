@@ -245,19 +245,20 @@ def test_presence_change_reaches_a_poll_that_comes_just_after(presence_server):
     assert r.body["next"] == c, "an ephemeral event moved the cursor"
 
 
-def test_presence_visible_to_contacts_and_co_members_only(presence_server):
+def test_presence_visible_to_mutual_contacts_and_co_members_only(presence_server):
     u, member, owner, stranger, lonely = users_on(presence_server, 5)
     member.direct(u)
     assert owner.put(f"/v1/contacts/{u.id}").status == 200   # owner has u as a contact
+    assert str(u.id) not in presence_of(owner, u.id)         # one-sided: nothing
+    assert u.put(f"/v1/contacts/{owner.id}").status == 200   # and u has owner: mutual
     assert lonely.put(f"/v1/contacts/{owner.id}").status == 200  # not the other way round
     assert stranger.get("/v1/me").status == 200
     for viewer in (member, owner):
         p = presence_of(viewer, u.id, stranger.id, 987654321)
         assert set(p) == {str(u.id)}, p
         assert set(p[str(u.id)]) == {"state", "last_seen_at"}
-    # u did not add owner: owner's presence is not u's to see
-    assert str(owner.id) not in presence_of(u, owner.id)
-    assert str(owner.id) in presence_of(lonely, owner.id)
+    # lonely's contact is one-sided: neither sees the other
+    assert str(owner.id) not in presence_of(lonely, owner.id)
     assert str(lonely.id) not in presence_of(owner, lonely.id)
     assert presence_of(stranger, u.id) == {}
     # bad lists
