@@ -181,3 +181,34 @@ test-cluster:
 	@$(SUBMAKE) build/chatd-asan
 	@CHATD_BIN=$${CHATD_BIN:-$(CURDIR)/build/chatd-asan} \
 	  /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/cluster
+
+# --- fuzzing (fuzz/, docs/fuzzing.md) ---------------------------------------
+#   make fuzz         each fuzz/fuzz_<target>.c under libFuzzer (clang,
+#                     ASan+UBSan) for FUZZ_SECONDS (60) on one core, its corpus
+#                     in fuzz/corpus/<target>/ (new inputs merged back with
+#                     -merge=1), crashes saved to fuzz/regressions/<target>/;
+#                     FUZZ_TARGETS="jsonv router" picks some
+#   make fuzz-replay  every corpus and regression input once, through the same
+#                     targets built with gcc + ASan/UBSan and fuzz/replay.c
+#                     (part of make test; needs no clang)
+FUZZ_TARGETS ?= $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 60
+FUZZ_CC   = clang
+FUZZ_SAN  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_OBJ  = $(LIB_SRC:%.c=build/fuzz/%.o)
+build/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CFLAGS_B) $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(WERROR) -c $< -o $@
+build/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(FUZZ_OBJ)
+	$(FUZZ_CC) $(CFLAGS_B) -Ifuzz $(FUZZ_SAN) -fsanitize=fuzzer $(WERROR) $< $(FUZZ_OBJ) $(LIBS) -o $@
+build/fuzz-replay/fuzz_%: fuzz/fuzz_%.c fuzz/replay.c fuzz/fuzz.h $(ASAN_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_B) -Ifuzz $(ASAN) $(WERROR) $< fuzz/replay.c $(ASAN_LIB) $(LIBS) -o $@
+.PHONY: fuzz fuzz-replay
+fuzz:
+	@scripts/deps.sh fuzz
+	@$(SUBMAKE) $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+	@scripts/fuzz.sh run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+fuzz-replay:
+	@$(SUBMAKE) $(FUZZ_TARGETS:%=build/fuzz-replay/fuzz_%)
+	@scripts/fuzz.sh replay $(FUZZ_TARGETS)

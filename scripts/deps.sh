@@ -9,6 +9,7 @@
 #   scripts/deps.sh bench   what `make run` needs plus python3 (the report)
 #   scripts/deps.sh demo    python3 (the replay; the server runs elsewhere)
 #   scripts/deps.sh format  clang-format (`make format`, `make format-check`)
+#   scripts/deps.sh fuzz    what `make run` needs plus clang (libFuzzer, `make fuzz`)
 #   (several at once: scripts/deps.sh run cluster)
 #
 # Only the make targets that run something call it (`make run`, `make test`,
@@ -42,7 +43,8 @@ for m in "${modes[@]}"; do
     bench) want+=("${run_pkgs[@]}" python3) ;;
     demo) want+=(python3) ;;
     format) want+=(clang-format) ;;
-    *) echo "usage: deps.sh [run|test|cluster|bench|demo|format]..." >&2; exit 2 ;;
+    fuzz) want+=("${run_pkgs[@]}" clang) ;;
+    *) echo "usage: deps.sh [run|test|cluster|bench|demo|format|fuzz]..." >&2; exit 2 ;;
   esac
 done
 

@@ -2,7 +2,7 @@
 # format.sh — clang-format over the C sources, with the style in .clang-format.
 #
 #   scripts/format.sh fix     `make format`: rewrite every .c/.h under src/
-#                             handlers/ tests/unit/ bench/ in place
+#                             handlers/ tests/unit/ bench/ fuzz/ in place
 #   scripts/format.sh check   `make format-check`: list the files that are not
 #                             formatted, show a short diff, exit 1 if any
 #
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 mode=${1:-check}
 cf=${CLANG_FORMAT:-clang-format}
-dirs=(src handlers tests/unit bench)
+dirs=(src handlers tests/unit bench fuzz)
 diff_lines=${FORMAT_DIFF_LINES:-60} # how much of the diff `check` shows
 
 command -v "$cf" >/dev/null || { echo "format: $cf not found (scripts/deps.sh test installs it)" >&2; exit 2; }

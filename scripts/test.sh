@@ -6,6 +6,8 @@
 #      SKIP_LAYERS=1 skips it, for a branch that is not there yet (CI never
 #      sets it)
 #   1. C unit tests (cmocka), under AddressSanitizer/UBSan
+#   1b. `make fuzz-replay`: every fuzz corpus and regression input once
+#      through the fuzz targets built with gcc + ASan/UBSan (fuzz/)
 #   2. `make tsan`: the unit tests and a short concurrency subset of the API
 #      tests under ThreadSanitizer (scripts/tsan.sh)
 #   3. the OpenAPI lint
@@ -44,6 +46,10 @@ fi
 
 echo "== unit tests"
 for t in "$@"; do "$t"; done
+
+echo "== fuzz replay"
+MAKEFLAGS=$(sed -E 's/ ?--jobserver-(auth|fds)=[^ ]*//g' <<<"${MAKEFLAGS:-}") \
+  make --no-print-directory fuzz-replay
 
 echo "== tsan"
 # `make test` runs this script as a plain command, without the jobserver's

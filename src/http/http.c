@@ -349,6 +349,36 @@ static bool authenticate(struct MHD_Connection *conn, struct request *req, struc
     return false;
 }
 
+const struct route *http_route(struct request *req, struct response *res, size_t *slot)
+{
+    if (!is_api_path(req->path)) {
+        *slot = metrics_route_static();
+        if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+            strcpy(res->allow, "GET, HEAD");
+            resp_problem(res, 405, "method_not_allowed", "static files are read with GET");
+            return NULL;
+        }
+        return &static_route;
+    }
+
+    const struct route *route = NULL;
+    *slot = metrics_route_unmatched();
+    switch (router_match(routes, routes_count, req->method, req->path, &route, req->params,
+                         &req->nparams, res->allow, sizeof res->allow)) {
+    case ROUTER_NOT_FOUND:
+        resp_problem(res, 404, "not_found", "no such resource: %s", req->path);
+        return NULL;
+    case ROUTER_BAD_METHOD:
+        resp_problem(res, 405, "method_not_allowed", "%s is not allowed here; see Allow",
+                     req->method);
+        return NULL;
+    case ROUTER_FOUND: break;
+    }
+    *slot = (size_t)(route - routes);
+    req->route = route->pattern;
+    return route;
+}
+
 /* Answers 413 when Content-Length says more than the request may send. */
 static bool body_fits(struct MHD_Connection *conn, struct exchange *ex)
 {
@@ -381,31 +411,13 @@ static bool admit(struct MHD_Connection *conn, struct conn *c, const char *versi
     if (!check_framing(conn, c, version, ex, has_body))
         return false;
 
-    if (!is_api_path(req->path)) {
-        ex->slot = metrics_route_static();
-        if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-            strcpy(res->allow, "GET, HEAD");
-            resp_problem(res, 405, "method_not_allowed", "static files are read with GET");
-            return false;
-        }
-        ex->route = &static_route;
+    const struct route *route = http_route(req, res, &ex->slot);
+    if (route == NULL)
+        return false;
+    if (route == &static_route) {
+        ex->route = route;
         return body_fits(conn, ex);
     }
-
-    const struct route *route = NULL;
-    switch (router_match(routes, routes_count, req->method, req->path, &route, req->params,
-                         &req->nparams, res->allow, sizeof res->allow)) {
-    case ROUTER_NOT_FOUND:
-        resp_problem(res, 404, "not_found", "no such resource: %s", req->path);
-        return false;
-    case ROUTER_BAD_METHOD:
-        resp_problem(res, 405, "method_not_allowed", "%s is not allowed here; see Allow",
-                     req->method);
-        return false;
-    case ROUTER_FOUND: break;
-    }
-    ex->slot = (size_t)(route - routes);
-    req->route = route->pattern;
     ex->keep_body = takes_body(req->method);
     if (route->needs_auth && ex->keep_body)
         ex->body_max = HTTP_MAX_BODY;

@@ -17,7 +17,11 @@
 #ifndef CHAT_HTTP_H
 #define CHAT_HTTP_H
 
+#include <stddef.h>
+
 #include "base/config.h"
+#include "http/request.h"
+#include "http/router.h"
 
 #define HTTP_MAX_BODY (1024 * 1024)
 /* The body limit of routes without a token (registration, login): what
@@ -30,6 +34,14 @@ int http_start(const struct config *cfg);
 
 /* The TCP port actually bound (useful when listen asked for port 0). */
 unsigned http_port(void);
+
+/* The routing step of the pipeline (dispatch() in http.c), apart so that
+ * fuzz/fuzz_http.c can drive it without a connection: req->method and
+ * req->path (decoded) in; returns the route to run (the static-file route for
+ * paths outside the API) with req->params, req->nparams and req->route set,
+ * or NULL with the 404/405 problem answer in res. *slot gets the metrics
+ * slot. Touches no database; any thread. */
+const struct route *http_route(struct request *req, struct response *res, size_t *slot);
 
 /* Stops accepting, answers what is in flight, and stops the threads. */
 void http_stop(void);
