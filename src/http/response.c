@@ -69,6 +69,28 @@ static const char *status_title(int status)
     }
 }
 
+/* Replaces, in place, every byte of s that does not start a valid UTF-8
+ * character with '?': a detail quotes what the client sent (a path decoded
+ * from %A9, a method), and vsnprintf may cut a character in two, while
+ * jansson refuses a string that is not UTF-8 (and the answer would go out
+ * without its problem body). */
+static void utf8_scrub(char *s)
+{
+    while (*s) {
+        unsigned char c = (unsigned char)*s;
+        size_t n = c < 0x80                 ? 1
+                   : c >= 0xC2 && c <= 0xDF ? 2
+                   : c >= 0xE0 && c <= 0xEF ? 3
+                   : c >= 0xF0 && c <= 0xF4 ? 4
+                                            : 0;
+        if (n > 0 && strnlen(s, n) == n && utf8_valid(s, n)) {
+            s += n;
+        } else {
+            *s++ = '?';
+        }
+    }
+}
+
 enum handler_status resp_problem(struct response *res, int status, const char *code,
                                  const char *fmt, ...)
 {
@@ -77,6 +99,7 @@ enum handler_status resp_problem(struct response *res, int status, const char *c
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
+    utf8_scrub(detail);
     resp_json(res, status,
               json_pack("{s:i, s:s, s:s, s:s}", "status", status, "code", code, "title",
                         status_title(status), "detail", detail));
