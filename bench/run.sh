@@ -121,6 +121,7 @@ chatd_start() { # name [VAR=value…]
       CHAT_DB_URL="mysql://root@localhost/chatbench?socket=$SOCK" \
       CHAT_LOG_LEVEL=warn CHAT_SQL_DIR="$ROOT/sql" CHAT_WWW_ROOT="$ROOT/www" \
       CHAT_CONNECTION_LIMIT_PER_ADDRESS="${CHAT_CONNECTION_LIMIT_PER_ADDRESS:-0}" \
+      CHAT_RATE_LIMITS="${CHAT_RATE_LIMITS:-false}" \
       CHAT_CONFIG=/dev/null "$@" \
       "$CHATD" >"$out" 2>"$RUN/chatd-$name.err" &
   CHATD_PID=$!

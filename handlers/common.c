@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "base/util.h"
+
 bool member_or_404(const struct request *req, struct response *res, int64_t thread,
                    struct member_info *mi)
 {
@@ -52,4 +54,17 @@ enum handler_status resp_result(struct response *res, int rc, const char *not_fo
                             GROUP_MAX_MEMBERS);
     default: return resp_db_error(res, rc < 0 ? rc : DB_ERR);
     }
+}
+
+bool rate_limited(const struct request *req, struct response *res, enum rl_kind kind)
+{
+    bool by_address = kind == RL_REGISTER_ADDR || kind == RL_LOGIN_ADDR;
+    uint64_t key = by_address ? ratelimit_key(req->client_addr) : (uint64_t)req->user_id;
+    int wait = 0;
+    if (ratelimit_take(kind, key, mono_ms(), &wait))
+        return false;
+    resp_problem(res, 429, "rate_limited", "too many requests of this kind; try again in %d s",
+                 wait);
+    res->retry_after_s = wait;
+    return true;
 }

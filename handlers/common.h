@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/ratelimit.h"
 #include "chat/events.h"
 #include "chat/model.h"
 #include "http/request.h"
@@ -26,6 +27,12 @@ bool member_or_404(const struct request *req, struct response *res, int64_t thre
 /* The user `id` as a view into *out (caller owns), or answers 404 (no such
  * user) or 5xx and returns false. */
 bool user_or_404(struct response *res, int64_t id, json_t **out);
+
+/* Takes a token of kind for the caller (its account, or its client address
+ * for the *_ADDR kinds, base/ratelimit.h). Returns false when the action may
+ * go on; true when it is refused, with 429 rate_limited and Retry-After
+ * answered. Call once per request (not again when a handler reruns). */
+bool rate_limited(const struct request *req, struct response *res, enum rl_kind kind);
 
 /* Answers the usual way for a negative DB_E* code: 503 when the database is
  * unreachable or a commit's outcome is unknown (a retry settles it), else

@@ -88,6 +88,8 @@ static int add_tx(void *arg)
 
 enum handler_status members_add(struct request *req, struct response *res)
 {
+    if (rate_limited(req, res, RL_THREAD_CHANGE))
+        return HANDLER_DONE;
     int64_t thread_id = req->params[0];
     json_t *body = req_body(req, res);
     int64_t *ids;
@@ -163,6 +165,8 @@ static int remove_tx(void *arg)
 
 enum handler_status members_remove(struct request *req, struct response *res)
 {
+    if (rate_limited(req, res, RL_THREAD_CHANGE))
+        return HANDLER_DONE;
     struct remove_ctx c = {.caller = req->user_id,
                            .thread_id = req->params[0],
                            .target = req->params[1],

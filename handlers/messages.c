@@ -104,6 +104,8 @@ enum handler_status messages_send(struct request *req, struct response *res)
 {
     if (req->state) /* the send queue stored it */
         return answer(res, req->state);
+    if (rate_limited(req, res, RL_SEND))
+        return HANDLER_DONE;
     json_t *body = req_body(req, res);
     struct send_job *j = body ? read_message(req, res, body, req->params[0]) : NULL;
     return j ? submit(req, res, j) : HANDLER_DONE;
@@ -113,6 +115,8 @@ enum handler_status messages_send_to_user(struct request *req, struct response *
 {
     if (req->state)
         return answer(res, req->state);
+    if (rate_limited(req, res, RL_SEND))
+        return HANDLER_DONE;
     json_t *body = req_body(req, res);
     int64_t to;
     if (body == NULL || !jv_int(res, body, "to", JV_REQUIRED, 1, JSON_INT_MAX, &to, NULL))

@@ -66,6 +66,8 @@ bad:
 
 enum handler_status typing_post(struct request *req, struct response *res)
 {
+    if (rate_limited(req, res, RL_TYPING))
+        return HANDLER_DONE;
     int64_t thread_id = req->params[0];
     struct member_info mi;
     if (!member_or_404(req, res, thread_id, &mi))

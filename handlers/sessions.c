@@ -16,6 +16,8 @@
 
 enum handler_status sessions_create(struct request *req, struct response *res)
 {
+    if (rate_limited(req, res, RL_LOGIN_ADDR))
+        return HANDLER_DONE;
     json_t *body = req_body(req, res);
     if (body == NULL)
         return HANDLER_DONE;

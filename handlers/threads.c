@@ -87,6 +87,8 @@ static char *others_json(int64_t *ids, size_t *n, int64_t me)
 
 enum handler_status threads_create(struct request *req, struct response *res)
 {
+    if (rate_limited(req, res, RL_THREAD_CHANGE))
+        return HANDLER_DONE;
     int64_t *ids = NULL;
     char *others = NULL;
     size_t n;
@@ -211,6 +213,8 @@ static int settings_tx(void *arg)
 
 enum handler_status threads_rename(struct request *req, struct response *res)
 {
+    if (rate_limited(req, res, RL_THREAD_CHANGE))
+        return HANDLER_DONE;
     int64_t thread_id = req->params[0];
     json_t *body = req_body(req, res);
     const char *title;

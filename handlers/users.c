@@ -69,6 +69,8 @@ static int register_tx(void *arg)
 
 enum handler_status users_create(struct request *req, struct response *res)
 {
+    if (rate_limited(req, res, RL_REGISTER_ADDR))
+        return HANDLER_DONE;
     json_t *body = req_body(req, res);
     if (body == NULL)
         return HANDLER_DONE;
@@ -137,6 +139,8 @@ enum handler_status me_get(struct request *req, struct response *res)
 
 enum handler_status users_get(struct request *req, struct response *res)
 {
+    if (rate_limited(req, res, RL_USER_LOOKUP))
+        return HANDLER_DONE;
     json_t *user;
     if (!user_or_404(res, req->params[0], &user))
         return HANDLER_DONE;
@@ -145,6 +149,8 @@ enum handler_status users_get(struct request *req, struct response *res)
 
 enum handler_status users_search(struct request *req, struct response *res)
 {
+    if (rate_limited(req, res, RL_USER_LOOKUP))
+        return HANDLER_DONE;
     const char *q = req_query(req, "q");
     int64_t limit;
     if (!req_query_int(req, res, "limit", 20, 1, 100, &limit))

@@ -436,7 +436,8 @@ chatd_env() { # NAME: the environment of chatd node NAME
     CHAT_WWW_ROOT="$root/www" CHAT_SQL_DIR="$root/sql"
     CHAT_THREADS="${CHAT_THREADS:-2}" CHAT_SEND_WORKERS="${CHAT_SEND_WORKERS:-1}"
     CHAT_ACK_WORKERS="${CHAT_ACK_WORKERS:-1}" CHAT_MIGRATE="$(node_migrate)"
-    CHAT_CONNECTION_LIMIT_PER_ADDRESS="${CHAT_CONNECTION_LIMIT_PER_ADDRESS:-0}")
+    CHAT_CONNECTION_LIMIT_PER_ADDRESS="${CHAT_CONNECTION_LIMIT_PER_ADDRESS:-0}"
+    CHAT_RATE_LIMITS="${CHAT_RATE_LIMITS:-false}")
 }
 # Nodes only check the migrations when `chatd --migrate` ran them before
 # (several nodes applying them at once would contend for the lock row).

@@ -20,6 +20,9 @@ trap 'exit 0' INT TERM
 # Locally everything comes from 127.0.0.1: nginx (`make run-nginx`) and the
 # replay (`make demo`, a poll per present user) alike.
 export CHAT_CONNECTION_LIMIT_PER_ADDRESS=${CHAT_CONNECTION_LIMIT_PER_ADDRESS:-0}
+# The local server runs the demo replay (thousands of messages a minute from
+# one account) and the browser tests: no rate limits unless asked for.
+export CHAT_RATE_LIMITS=${CHAT_RATE_LIMITS:-false}
 build/chatd &
 pid=$!
 wait "$pid"

@@ -23,6 +23,7 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "db/migrate.h"
+#include "base/ratelimit.h"
 #include "live/cluster.h"
 #include "live/presence.h"
 #include "push/push.h"
@@ -181,6 +182,18 @@ int main(int argc, char **argv)
                                           cfg.audit_retention_days});
     retention_ms = (int64_t)cfg.event_retention_days * 86400000LL;
     receipts_init(cfg.receipt_fanout_max);
+    struct rl_setting limits[RL_KINDS] = {0};
+    if (cfg.rate_limits) {
+        limits[RL_SEND] = (struct rl_setting){cfg.rate_send[0], cfg.rate_send[1]};
+        limits[RL_THREAD_CHANGE] = (struct rl_setting){cfg.rate_thread_change[0],
+                                                       cfg.rate_thread_change[1]};
+        limits[RL_TYPING] = (struct rl_setting){cfg.rate_typing[0], cfg.rate_typing[1]};
+        limits[RL_USER_LOOKUP] = (struct rl_setting){cfg.rate_user_lookup[0],
+                                                     cfg.rate_user_lookup[1]};
+        limits[RL_REGISTER_ADDR] = (struct rl_setting){cfg.rate_register[0], cfg.rate_register[1]};
+        limits[RL_LOGIN_ADDR] = (struct rl_setting){cfg.rate_login[0], cfg.rate_login[1]};
+    }
+    ratelimit_init(limits);
     pthread_t janitor;
     cluster_on_revoke(auth_session_forget);
     cluster_on_drop(events_is_typing);

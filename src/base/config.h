@@ -14,29 +14,36 @@
 #include <stdio.h>
 
 struct config {
-    char listen[64];          /* address:port to serve HTTP on; port 0 = any */
-    char db_url[512];         /* mysql://user:pass@host:port[,host:port…]/db?socket=PATH */
-    char www_root[512];       /* directory of the browser app */
-    char sql_dir[512];        /* directory of numbered migrations */
-    char log_level[16];       /* error | warn | info | debug */
-    char migrate[8];          /* auto (apply at start-up) | check (refuse when one is missing) */
-    int threads;              /* HTTP worker threads, each with a DB connection */
-    int connection_limit;     /* open HTTP connections, parked polls included */
-    int connection_timeout_s; /* idle keep-alive connections close after this */
-    int connection_memory_kb; /* libmicrohttpd's memory pool per connection */
-    int per_address_limit;    /* open connections from one address; 0 = no limit */
-    int header_timeout_s;     /* a request line and headers arrive within this */
-    int body_timeout_s;       /* a request body arrives within this after its headers */
-    int send_workers;         /* group-commit threads storing sends; 0 = inline */
-    int send_batch_max;       /* most messages stored in one transaction */
-    int ack_workers;          /* group-commit threads storing inbox acknowledgements */
-    int tail_users;           /* users whose newest events are kept in memory */
-    int hash_concurrency;     /* password hashes (19 MiB each) at once */
-    int hash_queue_max;       /* registrations and logins waiting for a hash slot */
-    int hash_wait_ms;         /* longest wait for a hash slot before 503 */
-    int session_idle_days;    /* a session unused this long is dead; 0 = never */
-    int sessions_max;         /* sessions per user; a login beyond ends the idlest */
-    int login_free_failures;  /* failed logins per username before the backoff */
+    char listen[64];           /* address:port to serve HTTP on; port 0 = any */
+    char db_url[512];          /* mysql://user:pass@host:port[,host:port…]/db?socket=PATH */
+    char www_root[512];        /* directory of the browser app */
+    char sql_dir[512];         /* directory of numbered migrations */
+    char log_level[16];        /* error | warn | info | debug */
+    char migrate[8];           /* auto (apply at start-up) | check (refuse when one is missing) */
+    int threads;               /* HTTP worker threads, each with a DB connection */
+    int connection_limit;      /* open HTTP connections, parked polls included */
+    int connection_timeout_s;  /* idle keep-alive connections close after this */
+    int connection_memory_kb;  /* libmicrohttpd's memory pool per connection */
+    int per_address_limit;     /* open connections from one address; 0 = no limit */
+    int header_timeout_s;      /* a request line and headers arrive within this */
+    int body_timeout_s;        /* a request body arrives within this after its headers */
+    int send_workers;          /* group-commit threads storing sends; 0 = inline */
+    int send_batch_max;        /* most messages stored in one transaction */
+    int ack_workers;           /* group-commit threads storing inbox acknowledgements */
+    int tail_users;            /* users whose newest events are kept in memory */
+    int hash_concurrency;      /* password hashes (19 MiB each) at once */
+    int hash_queue_max;        /* registrations and logins waiting for a hash slot */
+    int hash_wait_ms;          /* longest wait for a hash slot before 503 */
+    bool rate_limits;          /* false: no token bucket limits (base/ratelimit.h) */
+    int rate_send[2];          /* messages per minute and burst, per account */
+    int rate_thread_change[2]; /* thread creations, renames, member changes, per account */
+    int rate_typing[2];        /* typing notices per minute and burst, per account */
+    int rate_user_lookup[2];   /* user searches and lookups, per account */
+    int rate_register[2];      /* registrations per minute and burst, per client address */
+    int rate_login[2];         /* logins per minute and burst, per client address */
+    int session_idle_days;     /* a session unused this long is dead; 0 = never */
+    int sessions_max;          /* sessions per user; a login beyond ends the idlest */
+    int login_free_failures;   /* failed logins per username before the backoff */
     int login_address_free_failures; /* the same per client address */
     int login_delay_max_s;           /* the backoff's cap */
     int audit_retention_days;        /* authentication events kept this long */

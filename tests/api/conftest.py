@@ -137,6 +137,9 @@ class Server:
                    CHAT_LOG_LEVEL="warn")
         # The tests open many connections from 127.0.0.1 at once.
         env.setdefault("CHAT_CONNECTION_LIMIT_PER_ADDRESS", "0")
+        # The tests send bursts from one account; test_rate_limits.py turns
+        # the limits on in a chatd of its own.
+        env.setdefault("CHAT_RATE_LIMITS", "false")
         # As scripts/test.sh sets them, when the caller did not.
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")

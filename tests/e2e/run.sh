@@ -99,7 +99,7 @@ trap 'exit 130' INT TERM
 CHAT_LISTEN=127.0.0.1:0 \
 CHAT_DB_URL="mysql://root@localhost/chat?socket=$tmp/db/mysql.sock" \
 CHAT_WWW_ROOT="$root/www" CHAT_SQL_DIR="$root/sql" CHAT_LOG_LEVEL=warn \
-CHAT_CONNECTION_LIMIT_PER_ADDRESS=0 \
+CHAT_CONNECTION_LIMIT_PER_ADDRESS=0 CHAT_RATE_LIMITS=false \
   "$bin" >"$tmp/chatd.out" 2>"$tmp/chatd.err" &
 chatd_pid=$!
 chatd_addr=""
