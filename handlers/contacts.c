@@ -5,6 +5,7 @@
 #include "handlers.h"
 #include "http/jsonv.h"
 #include "base/util.h"
+#include "live/cluster.h"
 
 /* A contact's presence shows only when PRESENCE_VISIBLE allows it: a
  * one-sided contact (not added back, no shared thread) or one across a block
@@ -71,6 +72,15 @@ enum handler_status contacts_put(struct request *req, struct response *res)
     if (r->nrows == 0) { /* deleted in between by another device */
         db_res_free(r);
         return resp_problem(res, 404, "not_found", "no user %lld", (long long)other);
+    }
+    /* Added back: the other side may now see the caller, and learns it at
+     * once (the caller has just been seen). */
+    if (db_int(r, 0, 5)) {
+        json_t *ev = view_presence(req->user_id, now_ms());
+        json_object_set_new(ev, "type", json_string("presence"));
+        json_object_set_new(ev, "user_id", json_integer(req->user_id));
+        cluster_emit(&other, 1, ev);
+        json_decref(ev);
     }
     resp_json(res, 200, json_pack("{s:o}", "contact", contact_row(r, 0)));
     db_res_free(r);

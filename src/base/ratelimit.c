@@ -33,12 +33,13 @@ static void init_mutexes(void)
 void ratelimit_init(const struct rl_setting settings[RL_KINDS])
 {
     pthread_once(&once, init_mutexes);
-    for (int i = 0; i < RL_STRIPES; i++)
-        pthread_mutex_lock(&stripes[i]);
     memcpy(limits, settings, sizeof limits);
-    memset(table, 0, sizeof table);
-    for (int i = RL_STRIPES - 1; i >= 0; i--)
+    size_t per_stripe = RATELIMIT_SLOTS / RL_STRIPES;
+    for (int i = 0; i < RL_STRIPES; i++) {
+        pthread_mutex_lock(&stripes[i]);
+        memset(&table[(size_t)i * per_stripe], 0, per_stripe * sizeof table[0]);
         pthread_mutex_unlock(&stripes[i]);
+    }
 }
 
 uint64_t ratelimit_key(const char *s)

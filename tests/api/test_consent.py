@@ -215,3 +215,30 @@ def test_presence_events_reach_only_those_allowed(presence_server):
     assert is_u(polls[friend].events()), polls[friend].answers
     assert not [e for e in polls[fan].events() if e["type"] == "presence"]
     assert not is_u(polls[blocked].events())
+
+
+def test_adding_back_tells_the_other_side_at_once(presence_server):
+    """The first add shows nothing; the add back makes the contact mutual,
+    and the first side learns the adder's presence without asking again."""
+    from conftest import ParkedPoll, make_user
+    u, fan = make_user(presence_server), make_user(presence_server)
+    assert fan.put(f"/v1/contacts/{u.id}").status == 200
+
+    def is_u(evs):
+        return any(e["type"] == "presence" and e["user_id"] == u.id for e in evs)
+
+    poll = ParkedPoll(fan, inbox_cursor(fan), timeout=3, deadline=6, until=is_u)
+    poll.wait_parked()
+    assert u.put(f"/v1/contacts/{fan.id}").status == 200
+    poll.join()
+    ev = [e for e in poll.events() if e["type"] == "presence" and e["user_id"] == u.id]
+    assert ev and ev[0]["state"] == "online", poll.answers
+    # a one-sided add tells no one
+    stranger = make_user(presence_server)
+    poll = ParkedPoll(u, inbox_cursor(u), timeout=2, deadline=4,
+                      until=lambda evs: any(e["type"] == "presence" for e in evs))
+    poll.wait_parked()
+    assert stranger.put(f"/v1/contacts/{u.id}").status == 200
+    poll.join()
+    assert not [e for e in poll.events() if e["type"] == "presence"
+                and e["user_id"] == stranger.id], poll.answers
