@@ -43,7 +43,7 @@ enum handler_status contacts_put(struct request *req, struct response *res)
     int64_t other = req->params[0];
     const char *nick = NULL;
     bool has_nick = req->body && json_object_get(req->body, "nickname");
-    if (req->body && !jv_str(res, req->body, "nickname", JV_NULLABLE, 0, 64, &nick, NULL))
+    if (req->body && !jv_str(res, req->body, "nickname", JV_NULLABLE | JV_NAME, 0, 64, &nick, NULL))
         return HANDLER_DONE;
     if (nick && *nick == '\0')
         nick = NULL;

@@ -25,7 +25,7 @@ enum handler_status sessions_create(struct request *req, struct response *res)
     size_t name_len, pass_len, key_len;
     if (!jv_str(res, body, "username", JV_REQUIRED, 1, 256, &name, &name_len) ||
         !jv_str(res, body, "password", JV_REQUIRED, 0, 1024, &password, &pass_len) ||
-        !jv_str(res, body, "device_name", JV_NULLABLE, 0, 64, &device, NULL) ||
+        !jv_str(res, body, "device_name", JV_NULLABLE | JV_NAME, 0, 64, &device, NULL) ||
         !jv_str(res, body, "device_key", JV_NULLABLE, 0, 64, &key, &key_len))
         return HANDLER_DONE;
     char username[33];

@@ -96,7 +96,7 @@ enum handler_status threads_create(struct request *req, struct response *res)
     json_t *body = req_body(req, res);
     if (body == NULL ||
         !jv_ids(res, body, "member_ids", JV_REQUIRED, GROUP_MAX_MEMBERS + 1, &ids, &n) ||
-        !jv_str(res, body, "title", JV_NULLABLE, 1, 255, &title, NULL))
+        !jv_str(res, body, "title", JV_NULLABLE | JV_NAME, 1, 255, &title, NULL))
         goto out;
     others = others_json(ids, &n, req->user_id);
     int64_t now = now_ms();
@@ -218,7 +218,7 @@ enum handler_status threads_rename(struct request *req, struct response *res)
     int64_t thread_id = req->params[0];
     json_t *body = req_body(req, res);
     const char *title;
-    if (body == NULL || !jv_str(res, body, "title", JV_REQUIRED, 1, 255, &title, NULL))
+    if (body == NULL || !jv_str(res, body, "title", JV_REQUIRED | JV_NAME, 1, 255, &title, NULL))
         return HANDLER_DONE;
     struct member_info mi;
     if (!member_or_404(req, res, thread_id, &mi))
@@ -242,7 +242,7 @@ enum handler_status threads_settings(struct request *req, struct response *res)
     bool muted = false, has_muted;
     const char *nick;
     if (!jv_bool(res, body, "is_muted", JV_OPTIONAL, &muted, &has_muted) ||
-        !jv_str(res, body, "nickname", JV_NULLABLE, 0, 64, &nick, NULL))
+        !jv_str(res, body, "nickname", JV_NULLABLE | JV_NAME, 0, 64, &nick, NULL))
         return HANDLER_DONE;
     bool has_nick = json_object_get(body, "nickname") != NULL;
     if (nick && *nick == '\0')

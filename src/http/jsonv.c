@@ -119,10 +119,33 @@ bool jv_str(struct response *res, json_t *obj, const char *key, int flags, size_
         return false;
     }
     size_t len = json_string_length(v);
+    if (flags & JV_NAME) {
+        const char *s = json_string_value(v);
+        size_t lead = 0;
+        while (lead < len && s[lead] == ' ')
+            lead++;
+        while (len > lead && s[len - 1] == ' ')
+            len--;
+        if (lead > 0 || len < json_string_length(v)) {
+            /* the object keeps the trimmed copy alive for *out */
+            json_t *trimmed = json_stringn(s + lead, len - lead);
+            if (trimmed == NULL || json_object_set_new(obj, key, trimmed) < 0) {
+                resp_problem(res, 500, "internal", "out of memory");
+                return false;
+            }
+            v = trimmed;
+            len = json_string_length(v);
+        }
+    }
     size_t chars = utf8_chars(json_string_value(v), len);
     if (chars < min_chars || chars > max_chars) {
         resp_problem(res, 400, "invalid_request", "field '%s' must be %zu..%zu characters", key,
                      min_chars, max_chars);
+        return false;
+    }
+    if ((flags & JV_NAME) && !text_is_clean(json_string_value(v), len)) {
+        resp_problem(res, 400, "invalid_request",
+                     "field '%s' must not hold control, bidi or invisible characters", key);
         return false;
     }
     *out = json_string_value(v);

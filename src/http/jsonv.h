@@ -22,7 +22,12 @@
 
 #define JSONV_MAX_DEPTH 32
 
-enum { JV_OPTIONAL = 0, JV_REQUIRED = 1, JV_NULLABLE = 2 };
+/* Field flags, or'ed. JV_NAME (jv_str only) is for names people read (thread
+ * titles, nicknames, device names): spaces at the ends are dropped (the
+ * body's field is replaced by the trimmed string) before the length check,
+ * and what remains must be clean text (text_is_clean in base/util.h: no
+ * control, bidi or invisible characters). */
+enum { JV_OPTIONAL = 0, JV_REQUIRED = 1, JV_NULLABLE = 2, JV_NAME = 4 };
 
 /* Parses len bytes into a JSON object. Returns 0 and a new reference in *out,
  * or -1 and a static explanation in *why. */

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import inbox_cursor, problem, register, unique_name
+from conftest import inbox_cursor, login, make_user, problem, register, unique_name
 
 PUSH = "/v1/sessions/current/push"
 
@@ -75,6 +75,51 @@ def test_display_name_is_trimmed_and_counted_in_characters(server):
     assert r.body["user"]["display_name"] == "Zoë 👩‍👩‍👧"
     r = register(server, unique_name(), "pw-" + secrets.token_hex(8), "é" * 64)
     assert r.status == 201, r
+
+
+# -- thread titles, nicknames, device names ---------------------------------
+
+BAD_NAMES = ["a\u202eevil", "x\u2066y\u2069", "bell\x07", "nl\nname", "zw\u200bsp",
+             "\ufeffbom", "\u00ad"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES + ["   "])
+def test_bad_thread_titles_are_refused_and_change_nothing(new_user, name):
+    a, b = new_user(), new_user()
+    problem(a.post("/v1/threads", {"member_ids": [b.id], "title": name}), 400, "invalid_request")
+    assert a.get("/v1/threads").body["threads"] == []
+    g = a.group(b, title="Trip")
+    problem(a.patch(f"/v1/threads/{g['id']}", {"title": name}), 400, "invalid_request")
+    assert a.thread(g["id"])["title"] == "Trip"
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_bad_nicknames_are_refused(new_user, name):
+    a, b = new_user(), new_user()
+    problem(a.put(f"/v1/contacts/{b.id}", {"nickname": name}), 400, "invalid_request")
+    assert a.get("/v1/contacts").body["contacts"] == []
+    g = a.group(b)
+    problem(a.patch(f"/v1/threads/{g['id']}/settings", {"nickname": name}), 400,
+            "invalid_request")
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_bad_device_names_are_refused(server, name):
+    u = make_user(server)
+    problem(login(server, u.username, u.password, name), 400, "invalid_request")
+    assert len(u.get("/v1/sessions").body["sessions"]) == 1
+
+
+def test_names_are_trimmed(new_user, server):
+    a, b = new_user(), new_user()
+    r = a.post("/v1/threads", {"member_ids": [b.id], "title": "  Trip 🏔 "})
+    assert r.status == 201 and r.body["thread"]["title"] == "Trip 🏔", r
+    r = a.put(f"/v1/contacts/{b.id}", {"nickname": " Bobby "})
+    assert r.status == 200 and r.body["contact"]["nickname"] == "Bobby", r
+    r = login(server, a.username, a.password, " laptop ")
+    assert r.status == 201, r
+    names = {s["device_name"] for s in a.get("/v1/sessions").body["sessions"]}
+    assert "laptop" in names, names
 
 
 # -- push tokens and topics ------------------------------------------------

@@ -110,6 +110,25 @@ static void test_readers(void **state)
     assert_true(jv_str(&res, o, "n", JV_NULLABLE, 0, 5, &s, &len));
     assert_null(s);
 
+    /* JV_NAME: trimmed in the object, then clean text */
+    json_object_set_new(o, "name", json_string("  Trip  "));
+    assert_true(jv_str(&res, o, "name", JV_REQUIRED | JV_NAME, 1, 5, &s, &len));
+    assert_string_equal(s, "Trip");
+    assert_int_equal(len, 4);
+    assert_string_equal(json_string_value(json_object_get(o, "name")), "Trip");
+    json_object_set_new(o, "name", json_string("   "));
+    assert_false(jv_str(&res, o, "name", JV_REQUIRED | JV_NAME, 1, 5, &s, &len));
+    json_object_set_new(o, "name",
+                        json_string("a\xe2\x80\xae"
+                                    "b")); /* U+202E */
+    assert_false(jv_str(&res, o, "name", JV_REQUIRED | JV_NAME, 1, 5, &s, &len));
+    json_object_set_new(o, "name",
+                        json_string("a\x07"
+                                    "b"));
+    assert_false(jv_str(&res, o, "name", JV_REQUIRED | JV_NAME, 1, 5, &s, &len));
+    assert_true(jv_str(&res, o, "n", JV_NULLABLE | JV_NAME, 0, 5, &s, &len));
+    assert_null(s);
+
     bool b = false;
     assert_true(jv_bool(&res, o, "b", JV_REQUIRED, &b, NULL));
     assert_true(b);
