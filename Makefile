@@ -19,7 +19,7 @@
 #   make test-cluster   the cluster tests (tests/cluster) on their own
 #   make clean
 
-PKGS     = libmicrohttpd libmariadb jansson libsodium libcurl libcrypto hiredis
+PKGS     = libmicrohttpd libmariadb jansson libsodium libcurl libcrypto hiredis libmagic libexif
 WARN     = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wpedantic
 CFLAGS_B = -std=gnu11 $(WARN) -Isrc -Ihandlers -pthread -MMD -MP $(shell pkg-config --cflags $(PKGS))
 LIBS     = $(shell pkg-config --libs $(PKGS)) -lcrack -pthread # cracklib has no .pc

@@ -3,7 +3,7 @@
 #
 # The core under src/ is in layers, one folder each, lowest first:
 #
-#   base  db  live  push  chat  http
+#   base  db  media  live  push  chat  http
 #
 # A file may include headers of its own folder and of the folders before it,
 # never of a later one; nothing under src/ includes from handlers/ (the
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-layers=(base db live push chat http)
+layers=(base db media live push chat http)
 rank() { # rank of a folder name, or -1
   local i
   for i in "${!layers[@]}"; do [ "${layers[$i]}" = "$1" ] && { echo "$i"; return; }; done

@@ -22,10 +22,12 @@ set -euo pipefail
 # libhiredis-dev: the Redis client library chatd links for cross-node
 # wake-ups (redis_url, set only in a cluster); `make run` starts no Redis.
 # libcrack2-dev and cracklib-runtime (its dictionary): new passwords are
-# checked against common passwords.
+# checked against common passwords. libmagic-dev (content types from the
+# bytes), libexif-dev (GPS stripped from JPEG originals) and libvips-tools
+# (vipsthumbnail, run as a sandboxed helper process) are for attachments.
 run_pkgs=(gcc libc6-dev make pkg-config libmicrohttpd-dev libmariadb-dev
           libjansson-dev libsodium-dev libcurl4-openssl-dev libssl-dev libhiredis-dev
-          libcrack2-dev cracklib-runtime
+          libcrack2-dev cracklib-runtime libmagic-dev libexif-dev libvips-tools
           mariadb-server mariadb-client curl nginx openssl)
 test_pkgs=(libcmocka-dev python3 python3-pytest python3-requests openssl chromium
            clang-format)
