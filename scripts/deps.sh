@@ -30,7 +30,8 @@ run_pkgs=(gcc libc6-dev make pkg-config libmicrohttpd-dev libmariadb-dev
           libcrack2-dev cracklib-runtime libmagic-dev libexif-dev libvips-tools
           mariadb-server mariadb-client curl nginx openssl)
 test_pkgs=(libcmocka-dev python3 python3-pytest python3-requests openssl chromium
-           clang-format)
+           clang-format systemd)
+# systemd: systemd-analyze checks tools/systemd/chatd.service (tests/api/test_ops.py).
 # The Galera provider and its rsync state transfer (iproute2's ss finds the
 # ports), and the Redis server with redis-cli.
 cluster_pkgs=(galera-4 rsync iproute2 redis-server redis-tools)

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "chat/acks.h"
 #include "chat/auth.h"
@@ -68,15 +70,21 @@ static void *janitor_main(void *arg)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: chatd [--config FILE] [--migrate] [--help]\n\n"
+    fprintf(out, "usage: chatd [--config FILE] [--migrate | --check-config] [--help]\n\n"
                  "The messenger server. Reads FILE (default chatd.conf, when present),\n"
                  "then CHAT_* environment variables. --migrate applies the database\n"
-                 "migrations and exits (run it once before starting the nodes of a cluster).\n\n");
+                 "migrations and exits (run it once before starting the nodes of a cluster).\n"
+                 "--check-config checks the settings, the files they name, the database\n"
+                 "connection, its durability and that every migration is applied, prints\n"
+                 "what it found and exits 0 when all is well, 1 when not (it applies\n"
+                 "nothing; like a start, it creates the database when it is missing).\n\n");
     config_print_help(out);
 }
 
 /* --migrate: apply the migrations and exit. */
 static bool migrate_only;
+/* --check-config: check the settings and the database, and exit. */
+static bool check_only;
 
 static int load_config(int argc, char **argv, struct config *cfg)
 {
@@ -88,6 +96,8 @@ static int load_config(int argc, char **argv, struct config *cfg)
             exit(0);
         } else if (strcmp(argv[i], "--migrate") == 0) {
             migrate_only = true;
+        } else if (strcmp(argv[i], "--check-config") == 0) {
+            check_only = true;
         } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             path = argv[++i];
             required = true;
@@ -113,6 +123,12 @@ static int load_config(int argc, char **argv, struct config *cfg)
         return -1;
     }
     log_set_level(level);
+    enum log_format format;
+    if (log_format_parse(cfg->log_format, &format) < 0) {
+        fprintf(stderr, "chatd: log_format must be text or json\n");
+        return -1;
+    }
+    log_set_format(format);
     if (strcmp(cfg->migrate, "auto") != 0 && strcmp(cfg->migrate, "check") != 0) {
         fprintf(stderr, "chatd: migrate must be auto or check\n");
         return -1;
@@ -140,6 +156,68 @@ static int check_durability(const struct config *cfg)
     return 0;
 }
 
+/* One check of --check-config: prints "ok   what" or "FAIL what: why" on
+ * stdout and returns whether it passed. */
+static bool check(bool ok, const char *what, const char *why)
+{
+    if (ok)
+        printf("ok    %s\n", what);
+    else
+        printf("FAIL  %s: %s\n", what, why);
+    fflush(stdout);
+    return ok;
+}
+
+/* Whether path names a readable regular file (or a directory, dir). */
+static bool readable(const char *path, bool dir)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && (dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)) &&
+           access(path, R_OK) == 0;
+}
+
+/* --check-config: the settings were read and checked by load_config; here
+ * the files they name, the listen address, then the database. Returns the
+ * exit status: 0 when every check passed, 1 when one failed. */
+static int check_config(const struct config *cfg, struct db_config *dbc)
+{
+    bool ok = check(true, "settings (file and CHAT_* variables)", "");
+    char path[600];
+    const char *colon = strrchr(cfg->listen, ':');
+    int64_t port;
+    ok &= check(colon && colon > cfg->listen && parse_int(colon + 1, &port) == 0 && port <= 65535,
+                "listen is address:port", cfg->listen);
+    snprintf(path, sizeof path, "%s/index.html", cfg->www_root);
+    ok &= check(readable(path, false), "www_root holds index.html", path);
+    ok &= check(readable(cfg->sql_dir, true), "sql_dir is a readable directory", cfg->sql_dir);
+    if (cfg->apns_key_file[0])
+        ok &= check(readable(cfg->apns_key_file, false) && cfg->apns_key_id[0] &&
+                        cfg->apns_team_id[0] && cfg->apns_topic[0],
+                    "APNs key file readable, key id, team id and topic set", cfg->apns_key_file);
+    if (cfg->fcm_credentials_file[0])
+        ok &= check(readable(cfg->fcm_credentials_file, false), "FCM credentials readable",
+                    cfg->fcm_credentials_file);
+    if (cfg->push_ca_file[0])
+        ok &= check(readable(cfg->push_ca_file, false), "push_ca_file readable", cfg->push_ca_file);
+    if (cfg->redis_url[0])
+        ok &= check(strncmp(cfg->redis_url, "redis://", 8) == 0, "redis_url is redis://host:port",
+                    cfg->redis_url);
+    if (!check(db_parse_url(cfg->db_url, dbc) == 0, "db_url parses",
+               "not mysql://user:pass@host:port[,host:port…]/db[?socket=PATH]"))
+        return 1;
+    dbc->failover_wait_ms = cfg->db_failover_wait_ms;
+    dbc->require_durable = cfg->db_require_durable;
+    if (!check(db_init(dbc) == 0, "database reachable", "see the log line above"))
+        return 1;
+    ok &= check(check_durability(cfg) == 0, "database durability (innodb_flush_log_at_trx_commit)",
+                "see the log line above");
+    ok &= check(migrate_run(cfg->sql_dir, false) == 0, "every migration applied",
+                "run chatd --migrate (see the log line above)");
+    db_shutdown();
+    printf("%s\n", ok ? "chatd: configuration ok" : "chatd: configuration has problems");
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     struct config cfg;
@@ -156,6 +234,11 @@ int main(int argc, char **argv)
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
     struct db_config dbc;
+    if (check_only) {
+        int rc = check_config(&cfg, &dbc);
+        curl_global_cleanup();
+        return rc;
+    }
     if (db_parse_url(cfg.db_url, &dbc) < 0) {
         log_error("db_url is not mysql://user:pass@host:port[,host:port…]/db[?socket=PATH] "
                   "(not shown: it may hold a password)");

@@ -36,6 +36,12 @@ static const struct cfg_entry table[] = {
     {"www_root", STR(www_root), "www", 0, 0, "directory served to browsers"},
     {"sql_dir", STR(sql_dir), "sql", 0, 0, "directory of migrations, applied at start-up"},
     {"log_level", STR(log_level), "info", 0, 0, "error, warn, info or debug"},
+    {"log_format", STR(log_format), "text", 0, 0,
+     "text: one line `TIME LEVEL MESSAGE [rid=ID]`; json: one JSON object a line (ts, level, "
+     "msg, request_id; access lines add type, method, path, status, ms, addr, user_id)"},
+    {"access_log", BOOL(access_log), "true", 0, 0,
+     "log one line per HTTP request: request id, method, path without the query, status, "
+     "time taken, user and client address (never a token)"},
     {"migrate", STR(migrate), "auto", 0, 0,
      "auto: apply missing migrations at start-up; check: refuse to start while one is missing "
      "(cluster nodes, after one `chatd --migrate`)"},

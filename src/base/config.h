@@ -19,6 +19,8 @@ struct config {
     char www_root[512];        /* directory of the browser app */
     char sql_dir[512];         /* directory of numbered migrations */
     char log_level[16];        /* error | warn | info | debug */
+    char log_format[8];        /* text | json: the shape of log lines */
+    bool access_log;           /* one line per HTTP request */
     char migrate[8];           /* auto (apply at start-up) | check (refuse when one is missing) */
     int threads;               /* HTTP worker threads, each with a DB connection */
     int connection_limit;      /* open HTTP connections, parked polls included */

@@ -33,7 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "chat/auth.h"
@@ -76,6 +78,7 @@ struct exchange {
     bool keep_body;     /* POST, PUT or PATCH on a route: the body is buffered */
     bool answered;      /* admit() filled the response: sent at the last call */
     bool sent;          /* the response was queued before the body */
+    bool queued;        /* a response was queued (else the client left first) */
     int64_t started_us;
     int64_t queued_ms;               /* when handed to the slow-work pool */
     const struct route *route;       /* set once routed: a resumed request runs it again */
@@ -94,6 +97,9 @@ struct conn {
 };
 
 static struct MHD_Daemon *daemon_;
+static bool access_log;          /* log one line per request */
+static uint64_t request_id_base; /* random upper half of the ids made here */
+static _Atomic uint32_t request_id_next;
 static int hash_queue_max, hash_concurrency, hash_wait_ms;
 static _Atomic int slow_in_pool; /* exchanges handed to the pool and not done */
 
@@ -111,7 +117,9 @@ static enum handler_status run_handler(struct exchange *ex)
         resp_clear(&ex->res);
         resp_init(&ex->res);
     }
+    log_set_request_id(ex->req.request_id);
     enum handler_status st = ex->route->handler(&ex->req, &ex->res);
+    log_set_request_id(NULL);
     ex->req.runs++;
     return st;
 }
@@ -154,9 +162,11 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
-/* Turns a struct response into MHD's and queues it. */
-static enum MHD_Result send_response(struct MHD_Connection *conn, struct response *res, bool close)
+/* Turns the exchange's response into MHD's and queues it, with the
+ * request id. */
+static enum MHD_Result send_response(struct MHD_Connection *conn, struct exchange *ex, bool close)
 {
+    struct response *res = &ex->res;
     struct MHD_Response *r;
     bool has_body = res->fd >= 0 || res->text || res->json;
     if (res->fd >= 0) {
@@ -193,8 +203,11 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct respons
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (close)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    MHD_add_response_header(r, "X-Request-Id", ex->req.request_id);
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)res->status, r);
     MHD_destroy_response(r);
+    if (ret == MHD_YES)
+        ex->queued = true;
     return ret;
 }
 
@@ -521,7 +534,7 @@ static enum MHD_Result proceed(struct MHD_Connection *conn, struct exchange *ex,
         }
         break;
     }
-    enum MHD_Result ret = send_response(conn, &ex->res, false);
+    enum MHD_Result ret = send_response(conn, ex, false);
     metrics_observe(ex->slot, ex->res.status, mono_us() - ex->started_us);
     return ret;
 }
@@ -570,6 +583,23 @@ static void client_address(struct MHD_Connection *conn, char *out)
         memcpy(out, addr, n + 1);
 }
 
+/* The request's id into out (65 bytes): the X-Request-Id nginx sent when
+ * it is 1..64 characters of [A-Za-z0-9._-], else a new one, 16 hex digits
+ * unique in this process and unlikely to repeat across nodes. */
+static void request_id(struct MHD_Connection *conn, char *out)
+{
+    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    size_t n = v ? strlen(v) : 0;
+    if (n > 0 && n <= 64 &&
+        strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                  "0123456789._-") == n) {
+        memcpy(out, v, n + 1);
+        return;
+    }
+    uint32_t seq = atomic_fetch_add(&request_id_next, 1);
+    snprintf(out, 65, "%016llx", (unsigned long long)(request_id_base + seq));
+}
+
 static int64_t cuts_gauge(void) { return (int64_t)deadline_cuts(); }
 static int64_t hash_queue_gauge(void) { return atomic_load(&slow_in_pool); }
 
@@ -588,6 +618,7 @@ static enum MHD_Result first_call(struct MHD_Connection *conn, const char *url, 
     ex->req.path = url;
     ex->req.defer = &ex->defer;
     client_address(conn, ex->req.client_addr);
+    request_id(conn, ex->req.request_id);
     atomic_init(&ex->defer.state, DEFER_PENDING);
     resp_init(&ex->res);
     *con_cls = ex;
@@ -606,7 +637,7 @@ static enum MHD_Result first_call(struct MHD_Connection *conn, const char *url, 
     }
     ex->sent = true;
     metrics_observe(ex->slot, ex->res.status, mono_us() - ex->started_us);
-    return send_response(conn, &ex->res, true);
+    return send_response(conn, ex, true);
 }
 
 /* A piece of the body: kept (up to body_max) or, for a method that takes
@@ -666,7 +697,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls, (void)toe;
+    (void)cls;
     /* Kept alive: the next request line has until the idle deadline. */
     struct conn *c = conn_of(conn);
     if (c)
@@ -674,6 +705,11 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct exchange *ex = *con_cls;
     if (ex == NULL)
         return;
+    if (access_log)
+        log_access(&(struct log_access){
+            ex->req.request_id, ex->req.method, ex->req.path, ex->req.client_addr,
+            ex->queued && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ex->res.status : 499,
+            mono_us() - ex->started_us, ex->req.user_id});
     if (ex->req.state_free)
         ex->req.state_free(ex->req.state);
     if (ex->req.body)
@@ -834,6 +870,11 @@ int http_start(const struct config *cfg)
         return -1;
     }
     hash_concurrency = cfg->hash_concurrency;
+    access_log = cfg->access_log;
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+        r = (uint32_t)getpid() ^ (uint32_t)mono_us();
+    request_id_base = (uint64_t)r << 32;
     hash_queue_max = cfg->hash_queue_max;
     hash_wait_ms = cfg->hash_wait_ms;
     int64_t header_ms = (int64_t)cfg->header_timeout_s * 1000;

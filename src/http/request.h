@@ -67,6 +67,8 @@ struct request {
     const char *route;               /* the route's pattern, for metrics */
     char client_addr[46];            /* the client's IP address, "" unknown: the peer's, or
                                         behind a proxy on loopback X-Forwarded-For's last */
+    char request_id[65];             /* X-Request-Id: nginx's when it sent a well-formed one
+                                        (1..64 of [A-Za-z0-9._-]), else made here (16 hex) */
     int runs;                        /* how many times the handler ran before this run */
     void *state;                     /* the handler's state across runs (req_state_set) */
     void (*state_free)(void *state); /* frees state when the request ends */

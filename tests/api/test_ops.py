@@ -1,10 +1,12 @@
-"""Operations endpoints and the static browser app."""
+"""Operations endpoints, the static browser app, and chatd --check-config."""
 import re
+import shutil
+import subprocess
 import time
 
 import pytest
 
-from conftest import REPO, problem, raw_http
+from conftest import CHATD_BIN, REPO, problem, raw_http
 
 INDEX = (REPO / "www" / "index.html").read_bytes()
 
@@ -131,3 +133,77 @@ def test_database_outage_is_503_and_recovers(server, db, new_users):
         assert st == 200, body
     assert [m["body"] for m in b.history(d["id"])["messages"]] == ["before the outage"]
     assert a.say(d["id"], "after the outage")["seq"] == 2
+
+
+# --------------------------------------------------------------------------
+# chatd --check-config
+# --------------------------------------------------------------------------
+
+def check_config(server, **env):
+    e = server._env()
+    e.update(env)
+    return subprocess.run([CHATD_BIN, "--check-config"], cwd=REPO, env=e, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_check_config_passes_on_the_running_setup(server):
+    r = check_config(server)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ok    every migration applied" in r.stdout
+    assert r.stdout.rstrip().endswith("chatd: configuration ok")
+    assert "FAIL" not in r.stdout
+
+
+def test_check_config_names_what_is_wrong(server, tmp_path):
+    r = check_config(server, CHAT_WWW_ROOT=str(tmp_path), CHAT_APNS_KEY_FILE=str(tmp_path / "no.p8"))
+    assert r.returncode == 1
+    assert "FAIL  www_root holds index.html" in r.stdout
+    assert "FAIL  APNs key file readable" in r.stdout
+    assert "ok    every migration applied" in r.stdout
+
+
+def test_check_config_with_a_missing_migration(server, tmp_path):
+    sql = tmp_path / "sql"
+    shutil.copytree(REPO / "sql", sql)
+    (sql / "999_not_yet.sql").write_text("SELECT 1;\n")
+    r = check_config(server, CHAT_SQL_DIR=str(sql))
+    assert r.returncode == 1
+    assert "FAIL  every migration applied" in r.stdout
+    # Nothing was applied.
+    assert check_config(server, CHAT_SQL_DIR=str(sql)).returncode == 1
+
+
+def test_check_config_refuses_a_bad_setting(server):
+    r = check_config(server, CHAT_THREADS="0")
+    assert r.returncode == 2
+    assert "threads" in r.stderr
+    r = check_config(server, CHAT_LOG_FORMAT="xml")
+    assert r.returncode == 2
+    assert "log_format" in r.stderr
+
+
+def test_check_config_with_no_database(server):
+    r = check_config(server, CHAT_DB_URL="mysql://root@127.0.0.1:1/chat")
+    assert r.returncode == 1
+    assert "FAIL  database reachable" in r.stdout
+
+
+# --------------------------------------------------------------------------
+# The systemd unit (tools/systemd/chatd.service)
+# --------------------------------------------------------------------------
+
+def test_systemd_unit_is_valid_and_sandboxed(tmp_path):
+    """systemd's own checker accepts the unit (with the binary where this
+    build put it), and rates its exposure 2.0 or better ("OK")."""
+    unit = (REPO / "tools" / "systemd" / "chatd.service").read_text()
+    assert "ExecStart=/usr/local/bin/chatd --config /etc/chatd/chatd.conf\n" in unit
+    path = tmp_path / "chatd.service"
+    path.write_text(unit.replace("/usr/local/bin/chatd", CHATD_BIN))
+    r = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == "", r.stderr
+    r = subprocess.run(["systemd-analyze", "security", "--offline=true", "--threshold=20",
+                        str(path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    m = re.search(r"Overall exposure level for chatd\.service: ([0-9.]+)", r.stdout)
+    assert m and float(m.group(1)) <= 2.0, r.stdout[-500:]

@@ -18,6 +18,7 @@ import http.client
 import http.server
 import json
 import os
+import re
 import select
 import shutil
 import socket
@@ -321,6 +322,10 @@ def test_what_reaches_the_upstream(front):
     assert seen["x-forwarded-proto"] == "https"
     assert "cookie" not in seen
     assert seen["authorization"] == "Bearer t"
+    # A request id of nginx's own, never the client's: chatd logs it.
+    assert re.fullmatch(r"[0-9a-f]{32}", seen["x-request-id"])
+    _, _, again = front.request("GET", "/v1/echo", headers={"X-Request-Id": "client-chosen"})
+    assert json.loads(again)["x-request-id"] not in (seen["x-request-id"], "client-chosen")
 
 
 def test_body_over_1_mib_is_problem_json(front):
