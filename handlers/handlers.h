@@ -66,6 +66,19 @@ enum handler_status push_delete(struct request *req, struct response *res);
 enum handler_status notifications_log(struct request *req, struct response *res);
 
 /* ops.c */
+/* The largest message body, bytes (API.md). */
+#define MESSAGE_MAX_BYTES 65536
+
+/* attachments.c */
+enum handler_status config_get(struct request *req, struct response *res);
+enum handler_status uploads_create(struct request *req, struct response *res);
+enum handler_status uploads_get(struct request *req, struct response *res);
+enum handler_status uploads_delete(struct request *req, struct response *res);
+enum handler_status uploads_put_content(struct request *req, struct response *res);
+enum handler_status attachments_get(struct request *req, struct response *res);
+enum handler_status attachments_thumbnail(struct request *req, struct response *res);
+enum handler_status attachments_links_create(struct request *req, struct response *res);
+
 enum handler_status ops_healthz(struct request *req, struct response *res);
 enum handler_status ops_readyz(struct request *req, struct response *res);
 enum handler_status ops_metrics(struct request *req, struct response *res);

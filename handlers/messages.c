@@ -19,18 +19,25 @@
 #include <string.h>
 
 #include "common.h"
+#include "chat/attachments.h"
 #include "chat/direct.h"
 #include "handlers.h"
 #include "http/jsonv.h"
 #include "chat/sendq.h"
 #include "base/util.h"
 
-#define MESSAGE_MAX_BYTES 65536
+/* A send's state: the job and the attachment ids it borrows. */
+struct send_state {
+    struct send_job job;
+    int64_t *attachment_ids;
+};
 
 static void job_free(void *p)
 {
-    sendq_job_clear(p);
-    free(p);
+    struct send_state *st = p;
+    sendq_job_clear(&st->job);
+    free(st->attachment_ids);
+    free(st);
 }
 
 /* Reads client_msg_id and body from the request into a new job for thread_id
@@ -51,26 +58,53 @@ static struct send_job *read_message(struct request *req, struct response *res, 
                      "or invisible characters");
         return NULL;
     }
-    json_t *text = json_object_get(body, "body");
-    if (!json_is_string(text) || json_string_length(text) == 0) {
-        resp_problem(res, 400, "invalid_message", "body must be a non-empty string");
+    /* Attachments: the caller's complete uploads (checked in the send's
+     * transaction); with them the body may be empty. */
+    json_t *att = json_object_get(body, "attachments");
+    int max = attachments_settings()->per_message_max;
+    if (att && !json_is_null(att) && json_is_array(att) && (int)json_array_size(att) > max) {
+        resp_problem(res, 422, "too_many_attachments", "a message has at most %d attachments", max);
         return NULL;
     }
-    if (json_string_length(text) > MESSAGE_MAX_BYTES) {
+    int64_t *ids = NULL;
+    size_t nids = 0;
+    if (!jv_ids(res, body, "attachments", JV_OPTIONAL | JV_NULLABLE, (size_t)max, &ids, &nids))
+        return NULL;
+    if (att && json_is_array(att) && nids != json_array_size(att)) {
+        free(ids);
+        resp_problem(res, 422, "invalid_attachment", "an attachment is listed twice");
+        return NULL;
+    }
+    /* With attachments the body may be absent or empty (no caption). */
+    json_t *text = json_object_get(body, "body");
+    if ((text != NULL || nids == 0) &&
+        (!json_is_string(text) || (json_string_length(text) == 0 && nids == 0))) {
+        free(ids);
+        resp_problem(res, 400, "invalid_message",
+                     "body must be a non-empty string (or may be empty with attachments)");
+        return NULL;
+    }
+    if (text && json_string_length(text) > MESSAGE_MAX_BYTES) {
+        free(ids);
         resp_problem(res, 413, "message_too_large", "body is over %d bytes", MESSAGE_MAX_BYTES);
         return NULL;
     }
-    struct send_job *j = calloc(1, sizeof *j);
-    if (j == NULL) {
+    struct send_state *st = calloc(1, sizeof *st);
+    if (st == NULL) {
+        free(ids);
         resp_internal(res);
         return NULL;
     }
-    req_state_set(req, j, job_free);
+    req_state_set(req, st, job_free);
+    st->attachment_ids = ids;
+    struct send_job *j = &st->job;
+    j->attachment_ids = ids;
+    j->nattachments = (int)nids;
     j->thread_id = thread_id;
     j->sender = req->user_id;
     j->client_msg_id = client_msg_id;
-    j->body = json_string_value(text);
-    j->body_len = json_string_length(text);
+    j->body = text ? json_string_value(text) : "";
+    j->body_len = text ? json_string_length(text) : 0;
     j->arrived_us = mono_us();
     return j;
 }
@@ -84,6 +118,10 @@ static enum handler_status answer(struct response *res, struct send_job *j)
         return resp_json(res, j->status == SEND_STORED ? 201 : 200,
                          json_pack("{s:O}", "message", j->message));
     default: {
+        if (j->status == SEND_BAD_ATTACHMENT)
+            return resp_problem(res, 422, "invalid_attachment",
+                                "an attachment is not your complete upload, has expired, or is "
+                                "in a message already");
         int rc = j->status == SEND_NOT_MEMBER ? NOT_FOUND
                  : j->status == SEND_BLOCKED  ? BLOCKED
                  : j->status < 0              ? j->status
@@ -103,7 +141,7 @@ static enum handler_status submit(struct request *req, struct response *res, str
 enum handler_status messages_send(struct request *req, struct response *res)
 {
     if (req->state) /* the send queue stored it */
-        return answer(res, req->state);
+        return answer(res, &((struct send_state *)req->state)->job);
     if (rate_limited(req, res, RL_SEND))
         return HANDLER_DONE;
     json_t *body = req_body(req, res);
@@ -114,7 +152,7 @@ enum handler_status messages_send(struct request *req, struct response *res)
 enum handler_status messages_send_to_user(struct request *req, struct response *res)
 {
     if (req->state)
-        return answer(res, req->state);
+        return answer(res, &((struct send_state *)req->state)->job);
     if (rate_limited(req, res, RL_SEND))
         return HANDLER_DONE;
     json_t *body = req_body(req, res);

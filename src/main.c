@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "chat/acks.h"
+#include "chat/attachments.h"
 #include "chat/auth.h"
 #include "base/config.h"
 #include "db/db.h"
@@ -40,7 +41,7 @@
  * failures, audit events and device keys (auth_prune), and week-old notification log lines, in
  * small batches, once a minute. */
 static atomic_bool janitor_running = true;
-static int64_t retention_ms;
+static int64_t retention_ms, janitor_interval_ms;
 
 static void *janitor_main(void *arg)
 {
@@ -55,15 +56,16 @@ static void *janitor_main(void *arg)
         }
         if (mono_ms() < next)
             continue;
-        next = mono_ms() + 60000;
+        next = mono_ms() + janitor_interval_ms;
         /* One node of a cluster prunes (the lease outlives a round). */
-        if (!cluster_lead("janitor", 90000))
+        if (!cluster_lead("janitor", (int)(janitor_interval_ms * 3 / 2)))
             continue;
         int64_t cutoff = now_ms() - retention_ms, n;
         while (janitor_running && (n = events_prune(cutoff, 5000)) == 5000)
             ;
         auth_prune(now_ms());
         push_prune(now_ms());
+        attachments_gc(now_ms());
     }
     return NULL;
 }
@@ -264,6 +266,22 @@ int main(int argc, char **argv)
                                           cfg.login_address_free_failures, cfg.login_delay_max_s,
                                           cfg.audit_retention_days});
     retention_ms = (int64_t)cfg.event_retention_days * 86400000LL;
+    janitor_interval_ms = (int64_t)cfg.janitor_interval_s * 1000;
+    struct attachment_settings att = {
+        .media_dir = cfg.media_dir,
+        .upload_max_bytes = (int64_t)cfg.upload_max_mb << 20,
+        .per_message_max = cfg.attachments_per_message_max,
+        .quota_bytes = (int64_t)cfg.upload_quota_mb << 20,
+        .pending_max = cfg.uploads_pending_max,
+        .upload_expiry_ms = (int64_t)cfg.upload_expiry_s * 1000,
+        .gc_grace_ms = (int64_t)cfg.blob_gc_grace_s * 1000,
+        .link_ttl_s = cfg.attachment_link_ttl_s,
+        .workers = cfg.media_workers,
+    };
+    if (attachments_init(&att) < 0) {
+        log_error("chatd: start-up failed");
+        return 1;
+    }
     receipts_init(cfg.receipt_fanout_max);
     struct rl_setting limits[RL_KINDS] = {0};
     if (cfg.rate_limits) {
@@ -275,6 +293,7 @@ int main(int argc, char **argv)
                                                      cfg.rate_user_lookup[1]};
         limits[RL_REGISTER_ADDR] = (struct rl_setting){cfg.rate_register[0], cfg.rate_register[1]};
         limits[RL_LOGIN_ADDR] = (struct rl_setting){cfg.rate_login[0], cfg.rate_login[1]};
+        limits[RL_UPLOAD] = (struct rl_setting){cfg.rate_upload[0], cfg.rate_upload[1]};
     }
     ratelimit_init(limits);
     pthread_t janitor;
@@ -299,6 +318,7 @@ int main(int argc, char **argv)
     acks_stop();
     cluster_stop(); /* after the last publish, before the hub stops */
     http_stop();
+    attachments_stop();
     janitor_running = false;
     pthread_join(janitor, NULL);
     auth_flush_last_seen();

@@ -43,6 +43,7 @@ struct config {
     int rate_user_lookup[2];   /* user searches and lookups, per account */
     int rate_register[2];      /* registrations per minute and burst, per client address */
     int rate_login[2];         /* logins per minute and burst, per client address */
+    int rate_upload[2];        /* uploads started per minute and burst, per account */
     int session_idle_days;     /* a session unused this long is dead; 0 = never */
     int sessions_max;          /* sessions per user; a login beyond ends the idlest */
     int login_free_failures;   /* failed logins per username before the backoff */
@@ -51,6 +52,16 @@ struct config {
     int audit_retention_days;        /* authentication events kept this long */
     int presence_window_s;           /* online for this long after a request */
     int event_retention_days;        /* inbox events kept at least this long */
+    int janitor_interval_s;          /* how often the janitor prunes and collects */
+    char media_dir[512];             /* attachments' local store */
+    int upload_max_mb;               /* one attachment's largest size, MiB */
+    int attachments_per_message_max; /* attachments in one message */
+    int upload_quota_mb;             /* a user's uploads and attachments in total, MiB */
+    int uploads_pending_max;         /* a user's unfinished uploads */
+    int upload_expiry_s;             /* an upload not sent in a message is removed after */
+    int blob_gc_grace_s;             /* stored bytes nothing refers to are removed after */
+    int attachment_link_ttl_s;       /* a signed attachment link is valid for */
+    int media_workers;               /* threads that finish uploads */
     int receipt_fanout_max;          /* threads up to this size tell every member of receipts */
     bool db_require_durable;         /* refuse to start unless every commit is flushed */
     int db_failover_wait_ms;         /* with several db hosts: how long a call waits for one */

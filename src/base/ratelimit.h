@@ -25,6 +25,7 @@ enum rl_kind {
     RL_USER_LOOKUP,   /* user searches and lookups */
     RL_REGISTER_ADDR, /* registrations per client address */
     RL_LOGIN_ADDR,    /* logins per client address */
+    RL_UPLOAD,        /* uploads started */
     RL_KINDS
 };
 

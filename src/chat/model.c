@@ -36,11 +36,20 @@ int view_user(int64_t id, json_t **out)
 }
 
 json_t *view_message(int64_t thread_id, int64_t seq, int64_t sender_id, const char *client_msg_id,
-                     const char *body, size_t body_len, int64_t created_at)
+                     const char *body, size_t body_len, int64_t created_at, const char *attachments)
 {
-    return json_pack("{s:I, s:I, s:I, s:s, s:s%, s:I}", "thread_id", (json_int_t)thread_id, "seq",
-                     (json_int_t)seq, "sender_id", (json_int_t)sender_id, "client_msg_id",
-                     client_msg_id, "body", body, body_len, "created_at", (json_int_t)created_at);
+    json_t *list = attachments ? json_loads(attachments, 0, NULL) : NULL;
+    if (!json_is_array(list)) {
+        if (attachments)
+            log_error("model: message %lld/%lld: attachments are not a JSON array",
+                      (long long)thread_id, (long long)seq);
+        json_decref(list);
+        list = json_array();
+    }
+    return json_pack("{s:I, s:I, s:I, s:s, s:s%, s:I, s:o}", "thread_id", (json_int_t)thread_id,
+                     "seq", (json_int_t)seq, "sender_id", (json_int_t)sender_id, "client_msg_id",
+                     client_msg_id, "body", body, body_len, "created_at", (json_int_t)created_at,
+                     "attachments", list);
 }
 
 json_t *view_message_row(const struct db_res *r, int row, int col)
@@ -50,7 +59,8 @@ json_t *view_message_row(const struct db_res *r, int row, int col)
     const char *body = db_str(r, row, col + MC_BODY);
     return view_message(db_int(r, row, col + MC_THREAD_ID), db_int(r, row, col + MC_SEQ),
                         db_int(r, row, col + MC_SENDER_ID), db_str(r, row, col + MC_CLIENT_MSG_ID),
-                        body, strlen(body), db_int(r, row, col + MC_CREATED_AT));
+                        body, strlen(body), db_int(r, row, col + MC_CREATED_AT),
+                        db_str(r, row, col + MC_ATTACHMENTS));
 }
 
 json_t *view_presence(int64_t user_id, int64_t db_last_seen)

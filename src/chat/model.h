@@ -46,13 +46,26 @@ json_t *view_id_list(const char *csv);
 
 /* The six columns of a message (table alias m), and their offsets within
  * them, which view_message_row reads. */
-#define MESSAGE_COLS "m.thread_id, m.seq, m.sender_id, m.client_msg_id, m.body, m.created_at"
-enum { MC_THREAD_ID, MC_SEQ, MC_SENDER_ID, MC_CLIENT_MSG_ID, MC_BODY, MC_CREATED_AT, MC_COUNT };
+#define MESSAGE_COLS \
+    "m.thread_id, m.seq, m.sender_id, m.client_msg_id, m.body, m.created_at, m.attachments"
+enum {
+    MC_THREAD_ID,
+    MC_SEQ,
+    MC_SENDER_ID,
+    MC_CLIENT_MSG_ID,
+    MC_BODY,
+    MC_CREATED_AT,
+    MC_ATTACHMENTS,
+    MC_COUNT
+};
 
 /* A message as the API shows it: {thread_id, seq, sender_id, client_msg_id,
- * body, created_at (ms)}; body is body_len bytes of UTF-8. New reference. */
+ * body, created_at (ms), attachments}; body is body_len bytes of UTF-8;
+ * attachments is the stored JSON array of attachment objects (borrowed),
+ * NULL for none (shown as []). New reference. */
 json_t *view_message(int64_t thread_id, int64_t seq, int64_t sender_id, const char *client_msg_id,
-                     const char *body, size_t body_len, int64_t created_at);
+                     const char *body, size_t body_len, int64_t created_at,
+                     const char *attachments);
 
 /* view_message from the MESSAGE_COLS columns starting at col; NULL when the
  * seq column is NULL. */

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "base/batchq.h"
+#include "chat/attachments.h"
 #include "chat/model.h"
 #include "db/db.h"
 #include "chat/events.h"
@@ -42,7 +43,7 @@
 #define BLOCK_ROW_COLUMNS DB_JT_COLUMNS(BLOCK_ROW)
 #define MESSAGE_ROW(X, S)                                                                     \
     X(0, t, BIGINT, "") S X(1, q, BIGINT, "") S X(2, s, BIGINT, "") S X(3, c, VARCHAR(64), "")  \
-    S X(4, b, MEDIUMTEXT, "") S X(5, n, BIGINT, "")
+    S X(4, b, MEDIUMTEXT, "") S X(5, n, BIGINT, "") S X(6, a, MEDIUMTEXT, "")
 #define MESSAGE_ROW_COLUMNS DB_JT_COLUMNS(MESSAGE_ROW)
 #define THREAD_ROW(X, S) X(0, id, BIGINT, "%lld") S X(1, q, BIGINT, "%lld") S X(2, n, BIGINT, "%lld")
 #define THREAD_ROW_COLUMNS DB_JT_COLUMNS(THREAD_ROW)
@@ -228,6 +229,92 @@ static int refuse_blocked(struct batch *b)
     return DB_OK;
 }
 
+/* Step 4b: each job's attachments must be the sender's complete, unexpired
+ * uploads, not in another message (nor in another job of this batch):
+ * locked here, marked attached with the message (attach_uploads). */
+static int claim_attachments(struct batch *b)
+{
+    json_t *ids = json_array();
+    for (int i = 0; i < b->n; i++) {
+        struct send_job *j = b->jobs[i];
+        for (int k = 0; j->status == 0 && !j->twin && k < j->nattachments; k++)
+            json_array_append_new(ids, json_integer(j->attachment_ids[k]));
+    }
+    char *s = json_array_size(ids) ? json_dumps(ids, JSON_COMPACT) : NULL;
+    size_t nids = json_array_size(ids);
+    json_decref(ids);
+    if (nids == 0)
+        return DB_OK;
+    if (s == NULL)
+        return DB_ERR;
+    struct db_res *r;
+    int rc = attachments_lock(s, &r);
+    free(s);
+    if (rc < 0)
+        return rc;
+    bool *used = calloc((size_t)r->nrows + 1, sizeof *used);
+    int *rows = malloc(sizeof *rows * (size_t)(nids + 1));
+    if (used == NULL || rows == NULL) {
+        free(used);
+        free(rows);
+        db_res_free(r);
+        return DB_ERR;
+    }
+    int64_t now = now_ms();
+    for (int i = 0; i < b->n; i++) {
+        struct send_job *j = b->jobs[i];
+        if (j->status != 0 || j->twin || j->nattachments == 0)
+            continue;
+        bool ok = true;
+        for (int k = 0; k < j->nattachments && ok; k++) {
+            rows[k] = -1;
+            for (int row = 0; row < r->nrows && rows[k] < 0; row++)
+                if (db_int(r, row, 0) == j->attachment_ids[k])
+                    rows[k] = row;
+            ok = rows[k] >= 0 && !used[rows[k]] &&
+                 attachments_claimable(r, rows[k], j->sender, now);
+        }
+        if (!ok) {
+            j->status = SEND_BAD_ATTACHMENT;
+            continue;
+        }
+        json_t *views = json_array();
+        for (int k = 0; k < j->nattachments; k++) {
+            used[rows[k]] = true;
+            json_array_append_new(views, attachments_row_view(r, rows[k]));
+        }
+        j->attachments = json_dumps(views, JSON_COMPACT);
+        json_decref(views);
+        if (j->attachments == NULL)
+            rc = DB_ERR;
+    }
+    free(used);
+    free(rows);
+    db_res_free(r);
+    return rc;
+}
+
+/* Step 5d: the claimed uploads belong to their messages now. */
+static int attach_uploads(struct batch *b)
+{
+    json_t *rows = json_array();
+    for (int i = 0; i < b->n; i++) {
+        struct send_job *j = b->jobs[i];
+        for (int k = 0; j->status == SEND_STORED && k < j->nattachments; k++)
+            json_array_append_new(rows, json_pack("[I, I, I]", (json_int_t)j->attachment_ids[k],
+                                                  (json_int_t)j->thread_id, (json_int_t)j->seq));
+    }
+    if (json_array_size(rows) == 0) {
+        json_decref(rows);
+        return DB_OK;
+    }
+    char *s = json_dumps(rows, JSON_COMPACT);
+    json_decref(rows);
+    int rc = s ? attachments_attach(s) : DB_ERR;
+    free(s);
+    return rc;
+}
+
 /* Step 5a: the message rows, the threads' last_seq and updated_at, and the
  * senders' read and delivered positions. */
 static int store_messages(struct batch *b)
@@ -236,20 +323,21 @@ static int store_messages(struct batch *b)
     for (int i = 0; i < b->n; i++) {
         struct send_job *j = b->jobs[i];
         if (j->status == SEND_STORED)
-            json_array_append_new(rows, json_pack("[I, I, I, s, s%, I]", (json_int_t)j->thread_id,
-                                                  (json_int_t)j->seq, (json_int_t)j->sender,
-                                                  j->client_msg_id, j->body, j->body_len,
-                                                  (json_int_t)j->now));
+            json_array_append_new(rows, json_pack("[I, I, I, s, s%, I, s]",
+                                                  (json_int_t)j->thread_id, (json_int_t)j->seq,
+                                                  (json_int_t)j->sender, j->client_msg_id, j->body,
+                                                  j->body_len, (json_int_t)j->now,
+                                                  j->attachments ? j->attachments : ""));
     }
     char *s = json_dumps(rows, JSON_COMPACT);
     json_decref(rows);
     if (s == NULL)
         return DB_ERR;
-    int rc = db_exec(
-        "INSERT INTO messages (thread_id, seq, sender_id, client_msg_id, body, "
-        "created_at) SELECT j.t, j.q, j.s, j.c, j.b, j.n FROM JSON_TABLE(?, '$[*]' " MESSAGE_ROW_COLUMNS
-        ") j",
-        DB_ARGS(DB_STR(s)));
+    int rc =
+        db_exec("INSERT INTO messages (thread_id, seq, sender_id, client_msg_id, body, "
+                "created_at, attachments) SELECT j.t, j.q, j.s, j.c, j.b, j.n, NULLIF(j.a, '') "
+                "FROM JSON_TABLE(?, '$[*]' " MESSAGE_ROW_COLUMNS ") j",
+                DB_ARGS(DB_STR(s)));
     free(s);
     if (rc < 0)
         return rc;
@@ -336,6 +424,8 @@ static int batch_tx(void *arg)
         struct send_job *j = b->jobs[i];
         json_decref(j->message);
         j->message = NULL;
+        free(j->attachments);
+        j->attachments = NULL;
         j->status = 0;
         j->twin = 0;
     }
@@ -345,7 +435,8 @@ static int batch_tx(void *arg)
         t->nmembers = 0;
     }
     int rc;
-    if ((rc = lock_threads(b)) < 0 || (rc = find_retries(b)) < 0 || (rc = refuse_blocked(b)) < 0)
+    if ((rc = lock_threads(b)) < 0 || (rc = find_retries(b)) < 0 || (rc = refuse_blocked(b)) < 0 ||
+        (rc = claim_attachments(b)) < 0)
         return rc;
 
     /* The time is taken under the threads' locks, and never before a
@@ -370,10 +461,10 @@ static int batch_tx(void *arg)
         struct send_job *j = b->jobs[i];
         if (j->status == SEND_STORED)
             j->message = view_message(j->thread_id, j->seq, j->sender, j->client_msg_id, j->body,
-                                      j->body_len, j->now);
+                                      j->body_len, j->now, j->attachments);
     }
     add_events(b);
-    if ((rc = store_messages(b)) < 0 || (rc = queue_pushes(b)) < 0)
+    if ((rc = store_messages(b)) < 0 || (rc = attach_uploads(b)) < 0 || (rc = queue_pushes(b)) < 0)
         return rc;
     return evb_flush(&b->events);
 }
@@ -427,6 +518,8 @@ void sendq_job_clear(struct send_job *j)
 {
     json_decref(j->message);
     j->message = NULL;
+    free(j->attachments);
+    j->attachments = NULL;
 }
 
 /* Stores jobs[0..n) as one transaction (or, if that fails, one by one),

@@ -25,6 +25,7 @@
 #include "http/http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -52,7 +53,7 @@
 
 /* Paths outside the API are static files: a route of their own, so that
  * every request runs through run_handler(). */
-static const struct route static_route = {"GET", "/", static_serve, false, false};
+static const struct route static_route = {"GET", "/", static_serve, false, false, false, false};
 
 /* A deferred answer's hand-over between the HTTP thread (which suspends the
  * connection) and the thread that completes the work (which resumes it):
@@ -73,12 +74,14 @@ struct exchange {
     struct response res;
     char *body;
     size_t body_len, body_cap;
-    uint64_t body_seen; /* bytes of body received, kept or not */
-    uint64_t body_max;  /* the most this request may send */
-    bool keep_body;     /* POST, PUT or PATCH on a route: the body is buffered */
-    bool answered;      /* admit() filled the response: sent at the last call */
-    bool sent;          /* the response was queued before the body */
-    bool queued;        /* a response was queued (else the client left first) */
+    uint64_t body_seen;     /* bytes of body received, kept or not */
+    uint64_t body_max;      /* the most this request may send */
+    bool keep_body;         /* POST, PUT or PATCH on a route: the body is buffered */
+    bool stream;            /* a stream_body route: the body goes to req.body_fd */
+    int64_t stream_seen_ms; /* when the body deadline was last pushed on */
+    bool answered;          /* admit() filled the response: sent at the last call */
+    bool sent;              /* the response was queued before the body */
+    bool queued;            /* a response was queued (else the client left first) */
     int64_t started_us;
     int64_t queued_ms;               /* when handed to the slow-work pool */
     const struct route *route;       /* set once routed: a resumed request runs it again */
@@ -170,7 +173,8 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct exchang
     struct MHD_Response *r;
     bool has_body = res->fd >= 0 || res->text || res->json;
     if (res->fd >= 0) {
-        r = MHD_create_response_from_fd64((uint64_t)res->fd_size, res->fd);
+        r = MHD_create_response_from_fd_at_offset64((uint64_t)res->fd_size, res->fd,
+                                                    (uint64_t)res->fd_offset);
         if (r)
             res->fd = -1; /* MHD closes it */
     } else if (res->text) {
@@ -204,6 +208,8 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct exchang
     if (close)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     MHD_add_response_header(r, "X-Request-Id", ex->req.request_id);
+    for (int i = 0; i < res->nheaders; i++)
+        MHD_add_response_header(r, res->headers[i].name, res->headers[i].value);
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)res->status, r);
     MHD_destroy_response(r);
     if (ret == MHD_YES)
@@ -431,16 +437,36 @@ static bool admit(struct MHD_Connection *conn, struct conn *c, const char *versi
         ex->route = route;
         return body_fits(conn, ex);
     }
-    ex->keep_body = takes_body(req->method);
+    ex->keep_body = takes_body(req->method) && !route->stream_body;
     if (route->needs_auth && ex->keep_body)
         ex->body_max = HTTP_MAX_BODY;
 
-    if (!body_fits(conn, ex))
+    if (!route->stream_body && !body_fits(conn, ex))
         return false;
-    if (route->needs_auth && !authenticate(conn, req, res))
+    bool token = route->needs_auth ||
+                 (route->auth_optional &&
+                  MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
+    if (token && !authenticate(conn, req, res))
         return false;
     ex->route = route;
-    return true;
+    if (!route->stream_body)
+        return true;
+    /* The handler's first run decides, before a byte of the body is read,
+     * whether to take it and where it goes (request.h). */
+    enum handler_status st = run_handler(ex);
+    if (st != HANDLER_DONE || req->body_fd < 0) {
+        if (st != HANDLER_DONE) {
+            log_error("http: %s must answer its first run", route->pattern);
+            resp_internal(res);
+        }
+        return false;
+    }
+    resp_clear(res);
+    resp_init(res);
+    ex->stream = true;
+    ex->body_max = req->body_max;
+    ex->stream_seen_ms = mono_ms();
+    return body_fits(conn, ex);
 }
 
 /* The second half, once the body is in: parse it, run the handler (or hand
@@ -619,6 +645,10 @@ static enum MHD_Result first_call(struct MHD_Connection *conn, const char *url, 
     ex->req.defer = &ex->defer;
     client_address(conn, ex->req.client_addr);
     request_id(conn, ex->req.request_id);
+    ex->req.body_fd = -1;
+    ex->req.range = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Range");
+    ex->req.content_range = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Range");
+    ex->req.if_none_match = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "If-None-Match");
     atomic_init(&ex->defer.state, DEFER_PENDING);
     resp_init(&ex->res);
     *con_cls = ex;
@@ -640,11 +670,39 @@ static enum MHD_Result first_call(struct MHD_Connection *conn, const char *url, 
     return send_response(conn, ex, true);
 }
 
+/* A piece of a streamed body: written to the handler's file. A body that
+ * keeps coming has its deadline pushed on (at most once a second): an
+ * upload may take long, but may not stall for request_body_timeout_s. */
+static enum MHD_Result stream_part(struct MHD_Connection *conn, struct exchange *ex,
+                                   const char *data, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(ex->req.body_fd, data, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            log_warn("http: %s: writing the body failed: %s", ex->req.path, strerror(errno));
+            return MHD_NO;
+        }
+        data += w;
+        n -= (size_t)w;
+        ex->req.body_received += (uint64_t)w;
+    }
+    int64_t now = mono_ms();
+    struct conn *c = conn_of(conn);
+    if (c && now - ex->stream_seen_ms >= 1000) {
+        ex->stream_seen_ms = now;
+        deadline_enter(&c->dl, DL_BODY);
+    }
+    return MHD_YES;
+}
+
 /* A piece of the body: kept (up to body_max) or, for a method that takes
  * none, counted and dropped. Past body_max — only a chunked body gets
  * there, a Content-Length over it was refused by admit() — the connection
  * ends: MHD can answer only before the body or after all of it. */
-static enum MHD_Result body_part(struct exchange *ex, const char *data, size_t n)
+static enum MHD_Result body_part(struct MHD_Connection *conn, struct exchange *ex, const char *data,
+                                 size_t n)
 {
     ex->body_seen += n;
     if (ex->body_seen > ex->body_max) {
@@ -652,6 +710,8 @@ static enum MHD_Result body_part(struct exchange *ex, const char *data, size_t n
                   (unsigned long long)ex->body_max);
         return MHD_NO;
     }
+    if (ex->stream)
+        return stream_part(conn, ex, data, n);
     if (!ex->keep_body)
         return MHD_YES;
     if (ex->body_len + n > ex->body_cap) {
@@ -680,7 +740,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        return ex->sent ? MHD_YES : body_part(ex, upload_data, n);
+        return ex->sent ? MHD_YES : body_part(conn, ex, upload_data, n);
     }
     if (ex->sent)
         return MHD_YES;        /* already answered on the first call */

@@ -17,6 +17,18 @@
  *                  connection and parks it (hub_sleep); a wake-up runs the
  *                  handler again.
  *
+ * Routes marked stream_body (uploads) run their handler once more, first:
+ * when the headers are in and before a byte of the body is read, with
+ * req->body_fd = -1 and runs = 0. It either answers (a refusal: the body is
+ * never read, and the connection closes) or sets req->body_fd to a file
+ * open for writing at the right offset and req->body_max to the bytes it
+ * takes, and returns HANDLER_DONE with the response untouched. The glue
+ * then writes the body there as it arrives (on the HTTP thread, a few KiB
+ * at a time; a body past body_max ends the connection), counts it in
+ * req->body_received, and runs the handler again (runs = 1) once the body
+ * is complete. The request's state_free closes the file, however the
+ * request ends.
+ *
  * A handler that runs more than once keeps what it needs between runs in
  * req->state, one typed struct of its own that it allocates on the first run
  * with req_state_set(); the glue frees it through the given function when the
@@ -69,6 +81,12 @@ struct request {
                                         behind a proxy on loopback X-Forwarded-For's last */
     char request_id[65];             /* X-Request-Id: nginx's when it sent a well-formed one
                                         (1..64 of [A-Za-z0-9._-]), else made here (16 hex) */
+    const char *range;               /* the Range header, or NULL */
+    const char *content_range;       /* the Content-Range header, or NULL */
+    const char *if_none_match;       /* the If-None-Match header, or NULL */
+    int body_fd;                     /* stream_body routes: where the body goes; -1 none */
+    uint64_t body_max;               /* stream_body routes: the most body bytes taken */
+    uint64_t body_received;          /* stream_body routes: body bytes written */
     int runs;                        /* how many times the handler ran before this run */
     void *state;                     /* the handler's state across runs (req_state_set) */
     void (*state_free)(void *state); /* frees state when the request ends */
@@ -86,6 +104,8 @@ typedef enum handler_status (*handler_fn)(struct request *req, struct response *
  * the request ends. Call at most once per request. */
 void req_state_set(struct request *req, void *state, void (*state_free)(void *state));
 
+#define RESP_MAX_HEADERS 8
+
 /* How the glue answers: a JSON body, a file, or nothing. */
 struct response {
     int status;               /* HTTP status; handlers start from 500 */
@@ -93,10 +113,16 @@ struct response {
     const char *content_type; /* static string; default application/json */
     char *text;               /* a malloc'd non-JSON body (metrics), owned */
     size_t text_len;
-    int fd; /* a file to send (static files), owned; -1 none */
-    int64_t fd_size;
+    int fd;            /* a file to send (static files), owned; -1 none */
+    int64_t fd_size;   /* bytes of it to send */
+    int64_t fd_offset; /* from this offset (a range) */
     char allow[64];    /* Allow header for 405 */
     int retry_after_s; /* Retry-After header when > 0 */
+    int nheaders;      /* extra headers (resp_header) */
+    struct {
+        const char *name; /* static string */
+        char *value;      /* owned */
+    } headers[RESP_MAX_HEADERS];
 };
 
 /* The other side of HANDLER_RERUN: the worker that took the handler's work
@@ -115,6 +141,12 @@ void resp_clear(struct response *res);
 /* Answers `status` with `body` as JSON. Steals the reference to body.
  * Returns HANDLER_DONE (as every resp_* answer does). */
 enum handler_status resp_json(struct response *res, int status, json_t *body);
+
+/* Adds a header to the response: name a static string, the value printf
+ * format (copied). Headers beyond RESP_MAX_HEADERS are dropped (logged).
+ * Kept when the handler then answers a problem. */
+void resp_header(struct response *res, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Answers `status` with no body (204 and the like). */
 enum handler_status resp_empty(struct response *res, int status);

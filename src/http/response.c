@@ -2,6 +2,7 @@
  *
  * Every error a client sees comes from resp_problem(), so the format
  * (RFC 9457: status, code, title, detail) lives here alone. */
+#define _GNU_SOURCE /* vasprintf */
 #include "http/request.h"
 
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "base/util.h"
 
 void resp_init(struct response *res)
@@ -29,6 +31,27 @@ void resp_clear(struct response *res)
     if (res->fd >= 0)
         close(res->fd);
     res->fd = -1;
+    for (int i = 0; i < res->nheaders; i++)
+        free(res->headers[i].value);
+    res->nheaders = 0;
+}
+
+void resp_header(struct response *res, const char *name, const char *fmt, ...)
+{
+    if (res->nheaders >= RESP_MAX_HEADERS) {
+        log_error("http: too many headers; %s dropped", name);
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    char *v = NULL;
+    int n = vasprintf(&v, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    res->headers[res->nheaders].name = name;
+    res->headers[res->nheaders].value = v;
+    res->nheaders++;
 }
 
 enum handler_status resp_json(struct response *res, int status, json_t *body)

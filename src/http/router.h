@@ -20,9 +20,14 @@ struct route {
     const char *method;  /* "GET", "POST", "PUT", "PATCH", "DELETE" */
     const char *pattern; /* "/v1/threads/{id}/messages" */
     handler_fn handler;
-    bool needs_auth; /* a valid bearer token is required */
-    bool slow;       /* runs in the slow-work pool (password hashing), never
-                        in an HTTP thread: see http.c */
+    bool needs_auth;    /* a valid bearer token is required */
+    bool slow;          /* runs in the slow-work pool (password hashing), never
+                           in an HTTP thread: see http.c */
+    bool auth_optional; /* !needs_auth: a bearer token, when sent, is checked and
+                           sets user_id (signed attachment links come without) */
+    bool stream_body;   /* the body is raw bytes streamed into a file the
+                           handler opens (req->body_fd), never buffered: see
+                           request.h */
 };
 
 /* The application's routes (routes.c) and their count. */

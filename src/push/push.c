@@ -254,15 +254,37 @@ static void req_finished(struct push_req *r, CURLcode code)
         job_done(j);
 }
 
+/* What a message's attachments are, for the alert, into out (len bytes):
+ * "Photo", "Voice message", "Video" or the file name, by the first one's
+ * type; "" when attachments is NULL or empty. */
+static void attachment_label(const char *attachments, char *out, size_t len)
+{
+    out[0] = '\0';
+    json_t *list = attachments ? json_loads(attachments, 0, NULL) : NULL;
+    json_t *first = json_array_get(list, 0);
+    const char *type = json_string_value(json_object_get(first, "content_type"));
+    const char *name = json_string_value(json_object_get(first, "filename"));
+    if (type && strncmp(type, "image/", 6) == 0)
+        snprintf(out, len, "Photo");
+    else if (type && strncmp(type, "audio/", 6) == 0)
+        snprintf(out, len, "Voice message");
+    else if (type && strncmp(type, "video/", 6) == 0)
+        snprintf(out, len, "Video");
+    else if (name)
+        snprintf(out, len, "%s", name);
+    json_decref(list);
+}
+
 /* The alert's title and text for a message: sender or group name, start of
- * the body. Returns 0, NOT_FOUND (1) when the message is gone, or DB_E*. */
+ * the body (what its attachments are first, when it has some). Returns 0,
+ * NOT_FOUND (1) when the message is gone, or DB_E*. */
 static int message_content(struct push_req *proto, const struct job *j)
 {
     struct db_res *r;
     int rc = db_query("SELECT t.kind, t.title, u.display_name, m.body, "
                       "(SELECT COALESCE(SUM(GREATEST(t2.last_seq - tm.last_read_seq, 0)), 0) "
                       " FROM thread_members tm JOIN threads t2 ON t2.id = tm.thread_id "
-                      " WHERE tm.owner_id = ? AND tm.is_muted = 0) "
+                      " WHERE tm.owner_id = ? AND tm.is_muted = 0), m.attachments "
                       "FROM messages m JOIN threads t ON t.id = m.thread_id "
                       "JOIN users u ON u.id = m.sender_id WHERE m.thread_id = ? AND m.seq = ?",
                       &r, DB_ARGS(DB_INT(j->user_id), DB_INT(j->thread_id), DB_INT(j->seq)));
@@ -274,15 +296,17 @@ static int message_content(struct push_req *proto, const struct job *j)
     }
     bool group = strcmp(db_str(r, 0, 0), "group") == 0;
     const char *title = db_str(r, 0, 1), *sender = db_str(r, 0, 2), *text = db_str(r, 0, 3);
+    char label[300];
+    attachment_label(db_str(r, 0, 5), label, sizeof label);
     size_t keep = utf8_prefix(text, strlen(text), PREVIEW_BYTES);
     bool cut = keep < strlen(text);
-    size_t size = strlen(sender) + keep + 8;
+    size_t size = strlen(sender) + strlen(label) + keep + 12;
     proto->text = malloc(size);
     if (proto->text) {
-        if (group)
-            snprintf(proto->text, size, "%s: %.*s%s", sender, (int)keep, text, cut ? "…" : "");
-        else
-            snprintf(proto->text, size, "%.*s%s", (int)keep, text, cut ? "…" : "");
+        /* "Photo", "Photo: caption", or the body; "Sender: " first in groups. */
+        const char *sep = label[0] && keep ? ": " : "";
+        snprintf(proto->text, size, "%s%s%s%s%.*s%s", group ? sender : "", group ? ": " : "", label,
+                 sep, (int)keep, text, cut ? "…" : "");
     }
     proto->title = strdup(group && title ? title : sender);
     proto->content.badge = db_int(r, 0, 4);

@@ -135,6 +135,8 @@ class Server:
         env.update(CHAT_DB_URL=self.db.url, CHAT_LISTEN="127.0.0.1:0",
                    CHAT_WWW_ROOT=str(REPO / "www"), CHAT_SQL_DIR=str(REPO / "sql"),
                    CHAT_LOG_LEVEL="warn")
+        # Attachments' bytes: one store for every chatd on the session's database.
+        env.setdefault("CHAT_MEDIA_DIR", os.path.join(self.db.dir, "media"))
         # The tests open many connections from 127.0.0.1 at once.
         env.setdefault("CHAT_CONNECTION_LIMIT_PER_ADDRESS", "0")
         # The tests send bursts from one account; test_rate_limits.py turns

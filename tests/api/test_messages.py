@@ -8,7 +8,8 @@ import pytest
 
 from conftest import problem
 
-MESSAGE_KEYS = {"thread_id", "seq", "sender_id", "client_msg_id", "body", "created_at"}
+MESSAGE_KEYS = {"thread_id", "seq", "sender_id", "client_msg_id", "body", "created_at",
+                "attachments"}
 
 
 def seqs(page):

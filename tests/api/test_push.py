@@ -717,3 +717,30 @@ def test_zz_the_fake_found_no_problem_in_any_request(push_fake, push_server):
     assert bad == [], bad
     kinds = {r["kind"] for r in everything}
     assert kinds == {"apns", "fcm", "oauth"}, kinds
+
+
+def test_push_names_the_attachments(pu, push_fake):
+    """A message with attachments pushes what it holds: "Photo", "Voice
+    message" or the file name, with the caption after it."""
+    a, b, tid = pair(pu)
+    tb = register(b, "apns")
+    png = bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d49444154789c63f8ffff3f0005fe02fea7d6a4a50000000049454e44ae426082")
+
+    def attach(data, name):
+        up = a.post("/v1/uploads", {"filename": name, "size": len(data)}).body["upload"]
+        r = a.put(f"/v1/uploads/{up['id']}/content", data=data,
+                  headers={"Content-Type": "application/octet-stream"})
+        assert r.status == 200, r
+        return up["id"]
+
+    sent = [({"body": "at the beach", "attachments": [attach(png, "IMG_1.png")]},
+             "Photo: at the beach"),
+            ({"attachments": [attach(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", "invoice.pdf")]},
+             "invoice.pdf")]
+    for i, (msg, text) in enumerate(sent, 1):
+        r = a.post(f"/v1/threads/{tid}/messages", {"client_msg_id": f"att-{i}", **msg})
+        assert r.status == 201, r
+        got = wait_pushes(push_fake, tb, i, user=b)
+        assert alert(got[-1])["aps"]["alert"] == {"title": a.user["display_name"], "body": text}

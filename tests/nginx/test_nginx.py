@@ -333,6 +333,21 @@ def test_body_over_1_mib_is_problem_json(front):
     assert_problem(status, headers, body, 413, "payload_too_large")
 
 
+def test_upload_bytes_may_pass_1_mib(front):
+    # PUT /v1/uploads/{id}/content takes up to 100 MiB, streamed through;
+    # every other route keeps the 1 MiB limit.
+    big = b"x" * (3 * 1024 * 1024)
+    status, _, body = front.request("PUT", "/v1/uploads/12/content", body=big,
+                                    headers={"Content-Range": f"bytes 0-{len(big) - 1}/{len(big)}"})
+    assert status == 200 and json.loads(body) == {"method": "PUT", "path": "/v1/uploads/12/content"}
+    status, headers, body = front.request("PUT", "/v1/uploads/12/other", body=big)
+    assert_problem(status, headers, body, 413, "payload_too_large")
+    status, headers, body = front.request("PUT", "/v1/uploads/12/content",
+                                          headers={"Content-Length": str(101 * 1024 * 1024)},
+                                          body=None)
+    assert_problem(status, headers, body, 413, "payload_too_large")
+
+
 def test_chunked_body_stops_at_1_mib(front):
     # nginx counts a chunked body as it reads it and stops at the limit:
     # the rest is never read (here it is never even sent).

@@ -30,11 +30,11 @@ static enum handler_status h_d(struct request *q, struct response *s)
 }
 
 static const struct route table[] = {
-    {"GET", "/v1/threads", h_a, true, false},
-    {"POST", "/v1/threads", h_b, true, false},
-    {"DELETE", "/v1/sessions/current", h_c, true, false},
-    {"DELETE", "/v1/sessions/{id}", h_d, true, false},
-    {"DELETE", "/v1/threads/{id}/members/{id}", h_c, true, false},
+    {"GET", "/v1/threads", h_a, true, false, false, false},
+    {"POST", "/v1/threads", h_b, true, false, false, false},
+    {"DELETE", "/v1/sessions/current", h_c, true, false, false, false},
+    {"DELETE", "/v1/sessions/{id}", h_d, true, false, false, false},
+    {"DELETE", "/v1/threads/{id}/members/{id}", h_c, true, false, false, false},
 };
 #define N (sizeof table / sizeof table[0])
 

@@ -1,0 +1,60 @@
+/* store.h — the local blob store: attachments' bytes in a directory.
+ *
+ * Layout under media_dir:
+ *   blobs/ab/cd/<sha256>        an original, named by the SHA-256 of its bytes
+ *   blobs/ab/cd/<sha256>.webp   its thumbnail, when it has one
+ *   uploads/<id>.part           an upload's bytes while they arrive (this node's)
+ *   tmp/                        files being made (thumbnails, stripped copies)
+ * A blob is written once: made elsewhere in media_dir, fsync'd, linked into
+ * place and the directory fsync'd, so a crash leaves either no file or the
+ * whole one, never half of it. Nothing here knows the database.
+ *
+ * May call: base, libc. */
+#ifndef CHAT_STORE_H
+#define CHAT_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_PATH_MAX 1200
+#define STORE_SHA_HEX 65 /* 64 hex digits and NUL */
+
+/* Makes the directories under media_dir (kept, not copied). Returns 0, or
+ * -1 with the reason logged. Call once before threads. */
+int store_init(const char *media_dir);
+
+/* The path of upload id's partial file into out (STORE_PATH_MAX bytes). */
+void store_part_path(int64_t upload_id, char *out);
+
+/* A new unique path under tmp/ into out (STORE_PATH_MAX bytes), with the
+ * suffix (e.g. ".webp"; "" none). Thread-safe. */
+void store_tmp_path(const char *suffix, char *out);
+
+/* Puts the finished file at src (under media_dir) in place as the blob sha
+ * (thumbnail: its thumbnail) by a hard link, fsyncing the file and the
+ * directory; src stays (the caller removes it once the blob's row is
+ * committed, so that the bytes exist somewhere whatever happens in
+ * between). An existing blob of that name is kept (same bytes). Returns 0,
+ * or -1 (errno set; logged). Any thread. */
+int store_place(const char *src, const char *sha, bool thumbnail);
+
+/* Opens blob sha (or its thumbnail) for reading: *fd (the caller closes it)
+ * and *size in bytes. Returns 0, 1 when there is no such file, or -1 on
+ * another error (logged). Any thread. */
+int store_open(const char *sha, bool thumbnail, int *fd, int64_t *size);
+
+/* Removes blob sha and its thumbnail; missing files are fine. Returns 0 or
+ * -1 (logged). Any thread. */
+int store_delete(const char *sha);
+
+/* Fsyncs the file open as fd and then the directory of path; returns 0 or
+ * -1 (errno set). */
+int store_sync(int fd, const char *path);
+
+/* Removes partial upload files under uploads/ last changed before
+ * cutoff_s (Unix time, s) whose upload keep() does not want kept (keep
+ * gets the upload id and ctx; NULL keeps none). Returns how many were removed. */
+int store_sweep_parts(int64_t cutoff_s, bool (*keep)(int64_t id, void *ctx), void *ctx);
+
+#endif
