@@ -32,14 +32,17 @@ TSAN     = -O1 -g -fno-omit-frame-pointer -fsanitize=thread
 WERROR   = -Werror
 
 SRC      = $(wildcard src/*.c src/*/*.c handlers/*.c)
-LIB_SRC  = $(filter-out src/main.c,$(SRC))
+# Two programs: chatd (src/main.c) and the operator's chatctl (src/chatctl.c),
+# each linked with everything else.
+LIB_SRC  = $(filter-out src/main.c src/chatctl.c,$(SRC))
 UNIT     = $(wildcard tests/unit/test_*.c)
 
-REL_OBJ  = $(SRC:%.c=build/rel/%.o)
-ASAN_OBJ = $(SRC:%.c=build/asan/%.o)
+REL_LIB  = $(LIB_SRC:%.c=build/rel/%.o)
+REL_OBJ  = $(REL_LIB) build/rel/src/main.o
+ASAN_OBJ = $(ASAN_LIB) build/asan/src/main.o
 ASAN_LIB = $(LIB_SRC:%.c=build/asan/%.o)
 UNIT_BIN = $(UNIT:tests/unit/%.c=build/unit/%)
-TSAN_OBJ = $(SRC:%.c=build/tsan/%.o)
+TSAN_OBJ = $(TSAN_LIB) build/tsan/src/main.o
 TSAN_LIB = $(LIB_SRC:%.c=build/tsan/%.o)
 UNIT_TSAN = $(UNIT:tests/unit/%.c=build/unit-tsan/%)
 
@@ -49,7 +52,7 @@ SUBMAKE  = $(MAKE) --no-print-directory
 
 .PHONY: all run test unit tsan deps deps-test clean lint-openapi run-nginx test-nginx test-e2e demo \
         check-layers format format-check check-commits cluster test-cluster
-all: build/chatd
+all: build/chatd build/chatctl
 
 # Installing is the job of the targets that run something (run, test, tsan,
 # test-e2e, bench, demo, run-nginx, format); building never installs.
@@ -71,6 +74,10 @@ build/tsan/%.o: %.c
 build/chatd: $(REL_OBJ)
 	$(CC) $(REL) $^ $(LIBS) -o $@
 build/chatd-asan: $(ASAN_OBJ)
+	$(CC) $(ASAN) $^ $(LIBS) -o $@
+build/chatctl: $(REL_LIB) build/rel/src/chatctl.o
+	$(CC) $(REL) $^ $(LIBS) -o $@
+build/chatctl-asan: $(ASAN_LIB) build/asan/src/chatctl.o
 	$(CC) $(ASAN) $^ $(LIBS) -o $@
 build/chatd-tsan: $(TSAN_OBJ)
 	$(CC) $(TSAN) $^ $(LIBS) -o $@
@@ -94,7 +101,7 @@ lint-openapi: deps-test
 
 test:
 	@scripts/deps.sh test
-	@$(SUBMAKE) build/chatd-asan $(UNIT_BIN)
+	@$(SUBMAKE) build/chatd-asan build/chatctl-asan $(UNIT_BIN)
 	@scripts/test.sh $(UNIT_BIN)
 
 # ThreadSanitizer (scripts/tsan.sh): build/chatd-tsan and the unit tests

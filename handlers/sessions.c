@@ -37,8 +37,9 @@ enum handler_status sessions_create(struct request *req, struct response *res)
     struct auth_attempt at = {.username = username, .address = req->client_addr};
     int64_t now = now_ms();
     struct db_res *r;
-    int rc = db_query("SELECT " USER_COLS ", u.password_hash FROM users u WHERE u.username = ?", &r,
-                      DB_ARGS(DB_STR(username)));
+    int rc = db_query("SELECT " USER_COLS ", u.password_hash, u.deactivated_at FROM users u "
+                      "WHERE u.username = ?",
+                      &r, DB_ARGS(DB_STR(username)));
     if (rc < 0)
         return resp_db_error(res, rc);
     int64_t user_id = r->nrows ? db_int(r, 0, 0) : 0;
@@ -74,6 +75,13 @@ enum handler_status sessions_create(struct request *req, struct response *res)
         if (user_id)
             auth_audit(user_id, 0, "login_failed", req->client_addr, now);
         return resp_problem(res, 401, "invalid_credentials", "wrong username or password");
+    }
+    if (db_str(r, 0, 4)) {
+        /* The right password of an account an operator deactivated. */
+        db_res_free(r);
+        auth_audit(user_id, 0, "login_failed", req->client_addr, now);
+        return resp_problem(res, 403, "account_deactivated",
+                            "this account is deactivated; ask the server's operator");
     }
     json_t *user = view_user_row(r, 0, 0);
     db_res_free(r);

@@ -14,59 +14,6 @@
 #include "http/jsonv.h"
 #include "base/util.h"
 
-/* Copies a valid username into out (33 bytes) in lower case. Returns false
- * for anything that is not 3..32 of [A-Za-z0-9_.-]. */
-static bool username_normalise(const char *in, char *out)
-{
-    size_t n = in ? strlen(in) : 0;
-    if (n < 3 || n > 32)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)in[i];
-        if (!isalnum(c) && c != '_' && c != '.' && c != '-')
-            return false;
-        out[i] = (char)tolower(c);
-    }
-    out[n] = '\0';
-    return true;
-}
-
-/* Copies display name s (len bytes of valid UTF-8) into out (257 bytes)
- * without the spaces at its ends. Returns false when what remains is not
- * 1..64 characters of clean text (text_is_clean). */
-static bool display_name_clean(const char *s, size_t len, char *out)
-{
-    while (len > 0 && *s == ' ') {
-        s++;
-        len--;
-    }
-    while (len > 0 && s[len - 1] == ' ')
-        len--;
-    if (len == 0 || len > 64 * 4 || utf8_chars(s, len) > 64 || !text_is_clean(s, len))
-        return false;
-    memcpy(out, s, len);
-    out[len] = '\0';
-    return true;
-}
-
-struct register_ctx {
-    const char *username, *display, *hash;
-    int64_t user_id;
-};
-
-static int register_tx(void *arg)
-{
-    struct register_ctx *c = arg;
-    int rc = db_exec("INSERT INTO users (username, display_name, password_hash, created_at) "
-                     "VALUES (?, ?, ?, ?)",
-                     DB_ARGS(DB_STR(c->username), DB_STR(c->display), DB_STR(c->hash),
-                             DB_INT(now_ms())));
-    if (rc < 0)
-        return rc;
-    c->user_id = db_insert_id();
-    return events_stream_create(c->user_id);
-}
-
 enum handler_status users_create(struct request *req, struct response *res)
 {
     if (rate_limited(req, res, RL_REGISTER_ADDR))
@@ -77,7 +24,7 @@ enum handler_status users_create(struct request *req, struct response *res)
     json_t *jname = json_object_get(body, "username");
     json_t *jpass = json_object_get(body, "password");
     char username[33];
-    if (!json_is_string(jname) || !username_normalise(json_string_value(jname), username)) {
+    if (!json_is_string(jname) || !auth_username_normalise(json_string_value(jname), username)) {
         return resp_problem(res, 400, "invalid_username",
                             "username must be 3..32 characters of A-Z a-z 0-9 _ . -");
     }
@@ -96,7 +43,7 @@ enum handler_status users_create(struct request *req, struct response *res)
         return HANDLER_DONE;
     if (display == NULL)
         display = json_string_value(jname);
-    else if (!display_name_clean(display, display_len, trimmed))
+    else if (!auth_display_name_clean(display, display_len, trimmed))
         return resp_problem(res, 400, "invalid_request",
                             "display_name must be 1..64 characters after trimming spaces, "
                             "without control, bidi or invisible characters");
@@ -113,14 +60,14 @@ enum handler_status users_create(struct request *req, struct response *res)
     }
     if (rc != AUTH_OK)
         return resp_internal(res);
-    struct register_ctx c = {.username = username, .display = display, .hash = hash};
-    rc = db_tx(register_tx, &c);
+    int64_t user_id;
+    rc = auth_user_create(username, display, hash, &user_id);
     if (rc == DB_EDUP)
         return resp_problem(res, 409, "username_taken", "the username '%s' is taken", username);
     if (rc < 0)
         return resp_db_error(res, rc);
     json_t *user;
-    rc = view_user(c.user_id, &user);
+    rc = view_user(user_id, &user);
     if (rc != 0)
         return resp_result(res, rc < 0 ? rc : DB_ERR, "no user");
     return resp_json(res, 201, json_pack("{s:o}", "user", user));

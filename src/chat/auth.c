@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chat/events.h"
 #include "db/db.h"
 #include "live/cluster.h"
 #include "base/log.h"
@@ -619,4 +620,94 @@ void auth_prune(int64_t now)
             DB_ARGS(DB_INT(now - (int64_t)limits.audit_retention_days * 86400000LL)));
     db_exec("DELETE FROM device_keys WHERE last_used_at < ? LIMIT 10000",
             DB_ARGS(DB_INT(now - 365LL * 86400000LL)));
+}
+
+/* --- accounts --- */
+
+bool auth_username_normalise(const char *in, char *out)
+{
+    size_t n = in ? strlen(in) : 0;
+    if (n < 3 || n > 32)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (!isalnum(c) && c != '_' && c != '.' && c != '-')
+            return false;
+        out[i] = (char)tolower(c);
+    }
+    out[n] = '\0';
+    return true;
+}
+
+bool auth_display_name_clean(const char *s, size_t len, char *out)
+{
+    while (len > 0 && *s == ' ') {
+        s++;
+        len--;
+    }
+    while (len > 0 && s[len - 1] == ' ')
+        len--;
+    if (len == 0 || len > 64 * 4 || utf8_chars(s, len) > 64 || !text_is_clean(s, len))
+        return false;
+    memcpy(out, s, len);
+    out[len] = '\0';
+    return true;
+}
+
+struct create_ctx {
+    const char *username, *display, *hash;
+    int64_t user_id;
+};
+
+static int create_tx(void *arg)
+{
+    struct create_ctx *c = arg;
+    int rc = db_exec("INSERT INTO users (username, display_name, password_hash, created_at) "
+                     "VALUES (?, ?, ?, ?)",
+                     DB_ARGS(DB_STR(c->username), DB_STR(c->display), DB_STR(c->hash),
+                             DB_INT(now_ms())));
+    if (rc < 0)
+        return rc;
+    c->user_id = db_insert_id();
+    return events_stream_create(c->user_id);
+}
+
+int auth_user_create(const char *username, const char *display, const char *hash, int64_t *user_id)
+{
+    struct create_ctx c = {.username = username, .display = display, .hash = hash};
+    int rc = db_tx(create_tx, &c);
+    if (rc == 0)
+        *user_id = c.user_id;
+    return rc;
+}
+
+int auth_user_deactivate(int64_t user_id, bool on)
+{
+    int rc = on ? db_exec("UPDATE users SET deactivated_at = COALESCE(deactivated_at, ?) "
+                          "WHERE id = ?",
+                          DB_ARGS(DB_INT(now_ms()), DB_INT(user_id)))
+                : db_exec("UPDATE users SET deactivated_at = NULL WHERE id = ?",
+                          DB_ARGS(DB_INT(user_id)));
+    if (rc < 0)
+        return rc;
+    struct db_res *r;
+    rc = db_query("SELECT id FROM users WHERE id = ?", &r, DB_ARGS(DB_INT(user_id)));
+    if (rc < 0)
+        return rc;
+    bool found = r->nrows > 0;
+    db_res_free(r);
+    if (!found)
+        return 1;
+    if (!on)
+        return DB_OK;
+    rc = db_query("SELECT id FROM sessions WHERE user_id = ?", &r, DB_ARGS(DB_INT(user_id)));
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < r->nrows && rc >= 0; i++) {
+        rc = auth_session_end(user_id, db_int(r, i, 0), "session_revoked", "admin");
+        if (rc == 1)
+            rc = DB_OK;
+    }
+    db_res_free(r);
+    return rc;
 }

@@ -172,6 +172,27 @@ void auth_audit(int64_t user_id, int64_t session_id, const char *event, const ch
  * into *out. Returns DB_OK or DB_E*. */
 int auth_audit_list(int64_t user_id, int limit, json_t **out);
 
+/* Copies a valid username into out (33 bytes) in lower case. Returns false
+ * for anything that is not 3..32 of [A-Za-z0-9_.-]. */
+bool auth_username_normalise(const char *in, char *out);
+
+/* Copies display name s (len bytes of valid UTF-8) into out (257 bytes)
+ * without the spaces at its ends. Returns false when what remains is not
+ * 1..64 characters of clean text (text_is_clean). */
+bool auth_display_name_clean(const char *s, size_t len, char *out);
+
+/* Creates a user: username (normalised), display name (clean), password
+ * hash (auth_password_hash's), and the user's event stream, in one
+ * transaction; its id into *user_id. Returns DB_OK, DB_EDUP (the name is
+ * taken) or DB_E*. */
+int auth_user_create(const char *username, const char *display, const char *hash, int64_t *user_id);
+
+/* Deactivates (on) or reactivates (!on) user_id: a deactivated user cannot
+ * log in (403 account_deactivated after the right password) and every
+ * session of theirs ends (audited as session_revoked, address "admin").
+ * Returns DB_OK, NOT_FOUND (1) or DB_E*. */
+int auth_user_deactivate(int64_t user_id, bool on);
+
 /* The janitor's part: forgets login failures older than an hour, audit
  * events past audit_retention_days and device keys unused for a year (at
  * most 10,000 rows each a call). now in ms. */
