@@ -66,6 +66,10 @@ enum handler_status push_delete(struct request *req, struct response *res);
 enum handler_status notifications_log(struct request *req, struct response *res);
 
 /* ops.c */
+/* members.c: message requests (a group add from a stranger). */
+enum handler_status threads_accept(struct request *req, struct response *res);
+enum handler_status threads_decline(struct request *req, struct response *res);
+
 /* The largest message body, bytes (API.md). */
 #define MESSAGE_MAX_BYTES 65536
 

@@ -80,7 +80,8 @@ static int add_tx(void *arg)
                  "FROM " DB_IDS_TABLE " "
                  "JOIN threads t ON t.id = ?",
                  DB_ARGS(DB_INT(c->now), DB_STR(c->ids_json), DB_INT(c->thread_id)));
-    if (rc < 0 || (rc = touch_members(c->thread_id, c->now)) < 0)
+    if (rc < 0 || (rc = members_mark_requests(c->thread_id, c->caller, c->ids_json, c->now)) < 0 ||
+        (rc = touch_members(c->thread_id, c->now)) < 0)
         return rc;
     rc = evb_add_thread(&c->events, c->thread_id, c->now);
     return rc < 0 ? rc : evb_flush(&c->events);
@@ -174,5 +175,79 @@ enum handler_status members_remove(struct request *req, struct response *res)
     int rc = events_tx(remove_tx, &c, &c.events);
     if (rc != 0)
         return resp_result(res, rc, "no such thread or member");
+    return resp_empty(res, 204);
+}
+
+/* The adder of caller's message request in thread_id into *from. Returns
+ * 0, NOT_FOUND (not a member), NOT_A_REQUEST, or DB_E*. */
+enum { NOT_A_REQUEST = 40 };
+static int request_of(int64_t caller, int64_t thread_id, int64_t *from)
+{
+    struct db_res *r;
+    int rc = db_query("SELECT request_from FROM thread_members WHERE owner_id = ? "
+                      "AND thread_id = ?",
+                      &r, DB_ARGS(DB_INT(caller), DB_INT(thread_id)));
+    if (rc < 0)
+        return rc;
+    rc = r->nrows == 0 ? NOT_FOUND : db_str(r, 0, 0) ? 0 : NOT_A_REQUEST;
+    if (rc == 0)
+        *from = db_int(r, 0, 0);
+    db_res_free(r);
+    return rc;
+}
+
+/* The answer for request_of's result that is not 0. */
+static enum handler_status request_problem(struct response *res, int rc, int64_t thread_id)
+{
+    if (rc == NOT_A_REQUEST)
+        return resp_problem(res, 409, "not_a_request",
+                            "your membership of thread %lld is not a message request",
+                            (long long)thread_id);
+    return resp_result(res, rc, "no thread %lld", (long long)thread_id);
+}
+
+enum handler_status threads_accept(struct request *req, struct response *res)
+{
+    if (rate_limited(req, res, RL_THREAD_CHANGE))
+        return HANDLER_DONE;
+    int64_t thread_id = req->params[0], from;
+    int rc = request_of(req->user_id, thread_id, &from);
+    if (rc != 0)
+        return request_problem(res, rc, thread_id);
+    rc = db_exec("UPDATE thread_members SET request_from = NULL WHERE owner_id = ? "
+                 "AND thread_id = ?",
+                 DB_ARGS(DB_INT(req->user_id), DB_INT(thread_id)));
+    if (rc < 0)
+        return resp_db_error(res, rc);
+    json_t *thread;
+    rc = view_thread(req->user_id, thread_id, &thread);
+    if (rc != 0)
+        return resp_result(res, rc, "no thread %lld", (long long)thread_id);
+    return resp_json(res, 200, json_pack("{s:o}", "thread", thread));
+}
+
+enum handler_status threads_decline(struct request *req, struct response *res)
+{
+    if (rate_limited(req, res, RL_THREAD_CHANGE))
+        return HANDLER_DONE;
+    bool block = false;
+    if (req->body && !jv_bool(res, req->body, "block", JV_OPTIONAL, &block, NULL))
+        return HANDLER_DONE;
+    int64_t thread_id = req->params[0], from;
+    int rc = request_of(req->user_id, thread_id, &from);
+    if (rc != 0)
+        return request_problem(res, rc, thread_id);
+    struct remove_ctx c = {
+        .caller = req->user_id, .thread_id = thread_id, .target = req->user_id, .now = now_ms()};
+    rc = events_tx(remove_tx, &c, &c.events);
+    if (rc != 0)
+        return resp_result(res, rc, "no thread %lld", (long long)thread_id);
+    if (block) {
+        rc = db_exec("INSERT IGNORE INTO blocks (owner_id, blocked_id, created_at) "
+                     "VALUES (?, ?, ?)",
+                     DB_ARGS(DB_INT(req->user_id), DB_INT(from), DB_INT(c.now)));
+        if (rc < 0)
+            return resp_db_error(res, rc);
+    }
     return resp_empty(res, 204);
 }

@@ -36,6 +36,8 @@ const struct route routes[] = {
     {"PATCH", "/v1/threads/{id}/settings", threads_settings, true, false, false, false},
     {"POST", "/v1/threads/{id}/members", members_add, true, false, false, false},
     {"DELETE", "/v1/threads/{id}/members/{id}", members_remove, true, false, false, false},
+    {"POST", "/v1/threads/{id}/accept", threads_accept, true, false, false, false},
+    {"POST", "/v1/threads/{id}/decline", threads_decline, true, false, false, false},
 
     {"POST", "/v1/threads/{id}/messages", messages_send, true, false, false, false},
     {"GET", "/v1/threads/{id}/messages", messages_list, true, false, false, false},

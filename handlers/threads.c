@@ -62,6 +62,8 @@ static int group_create_tx(void *arg)
             return rc;
         if ((size_t)db_affected() != c->nothers)
             return NOT_FOUND;
+        if ((rc = members_mark_requests(c->thread_id, c->creator, c->others_json, c->now)) < 0)
+            return rc;
     }
     rc = evb_add_thread(&c->events, c->thread_id, c->now);
     return rc < 0 ? rc : evb_flush(&c->events);

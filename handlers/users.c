@@ -126,7 +126,8 @@ enum handler_status users_search(struct request *req, struct response *res)
                       "(u.username = ? "
                       "OR u.id IN (SELECT c.contact_id FROM contacts c WHERE c.owner_id = ?) "
                       "OR u.id IN (SELECT o.owner_id FROM thread_members m JOIN thread_members o "
-                      "ON o.thread_id = m.thread_id WHERE m.owner_id = ?)) "
+                      "ON o.thread_id = m.thread_id WHERE m.owner_id = ? "
+                      "AND m.request_from IS NULL AND o.request_from IS NULL)) "
                       "ORDER BY u.username LIMIT ?",
                       &r,
                       DB_ARGS(DB_STR(pattern), DB_STR(exact), DB_INT(req->user_id),

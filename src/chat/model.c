@@ -95,11 +95,12 @@ enum {
 
 /* A thread as one member sees it: the shared part, then that member's row.
  * THREAD_SELECT's columns are THREAD_SHARED_COLS' and then these. */
-#define THREAD_SELECT                                                            \
-    "SELECT " THREAD_SHARED_COLS ", tm.is_muted, tm.nickname, tm.last_read_seq " \
-    "FROM thread_members tm JOIN threads t ON t.id = tm.thread_id "              \
+#define THREAD_SELECT                                                             \
+    "SELECT " THREAD_SHARED_COLS ", tm.is_muted, tm.nickname, tm.last_read_seq, " \
+    "tm.request_from "                                                            \
+    "FROM thread_members tm JOIN threads t ON t.id = tm.thread_id "               \
     "LEFT JOIN messages m ON m.thread_id = t.id AND m.seq = t.last_seq "
-enum { TM_IS_MUTED = TS_END, TM_NICKNAME, TM_READ_SEQ };
+enum { TM_IS_MUTED = TS_END, TM_NICKNAME, TM_READ_SEQ, TM_REQUEST_FROM };
 
 json_t *view_id_list(const char *csv)
 {
@@ -154,9 +155,16 @@ json_t *view_thread_own(json_t *shared, bool member, bool is_muted, const char *
 static json_t *thread_row(const struct db_res *r, int row)
 {
     json_t *shared = thread_shared_row(r, row);
-    return shared ? view_thread_own(shared, true, db_int(r, row, TM_IS_MUTED),
-                                    db_str(r, row, TM_NICKNAME), db_int(r, row, TM_READ_SEQ))
-                  : NULL;
+    if (shared == NULL)
+        return NULL;
+    json_t *t = view_thread_own(shared, true, db_int(r, row, TM_IS_MUTED),
+                                db_str(r, row, TM_NICKNAME), db_int(r, row, TM_READ_SEQ));
+    json_object_set_new(t, "request",
+                        db_str(r, row, TM_REQUEST_FROM)
+                            ? json_pack("{s:I}", "from",
+                                        (json_int_t)db_int(r, row, TM_REQUEST_FROM))
+                            : json_null());
+    return t;
 }
 
 int view_thread(int64_t owner, int64_t thread_id, json_t **out)
@@ -246,4 +254,15 @@ int blocked_any(int64_t user, const char *ids_json)
     rc = r->nrows ? 1 : 0;
     db_res_free(r);
     return rc;
+}
+
+int members_mark_requests(int64_t thread_id, int64_t adder, const char *ids, int64_t joined_at)
+{
+    return db_exec("UPDATE " DB_IDS_TABLE " STRAIGHT_JOIN thread_members tm "
+                   "ON tm.owner_id = j.id AND tm.thread_id = ? "
+                   "SET tm.request_from = ? WHERE tm.owner_id <> ? AND tm.joined_at = ? "
+                   "AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.owner_id = tm.owner_id "
+                   "AND c.contact_id = ?)",
+                   DB_ARGS(DB_STR(ids), DB_INT(thread_id), DB_INT(adder), DB_INT(adder),
+                           DB_INT(joined_at), DB_INT(adder)));
 }

@@ -71,8 +71,10 @@ json_t *view_message(int64_t thread_id, int64_t seq, int64_t sender_id, const ch
  * seq column is NULL. */
 json_t *view_message_row(const struct db_res *r, int row, int col);
 
-/* The thread as `owner` sees it (API.md `thread`) into *out. Returns 0,
- * NOT_FOUND when owner is not a member, or DB_E*. */
+/* The thread as `owner` sees it (API.md `thread`) into *out, with
+ * `request`: {from: user id} while owner's membership is a message request
+ * (a stranger added them to the group), else null. Returns 0, NOT_FOUND
+ * when owner is not a member, or DB_E*. */
 int view_thread(int64_t owner, int64_t thread_id, json_t **out);
 
 /* The part of a thread that every member sees alike — {id, kind, title,
@@ -103,11 +105,18 @@ int view_threads_page(int64_t owner, int64_t before_at, int64_t before_id, int l
     "(EXISTS (SELECT 1 FROM contacts c1 JOIN contacts c2 ON c2.owner_id = c1.contact_id " \
     "AND c2.contact_id = c1.owner_id WHERE c1.owner_id = v.id AND c1.contact_id = u.id) " \
     "OR EXISTS (SELECT 1 FROM thread_members m1 JOIN thread_members m2 "                  \
-    "ON m2.thread_id = m1.thread_id WHERE m1.owner_id = v.id AND m2.owner_id = u.id))))"
+    "ON m2.thread_id = m1.thread_id WHERE m1.owner_id = v.id AND m2.owner_id = u.id "     \
+    "AND m1.request_from IS NULL AND m2.request_from IS NULL))))"
 
 /* {state, last_seen_at} for user: the live state when the presence module
  * knows it, else offline since db_last_seen (ms, 0 = never). */
 json_t *view_presence(int64_t user_id, int64_t db_last_seen);
+
+/* Marks the members of ids (a JSON array of user ids) who joined thread_id
+ * at joined_at (ms) as message requests from adder, each one that does not
+ * have adder among their contacts. Inside the adding transaction. Returns
+ * DB_OK or DB_E*. */
+int members_mark_requests(int64_t thread_id, int64_t adder, const char *ids, int64_t joined_at);
 
 /* What a member may know of a thread. */
 struct member_info {

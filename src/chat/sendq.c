@@ -366,14 +366,16 @@ static int store_messages(struct batch *b)
                       ") j ON t.id = j.id "
                       "SET t.last_seq = j.q, t.updated_at = j.n",
                       &threads);
-    /* The senders' own positions, by key. (The members' rows are not
+    /* The senders' own positions, by key (and a send into a message request
+     * accepts it). (The members' rows are not
      * touched: a thread list orders by the thread's updated_at.) */
     if (rc == 0)
         rc = db_exec_list("UPDATE JSON_TABLE(?, '$[*]' " SENDER_ROW_COLUMNS ") k "
                           "STRAIGHT_JOIN "
                           "thread_members tm ON tm.owner_id = k.s AND tm.thread_id = k.t "
                           "SET tm.last_read_seq = GREATEST(tm.last_read_seq, k.q), "
-                          "tm.last_delivered_seq = GREATEST(tm.last_delivered_seq, k.q)",
+                          "tm.last_delivered_seq = GREATEST(tm.last_delivered_seq, k.q), "
+                          "tm.request_from = NULL",
                           &senders);
     free(senders.s);
     return rc;

@@ -323,13 +323,15 @@ static void job_run(struct job *j)
                                           .seq = j->seq};
     struct db_res *r;
     if (j->kind == JOB_MESSAGE) {
-        if (db_query("SELECT last_delivered_seq, is_muted FROM thread_members "
+        if (db_query("SELECT last_delivered_seq, is_muted, request_from IS NOT NULL "
+                     "FROM thread_members "
                      "WHERE owner_id = ? AND thread_id = ?",
                      &r, DB_ARGS(DB_INT(j->user_id), DB_INT(j->thread_id))) < 0)
             goto later;
         const char *why = r->nrows == 0               ? "left"
                           : db_int(r, 0, 0) >= j->seq ? "delivered"
                           : db_int(r, 0, 1)           ? "muted"
+                          : db_int(r, 0, 2)           ? "request"
                                                       : NULL;
         db_res_free(r);
         if (why) {

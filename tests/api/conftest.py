@@ -467,6 +467,14 @@ class User(Client):
         return User(self.server, r.body["user"], self.password, r.body["token"],
                     r.body["session_id"])
 
+    def known_by(self, *others):
+        """Each of others adds this user as a contact, so that this user's
+        group adds of theirs are not message requests. Returns self."""
+        for o in others:
+            r = o.put(f"/v1/contacts/{self.id}", {})
+            assert r.status in (200, 201), r
+        return self
+
     # -- threads and messages, asserting success --
     def direct(self, other):
         st, b = self.post("/v1/threads", {"member_ids": [other.id]})

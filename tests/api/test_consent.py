@@ -183,6 +183,7 @@ def test_search_lists_contacts_and_co_members_by_prefix_strangers_by_exact_name(
 
     assert search(me, base) == []  # strangers all
     assert me.put(f"/v1/contacts/{contact.id}", {}).status == 200
+    me.known_by(co)  # else the group is a message request for co: no co-membership
     me.group(co, title="co")
     assert search(me, base) == sorted([f"{base}c", f"{base}m", f"{base}me"])
     # the stranger only by the exact username, in any case
@@ -219,6 +220,7 @@ def test_presence_needs_a_mutual_contact_or_a_shared_thread(new_user):
 
 def test_presence_never_across_a_block_even_in_a_shared_group(new_user):
     u, other, third = new_user(), new_user(), new_user()
+    u.known_by(other, third)  # not message requests: co-members
     u.group(other, third)
     assert set(presence_of(other, u.id)) == {str(u.id)}
     assert u.put(f"/v1/contacts/{other.id}").status == 200

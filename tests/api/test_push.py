@@ -325,6 +325,7 @@ def test_group_push_title_and_body(pu, push_fake):
     c = pu(display_name="Carol G")
     tb = register(b, "apns")
     tc = register(c, "fcm")
+    a.known_by(b, c)  # else a stranger's group: a message request, no push
     g = a.group(b, c, title="Trip to Rome")["id"]
     a.say(g, "tickets booked")
     rb = wait_pushes(push_fake, tb, 1, user=b)[0]
@@ -744,3 +745,16 @@ def test_push_names_the_attachments(pu, push_fake):
         assert r.status == 201, r
         got = wait_pushes(push_fake, tb, i, user=b)
         assert alert(got[-1])["aps"]["alert"] == {"title": a.user["display_name"], "body": text}
+
+
+def test_no_push_for_a_message_request(pu, push_fake):
+    """A stranger's group is a message request: no push until accepted."""
+    a, b = pu(), pu()
+    tb = register(b, "apns")
+    g = a.group(b)["id"]
+    a.say(g, "buy my stuff")
+    quiet(push_fake, tb, 0)
+    assert [e["reason"] for e in log(b) if e["thread_id"] == g] == ["request"]
+    assert b.post(f"/v1/threads/{g}/accept").status == 200
+    a.say(g, "thanks for accepting")
+    assert len(wait_pushes(push_fake, tb, 1, user=b)) == 1
