@@ -277,6 +277,7 @@ int main(int argc, char **argv)
         .gc_grace_ms = (int64_t)cfg.blob_gc_grace_s * 1000,
         .link_ttl_s = cfg.attachment_link_ttl_s,
         .workers = cfg.media_workers,
+        .thumbnail_max_pixels = (int64_t)cfg.thumbnail_max_megapixels * 1000000,
     };
     if (attachments_init(&att) < 0) {
         log_error("chatd: start-up failed");

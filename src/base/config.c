@@ -149,6 +149,9 @@ static const struct cfg_entry table[] = {
      "seconds stored bytes that nothing refers to any more are kept before removal"},
     {"attachment_link_ttl_s", INT(attachment_link_ttl_s), "600", 10, 86400,
      "seconds a signed attachment link (for <img src>) is valid"},
+    {"thumbnail_max_megapixels", INT(thumbnail_max_megapixels), "32", 1, 1000,
+     "pictures of more megapixels get no thumbnail (decoding them could take the memory of "
+     "a decompression bomb; Synapse's max_image_pixels is 32M too)"},
     {"media_workers", INT(media_workers), "2", 0, 64,
      "threads that make uploads durable, hash, type and store them (0: in the HTTP thread)"},
     {"receipt_fanout_max", INT(receipt_fanout_max), "2", 2, 1024,

@@ -62,6 +62,7 @@ struct config {
     int blob_gc_grace_s;             /* stored bytes nothing refers to are removed after */
     int attachment_link_ttl_s;       /* a signed attachment link is valid for */
     int media_workers;               /* threads that finish uploads */
+    int thumbnail_max_megapixels;    /* pictures bigger get no thumbnail */
     int receipt_fanout_max;          /* threads up to this size tell every member of receipts */
     bool db_require_durable;         /* refuse to start unless every commit is flushed */
     int db_failover_wait_ms;         /* with several db hosts: how long a call waits for one */

@@ -18,6 +18,7 @@
 #include "base/util.h"
 #include "chat/model.h"
 #include "media/store.h"
+#include "media/thumb.h"
 
 static struct attachment_settings settings;
 static char media_dir[STORE_PATH_MAX];
@@ -39,12 +40,12 @@ static json_t *view_row(const struct db_res *r, int row, int col)
     char url[64], thumb[80];
     snprintf(url, sizeof url, "/v1/attachments/%lld", (long long)id);
     snprintf(thumb, sizeof thumb, "%s/thumbnail", url);
-    json_t *v = json_pack("{s:I, s:s, s:s, s:I, s:s, s:s, s:s*}", "id", (json_int_t)id, "filename",
+    json_t *v = json_pack("{s:I, s:s, s:s, s:I, s:s, s:s, s:o}", "id", (json_int_t)id, "filename",
                           db_str(r, row, col + AV_FILENAME), "content_type",
                           db_str(r, row, col + AV_TYPE), "size",
                           (json_int_t)db_int(r, row, col + AV_SIZE), "sha256",
                           db_str(r, row, col + AV_SHA), "url", url, "thumbnail_url",
-                          db_int(r, row, col + AV_THUMB) ? thumb : NULL);
+                          db_int(r, row, col + AV_THUMB) ? json_string(thumb) : json_null());
     const char *opt[] = {"width", "height", "duration_ms"};
     int cols[] = {AV_WIDTH, AV_HEIGHT, AV_DURATION};
     for (int i = 0; i < 3; i++)
@@ -299,6 +300,8 @@ struct finish_ctx {
     char sha[STORE_SHA_HEX];
     char type[128];
     int64_t size;
+    int width, height;          /* px, 0 unknown */
+    char thumb[STORE_PATH_MAX]; /* the thumbnail made, "" none */
 };
 
 static int finish_tx(void *arg)
@@ -319,16 +322,20 @@ static int finish_tx(void *arg)
     } else {
         /* New, or being collected (we hold its row: the collector waits, then
          * finds it live): the bytes go (back) in place under the lock. */
-        if (store_place(c->part, c->sha, false) < 0)
+        if (store_place(c->part, c->sha, false) < 0 ||
+            (c->thumb[0] && store_place(c->thumb, c->sha, true) < 0))
             return ATT_IO;
+        struct db_arg w = c->width ? DB_INT(c->width) : (struct db_arg){.type = DB_ARG_NULL};
+        struct db_arg h = c->height ? DB_INT(c->height) : (struct db_arg){.type = DB_ARG_NULL};
         if (exists)
-            rc = db_exec("UPDATE blobs SET state = 'live', refs = 1, unreferenced_at = NULL "
-                         "WHERE sha256 = ?",
-                         DB_ARGS(DB_STR(c->sha)));
+            rc = db_exec("UPDATE blobs SET state = 'live', refs = 1, unreferenced_at = NULL, "
+                         "width = ?, height = ?, has_thumbnail = ? WHERE sha256 = ?",
+                         DB_ARGS(w, h, DB_INT(c->thumb[0] != '\0'), DB_STR(c->sha)));
         else
-            rc = db_exec("INSERT INTO blobs (sha256, size, content_type, refs, created_at) "
-                         "VALUES (?, ?, ?, 1, ?)",
-                         DB_ARGS(DB_STR(c->sha), DB_INT(c->size), DB_STR(c->type), DB_INT(now)));
+            rc = db_exec("INSERT INTO blobs (sha256, size, content_type, width, height, "
+                         "has_thumbnail, refs, created_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
+                         DB_ARGS(DB_STR(c->sha), DB_INT(c->size), DB_STR(c->type), w, h,
+                                 DB_INT(c->thumb[0] != '\0'), DB_INT(now)));
     }
     if (rc < 0)
         return rc;
@@ -338,6 +345,43 @@ static int finish_tx(void *arg)
     if (rc == 0 && db_affected() != 1)
         return NOT_FOUND; /* deleted meanwhile: roll back */
     return rc;
+}
+
+/* Whether blob sha is stored and live (then nothing needs making). */
+static bool blob_live(const char *sha)
+{
+    struct db_res *r;
+    if (db_query("SELECT 1 FROM blobs WHERE sha256 = ? AND state = 'live'", &r,
+                 DB_ARGS(DB_STR(sha))) < 0)
+        return false;
+    bool live = r->nrows > 0;
+    db_res_free(r);
+    return live;
+}
+
+/* The pictures libvips may read for us: what browsers show inline. */
+static bool thumbnailable(const char *type)
+{
+    return strcmp(type, "image/png") == 0 || strcmp(type, "image/jpeg") == 0 ||
+           strcmp(type, "image/gif") == 0 || strcmp(type, "image/webp") == 0;
+}
+
+/* For a picture: its dimensions and a thumbnail (in a limited child
+ * process, media/thumb.h); nothing when it is too big or unreadable. */
+static void picture(struct finish_ctx *c)
+{
+    if (!thumbnailable(c->type))
+        return;
+    struct thumb_limits l = {settings.thumbnail_max_pixels, 1LL << 30, 20000};
+    int w, h;
+    if (thumb_probe(c->part, &l, &w, &h) != THUMB_OK)
+        return;
+    c->width = w;
+    c->height = h;
+    char tmp[STORE_PATH_MAX];
+    store_tmp_path(".webp", tmp);
+    if (thumb_make(c->part, w, h, tmp, &l) == THUMB_OK)
+        snprintf(c->thumb, sizeof c->thumb, "%s", tmp);
 }
 
 /* Finishes job j in a worker: fsync; when the file is whole, hash, type,
@@ -385,7 +429,11 @@ static void finish(struct upload_job *j)
         return;
     }
     sniff(part, c.type, sizeof c.type);
+    if (!blob_live(c.sha))
+        picture(&c);
     rc = db_tx(finish_tx, &c);
+    if (c.thumb[0])
+        unlink(c.thumb); /* placed by a link of its own, or not needed */
     if (rc != 0) {
         j->status = rc;
         return;

@@ -28,15 +28,16 @@
 
 /* The settings (the config table's keys of the same names). */
 struct attachment_settings {
-    const char *media_dir;    /* the local store's directory (copied) */
-    int64_t upload_max_bytes; /* one file's largest size */
-    int per_message_max;      /* attachments in one message */
-    int64_t quota_bytes;      /* a user's uploads and attachments, in total */
-    int pending_max;          /* a user's uploads not yet complete */
-    int64_t upload_expiry_ms; /* an upload not sent in a message is removed after */
-    int64_t gc_grace_ms;      /* a blob nothing refers to is removed after */
-    int link_ttl_s;           /* a signed link is valid for */
-    int workers;              /* media worker threads (hashing, storing) */
+    const char *media_dir;        /* the local store's directory (copied) */
+    int64_t upload_max_bytes;     /* one file's largest size */
+    int per_message_max;          /* attachments in one message */
+    int64_t quota_bytes;          /* a user's uploads and attachments, in total */
+    int pending_max;              /* a user's uploads not yet complete */
+    int64_t upload_expiry_ms;     /* an upload not sent in a message is removed after */
+    int64_t gc_grace_ms;          /* a blob nothing refers to is removed after */
+    int link_ttl_s;               /* a signed link is valid for */
+    int64_t thumbnail_max_pixels; /* pictures bigger than this get no thumbnail */
+    int workers;                  /* media worker threads (hashing, storing) */
 };
 
 /* What the calls below answer besides 0 and DB_E* (positive, like

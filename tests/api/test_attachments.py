@@ -4,6 +4,7 @@ limits, garbage collection, and crash safety."""
 import hashlib
 import os
 import socket
+import subprocess
 import time
 import uuid
 
@@ -412,3 +413,97 @@ def test_kill_during_an_upload_leaves_no_half_file(server, new_user):
     att = r.body["upload"]["attachment"]
     assert att["sha256"] == sha(data)
     assert fetch(u, att["url"]).content == data
+
+
+# --------------------------------------------------------------------------
+# Pictures: dimensions and thumbnails (made in a limited child process)
+# --------------------------------------------------------------------------
+
+def make_png(width, height, idat=None):
+    """A valid RGB PNG of a gradient (or with the given IDAT payload)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        c = struct.pack(">I", len(data)) + kind + data
+        return c + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+
+    if idat is None:
+        rows = b"".join(b"\x00" + bytes((x * 255 // max(width - 1, 1)) % 256 for x in range(width)
+                                        for _ in range(3)) for _ in range(height))
+        idat = zlib.compress(rows, 9)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def image_size(path):
+    out = subprocess.run(["vipsheader", "-f", "width", path], capture_output=True, text=True)
+    w = int(out.stdout)
+    h = int(subprocess.run(["vipsheader", "-f", "height", path], capture_output=True,
+                           text=True).stdout)
+    return w, h
+
+
+def test_picture_gets_a_thumbnail(new_users, tmp_path):
+    alice, bob = new_users(2)
+    t = alice.direct(bob)
+    up = upload(alice, make_png(1000, 500), "wide.png")
+    att = up["attachment"]
+    assert (att["width"], att["height"]) == (1000, 500)
+    assert att["thumbnail_url"] == f"/v1/attachments/{att['id']}/thumbnail"
+    assert send_with(alice, t["id"], [up["id"]]).status == 201
+    d = fetch(bob, att["thumbnail_url"])
+    assert d.status_code == 200 and d.headers["Content-Type"] == "image/webp"
+    assert d.content[:4] == b"RIFF" and d.content[8:12] == b"WEBP"
+    (tmp_path / "t.webp").write_bytes(d.content)
+    assert image_size(str(tmp_path / "t.webp")) == (320, 160)
+    # A signed link fetches the thumbnail too.
+    link = bob.post(f"/v1/attachments/{att['id']}/links").body["url"]
+    path, query = link.split("?")
+    r = requests.get(bob.server.base + path + "/thumbnail?" + query, timeout=10)
+    assert r.status_code == 200 and r.content == d.content
+    # A stranger: 404.
+    assert fetch(new_users(1)[0], att["thumbnail_url"]).status_code == 404
+
+
+def test_small_picture_is_not_upscaled(new_user, tmp_path):
+    u = new_user()
+    att = upload(u, make_png(100, 50), "small.png")["attachment"]
+    d = fetch(u, att["thumbnail_url"])
+    (tmp_path / "s.webp").write_bytes(d.content)
+    assert image_size(str(tmp_path / "s.webp")) == (100, 50)
+
+
+def test_files_that_are_not_pictures_have_no_thumbnail(new_user):
+    u = new_user()
+    att = upload(u, b"just some text\n" * 10, "notes.txt")["attachment"]
+    assert att["thumbnail_url"] is None and "width" not in att
+    assert fetch(u, f"/v1/attachments/{att['id']}/thumbnail").status_code == 404
+
+
+def test_pixel_bomb_gets_no_thumbnail(server, new_user):
+    import zlib
+    u = new_user()
+    # The header says 30000 x 30000 (900 megapixels); the data is a few bytes.
+    bomb = make_png(30000, 30000, idat=zlib.compress(b"\x00" * 1000))
+    att = upload(u, bomb, "bomb.png")["attachment"]
+    assert att["thumbnail_url"] is None
+    assert att["content_type"] == "image/png"
+    # Still served, as a file, and the server is fine.
+    assert fetch(u, att["url"]).content == bomb
+    assert requests.get(server.base + "/healthz", timeout=5).status_code == 200
+    # A picture just over a lowered limit: no thumbnail either.
+    with env_server(server.db, "att-pixels-", {"CHAT_THUMBNAIL_MAX_MEGAPIXELS": "1"}) as s:
+        v = make_user(s)
+        att = upload(v, make_png(1500, 800), "big.png")["attachment"]
+        assert att["thumbnail_url"] is None and att["width"] == 1500
+
+
+def test_broken_picture_is_still_a_file(server, new_user):
+    u = new_user()
+    data = make_png(200, 100)[:60]  # cut short in its pixels
+    att = upload(u, data, "broken.png")["attachment"]
+    assert fetch(u, att["url"]).content == data
+    # libvips may make a thumbnail of what it could read, or none.
+    assert fetch(u, f"/v1/attachments/{att['id']}/thumbnail").status_code in (200, 404)
+    assert requests.get(server.base + "/healthz", timeout=5).status_code == 200
