@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "chat/model.h"
+#include "media/exif.h"
 #include "media/store.h"
 #include "media/thumb.h"
 
@@ -429,11 +430,38 @@ static void finish(struct upload_job *j)
         return;
     }
     sniff(part, c.type, sizeof c.type);
+    /* A photo's position is not sent along: the stored bytes (and so the
+     * attachment's hash and size) are those without it. */
+    char stripped[STORE_PATH_MAX] = "";
+    if (strcmp(c.type, "image/jpeg") == 0) {
+        store_tmp_path(".jpg", stripped);
+        int s = exif_strip_gps(part, stripped);
+        int fd = s == 1 ? open(stripped, O_RDONLY | O_CLOEXEC) : -1;
+        struct stat sst;
+        if (s != 1 || fd < 0 || fstat(fd, &sst) < 0 || hash_file(fd, c.sha) < 0) {
+            if (s == 1)
+                unlink(stripped);
+            stripped[0] = '\0';
+            if (s != 0) {
+                if (fd >= 0)
+                    close(fd);
+                j->status = ATT_IO; /* never store it with its position */
+                return;
+            }
+        } else {
+            c.part = stripped;
+            c.size = sst.st_size;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
     if (!blob_live(c.sha))
         picture(&c);
     rc = db_tx(finish_tx, &c);
     if (c.thumb[0])
         unlink(c.thumb); /* placed by a link of its own, or not needed */
+    if (stripped[0])
+        unlink(stripped);
     if (rc != 0) {
         j->status = rc;
         return;

@@ -507,3 +507,56 @@ def test_broken_picture_is_still_a_file(server, new_user):
     # libvips may make a thumbnail of what it could read, or none.
     assert fetch(u, f"/v1/attachments/{att['id']}/thumbnail").status_code in (200, 404)
     assert requests.get(server.base + "/healthz", timeout=5).status_code == 200
+
+
+def jpeg_with_gps(tmp_path):
+    """A small JPEG (made by vips) with an EXIF block holding an orientation
+    and a GPS latitude."""
+    import struct
+    src = tmp_path / "plain.jpg"
+    subprocess.run(["vips", "black", str(src), "64", "48"], check=True)
+    plain = src.read_bytes()
+    ifd0 = struct.pack("<H", 2) + struct.pack("<HHII", 0x0112, 3, 1, 6) + \
+        struct.pack("<HHII", 0x8825, 4, 1, 38) + struct.pack("<I", 0)
+    gps = struct.pack("<H", 2) + struct.pack("<HHI", 0x0001, 2, 2) + b"N\0\0\0" + \
+        struct.pack("<HHII", 0x0002, 5, 3, 68) + struct.pack("<I", 0)
+    data = struct.pack("<IIIIII", 52, 1, 31, 1, 0, 1)
+    tiff = b"II*\0" + struct.pack("<I", 8) + ifd0 + gps + data
+    payload = b"Exif\0\0" + tiff
+    return plain[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + plain[2:]
+
+
+def exif_fields(path):
+    out = subprocess.run(["vipsheader", "-a", str(path)], capture_output=True, text=True).stdout
+    return {line.split(":")[0].strip() for line in out.splitlines() if line.startswith("exif-")}
+
+
+def test_jpeg_comes_back_without_gps(new_users, tmp_path):
+    alice, bob = new_users(2)
+    t = alice.direct(bob)
+    photo = jpeg_with_gps(tmp_path)
+    (tmp_path / "sent.jpg").write_bytes(photo)
+    before = exif_fields(tmp_path / "sent.jpg")
+    assert "exif-ifd3-GPSLatitude" in before and "exif-ifd0-Orientation" in before
+    up = upload(alice, photo, "IMG_0001.jpg", sha256=sha(photo))
+    att = up["attachment"]
+    assert att["content_type"] == "image/jpeg" and (att["width"], att["height"]) == (64, 48)
+    assert send_with(alice, t["id"], [up["id"]]).status == 201
+    got = fetch(bob, att["url"]).content
+    assert got != photo and att["sha256"] == sha(got) and att["size"] == len(got)
+    (tmp_path / "got.jpg").write_bytes(got)
+    after = exif_fields(tmp_path / "got.jpg")
+    assert not any("ifd3" in f or "GPS" in f for f in after), after
+    assert "exif-ifd0-Orientation" in after
+    # The image data itself is untouched: everything after the EXIF block.
+    assert got.endswith(photo[-200:])
+
+
+def test_jpeg_without_gps_is_stored_as_sent(new_user, tmp_path):
+    u = new_user()
+    src = tmp_path / "plain.jpg"
+    subprocess.run(["vips", "black", str(src), "32", "32"], check=True)
+    data = src.read_bytes()
+    att = upload(u, data, "plain.jpg")["attachment"]
+    assert att["sha256"] == sha(data)
+    assert fetch(u, att["url"]).content == data
