@@ -93,8 +93,9 @@ enum handler_status uploads_create(struct request *req, struct response *res)
         return HANDLER_DONE;
     if (strpbrk(filename, "/\\"))
         return resp_problem(res, 400, "invalid_request", "filename must not hold / or \\");
+    /* type/subtype, parameters allowed (audio/webm;codecs=opus). */
     if (type && (strspn(type, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                              "!#$&^_.+-/") != strlen(type) ||
+                              "!#$&^_.+-/;= ") != strlen(type) ||
                  strchr(type, '/') == NULL))
         return resp_problem(res, 400, "invalid_request", "content_type must be type/subtype");
     if (sha && strspn(sha, "0123456789abcdef") != 64)

@@ -348,6 +348,21 @@ static int finish_tx(void *arg)
     return rc;
 }
 
+/* The bytes tell the container (WebM, Ogg, MP4), not whether it holds only
+ * sound: a recorded voice note sniffs as video/webm. When the client
+ * declared the audio type of the same container, type (len bytes) becomes
+ * that; both are shown inline alike. */
+static void audio_or_video(char *type, size_t len, const char *declared)
+{
+    static const char *const pairs[][2] = {
+        {"video/webm", "audio/webm"}, {"video/ogg", "audio/ogg"}, {"video/mp4", "audio/mp4"}};
+    size_t n = strcspn(declared, ";");
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
+        if (strcmp(type, pairs[i][0]) == 0 && strlen(pairs[i][1]) == n &&
+            strncmp(declared, pairs[i][1], n) == 0)
+            snprintf(type, len, "%s", pairs[i][1]);
+}
+
 /* Whether blob sha is stored and live (then nothing needs making). */
 static bool blob_live(const char *sha)
 {
@@ -392,7 +407,7 @@ static void finish(struct upload_job *j)
     char part[STORE_PATH_MAX];
     store_part_path(j->id, part);
     struct db_res *r;
-    int rc = db_query("SELECT size, declared_sha256 FROM attachments WHERE id = ? "
+    int rc = db_query("SELECT size, declared_sha256, declared_type FROM attachments WHERE id = ? "
                       "AND owner_id = ? AND state = 'pending'",
                       &r, DB_ARGS(DB_INT(j->id), DB_INT(j->owner)));
     if (rc < 0 || r->nrows == 0) {
@@ -404,6 +419,9 @@ static void finish(struct upload_job *j)
     char declared[STORE_SHA_HEX] = "";
     if (db_str(r, 0, 1))
         snprintf(declared, sizeof declared, "%s", db_str(r, 0, 1));
+    char declared_type[128] = "";
+    if (db_str(r, 0, 2))
+        snprintf(declared_type, sizeof declared_type, "%s", db_str(r, 0, 2));
     db_res_free(r);
     struct stat st;
     /* Acknowledged bytes survive a crash: durable before the answer. */
@@ -430,6 +448,7 @@ static void finish(struct upload_job *j)
         return;
     }
     sniff(part, c.type, sizeof c.type);
+    audio_or_video(c.type, sizeof c.type, declared_type);
     /* A photo's position is not sent along: the stored bytes (and so the
      * attachment's hash and size) are those without it. */
     char stripped[STORE_PATH_MAX] = "";

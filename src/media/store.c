@@ -2,6 +2,7 @@
 #include "media/store.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -49,6 +50,14 @@ int store_init(const char *media_dir)
             return -1;
         }
     }
+    /* Absolute from here on: helper tools take relative paths relative to
+     * other directories (vipsthumbnail: the input's). */
+    char abs[PATH_MAX];
+    if (realpath(root, abs) == NULL || strlen(abs) >= sizeof root) {
+        log_error("store: cannot resolve %s: %s", root, strerror(errno));
+        return -1;
+    }
+    memcpy(root, abs, strlen(abs) + 1);
     return 0;
 }
 

@@ -8,6 +8,7 @@
 // the state the ones before left. Screenshots of the main screens go to
 // E2E_SCREENSHOTS (docs/screenshots/ by default).
 
+import zlib from 'node:zlib';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { after, before, test } from 'node:test';
@@ -123,6 +124,8 @@ before(async () => {
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
       '--disable-default-apps', '--disable-extensions', '--mute-audio',
+      // A fake microphone that needs no permission prompt, for voice notes.
+      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
     ],
   });
 });
@@ -302,6 +305,85 @@ test('message text is text: markup shows literally and runs nothing', T, async (
   await eventually(async () => (await threadItem(b, 'Alice Liddell').locator('.ti-preview').textContent()).includes('<img src=x'), 'preview as text');
   await b.waitForTimeout(300);
   assert.equal(dialogs, 0, 'no alert() ran');
+});
+
+// A PNG of w x h pixels (a gradient), made here with zlib.
+function makePng(w, h) {
+  const crcTable = [...Array(256)].map((_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type), data]);
+    const c = Buffer.alloc(4);
+    c.writeUInt32BE(crc(td));
+    return Buffer.concat([len, td, c]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  const rows = Buffer.alloc(h * (1 + 3 * w));
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const o = y * (1 + 3 * w) + 1 + 3 * x;
+      rows[o] = (x * 255) / w;
+      rows[o + 1] = (y * 255) / h;
+      rows[o + 2] = 128;
+    }
+  }
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr),
+    chunk('IDAT', zlib.deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
+}
+
+test('attachments: a photo with a caption, a file and a voice message', T, async () => {
+  const a = people.alice.page;
+  const b = people.bob.page;
+  await openThread(b, 'Alice Liddell');
+  // A photo with a caption: one message.
+  await a.locator('#attach-input').setInputFiles({ name: 'sunset.png', mimeType: 'image/png', buffer: makePng(640, 360) });
+  await a.locator('.staged-item.done').waitFor({ timeout: WAIT });
+  await send(a, 'the view from here');
+  const photo = b.locator('.msg.theirs .att-image img').last();
+  await photo.waitFor({ timeout: WAIT });
+  await eventually(async () => (await photo.evaluate((img) => img.complete && img.naturalWidth)) === 320, 'thumbnail loaded');
+  await waitMessage(b, 'the view from here');
+  await b.locator('.msg.theirs .att-image').last().click();
+  await eventually(async () => (await b.locator('.viewer img').evaluate((img) => img.complete && img.naturalWidth)) === 640, 'full size');
+  await shot(b, 'attachment-viewer');
+  await b.keyboard.press('Escape');
+  // A file: a card with its name, size and type, downloadable.
+  await a.locator('#attach-input').setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('remember the milk\n') });
+  await a.locator('.staged-item.done').waitFor({ timeout: WAIT });
+  await a.locator('#composer-input').press('Enter');
+  const card = b.locator('.msg.theirs .att-file').last();
+  await card.waitFor({ timeout: WAIT });
+  assert.match(await card.textContent(), /notes\.txt.*18 B.*text\/plain/);
+  await eventually(async () => /sig=/.test(await card.getAttribute('href') || ''), 'signed link');
+  const [download] = await Promise.all([b.waitForEvent('download'), card.click()]);
+  assert.equal(download.suggestedFilename(), 'notes.txt');
+  // A voice message, recorded with the (fake) microphone, played on the other side.
+  await a.getByRole('button', { name: 'Record a voice message' }).click();
+  await a.waitForTimeout(1500);
+  await a.getByRole('button', { name: 'Stop recording' }).click();
+  await a.locator('.staged-item.done').waitFor({ timeout: WAIT });
+  await a.locator('#composer-input').press('Enter');
+  const audio = b.locator('.msg.theirs .att-audio audio').last();
+  await audio.waitFor({ timeout: WAIT });
+  await eventually(async () => Boolean(await audio.getAttribute('src')), 'audio source');
+  await audio.evaluate((el) => el.play());
+  await eventually(async () => (await audio.evaluate((el) => el.currentTime)) > 0, 'voice note plays');
+  await shot(b, 'attachments');
+  // The thread list says what arrived.
+  await eventually(async () => (await threadItem(a, 'Bob Builder').locator('.ti-preview').textContent()).startsWith('You: Voice message'), 'preview');
 });
 
 test('a group: created from contacts, messages live, k/n ticks, details', T, async () => {

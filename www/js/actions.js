@@ -79,8 +79,12 @@ function waitRetry(ms) {
 
 const MAX_BODY_BYTES = 65536;
 
-/** Sends body into a thread; the message shows at once. Returns its client_msg_id. */
-export function sendMessage(threadId, body) {
+/**
+ * Sends body (with the files of uploads, attachments.js Upload objects)
+ * into a thread; the message shows at once and goes when every upload is
+ * done. Returns its client_msg_id.
+ */
+export function sendMessage(threadId, body, uploads = []) {
   if (new TextEncoder().encode(body).length > MAX_BODY_BYTES) {
     throw new Error('A message is at most 65,536 bytes.');
   }
@@ -88,7 +92,10 @@ export function sendMessage(threadId, body) {
   // The others stop showing "typing" when the message arrives; typing anew
   // must tell them again at once.
   typingSent.delete(threadId);
-  const p = { client_msg_id: newId(), body, created_at: Date.now(), state: 'sending', error: null };
+  const p = {
+    client_msg_id: newId(), body, created_at: Date.now(), state: 'sending', error: null,
+    uploads, attachments: uploads.map((u) => ({ filename: u.name, size: u.size, content_type: u.file.type })),
+  };
   c.pending.set(p.client_msg_id, p);
   changed(`thread:${threadId}`);
   queueSend(threadId, p);
@@ -121,11 +128,23 @@ async function deliver(threadId, p) {
   // The typing notice goes out first, so that no one sees "typing" after the
   // message arrives.
   await typingPosts.get(threadId);
+  let ids = [];
+  if (p.uploads.length) {
+    try {
+      ids = await Promise.all(p.uploads.map((u) => u.done));
+    } catch (e) {
+      p.state = 'failed';
+      p.error = `a file did not upload (${e.message})`;
+      changed(`thread:${threadId}`);
+      return;
+    }
+  }
   for (let attempt = 0; ; attempt++) {
     if (store.me !== me || !chat(threadId).pending.has(p.client_msg_id)) return;
     try {
       const r = await api('POST', `/threads/${threadId}/messages`,
-        { client_msg_id: p.client_msg_id, body: p.body }, { timeoutMs: 20000 });
+        ids.length ? { client_msg_id: p.client_msg_id, body: p.body, attachments: ids }
+          : { client_msg_id: p.client_msg_id, body: p.body }, { timeoutMs: 20000 });
       if (store.me === me) applyMessage(r.message);
       return;
     } catch (e) {

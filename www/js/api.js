@@ -31,6 +31,11 @@ export function setToken(t) {
   token = t;
 }
 
+/** The bearer token in use, or null (for the upload requests of attachments.js). */
+export function getToken() {
+  return token;
+}
+
 /** fn() runs when an authenticated call answers 401 unauthorized. */
 export function onSessionLost(fn) {
   sessionLost = fn;

@@ -18,6 +18,7 @@ import { contactsChangedElsewhere, logout, setPeerPost } from './actions.js';
 import { avatar, h, icon } from './dom.js';
 import { threadTitle, userName } from './format.js';
 import { Inbox } from './inbox.js';
+import { attachmentLabel } from './attachments.js';
 import { initNotify, notifyMessage, peerVisibility, permission, requestPermission } from './notify.js';
 import { clearSession, loadSession, onSessionChange } from './session.js';
 import {
@@ -131,7 +132,8 @@ onIncomingMessage((m, t) => {
   const sender = userName(m.sender_id);
   notifyMessage({
     title: t.kind === 'group' ? `${sender} in ${threadTitle(t)}` : sender,
-    body: m.body,
+    body: m.attachments?.length
+      ? `${attachmentLabel(m.attachments[0])}${m.body ? `: ${m.body}` : ''}` : m.body,
     tag: `thread-${t.id}`,
     onOpen: () => ctx.navigate(`#/chats/${t.id}`),
   });

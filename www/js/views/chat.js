@@ -17,6 +17,9 @@ import {
   discardSend, markRead, retrySend, sendMessage, sendTyping,
 } from '../actions.js';
 import {
+  attachmentLabel, fileSize, linkFor, Upload,
+} from '../attachments.js';
+import {
   announce, avatar, h, icon, reconcile, setAttr, setText, updateAvatar,
 } from '../dom.js';
 import {
@@ -64,13 +67,23 @@ export function mountChat(root, threadId, ctx) {
     'aria-describedby': 'composer-hint',
   });
   const composerError = h('p', { class: 'form-error', role: 'alert' });
+  const fileInput = h('input', {
+    type: 'file', multiple: true, id: 'attach-input', class: 'sr-only', tabindex: '-1',
+  });
+  const attachBtn = h('button', { type: 'button', class: 'icon-btn attach-btn', 'aria-label': 'Attach files' }, icon('attach'));
+  const micBtn = h('button', { type: 'button', class: 'icon-btn mic-btn', 'aria-label': 'Record a voice message' }, icon('mic'));
+  const staged = h('ul', { class: 'staged', 'aria-label': 'Files to send' });
   const form = h('form', { class: 'composer', 'aria-label': 'Send a message' },
     h('label', { for: 'composer-input', class: 'sr-only' }, 'Message'),
     h('span', { id: 'composer-hint', class: 'sr-only' }, 'Enter sends, Shift+Enter starts a new line.'),
-    input,
+    fileInput, attachBtn, input, micBtn,
     h('button', { type: 'submit', class: 'send-btn', 'aria-label': 'Send' }, icon('send')));
   const view = h('section', { class: 'chat', 'aria-labelledby': 'chat-title' },
-    head, h('div', { class: 'messages-wrap' }, scroller, jump), typingLine, composerError, form);
+    head, h('div', { class: 'messages-wrap' }, scroller, jump), typingLine, composerError, staged, form);
+  const viewer = h('dialog', { class: 'viewer', 'aria-label': 'Photo' },
+    h('img', { alt: '' }),
+    h('form', { method: 'dialog' }, h('button', { class: 'icon-btn viewer-close', 'aria-label': 'Close' }, icon('close'))));
+  view.append(viewer);
   root.replaceChildren(view);
   input.value = drafts.get(threadId) || '';
   fitInput();
@@ -98,18 +111,101 @@ export function mountChat(root, threadId, ctx) {
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const body = input.value.trim();
-    if (!body) return;
+    const files = uploads.filter((u) => u.state !== 'cancelled' && u.state !== 'failed');
+    if (!body && !files.length) return;
     composerError.textContent = '';
     try {
-      sendMessage(threadId, body);
+      sendMessage(threadId, body, files);
     } catch (err) {
       composerError.textContent = err.message;
       return;
     }
+    uploads = [];
+    renderStaged();
     input.value = '';
     fitInput();
     atBottom = true;
     input.focus();
+  });
+
+  // ---- attachments: the button, drop, paste, voice notes ----
+  let uploads = [];
+  function addFiles(files) {
+    for (const f of files) {
+      const u = new Upload(f);
+      u.onChange(() => renderStaged());
+      uploads.push(u);
+    }
+    renderStaged();
+  }
+  function renderStaged() {
+    staged.replaceChildren(...uploads.filter((u) => u.state !== 'cancelled').map((u) => {
+      const pct = u.size ? Math.floor((100 * u.sent) / u.size) : 100;
+      return h('li', { class: `staged-item ${u.state}` },
+        icon('file'),
+        h('span', { class: 'staged-name' }, u.name),
+        h('span', { class: 'staged-size' }, u.state === 'failed' ? `failed: ${u.error}` : fileSize(u.size)),
+        h('progress', { max: '100', value: String(pct), 'aria-label': `${u.name}: ${pct}% uploaded` }),
+        h('button', {
+          type: 'button', class: 'icon-btn', 'aria-label': `Remove ${u.name}`,
+          onclick: () => {
+            u.cancel();
+            uploads = uploads.filter((x) => x !== u);
+            renderStaged();
+          },
+        }, icon('close')));
+    }));
+    staged.hidden = uploads.length === 0;
+  }
+  renderStaged();
+  attachBtn.addEventListener('click', () => fileInput.click());
+  fileInput.addEventListener('change', () => {
+    addFiles([...fileInput.files]);
+    fileInput.value = '';
+  });
+  view.addEventListener('dragover', (e) => {
+    if (e.dataTransfer?.types.includes('Files')) e.preventDefault();
+  });
+  view.addEventListener('drop', (e) => {
+    if (!e.dataTransfer?.files.length) return;
+    e.preventDefault();
+    addFiles([...e.dataTransfer.files]);
+  });
+  input.addEventListener('paste', (e) => {
+    const files = [...(e.clipboardData?.files || [])];
+    if (files.length) {
+      e.preventDefault();
+      addFiles(files);
+    }
+  });
+  let recorder = null;
+  micBtn.addEventListener('click', async () => {
+    if (recorder) {
+      recorder.stop();
+      return;
+    }
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      const chunks = [];
+      recorder = new MediaRecorder(stream);
+      recorder.ondataavailable = (e) => chunks.push(e.data);
+      recorder.onstop = () => {
+        stream.getTracks().forEach((t) => t.stop());
+        const type = recorder.mimeType || 'audio/webm';
+        recorder = null;
+        micBtn.classList.remove('recording');
+        micBtn.replaceChildren(icon('mic'));
+        setAttr(micBtn, 'aria-label', 'Record a voice message');
+        const stamp = new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-');
+        addFiles([new File(chunks, `voice-${stamp}.webm`, { type })]);
+      };
+      recorder.start();
+      micBtn.classList.add('recording');
+      micBtn.replaceChildren(icon('stop'));
+      setAttr(micBtn, 'aria-label', 'Stop recording');
+    } catch (err) {
+      composerError.textContent = `Cannot record: ${err.message}`;
+    }
   });
 
   function fitInput() {
@@ -269,6 +365,7 @@ export function mountChat(root, threadId, ctx) {
     const mine = m.sender_id === me;
     const body = h('p', { class: 'msg-body' });
     body.textContent = m.body;
+    body.hidden = !m.body;
     const time = h('time', { class: 'msg-time' });
     const meta = h('span', { class: 'msg-meta' }, time);
     if (mine) meta.append(h('span', { class: 'ticks' }));
@@ -279,6 +376,42 @@ export function mountChat(root, threadId, ctx) {
     return h('li', { class: `msg ${mine ? 'mine' : 'theirs'}` }, bubble);
   }
 
+  // A message's attachments: pictures as thumbnails that open full size,
+  // voice notes and other sound as players, anything else as a card with
+  // its name, size and type. Sources are signed links (attachments.js).
+  function attachmentsOf(m) {
+    const box = h('div', { class: 'attachments' });
+    for (const a of m.attachments) {
+      if (!a.id) { // still uploading
+        box.append(h('div', { class: 'att-file pending' }, icon('file'),
+          h('span', { class: 'att-name' }, a.filename), h('span', { class: 'att-meta' }, fileSize(a.size))));
+      } else if (a.thumbnail_url) {
+        const img = h('img', { alt: `${attachmentLabel(a)}: ${a.filename}`, width: String(Math.min(a.width || 320, 320)) });
+        linkFor(a.id, true).then((u) => { img.src = u; }).catch(() => {});
+        box.append(h('button', {
+          type: 'button', class: 'att-image', 'aria-label': `Open ${a.filename}`,
+          onclick: async () => {
+            const full = viewer.querySelector('img');
+            full.alt = a.filename;
+            full.src = await linkFor(a.id);
+            viewer.showModal();
+          },
+        }, img));
+      } else if ((a.content_type || '').startsWith('audio/')) {
+        const audio = h('audio', { controls: true, preload: 'none', 'aria-label': `${attachmentLabel(a)}: ${a.filename}` });
+        linkFor(a.id).then((u) => { audio.src = u; }).catch(() => {});
+        box.append(h('div', { class: 'att-audio' }, audio));
+      } else {
+        const link = h('a', { class: 'att-file', download: a.filename, rel: 'noopener' },
+          icon('file'), h('span', { class: 'att-name' }, a.filename),
+          h('span', { class: 'att-meta' }, `${fileSize(a.size)} · ${a.content_type}`));
+        linkFor(a.id).then((u) => { link.href = u; }).catch(() => {});
+        box.append(link);
+      }
+    }
+    return box;
+  }
+
   function updateItem(el, it, t) {
     if (it.kind !== 'msg') {
       if (it.kind === 'day') setText(el.firstChild, it.label);
@@ -286,6 +419,14 @@ export function mountChat(root, threadId, ctx) {
     }
     const m = it.m;
     const mine = m.sender_id === me;
+    // Attachments: rebuilt when they change (a pending message's files
+    // become the stored message's attachments).
+    const sig = (m.attachments || []).map((a) => a.id || 'pending').join(',');
+    if ((el.dataset.att || '') !== sig) {
+      el.dataset.att = sig;
+      el.querySelector('.attachments')?.remove();
+      if (sig) el.querySelector('.bubble .msg-body').before(attachmentsOf(m));
+    }
     el.classList.toggle('cont', Boolean(it.cont));
     if (m.seq !== null) el.dataset.seq = m.seq;
     else delete el.dataset.seq;

@@ -3,6 +3,7 @@
 // and the online dot of the other member of a direct thread. More threads
 // load when the list is scrolled to its end.
 
+import { attachmentLabel } from '../attachments.js';
 import { avatar, h, icon, reconcile, setAttr, setText, updateAvatar } from '../dom.js';
 import { directPartner, shortTime, threadTitle, userName } from '../format.js';
 import { loadMoreThreads, sortedThreads, store, typingUsers } from '../store.js';
@@ -62,8 +63,13 @@ export function createThreadList() {
     let preview;
     if (typers.length) preview = isGroup ? `${userName(typers[0])} is typing…` : 'typing…';
     else if (!m) preview = isGroup ? 'Group created' : 'No messages yet';
-    else if (m.sender_id === store.me.id) preview = `You: ${m.body}`;
-    else preview = isGroup ? `${userName(m.sender_id)}: ${m.body}` : m.body;
+    else {
+      // A message with attachments says what it holds, as the push does.
+      const what = m.attachments?.length
+        ? `${attachmentLabel(m.attachments[0])}${m.body ? `: ${m.body}` : ''}` : m.body;
+      if (m.sender_id === store.me.id) preview = `You: ${what}`;
+      else preview = isGroup ? `${userName(m.sender_id)}: ${what}` : what;
+    }
     const pv = a.querySelector('.ti-preview');
     setText(pv, preview.replace(/\s+/g, ' ').slice(0, 200));
     pv.classList.toggle('is-typing', typers.length > 0);
