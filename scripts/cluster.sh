@@ -437,7 +437,10 @@ chatd_env() { # NAME: the environment of chatd node NAME
     CHAT_THREADS="${CHAT_THREADS:-2}" CHAT_SEND_WORKERS="${CHAT_SEND_WORKERS:-1}"
     CHAT_ACK_WORKERS="${CHAT_ACK_WORKERS:-1}" CHAT_MIGRATE="$(node_migrate)"
     CHAT_CONNECTION_LIMIT_PER_ADDRESS="${CHAT_CONNECTION_LIMIT_PER_ADDRESS:-0}"
-    CHAT_RATE_LIMITS="${CHAT_RATE_LIMITS:-false}")
+    CHAT_RATE_LIMITS="${CHAT_RATE_LIMITS:-false}"
+    # One attachments directory for every node: on one host a shared
+    # directory is the simplest shared store (docs/attachments.md).
+    CHAT_MEDIA_DIR="${CHAT_MEDIA_DIR:-$dir/media}")
 }
 # Nodes only check the migrations when `chatd --migrate` ran them before
 # (several nodes applying them at once would contend for the lock row).

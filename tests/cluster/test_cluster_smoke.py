@@ -13,6 +13,7 @@ in a temporary directory:
     history is gap-free.
 """
 
+import json
 import threading
 import time
 
@@ -121,3 +122,39 @@ def test_nothing_is_lost_when_a_chatd_and_the_galera_writer_die(cluster):
     # The survivors are one primary component of two.
     sizes = {g: cluster.wsrep(g).get("wsrep_cluster_size") for g in ("g2", "g3")}
     assert sizes == {"g2": "2", "g3": "2"}, sizes
+
+
+def test_an_attachment_uploaded_on_one_node_is_read_on_another(cluster):
+    """The nodes share one attachments directory: a file uploaded through c1,
+    resumed through c2, is sent and downloaded through c3."""
+    import hashlib
+    import os
+    import urllib.request
+
+    c1, c2, c3 = (cluster.chatd_urls[n] for n in ("c1", "c2", "c3"))
+    a, ta = user(c1, "att-a")
+    b, tb = user(c3, "att-b")
+    data = os.urandom(200_000)
+    st, t = until_ok(lambda: call(c1, "POST", "/v1/threads", {"member_ids": [b]}, token=ta), "thread")
+    st, up = call(c1, "POST", "/v1/uploads", {"filename": "x.bin", "size": len(data)}, token=ta)
+    assert st == 201, up
+    uid = up["upload"]["id"]
+
+    def put(base, first, chunk):
+        req = urllib.request.Request(f"{base}/v1/uploads/{uid}/content", data=chunk, method="PUT")
+        req.add_header("Authorization", "Bearer " + ta)
+        req.add_header("Content-Range", f"bytes {first}-{first + len(chunk) - 1}/{len(data)}")
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())["upload"]
+
+    assert put(c1, 0, data[:100_000])["received"] == 100_000
+    done = put(c2, 100_000, data[100_000:])
+    assert done["state"] == "complete"
+    st, m = call(c2, "POST", f"/v1/threads/{t['thread']['id']}/messages",
+                 {"client_msg_id": "att-1", "attachments": [uid]}, token=ta)
+    assert st == 201, m
+    req = urllib.request.Request(f"{c3}/v1/attachments/{uid}")
+    req.add_header("Authorization", "Bearer " + tb)
+    with urllib.request.urlopen(req, timeout=30) as r:
+        got = r.read()
+    assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
