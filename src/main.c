@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libgen.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -192,6 +193,12 @@ static int check_config(const struct config *cfg, struct db_config *dbc)
     snprintf(path, sizeof path, "%s/index.html", cfg->www_root);
     ok &= check(readable(path, false), "www_root holds index.html", path);
     ok &= check(readable(cfg->sql_dir, true), "sql_dir is a readable directory", cfg->sql_dir);
+    /* The attachments' directory is made at start-up when missing. */
+    char parent[sizeof cfg->media_dir];
+    snprintf(parent, sizeof parent, "%s", cfg->media_dir);
+    ok &= check(access(cfg->media_dir, W_OK) == 0 ||
+                    (access(cfg->media_dir, F_OK) != 0 && access(dirname(parent), W_OK) == 0),
+                "media_dir is writable (or can be made)", cfg->media_dir);
     if (cfg->apns_key_file[0])
         ok &= check(readable(cfg->apns_key_file, false) && cfg->apns_key_id[0] &&
                         cfg->apns_team_id[0] && cfg->apns_topic[0],

@@ -354,8 +354,9 @@ static int finish_tx(void *arg)
  * that; both are shown inline alike. */
 static void audio_or_video(char *type, size_t len, const char *declared)
 {
-    static const char *const pairs[][2] = {
-        {"video/webm", "audio/webm"}, {"video/ogg", "audio/ogg"}, {"video/mp4", "audio/mp4"}};
+    static const char *const pairs[][2] = {{"video/webm", "audio/webm"},
+                                           {"video/ogg", "audio/ogg"},
+                                           {"video/mp4", "audio/mp4"}};
     size_t n = strcspn(declared, ";");
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
         if (strcmp(type, pairs[i][0]) == 0 && strlen(pairs[i][1]) == n &&
