@@ -682,6 +682,7 @@ int attachments_gc(int64_t now)
     }
     int64_t cutoff_s = (now - settings.upload_expiry_ms) / 1000 - 60;
     removed += store_sweep_parts(cutoff_s, NULL, NULL);
+    removed += store_sweep_tmp(now / 1000 - 3600); /* a crash's leftovers */
     return removed;
 }
 

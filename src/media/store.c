@@ -178,3 +178,25 @@ int store_sweep_parts(int64_t cutoff_s, bool (*keep)(int64_t id, void *ctx), voi
     closedir(d);
     return removed;
 }
+
+int store_sweep_tmp(int64_t cutoff_s)
+{
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/tmp", root);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p[STORE_PATH_MAX];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime < cutoff_s && unlink(p) == 0)
+            removed++;
+    }
+    closedir(d);
+    return removed;
+}

@@ -57,4 +57,8 @@ int store_sync(int fd, const char *path);
  * gets the upload id and ctx; NULL keeps none). Returns how many were removed. */
 int store_sweep_parts(int64_t cutoff_s, bool (*keep)(int64_t id, void *ctx), void *ctx);
 
+/* Removes files under tmp/ last changed before cutoff_s (Unix time, s):
+ * what a crash left half made. Returns how many were removed. */
+int store_sweep_tmp(int64_t cutoff_s);
+
 #endif
