@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "chat/attachments.h"
+#include "media/store.h"
 #include "common.h"
 #include "handlers.h"
 #include "http/jsonv.h"
@@ -37,15 +38,15 @@ enum handler_status config_get(struct request *req, struct response *res)
 {
     (void)req;
     const struct attachment_settings *s = attachments_settings();
-    return resp_json(res, 200,
-                     json_pack("{s:{s:I, s:i, s:I, s:i, s:i, s:i, s:i}, s:{s:b, s:s}}", "limits",
-                               "upload_max_bytes", (json_int_t)s->upload_max_bytes,
-                               "attachments_per_message_max", s->per_message_max,
-                               "upload_quota_bytes", (json_int_t)s->quota_bytes,
-                               "uploads_pending_max", s->pending_max, "upload_expiry_s",
-                               (int)(s->upload_expiry_ms / 1000), "attachment_link_ttl_s",
-                               s->link_ttl_s, "message_max_bytes", MESSAGE_MAX_BYTES, "features",
-                               "attachments", 1, "attachment_store", "local"));
+    return resp_json(
+        res, 200,
+        json_pack("{s:{s:I, s:i, s:I, s:i, s:i, s:i, s:i}, s:{s:b, s:s}}", "limits",
+                  "upload_max_bytes", (json_int_t)s->upload_max_bytes,
+                  "attachments_per_message_max", s->per_message_max, "upload_quota_bytes",
+                  (json_int_t)s->quota_bytes, "uploads_pending_max", s->pending_max,
+                  "upload_expiry_s", (int)(s->upload_expiry_ms / 1000), "attachment_link_ttl_s",
+                  s->link_ttl_s, "message_max_bytes", MESSAGE_MAX_BYTES, "features", "attachments",
+                  1, "attachment_store", store_is_s3() ? "s3" : "local"));
 }
 
 /* The answer for an attachments.h result that is not 0. */

@@ -286,6 +286,20 @@ int main(int argc, char **argv)
         .workers = cfg.media_workers,
         .thumbnail_max_pixels = (int64_t)cfg.thumbnail_max_megapixels * 1000000,
     };
+    struct s3_config s3 = {cfg.s3_endpoint,   cfg.s3_region,     cfg.s3_bucket,
+                           cfg.s3_access_key, cfg.s3_secret_key, cfg.s3_ca_file};
+    if (strcmp(cfg.store, "s3") == 0) {
+        if (!cfg.s3_endpoint[0] || !cfg.s3_bucket[0] || !cfg.s3_access_key[0] ||
+            !cfg.s3_secret_key[0]) {
+            log_error("chatd: store = s3 needs s3_endpoint, s3_bucket, s3_access_key and "
+                      "s3_secret_key");
+            return 1;
+        }
+        att.s3 = &s3;
+    } else if (strcmp(cfg.store, "local") != 0) {
+        log_error("chatd: store must be local or s3");
+        return 1;
+    }
     if (attachments_init(&att) < 0) {
         log_error("chatd: start-up failed");
         return 1;

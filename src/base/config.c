@@ -134,6 +134,19 @@ static const struct cfg_entry table[] = {
     {"media_dir", STR(media_dir), "var/media", 0, 0,
      "directory of attachments' bytes (blobs/, and uploads/ for those arriving on this node); "
      "several nodes share it (NFS) or use the S3 store"},
+    {"store", STR(store), "local", 0, 0,
+     "where attachments' bytes live: local (media_dir; a cluster's nodes share it) or s3 (an "
+     "S3-compatible object store, the s3_* settings; media_dir keeps uploads in progress and "
+     "a cache)"},
+    {"s3_endpoint", STR(s3_endpoint), "", 0, 0,
+     "the S3-compatible store: http(s)://host[:port]; objects are addressed path-style "
+     "(endpoint/bucket/key)"},
+    {"s3_region", STR(s3_region), "us-east-1", 0, 0, "the store's region, for the signatures"},
+    {"s3_bucket", STR(s3_bucket), "", 0, 0, "the bucket of attachments' bytes"},
+    {"s3_access_key", STR(s3_access_key), "", 0, 0, "the access key id"},
+    {"s3_secret_key", STR(s3_secret_key), "", 0, 0, "the secret access key (never logged)"},
+    {"s3_ca_file", STR(s3_ca_file), "", 0, 0,
+     "CA bundle for an https endpoint; empty = the system's"},
     {"upload_max_mb", INT(upload_max_mb), "100", 1, 4096,
      "MiB: the largest attachment (GET /v1/config shows it as upload_max_bytes)"},
     {"attachments_per_message_max", INT(attachments_per_message_max), "10", 1, 100,

@@ -54,6 +54,13 @@ struct config {
     int event_retention_days;        /* inbox events kept at least this long */
     int janitor_interval_s;          /* how often the janitor prunes and collects */
     char media_dir[512];             /* attachments' local store */
+    char store[8];                   /* local | s3: where attachments' bytes live */
+    char s3_endpoint[256];           /* http(s)://host[:port] of the S3-compatible store */
+    char s3_region[64];
+    char s3_bucket[128];
+    char s3_access_key[128];
+    char s3_secret_key[256];
+    char s3_ca_file[512];            /* CA bundle for an https endpoint; "" = system */
     int upload_max_mb;               /* one attachment's largest size, MiB */
     int attachments_per_message_max; /* attachments in one message */
     int upload_quota_mb;             /* a user's uploads and attachments in total, MiB */

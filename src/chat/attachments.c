@@ -683,6 +683,7 @@ int attachments_gc(int64_t now)
     int64_t cutoff_s = (now - settings.upload_expiry_ms) / 1000 - 60;
     removed += store_sweep_parts(cutoff_s, NULL, NULL);
     removed += store_sweep_tmp(now / 1000 - 3600); /* a crash's leftovers */
+    store_sweep_cache(now / 1000 - 86400);         /* S3 objects not read for a day */
     return removed;
 }
 
@@ -693,8 +694,9 @@ int attachments_init(const struct attachment_settings *s)
     settings = *s;
     snprintf(media_dir, sizeof media_dir, "%s", s->media_dir);
     settings.media_dir = media_dir;
-    if (store_init(media_dir) < 0)
+    if (store_init(media_dir) < 0 || (s->s3 && store_use_s3(s->s3) < 0))
         return -1;
+    settings.s3 = NULL; /* copied by the store */
     magic_cookie = magic_open(MAGIC_MIME_TYPE | MAGIC_NO_CHECK_COMPRESS | MAGIC_ERROR);
     if (magic_cookie == NULL || magic_load(magic_cookie, NULL) != 0) {
         log_error("attachments: libmagic: %s",

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "base/batchq.h"
+#include "media/s3.h"
 #include "db/db.h"
 
 /* The settings (the config table's keys of the same names). */
@@ -38,6 +39,7 @@ struct attachment_settings {
     int link_ttl_s;               /* a signed link is valid for */
     int64_t thumbnail_max_pixels; /* pictures bigger than this get no thumbnail */
     int workers;                  /* media worker threads (hashing, storing) */
+    const struct s3_config *s3;   /* the S3 store, NULL for the local directory */
 };
 
 /* What the calls below answer besides 0 and DB_E* (positive, like

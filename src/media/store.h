@@ -5,11 +5,14 @@
  *   blobs/ab/cd/<sha256>.webp   its thumbnail, when it has one
  *   uploads/<id>.part           an upload's bytes while they arrive (this node's)
  *   tmp/                        files being made (thumbnails, stripped copies)
- * A blob is written once: made elsewhere in media_dir, fsync'd, linked into
+ *   cache/ab/cd/<sha256>[.webp] with the S3 store: the objects read lately
+ * With the S3 store (store_use_s3) the blobs are objects blobs/ab/cd/<sha256>
+ * in the bucket instead, read through the cache directory; uploads/ and tmp/
+ * stay local. A blob is written once: made elsewhere in media_dir, fsync'd, linked into
  * place and the directory fsync'd, so a crash leaves either no file or the
  * whole one, never half of it. Nothing here knows the database.
  *
- * May call: base, libc. */
+ * May call: media (s3), base, libc. */
 #ifndef CHAT_STORE_H
 #define CHAT_STORE_H
 
@@ -23,6 +26,19 @@
 /* Makes the directories under media_dir (kept, not copied). Returns 0, or
  * -1 with the reason logged. Call once before threads. */
 int store_init(const char *media_dir);
+
+struct s3_config;
+
+/* Keeps the blobs in the S3-compatible store c (copied) from now on.
+ * Call after store_init, before threads. Returns 0 or -1. */
+int store_use_s3(const struct s3_config *c);
+
+/* Whether blobs go to S3. */
+bool store_is_s3(void);
+
+/* Removes cached S3 objects not read since cutoff_s (Unix time, s).
+ * Returns how many were removed. */
+int store_sweep_cache(int64_t cutoff_s);
 
 /* The path of upload id's partial file into out (STORE_PATH_MAX bytes). */
 void store_part_path(int64_t upload_id, char *out);
