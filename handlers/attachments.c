@@ -305,6 +305,16 @@ static enum handler_status download(struct request *req, struct response *res, b
     }
     const char *safe = inline_type(f.content_type);
     disposition(res, safe != NULL, f.filename);
+    const char *accel = attachments_settings()->accel_redirect;
+    if (accel && accel[0]) {
+        /* Behind nginx: it sends the file (ranges too) from media_dir. */
+        char rel[STORE_PATH_MAX];
+        store_relative_path(f.sha256, thumbnail, rel);
+        close(f.fd);
+        resp_header(res, "X-Accel-Redirect", "%s%s", accel, rel);
+        resp_header(res, "Content-Type", "%s", safe ? safe : "application/octet-stream");
+        return resp_empty(res, 200);
+    }
     int64_t first = 0, last = f.size - 1;
     int range = parse_range(req->range, f.size, &first, &last);
     if (range < 0) {

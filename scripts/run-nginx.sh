@@ -21,6 +21,8 @@
 #                     request possibly on another node (tests use it)
 #   NGINX_DIR         pid, logs, temp files and the generated config
 #                     (default var/nginx)
+#   NGINX_MEDIA_DIR   chatd's media_dir, which /_media/ serves the downloads
+#                     chatd hands over from (default var/media)
 #
 # nginx.conf is the production file; the lines it marks "local:" are rewritten
 # here (listen addresses, the redirect's port, certificate, upstream servers
@@ -49,6 +51,10 @@ case $limits in on | off) ;; *) echo "run-nginx: NGINX_LIMITS must be on or off,
 mkdir -p "$dir/tmp"
 dir=$(cd "$dir" && pwd)
 www=$PWD/www
+# The attachments directory chatd hands downloads over from (its media_dir).
+media=${NGINX_MEDIA_DIR:-$PWD/var/media}
+mkdir -p "$media"
+media=$(cd "$media" && pwd)
 conf="$dir/nginx.conf"
 
 if [ "$(id -u)" -eq 0 ]; then user_line='user root;'; else user_line=''; fi
@@ -117,6 +123,7 @@ sed "${tls_rules[@]}" "${limit_rules[@]}" \
     -e "s|^\( *\)\(hash .*;\) *# local:.*|$balance_line|" \
     -e "s|^\( *\)server [^ ]* \(.*\)# local:.*|$servers|" \
     -e "s|^\( *\)root .*# local:.*|\1root $www;|" \
+    -e "s|^\( *\)alias .*# local: NGINX_MEDIA_DIR|\1alias $media/;|" \
     -e "s|^http {|http {\n    client_body_temp_path $dir/tmp/body;\n    proxy_temp_path $dir/tmp/proxy;\n    fastcgi_temp_path $dir/tmp/fastcgi;\n    uwsgi_temp_path $dir/tmp/uwsgi;\n    scgi_temp_path $dir/tmp/scgi;|" \
     nginx.conf >"$conf"
 

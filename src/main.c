@@ -285,6 +285,7 @@ int main(int argc, char **argv)
         .link_ttl_s = cfg.attachment_link_ttl_s,
         .workers = cfg.media_workers,
         .thumbnail_max_pixels = (int64_t)cfg.thumbnail_max_megapixels * 1000000,
+        .accel_redirect = cfg.media_accel_redirect,
     };
     struct s3_config s3 = {cfg.s3_endpoint,   cfg.s3_region,     cfg.s3_bucket,
                            cfg.s3_access_key, cfg.s3_secret_key, cfg.s3_ca_file};

@@ -134,6 +134,10 @@ static const struct cfg_entry table[] = {
     {"media_dir", STR(media_dir), "var/media", 0, 0,
      "directory of attachments' bytes (blobs/, and uploads/ for those arriving on this node); "
      "several nodes share it (NFS) or use the S3 store"},
+    {"media_accel_redirect", STR(media_accel_redirect), "", 0, 0,
+     "behind nginx: the internal location that serves media_dir (nginx.conf's /_media/); "
+     "chatd then checks access and answers a download with X-Accel-Redirect, and nginx sends "
+     "the file. Empty: chatd sends it (a chatd reached directly)"},
     {"store", STR(store), "local", 0, 0,
      "where attachments' bytes live: local (media_dir; a cluster's nodes share it) or s3 (an "
      "S3-compatible object store, the s3_* settings; media_dir keeps uploads in progress and "

@@ -55,6 +55,7 @@ struct config {
     int janitor_interval_s;          /* how often the janitor prunes and collects */
     char media_dir[512];             /* attachments' local store */
     char store[8];                   /* local | s3: where attachments' bytes live */
+    char media_accel_redirect[64];   /* URI prefix nginx maps to media_dir; "" = chatd sends */
     char s3_endpoint[256];           /* http(s)://host[:port] of the S3-compatible store */
     char s3_region[64];
     char s3_bucket[128];

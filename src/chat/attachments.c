@@ -697,6 +697,9 @@ int attachments_init(const struct attachment_settings *s)
     if (store_init(media_dir) < 0 || (s->s3 && store_use_s3(s->s3) < 0))
         return -1;
     settings.s3 = NULL; /* copied by the store */
+    static char accel[64];
+    snprintf(accel, sizeof accel, "%s", s->accel_redirect ? s->accel_redirect : "");
+    settings.accel_redirect = accel;
     magic_cookie = magic_open(MAGIC_MIME_TYPE | MAGIC_NO_CHECK_COMPRESS | MAGIC_ERROR);
     if (magic_cookie == NULL || magic_load(magic_cookie, NULL) != 0) {
         log_error("attachments: libmagic: %s",

@@ -40,6 +40,7 @@ struct attachment_settings {
     int64_t thumbnail_max_pixels; /* pictures bigger than this get no thumbnail */
     int workers;                  /* media worker threads (hashing, storing) */
     const struct s3_config *s3;   /* the S3 store, NULL for the local directory */
+    const char *accel_redirect;   /* nginx's internal prefix for media_dir, "" none */
 };
 
 /* What the calls below answer besides 0 and DB_E* (positive, like

@@ -207,6 +207,12 @@ int store_open(const char *sha, bool thumbnail, int *fd, int64_t *size)
     return 0;
 }
 
+void store_relative_path(const char *sha, bool thumbnail, char *out)
+{
+    snprintf(out, STORE_PATH_MAX, "%s/%.2s/%.2s/%.64s%s", use_s3 ? "cache" : "blobs", sha, sha + 2,
+             sha, thumbnail ? ".webp" : "");
+}
+
 int store_delete(const char *sha)
 {
     int rc = 0;

@@ -60,6 +60,11 @@ int store_place(const char *src, const char *sha, bool thumbnail);
  * another error (logged). Any thread. */
 int store_open(const char *sha, bool thumbnail, int *fd, int64_t *size);
 
+/* The path of blob sha (or its thumbnail) under media_dir, as store_open
+ * last found it ("blobs/ab/cd/<sha>", or "cache/…" with the S3 store),
+ * into out (STORE_PATH_MAX bytes): for a proxy that serves media_dir. */
+void store_relative_path(const char *sha, bool thumbnail, char *out);
+
 /* Removes blob sha and its thumbnail; missing files are fine. Returns 0 or
  * -1 (logged). Any thread. */
 int store_delete(const char *sha);

@@ -370,6 +370,22 @@ test('attachments: a photo with a caption, a file and a voice message', T, async
   await eventually(async () => /sig=/.test(await card.getAttribute('href') || ''), 'signed link');
   const [download] = await Promise.all([b.waitForEvent('download'), card.click()]);
   assert.equal(download.suggestedFilename(), 'notes.txt');
+  // chatd checked the link and handed the file to nginx (X-Accel-Redirect):
+  // nginx sends it, with ranges and a CSP under which nothing runs.
+  const href = await card.getAttribute('href');
+  const whole = await fetch(BASE + href);
+  assert.equal(whole.status, 200);
+  assert.equal(await whole.text(), 'remember the milk\n');
+  assert.match(whole.headers.get('content-disposition'), /^attachment; filename="notes.txt"/);
+  assert.match(whole.headers.get('content-security-policy'), /sandbox/);
+  assert.equal(whole.headers.get('x-content-type-options'), 'nosniff');
+  assert.equal(whole.headers.get('x-accel-redirect'), null);
+  const part = await fetch(BASE + href, { headers: { Range: 'bytes=9-12' } });
+  assert.equal(part.status, 206);
+  assert.equal(await part.text(), 'the ');
+  const forged = await fetch(BASE + href.replace(/sig=[^&]+/, 'sig=AAAA'));
+  assert.equal(forged.status, 401);
+  assert.equal((await fetch(`${BASE}/_media/blobs/`)).status, 404); // internal only
   // A voice message, recorded with the (fake) microphone, played on the other side.
   await a.getByRole('button', { name: 'Record a voice message' }).click();
   await a.waitForTimeout(1500);

@@ -100,6 +100,7 @@ CHAT_LISTEN=127.0.0.1:0 \
 CHAT_DB_URL="mysql://root@localhost/chat?socket=$tmp/db/mysql.sock" \
 CHAT_WWW_ROOT="$root/www" CHAT_SQL_DIR="$root/sql" CHAT_LOG_LEVEL=warn \
 CHAT_CONNECTION_LIMIT_PER_ADDRESS=0 CHAT_RATE_LIMITS=false \
+CHAT_MEDIA_DIR="$tmp/media" CHAT_MEDIA_ACCEL_REDIRECT=/_media/ \
   "$bin" >"$tmp/chatd.out" 2>"$tmp/chatd.err" &
 chatd_pid=$!
 chatd_addr=""
@@ -120,7 +121,7 @@ for _ in 1 2 3; do
   port=$(free_port)
   http_port=$(free_port)
   NGINX_LISTEN=127.0.0.1:$port NGINX_HTTP_LISTEN=127.0.0.1:$http_port NGINX_TLS_DIR=$tmp/tls \
-    CHATD_UPSTREAM=$chatd_addr NGINX_DIR=$tmp/nginx \
+    CHATD_UPSTREAM=$chatd_addr NGINX_DIR=$tmp/nginx NGINX_MEDIA_DIR=$tmp/media \
     "$root/scripts/run-nginx.sh" >"$tmp/nginx.out" 2>&1 &
   nginx_pid=$!
   for _ in $(seq 1 100); do
