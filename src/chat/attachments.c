@@ -435,6 +435,13 @@ static void finish(struct upload_job *j)
         j->status = upload_view(j->owner, j->id, &j->view);
         return;
     }
+    if (st.st_size > size) {
+        /* More than declared (two PUTs racing): start again from 0. */
+        if (ftruncate(j->fd, 0) < 0)
+            unlink(part);
+        j->status = ATT_SIZE;
+        return;
+    }
     struct finish_ctx c = {.id = j->id, .part = part, .size = size};
     if (hash_file(j->fd, c.sha) < 0) {
         log_error("attachments: cannot read %s: %s", part, strerror(errno));
