@@ -456,6 +456,27 @@ test('a group: created from contacts, messages live, k/n ticks, details', T, asy
   await b.getByRole('link', { name: 'Back to the chat' }).click();
 });
 
+test('a message request: a stranger\'s group shows Accept and Decline', T, async () => {
+  const b = people.bob.page;
+  // Carol (not in Bob's contacts) puts Bob in a group.
+  const r = await apiCall(people.carol.token, 'POST', '/threads', { member_ids: [await b.evaluate(() => JSON.parse(localStorage.getItem('chatd.session')).user.id)], title: 'Deals of the day' });
+  assert.equal(r.status, 201);
+  await apiCall(people.carol.token, 'POST', `/threads/${r.body.thread.id}/messages`, { client_msg_id: 'req-1', body: 'Amazing offer inside' });
+  await threadItem(b, 'Deals of the day').waitFor({ timeout: WAIT });
+  await openThread(b, 'Deals of the day');
+  const bar = b.getByRole('region', { name: 'Message request' });
+  await bar.waitFor({ timeout: WAIT });
+  assert.match(await bar.textContent(), /Carol Danvers added you to this group/);
+  await shot(b, 'message-request');
+  await bar.getByRole('button', { name: 'Decline and block' }).click();
+  await eventually(async () => (await threadItem(b, 'Deals of the day').count()) === 0, 'the group is gone');
+  const again = await apiCall(people.carol.token, 'POST', '/threads', { member_ids: [r.body.thread.member_ids.find((id) => id !== people.carol.id)], title: 'Again' });
+  assert.equal(again.status, 403);
+  // Unblock, so that the later tests' group with Carol works as before.
+  const bobToken = await tokenOf(b);
+  assert.equal((await apiCall(bobToken, 'DELETE', `/blocks/${people.carol.id}`)).status, 204);
+});
+
 test('history: older pages load when scrolling up', T, async () => {
   const a = people.alice.page;
   const { token } = people.carol;

@@ -239,6 +239,18 @@ export async function addMembers(threadId, userIds) {
   mergeThread(r.thread);
 }
 
+/** Accepts a message request: a plain membership from now on. */
+export async function acceptRequest(threadId) {
+  const r = await api('POST', `/threads/${threadId}/accept`);
+  mergeThread(r.thread);
+}
+
+/** Declines a message request: leaves the group, and blocks its adder when block. */
+export async function declineRequest(threadId, block) {
+  await api('POST', `/threads/${threadId}/decline`, { block });
+  removeThread(threadId);
+}
+
 /** Removes a member; the caller's own id leaves the group. */
 export async function removeMember(threadId, userId) {
   await api('DELETE', `/threads/${threadId}/members/${userId}`);

@@ -212,7 +212,11 @@ export function mergeThread(t) {
     merged.updated_at = Math.max(old.updated_at, t.updated_at);
   }
   merged.unread_count = Math.max(0, merged.last_seq - merged._read);
+  // `request` (a stranger's group add) comes with GET views only, not with
+  // thread events: keep what is known, or ask for a thread seen first here.
+  if (!('request' in t)) merged.request = old ? old.request : null;
   store.threads.set(t.id, merged);
+  if (!old && !('request' in t) && t.kind === 'group') fetchThread(t.id);
   ensureUsers(t.member_ids);
   if (!old) presenceLater(t.member_ids);
   changed('threads', `thread:${t.id}`);

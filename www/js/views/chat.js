@@ -14,7 +14,7 @@
 // through the live region.
 
 import {
-  discardSend, markRead, retrySend, sendMessage, sendTyping,
+  acceptRequest, declineRequest, discardSend, markRead, retrySend, sendMessage, sendTyping,
 } from '../actions.js';
 import {
   attachmentLabel, fileSize, linkFor, Upload,
@@ -80,6 +80,23 @@ export function mountChat(root, threadId, ctx) {
     h('button', { type: 'submit', class: 'send-btn', 'aria-label': 'Send' }, icon('send')));
   const view = h('section', { class: 'chat', 'aria-labelledby': 'chat-title' },
     head, h('div', { class: 'messages-wrap' }, scroller, jump), typingLine, composerError, staged, form);
+  // A message request: a stranger added the caller to this group.
+  const requestText = h('p', { class: 'request-text' });
+  const requestBar = h('div', { class: 'request-bar', role: 'region', 'aria-label': 'Message request', hidden: true },
+    requestText,
+    h('div', { class: 'request-actions' },
+      h('button', { type: 'button', class: 'btn primary', onclick: () => answerRequest(() => acceptRequest(threadId)) }, 'Accept'),
+      h('button', { type: 'button', class: 'btn', onclick: () => answerRequest(() => declineRequest(threadId, false)) }, 'Decline'),
+      h('button', { type: 'button', class: 'btn danger', onclick: () => answerRequest(() => declineRequest(threadId, true)) }, 'Decline and block')));
+  view.insertBefore(requestBar, composerError);
+  async function answerRequest(fn) {
+    try {
+      await fn();
+      if (!store.threads.has(threadId)) ctx.navigate('#/chats');
+    } catch (err) {
+      composerError.textContent = err.message;
+    }
+  }
   const viewer = h('dialog', { class: 'viewer', 'aria-label': 'Photo' },
     h('img', { alt: '' }),
     h('form', { method: 'dialog' }, h('button', { class: 'icon-btn viewer-close', 'aria-label': 'Close' }, icon('close'))));
@@ -249,6 +266,12 @@ export function mountChat(root, threadId, ctx) {
       online: partnerPresence?.state === 'online', group: isGroup,
     });
     mutedMark.hidden = !t.is_muted;
+    requestBar.hidden = !t.request;
+    if (t.request) {
+      setText(requestText, `${userName(t.request.from)} added you to this group, and is not in your `
+        + 'contacts. Until you accept (or write here), your online status is not shared with '
+        + 'its members and it sends you no notifications.');
+    }
 
     const typers = typingUsers(threadId);
     let subText;
