@@ -3,8 +3,10 @@
  * A photo's EXIF often says where it was taken; people who send a photo in
  * a chat rarely mean to send that. The GPS directory is removed; the rest of
  * the EXIF (orientation above all, which viewers need) stays, and the image
- * data is copied untouched (no re-encoding). The input is hostile: only the
- * segments before the image data are parsed, each within its stated length.
+ * data is copied untouched (no re-encoding). Every EXIF segment before the
+ * image data is checked, however far into the file it starts. The input is
+ * hostile: only the segments before the image data are parsed, each within
+ * its stated length.
  *
  * May call: base, libexif, libc. */
 #ifndef CHAT_EXIF_H

@@ -552,6 +552,33 @@ def test_jpeg_comes_back_without_gps(new_users, tmp_path):
     assert got.endswith(photo[-200:])
 
 
+def test_gps_is_found_after_large_segments(new_users, tmp_path):
+    """An EXIF block that starts 300 KiB into the file, behind five large
+    application segments (as big ICC or Photoshop blocks put it), loses its
+    GPS all the same."""
+    import struct
+    alice, bob = new_users(2)
+    t = alice.direct(bob)
+    photo = jpeg_with_gps(tmp_path)
+    filler = b""
+    for i in range(5):
+        payload = b"chatd-filler\0" + os.urandom(60 * 1024)
+        filler += b"\xff\xef" + struct.pack(">H", len(payload) + 2) + payload
+    photo = photo[:2] + filler + photo[2:]
+    assert photo.index(b"Exif\0\0") > 300 * 1024
+    (tmp_path / "sent.jpg").write_bytes(photo)
+    assert "exif-ifd3-GPSLatitude" in exif_fields(tmp_path / "sent.jpg")
+    up = upload(alice, photo, "IMG_0002.jpg")
+    assert send_with(alice, t["id"], [up["id"]]).status == 201
+    got = fetch(bob, up["attachment"]["url"]).content
+    assert got != photo and got.startswith(photo[:2] + filler)
+    (tmp_path / "got.jpg").write_bytes(got)
+    after = exif_fields(tmp_path / "got.jpg")
+    assert not any("ifd3" in f or "GPS" in f for f in after), after
+    assert "exif-ifd0-Orientation" in after
+    assert got.endswith(photo[-200:])
+
+
 def test_jpeg_without_gps_is_stored_as_sent(new_user, tmp_path):
     u = new_user()
     src = tmp_path / "plain.jpg"
