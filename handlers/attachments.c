@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chat/actions.h"
 #include "chat/attachments.h"
 #include "media/store.h"
 #include "common.h"
@@ -38,15 +39,20 @@ enum handler_status config_get(struct request *req, struct response *res)
 {
     (void)req;
     const struct attachment_settings *s = attachments_settings();
+    const struct action_settings *a = actions_settings();
     return resp_json(
         res, 200,
-        json_pack("{s:{s:I, s:i, s:I, s:i, s:i, s:i, s:i}, s:{s:b, s:s}}", "limits",
-                  "upload_max_bytes", (json_int_t)s->upload_max_bytes,
+        json_pack("{s:{s:I, s:i, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}, "
+                  "s:{s:b, s:s, s:b, s:b}}",
+                  "limits", "upload_max_bytes", (json_int_t)s->upload_max_bytes,
                   "attachments_per_message_max", s->per_message_max, "upload_quota_bytes",
                   (json_int_t)s->quota_bytes, "uploads_pending_max", s->pending_max,
                   "upload_expiry_s", (int)(s->upload_expiry_ms / 1000), "attachment_link_ttl_s",
-                  s->link_ttl_s, "message_max_bytes", MESSAGE_MAX_BYTES, "features", "attachments",
-                  1, "attachment_store", store_is_s3() ? "s3" : "local"));
+                  s->link_ttl_s, "message_max_bytes", MESSAGE_MAX_BYTES, "message_edit_window_s",
+                  a->edit_window_s, "message_delete_window_s", a->delete_window_s,
+                  "reactions_distinct_max", a->reactions_distinct_max, "reaction_max_bytes",
+                  REACTION_MAX_BYTES, "features", "attachments", 1, "attachment_store",
+                  store_is_s3() ? "s3" : "local", "message_actions", 1, "edit_history", 1));
 }
 
 /* The answer for an attachments.h result that is not 0. */

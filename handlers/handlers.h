@@ -48,6 +48,15 @@ enum handler_status members_remove(struct request *req, struct response *res);
 enum handler_status messages_send(struct request *req, struct response *res);
 enum handler_status messages_send_to_user(struct request *req, struct response *res);
 enum handler_status messages_list(struct request *req, struct response *res);
+/* Message actions (message_actions.c): PATCH, DELETE …/messages/{seq},
+ * GET …/history, PUT/DELETE …/hidden, PUT/DELETE …/reactions/{emoji}. */
+enum handler_status messages_edit(struct request *req, struct response *res);
+enum handler_status messages_delete(struct request *req, struct response *res);
+enum handler_status messages_history(struct request *req, struct response *res);
+enum handler_status messages_hide(struct request *req, struct response *res);
+enum handler_status messages_unhide(struct request *req, struct response *res);
+enum handler_status reactions_put(struct request *req, struct response *res);
+enum handler_status reactions_delete(struct request *req, struct response *res);
 
 /* receipts.c */
 enum handler_status receipts_read(struct request *req, struct response *res);

@@ -30,6 +30,7 @@
 struct send_state {
     struct send_job job;
     int64_t *attachment_ids;
+    char *forward_body, *forward_attachments; /* a forward's copy of its source */
 };
 
 static void job_free(void *p)
@@ -37,7 +38,57 @@ static void job_free(void *p)
     struct send_state *st = p;
     sendq_job_clear(&st->job);
     free(st->attachment_ids);
+    free(st->forward_body);
+    free(st->forward_attachments);
     free(st);
+}
+
+/* A forward's source, {thread_id, seq} in `forward_of`: a message of a
+ * thread the caller is a member of, not deleted. Copies its body and
+ * attachments into st and sets the job's forward depth. Returns true; or
+ * false with the response filled (400 for a bad field, 404 when the caller
+ * can't see the source). */
+static bool read_forward(struct request *req, struct response *res, json_t *fwd,
+                         struct send_state *st)
+{
+    int64_t thread = 0, seq = 0;
+    if (!json_is_object(fwd) ||
+        !jv_int(res, fwd, "thread_id", JV_REQUIRED, 1, JSON_INT_MAX, &thread, NULL) ||
+        !jv_int(res, fwd, "seq", JV_REQUIRED, 1, JSON_INT_MAX, &seq, NULL)) {
+        if (!json_is_object(fwd))
+            resp_problem(res, 400, "invalid_request",
+                         "forward_of must be {thread_id, seq} of the message to forward");
+        return false;
+    }
+    struct db_res *r;
+    int rc = db_query("SELECT m.body, m.attachments, COALESCE(m.forward_depth, 0) "
+                      "FROM thread_members tm JOIN messages m ON m.thread_id = tm.thread_id "
+                      "WHERE tm.owner_id = ? AND tm.thread_id = ? AND m.seq = ? "
+                      "AND m.deleted_at IS NULL",
+                      &r, DB_ARGS(DB_INT(req->user_id), DB_INT(thread), DB_INT(seq)));
+    if (rc < 0) {
+        resp_db_error(res, rc);
+        return false;
+    }
+    if (r->nrows == 0) {
+        db_res_free(r);
+        resp_problem(res, 404, "not_found", "no message %lld in thread %lld", (long long)seq,
+                     (long long)thread);
+        return false;
+    }
+    const char *att = db_str(r, 0, 1);
+    st->forward_body = strdup(db_str(r, 0, 0));
+    st->forward_attachments = att ? strdup(att) : NULL;
+    st->job.forward_depth = db_int(r, 0, 2) + 1;
+    db_res_free(r);
+    if (st->forward_body == NULL || (att && st->forward_attachments == NULL)) {
+        resp_internal(res);
+        return false;
+    }
+    st->job.body = st->forward_body;
+    st->job.body_len = strlen(st->forward_body);
+    st->job.forward_attachments = st->forward_attachments;
+    return true;
 }
 
 /* Reads client_msg_id and body from the request into a new job for thread_id
@@ -58,6 +109,16 @@ static struct send_job *read_message(struct request *req, struct response *res, 
                      "or invisible characters");
         return NULL;
     }
+    /* A forward carries its source's body and attachments, nothing else. */
+    json_t *fwd = json_object_get(body, "forward_of");
+    bool forward = fwd && !json_is_null(fwd);
+    if (forward && (json_object_get(body, "body") || json_object_get(body, "attachments") ||
+                    json_object_get(body, "reply_to_seq"))) {
+        resp_problem(res, 400, "invalid_request",
+                     "a forward (forward_of) carries its source's body and attachments: send "
+                     "no body, attachments or reply_to_seq with it");
+        return NULL;
+    }
     /* Attachments: the caller's complete uploads (checked in the send's
      * transaction); with them the body may be empty. */
     json_t *att = json_object_get(body, "attachments");
@@ -75,9 +136,15 @@ static struct send_job *read_message(struct request *req, struct response *res, 
         resp_problem(res, 422, "invalid_attachment", "an attachment is listed twice");
         return NULL;
     }
+    int64_t reply_to_seq = 0;
+    if (!jv_int(res, body, "reply_to_seq", JV_OPTIONAL | JV_NULLABLE, 1, JSON_INT_MAX,
+                &reply_to_seq, NULL)) {
+        free(ids);
+        return NULL;
+    }
     /* With attachments the body may be absent or empty (no caption). */
     json_t *text = json_object_get(body, "body");
-    if ((text != NULL || nids == 0) &&
+    if (!forward && (text != NULL || nids == 0) &&
         (!json_is_string(text) || (json_string_length(text) == 0 && nids == 0))) {
         free(ids);
         resp_problem(res, 400, "invalid_message",
@@ -105,7 +172,10 @@ static struct send_job *read_message(struct request *req, struct response *res, 
     j->client_msg_id = client_msg_id;
     j->body = text ? json_string_value(text) : "";
     j->body_len = text ? json_string_length(text) : 0;
+    j->reply_to_seq = reply_to_seq;
     j->arrived_us = mono_us();
+    if (forward && !read_forward(req, res, fwd, st))
+        return NULL;
     return j;
 }
 
@@ -118,6 +188,10 @@ static enum handler_status answer(struct response *res, struct send_job *j)
         return resp_json(res, j->status == SEND_STORED ? 201 : 200,
                          json_pack("{s:O}", "message", j->message));
     default: {
+        if (j->status == SEND_BAD_REPLY)
+            return resp_problem(res, 422, "invalid_reply",
+                                "reply_to_seq %lld is no message of thread %lld (or was deleted)",
+                                (long long)j->reply_to_seq, (long long)j->thread_id);
         if (j->status == SEND_BAD_ATTACHMENT)
             return resp_problem(res, 422, "invalid_attachment",
                                 "an attachment is not your complete upload, has expired, or is "
@@ -186,20 +260,34 @@ enum handler_status messages_list(struct request *req, struct response *res)
     int64_t hi = before ? before : JSON_INT_MAX;
     struct db_res *r;
     int rc;
+    /* A message the caller hid shows as {thread_id, seq, hidden: true}, so
+     * that seq stays contiguous for them. */
     if (forward)
-        rc = db_query("SELECT " MESSAGE_COLS " FROM messages m WHERE m.thread_id = ? "
-                      "AND m.seq > ? AND m.seq < ? ORDER BY m.seq ASC LIMIT ?",
-                      &r, DB_ARGS(DB_INT(thread_id), DB_INT(after), DB_INT(hi), DB_INT(limit + 1)));
+        rc = db_query("SELECT " MESSAGE_COLS ", h.seq FROM messages m LEFT JOIN message_hidden h "
+                      "ON h.user_id = ? AND h.thread_id = m.thread_id AND h.seq = m.seq "
+                      "WHERE m.thread_id = ? AND m.seq > ? AND m.seq < ? ORDER BY m.seq ASC "
+                      "LIMIT ?",
+                      &r,
+                      DB_ARGS(DB_INT(req->user_id), DB_INT(thread_id), DB_INT(after), DB_INT(hi),
+                              DB_INT(limit + 1)));
     else
-        rc = db_query("SELECT " MESSAGE_COLS " FROM messages m WHERE m.thread_id = ? "
-                      "AND m.seq < ? ORDER BY m.seq DESC LIMIT ?",
-                      &r, DB_ARGS(DB_INT(thread_id), DB_INT(hi), DB_INT(limit + 1)));
+        rc = db_query(
+            "SELECT " MESSAGE_COLS ", h.seq FROM messages m LEFT JOIN message_hidden h "
+            "ON h.user_id = ? AND h.thread_id = m.thread_id AND h.seq = m.seq "
+            "WHERE m.thread_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?",
+            &r, DB_ARGS(DB_INT(req->user_id), DB_INT(thread_id), DB_INT(hi), DB_INT(limit + 1)));
     if (rc < 0)
         return resp_db_error(res, rc);
     int n = r->nrows > limit ? (int)limit : r->nrows;
     json_t *list = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(list, view_message_row(r, forward ? i : n - 1 - i, 0));
+    for (int i = 0; i < n; i++) {
+        int row = forward ? i : n - 1 - i;
+        json_array_append_new(list, db_str(r, row, MC_COUNT)
+                                        ? json_pack("{s:I, s:I, s:b}", "thread_id",
+                                                    (json_int_t)thread_id, "seq",
+                                                    (json_int_t)db_int(r, row, MC_SEQ), "hidden", 1)
+                                        : view_message_row(r, row, 0));
+    }
     bool more = r->nrows > limit;
     db_res_free(r);
     return resp_json(res, 200, json_pack("{s:o, s:b}", "messages", list, "has_more", more));

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "chat/acks.h"
+#include "chat/actions.h"
 #include "chat/attachments.h"
 #include "chat/auth.h"
 #include "base/config.h"
@@ -274,6 +275,8 @@ int main(int argc, char **argv)
                                           cfg.audit_retention_days});
     retention_ms = (int64_t)cfg.event_retention_days * 86400000LL;
     janitor_interval_ms = (int64_t)cfg.janitor_interval_s * 1000;
+    actions_init(&(struct action_settings){cfg.message_edit_window_s, cfg.message_delete_window_s,
+                                           cfg.reactions_distinct_max});
     struct attachment_settings att = {
         .media_dir = cfg.media_dir,
         .upload_max_bytes = (int64_t)cfg.upload_max_mb << 20,
@@ -317,6 +320,7 @@ int main(int argc, char **argv)
         limits[RL_REGISTER_ADDR] = (struct rl_setting){cfg.rate_register[0], cfg.rate_register[1]};
         limits[RL_LOGIN_ADDR] = (struct rl_setting){cfg.rate_login[0], cfg.rate_login[1]};
         limits[RL_UPLOAD] = (struct rl_setting){cfg.rate_upload[0], cfg.rate_upload[1]};
+        limits[RL_MESSAGE_ACTION] = (struct rl_setting){cfg.rate_action[0], cfg.rate_action[1]};
     }
     ratelimit_init(limits);
     pthread_t janitor;

@@ -44,6 +44,7 @@ struct config {
     int rate_register[2];      /* registrations per minute and burst, per client address */
     int rate_login[2];         /* logins per minute and burst, per client address */
     int rate_upload[2];        /* uploads started per minute and burst, per account */
+    int rate_action[2];        /* message edits, deletes, hides, reactions: per minute, burst */
     int session_idle_days;     /* a session unused this long is dead; 0 = never */
     int sessions_max;          /* sessions per user; a login beyond ends the idlest */
     int login_free_failures;   /* failed logins per username before the backoff */
@@ -61,8 +62,11 @@ struct config {
     char s3_bucket[128];
     char s3_access_key[128];
     char s3_secret_key[256];
-    char s3_ca_file[512];            /* CA bundle for an https endpoint; "" = system */
-    int upload_max_mb;               /* one attachment's largest size, MiB */
+    char s3_ca_file[512];        /* CA bundle for an https endpoint; "" = system */
+    int message_edit_window_s;   /* the sender may edit a message for this long; 0 = always */
+    int message_delete_window_s; /* the sender may delete for everyone for this long; 0 = always */
+    int reactions_distinct_max;  /* different emoji on one message */
+    int upload_max_mb;           /* one attachment's largest size, MiB */
     int attachments_per_message_max; /* attachments in one message */
     int upload_quota_mb;             /* a user's uploads and attachments in total, MiB */
     int uploads_pending_max;         /* a user's unfinished uploads */

@@ -19,13 +19,14 @@
 
 /* What is limited. Per account unless the name says address. */
 enum rl_kind {
-    RL_SEND,          /* messages sent */
-    RL_THREAD_CHANGE, /* threads created, renamed, members added or removed */
-    RL_TYPING,        /* typing notices */
-    RL_USER_LOOKUP,   /* user searches and lookups */
-    RL_REGISTER_ADDR, /* registrations per client address */
-    RL_LOGIN_ADDR,    /* logins per client address */
-    RL_UPLOAD,        /* uploads started */
+    RL_SEND,           /* messages sent */
+    RL_THREAD_CHANGE,  /* threads created, renamed, members added or removed */
+    RL_TYPING,         /* typing notices */
+    RL_USER_LOOKUP,    /* user searches and lookups */
+    RL_REGISTER_ADDR,  /* registrations per client address */
+    RL_LOGIN_ADDR,     /* logins per client address */
+    RL_UPLOAD,         /* uploads started */
+    RL_MESSAGE_ACTION, /* edits, deletes, hides, reactions */
     RL_KINDS
 };
 

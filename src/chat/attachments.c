@@ -186,6 +186,23 @@ static int blob_unref(const char *sha, int64_t now)
                    DB_ARGS(DB_INT(now), DB_STR(sha)));
 }
 
+int attachments_detach(int64_t thread_id, int64_t seq, int64_t now)
+{
+    struct db_res *r;
+    int rc = db_query("SELECT id, sha256 FROM attachments WHERE thread_id = ? AND seq = ? "
+                      "AND state = 'attached' FOR UPDATE",
+                      &r, DB_ARGS(DB_INT(thread_id), DB_INT(seq)));
+    if (rc < 0)
+        return rc;
+    for (int i = 0; rc == 0 && i < r->nrows; i++) {
+        rc = blob_unref(db_str(r, i, 1), now);
+        if (rc == 0)
+            rc = db_exec("DELETE FROM attachments WHERE id = ?", DB_ARGS(DB_INT(db_int(r, i, 0))));
+    }
+    db_res_free(r);
+    return rc;
+}
+
 struct delete_ctx {
     int64_t owner, id;
     bool pending;
@@ -607,6 +624,48 @@ bool attachments_claimable(const struct db_res *r, int row, int64_t sender, int6
 }
 
 json_t *attachments_row_view(const struct db_res *r, int row) { return view_row(r, row, 4); }
+
+int attachments_copy(int64_t owner, const char *src_views, int64_t thread_id, int64_t seq,
+                     int64_t now, char **views)
+{
+    *views = NULL;
+    json_t *src = json_loads(src_views, 0, NULL), *out = json_array(), *v;
+    size_t i;
+    int rc = DB_OK;
+    json_array_foreach(src, i, v) {
+        int64_t id = json_integer_value(json_object_get(v, "id"));
+        rc = db_exec("INSERT INTO attachments (owner_id, filename, size, declared_type, state, "
+                     "sha256, thread_id, seq, created_at, expires_at) SELECT ?, filename, size, "
+                     "declared_type, 'attached', sha256, ?, ?, ?, expires_at FROM attachments "
+                     "WHERE id = ? AND state = 'attached'",
+                     DB_ARGS(DB_INT(owner), DB_INT(thread_id), DB_INT(seq), DB_INT(now),
+                             DB_INT(id)));
+        if (rc < 0)
+            break;
+        if (db_affected() == 0)
+            continue; /* the source lost it (deleted meanwhile) */
+        int64_t copy = db_insert_id();
+        rc = db_exec("UPDATE attachments a JOIN blobs b ON b.sha256 = a.sha256 "
+                     "SET b.refs = b.refs + 1, b.unreferenced_at = NULL WHERE a.id = ?",
+                     DB_ARGS(DB_INT(copy)));
+        struct db_res *r;
+        if (rc == 0)
+            rc = db_query("SELECT a.id, a.owner_id, a.state, a.expires_at, " ATT_VIEW_COLS
+                          " FROM attachments a JOIN blobs b ON b.sha256 = a.sha256 "
+                          "WHERE a.id = ?",
+                          &r, DB_ARGS(DB_INT(copy)));
+        if (rc < 0)
+            break;
+        if (r->nrows)
+            json_array_append_new(out, view_row(r, 0, 4));
+        db_res_free(r);
+    }
+    if (rc == 0 && json_array_size(out) > 0 && (*views = json_dumps(out, JSON_COMPACT)) == NULL)
+        rc = DB_ERR;
+    json_decref(src);
+    json_decref(out);
+    return rc;
+}
 
 int attachments_attach(const char *rows)
 {

@@ -156,6 +156,21 @@ json_t *attachments_row_view(const struct db_res *r, int row);
  * Inside the send's transaction. Returns DB_OK or DB_E*. */
 int attachments_attach(const char *rows);
 
+/* Inside a send's transaction: the attachments of a forwarded message,
+ * src_views (the source message's stored attachments JSON array), copied
+ * into message (thread_id, seq) of owner — new attachment rows on the same
+ * blobs (one more reference each), no bytes copied. An attachment the
+ * source no longer has is left out. *views gets the new attachment views as
+ * a JSON array (malloc'd; NULL when none is left). Returns DB_OK or DB_E*. */
+int attachments_copy(int64_t owner, const char *src_views, int64_t thread_id, int64_t seq,
+                     int64_t now_ms, char **views);
+
+/* Inside the transaction that deletes message (thread_id, seq) for
+ * everyone: its attachments go (their rows, and one reference each to
+ * their blobs, which the collector removes once nothing else refers to
+ * them). Returns DB_OK or DB_E*. */
+int attachments_detach(int64_t thread_id, int64_t seq, int64_t now_ms);
+
 /* One round of garbage collection at now_ms: expired uploads, blobs
  * unreferenced for gc_grace_ms, stale partial files of this node. Returns
  * how many things were removed. The janitor's thread. */

@@ -55,6 +55,11 @@ json_t *events_message_view(json_t *message)
     return json_pack("{s:s, s:O}", "type", "message", "message", message);
 }
 
+json_t *events_edited_view(json_t *message)
+{
+    return json_pack("{s:s, s:O}", "type", "message_edited", "message", message);
+}
+
 json_t *events_receipt_view(int64_t thread_id, int64_t actor, int64_t delivered, int64_t read)
 {
     return json_pack("{s:s, s:I, s:I, s:I, s:I}", "type", "receipt", "thread_id",
@@ -88,6 +93,7 @@ struct evb_item {
     size_t snapshot;
     int muted;
     char *nickname; /* owned, NULL for none */
+    bool payload;   /* stored as the blob's JSON (evb_add_payload) */
 };
 
 /* Appends an item; false when memory ran out (b->failed is set). */
@@ -125,6 +131,18 @@ void evb_add(struct event_batch *b, int64_t user_id, enum event_type type, int64
     v->read = read;
     v->now = now;
     v->blob = tail_blob_ref(blob);
+}
+
+void evb_add_payload(struct event_batch *b, int64_t user_id, enum event_type type,
+                     int64_t thread_id, int64_t seq, int64_t now, struct tail_blob *blob)
+{
+    if (blob == NULL || blob->len > 1024) {
+        b->failed = true;
+        return;
+    }
+    evb_add(b, user_id, type, thread_id, seq, 0, 0, 0, now, blob);
+    if (!b->failed)
+        b->items[b->n - 1].payload = true;
 }
 
 /* The reader's part of a thread event, and the event as the API shows it. */
@@ -233,7 +251,41 @@ static int cmp_item(const void *x, const void *y)
     X(0, u, BIGINT, "%lld") S X(1, back, BIGINT, "%zu") S X(2, rd, BIGINT, "%lld")              \
     S X(3, muted, INT, "%s") S X(4, nick, VARCHAR(64), "%s") S X(5, at, BIGINT, "%lld")
 #define THREAD_EVENT_ROW_COLUMNS DB_JT_COLUMNS(THREAD_EVENT_ROW)
+#define PAYLOAD_EVENT_ROW(X, S)                                                               \
+    X(0, u, BIGINT, "") S X(1, back, BIGINT, "") S X(2, type, INT, "")                          \
+    S X(3, t, BIGINT, "") S X(4, seq, BIGINT, "") S X(5, at, BIGINT, "")                        \
+    S X(6, p, VARCHAR(1024), "")
+#define PAYLOAD_EVENT_ROW_COLUMNS DB_JT_COLUMNS(PAYLOAD_EVENT_ROW)
 /* clang-format on */
+
+/* Step 2b: the events that carry their JSON, at the positions found. */
+static int insert_payload_events(struct event_batch *b, const size_t *back)
+{
+    json_t *rows = json_array();
+    for (size_t i = 0; i < b->n; i++) {
+        const struct evb_item *v = &b->items[i];
+        if (v->payload)
+            json_array_append_new(rows, json_pack("[I, I, i, I, I, I, s%]", (json_int_t)v->user_id,
+                                                  (json_int_t)back[i], (int)v->type,
+                                                  (json_int_t)v->thread_id, (json_int_t)v->seq,
+                                                  (json_int_t)v->now, v->blob->json, v->blob->len));
+    }
+    if (json_array_size(rows) == 0) {
+        json_decref(rows);
+        return DB_OK;
+    }
+    char *list = json_dumps(rows, JSON_COMPACT);
+    json_decref(rows);
+    int rc = list ? db_exec("INSERT INTO user_events (user_id, pos, type, thread_id, seq, "
+                            "created_at, payload) SELECT STRAIGHT_JOIN s.user_id, "
+                            "s.last_pos - j.back, j.type, j.t, j.seq, j.at, j.p FROM "
+                            "JSON_TABLE(?, '$[*]' " PAYLOAD_EVENT_ROW_COLUMNS ") j "
+                            "JOIN user_streams s ON s.user_id = j.u",
+                            DB_ARGS(DB_STR(list)))
+                  : DB_ERR;
+    free(list);
+    return rc;
+}
 
 /* Step 3: the thread events of snapshot k, at the positions found. */
 static int insert_thread_events(struct event_batch *b, size_t k, const size_t *back)
@@ -304,7 +356,7 @@ int evb_flush(struct event_batch *b)
         for (size_t e = i; e < k; e++) {
             const struct evb_item *v = &b->items[e];
             back[e] = k - 1 - e;
-            if (v->type != EVENT_THREAD)
+            if (v->type != EVENT_THREAD && !v->payload)
                 sb_item(&events, DB_JT_ROW(EVENT_ROW), (long long)v->user_id, back[e], (int)v->type,
                         (long long)v->thread_id, (long long)v->seq, (long long)v->actor,
                         (long long)v->delivered, (long long)v->read, (long long)v->now);
@@ -345,6 +397,8 @@ int evb_flush(struct event_batch *b)
                           "JOIN user_streams s ON s.user_id = j.u",
                           &events);
     free(events.s);
+    if (rc == 0)
+        rc = insert_payload_events(b, back);
     for (size_t k = 0; rc == 0 && k < b->nsnapshots; k++)
         rc = insert_thread_events(b, k, back);
     free(back);
@@ -401,8 +455,14 @@ static void publish_remote(struct event_batch *b, bool with_events)
 
 void evb_finish(struct event_batch *b, int rc)
 {
+    /* A deleted message's body may sit in what the tails hold. And what
+     * this transaction rendered may hold a body that another one deleted
+     * (and forgot) meanwhile: then its events stay in the database only. */
+    bool fresh = tail_forget_gen() == b->gen;
+    if ((rc == 0 || rc == DB_ECOMMIT) && b->forget_tails)
+        cluster_forget_tails(b->wake.ids, b->wake.n);
     if (rc == 0) {
-        for (size_t i = 0; i < b->n; i++)
+        for (size_t i = 0; fresh && i < b->n; i++)
             tail_put(b->items[i].user_id, b->items[i].pos, b->items[i].blob);
         for (size_t d = 0; d < b->ndrops; d++)
             hub_drop_ephemeral(b->wake.ids, b->wake.n, events_is_typing, b->drops[d]);
@@ -410,7 +470,7 @@ void evb_finish(struct event_batch *b, int rc)
         wake_reset(&b->wake);
     }
     if (rc == 0 || rc == DB_ECOMMIT)
-        publish_remote(b, rc == 0);
+        publish_remote(b, rc == 0 && fresh);
     /* After the tails: a woken poll finds there what woke it. */
     wake_flush(&b->wake);
     evb_reset(b);
@@ -428,6 +488,8 @@ void evb_reset(struct event_batch *b)
     b->ndrops = 0;
     b->n = 0;
     b->failed = false;
+    b->forget_tails = false;
+    b->gen = tail_forget_gen();
     wake_reset(&b->wake);
 }
 
@@ -475,7 +537,7 @@ int events_head(int64_t user_id, int64_t *last_pos, int64_t *oldest_pos)
 /* The columns of events_read's query. */
 #define EVENT_COLS                                                                    \
     "e.pos, e.type, e.thread_id, e.actor_id, e.delivered_seq, e.read_seq, e.thread, " \
-    "e.is_muted, e.nickname, " MESSAGE_COLS
+    "e.is_muted, e.nickname, e.payload, " MESSAGE_COLS ", " MESSAGE_COLS_AS(lm)
 enum {
     EC_POS,
     EC_TYPE,
@@ -486,7 +548,9 @@ enum {
     EC_THREAD,
     EC_IS_MUTED,
     EC_NICKNAME,
-    EC_MESSAGE
+    EC_PAYLOAD,
+    EC_MESSAGE,
+    EC_LAST_MESSAGE = EC_MESSAGE + MC_COUNT
 };
 
 /* A thread event as its reader sees it: the snapshot plus the reader's own
@@ -504,7 +568,9 @@ int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t 
 {
     struct db_res *r;
     int rc = db_query("SELECT " EVENT_COLS " FROM user_events e LEFT JOIN messages m "
-                      "ON e.type = 1 AND m.thread_id = e.thread_id AND m.seq = e.seq "
+                      "ON e.type IN (1, 4) AND m.thread_id = e.thread_id AND m.seq = e.seq "
+                      "LEFT JOIN messages lm ON e.type = 2 AND lm.thread_id = e.thread_id "
+                      "AND lm.seq = CAST(JSON_VALUE(e.thread, '$.last_message.seq') AS SIGNED) "
                       "WHERE e.user_id = ? AND e.pos > ? ORDER BY e.pos LIMIT ?",
                       &r, DB_ARGS(DB_INT(user_id), DB_INT(after), DB_INT(limit)));
     if (rc < 0)
@@ -513,13 +579,22 @@ int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t 
         int64_t thread_id = db_int(r, i, EC_THREAD_ID);
         json_t *ev = NULL;
         switch (db_int(r, i, EC_TYPE)) {
-        case EVENT_MESSAGE: {
+        case EVENT_MESSAGE:
+        case EVENT_MESSAGE_EDITED: {
             json_t *msg = view_message_row(r, i, EC_MESSAGE);
             if (msg)
-                ev = events_message_view(msg);
+                ev = db_int(r, i, EC_TYPE) == EVENT_MESSAGE ? events_message_view(msg)
+                                                            : events_edited_view(msg);
             json_decref(msg);
             break;
         }
+        case EVENT_MESSAGE_DELETED:
+        case EVENT_MESSAGE_HIDDEN:
+        case EVENT_MESSAGE_UNHIDDEN:
+        case EVENT_REACTION:
+            if (db_str(r, i, EC_PAYLOAD))
+                ev = json_loads(db_str(r, i, EC_PAYLOAD), 0, NULL);
+            break;
         case EVENT_THREAD: {
             json_t *thread = NULL;
             if (db_str(r, i, EC_THREAD)) {
@@ -530,6 +605,11 @@ int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t 
                 if (rc < 0)
                     goto fail;
             }
+            /* The snapshot's last message as it is now, like a message
+             * event's: an edit shows, a deleted body never comes back. */
+            json_t *last = thread ? view_message_row(r, i, EC_LAST_MESSAGE) : NULL;
+            if (last)
+                json_object_set_new(thread, "last_message", last);
             if (thread)
                 ev = json_pack("{s:s, s:o}", "type", "thread", "thread", thread);
             break;

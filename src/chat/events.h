@@ -25,7 +25,19 @@
 
 #include "db/db.h"
 
-enum event_type { EVENT_MESSAGE = 1, EVENT_THREAD = 2, EVENT_RECEIPT = 3 };
+/* The kinds of stored events (user_events.type). A message_edited event
+ * names its message and is rendered from the message row when read; the
+ * kinds from EVENT_MESSAGE_DELETED on carry their JSON (evb_add_payload). */
+enum event_type {
+    EVENT_MESSAGE = 1,
+    EVENT_THREAD = 2,
+    EVENT_RECEIPT = 3,
+    EVENT_MESSAGE_EDITED = 4,
+    EVENT_MESSAGE_DELETED = 5,
+    EVENT_MESSAGE_HIDDEN = 6,
+    EVENT_MESSAGE_UNHIDDEN = 7,
+    EVENT_REACTION = 8
+};
 
 /* Users to wake after a commit. Zero-initialise; wake_flush frees. */
 struct wake_list {
@@ -54,7 +66,9 @@ struct event_batch {
     struct wake_list wake; /* filled by evb_flush */
     int64_t (*drops)[2];   /* (thread, typer) whose "typing" the commit supersedes */
     size_t ndrops;
-    bool failed; /* memory ran out: evb_flush fails */
+    bool failed;       /* memory ran out: evb_flush fails */
+    bool forget_tails; /* a message was deleted: evb_finish forgets the users' tails */
+    uint64_t gen;      /* tail_forget_gen() when the transaction started (evb_reset) */
 };
 
 /* Notes that typer's message in thread_id supersedes typer's "typing":
@@ -71,6 +85,13 @@ void evb_drop_typing(struct event_batch *b, int64_t thread_id, int64_t typer);
 void evb_add(struct event_batch *b, int64_t user_id, enum event_type type, int64_t thread_id,
              int64_t seq, int64_t actor, int64_t delivered, int64_t read, int64_t now,
              struct tail_blob *blob);
+
+/* Adds an event that carries its own JSON: blob (a reference is taken;
+ * not NULL) is the event as the API shows it, stored as it is (at most
+ * 1,024 bytes) and published to the tails. For the kinds from
+ * EVENT_MESSAGE_DELETED on. */
+void evb_add_payload(struct event_batch *b, int64_t user_id, enum event_type type,
+                     int64_t thread_id, int64_t seq, int64_t now, struct tail_blob *blob);
 
 /* Adds a thread event for every member of thread_id (evb_add_thread), or
  * for user_id alone (evb_add_thread_to: after a change of the user's own
@@ -108,10 +129,12 @@ void evb_free(struct event_batch *b);
 int events_tx(db_tx_fn fn, void *ctx, struct event_batch *b);
 
 /* Stream events as the API shows them (new references): a message event
- * around `message` (a reference is taken), and a receipt event. Every
+ * and a message_edited event around `message` (a reference is taken), and a
+ * receipt event. Every
  * path that renders an event — the database read, the in-memory tail, the
  * batches — uses these. */
 json_t *events_message_view(json_t *message);
+json_t *events_edited_view(json_t *message);
 json_t *events_receipt_view(int64_t thread_id, int64_t actor, int64_t delivered, int64_t read);
 
 /* The ephemeral "typer is typing in thread_id" event (new reference), and a

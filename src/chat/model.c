@@ -35,21 +35,60 @@ int view_user(int64_t id, json_t **out)
     return rc;
 }
 
-json_t *view_message(int64_t thread_id, int64_t seq, int64_t sender_id, const char *client_msg_id,
-                     const char *body, size_t body_len, int64_t created_at, const char *attachments)
+/* The stored JSON text json (NULL: none) as a value of the given type
+ * (JSON_ARRAY or JSON_OBJECT), else a new empty one / NULL for an object. */
+static json_t *stored_json(const char *json, json_type type, const struct message_fields *f,
+                           const char *what)
 {
-    json_t *list = attachments ? json_loads(attachments, 0, NULL) : NULL;
-    if (!json_is_array(list)) {
-        if (attachments)
-            log_error("model: message %lld/%lld: attachments are not a JSON array",
-                      (long long)thread_id, (long long)seq);
-        json_decref(list);
-        list = json_array();
-    }
-    return json_pack("{s:I, s:I, s:I, s:s, s:s%, s:I, s:o}", "thread_id", (json_int_t)thread_id,
-                     "seq", (json_int_t)seq, "sender_id", (json_int_t)sender_id, "client_msg_id",
-                     client_msg_id, "body", body, body_len, "created_at", (json_int_t)created_at,
-                     "attachments", list);
+    json_t *v = json ? json_loads(json, 0, NULL) : NULL;
+    if (v && json_typeof(v) == type)
+        return v;
+    if (json)
+        log_error("model: message %lld/%lld: %s is not stored JSON", (long long)f->thread_id,
+                  (long long)f->seq, what);
+    json_decref(v);
+    return type == JSON_ARRAY ? json_array() : NULL;
+}
+
+/* reply_to as the API shows it, or JSON null. */
+static json_t *reply_view(const struct message_fields *f)
+{
+    if (f->reply_to_seq <= 0)
+        return json_null();
+    json_t *o = stored_json(f->reply_to, JSON_OBJECT, f, "reply_to");
+    if (o == NULL) /* the original is gone (history purged) */
+        return json_pack("{s:I, s:n, s:s, s:b}", "seq", (json_int_t)f->reply_to_seq, "sender_id",
+                         "snippet", "", "deleted", 1);
+    /* MariaDB's JSON_OBJECT writes a condition as 0/1. */
+    json_t *deleted = json_object_get(o, "deleted");
+    json_object_set_new(o, "deleted",
+                        json_boolean(json_is_true(deleted) || json_integer_value(deleted) != 0));
+    json_object_set_new(o, "seq", json_integer(f->reply_to_seq));
+    return o;
+}
+
+json_t *view_message(const struct message_fields *f)
+{
+    bool gone = f->deleted_at > 0;
+    json_t *attachments = gone ? json_array()
+                               : stored_json(f->attachments, JSON_ARRAY, f, "attachments");
+    json_t *reactions = gone ? json_array() : stored_json(f->reactions, JSON_ARRAY, f, "reactions");
+    json_t *mentions = gone ? NULL : stored_json(f->mentions, JSON_OBJECT, f, "mentions");
+    if (mentions == NULL)
+        mentions = json_pack("{s:[], s:b}", "user_ids", "all", 0);
+    return json_pack("{s:I, s:I, s:I, s:s, s:s%, s:I, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:o}",
+                     "thread_id", (json_int_t)f->thread_id, "seq", (json_int_t)f->seq, "sender_id",
+                     (json_int_t)f->sender_id, "client_msg_id", f->client_msg_id, "body",
+                     gone ? "" : f->body, gone ? (size_t)0 : f->body_len, "created_at",
+                     (json_int_t)f->created_at, "attachments", attachments, "version",
+                     (json_int_t)f->version, "edited_at",
+                     f->edited_at > 0 ? json_integer(f->edited_at) : json_null(), "deleted_at",
+                     gone ? json_integer(f->deleted_at) : json_null(), "reply_to",
+                     gone ? json_null() : reply_view(f), "forwarded",
+                     f->forward_depth > 0 && !gone
+                         ? json_pack("{s:I}", "depth", (json_int_t)f->forward_depth)
+                         : json_null(),
+                     "reactions", reactions, "mentions", mentions);
 }
 
 json_t *view_message_row(const struct db_res *r, int row, int col)
@@ -57,10 +96,25 @@ json_t *view_message_row(const struct db_res *r, int row, int col)
     if (db_str(r, row, col + MC_SEQ) == NULL)
         return NULL;
     const char *body = db_str(r, row, col + MC_BODY);
-    return view_message(db_int(r, row, col + MC_THREAD_ID), db_int(r, row, col + MC_SEQ),
-                        db_int(r, row, col + MC_SENDER_ID), db_str(r, row, col + MC_CLIENT_MSG_ID),
-                        body, strlen(body), db_int(r, row, col + MC_CREATED_AT),
-                        db_str(r, row, col + MC_ATTACHMENTS));
+    struct message_fields f = {
+        .thread_id = db_int(r, row, col + MC_THREAD_ID),
+        .seq = db_int(r, row, col + MC_SEQ),
+        .sender_id = db_int(r, row, col + MC_SENDER_ID),
+        .client_msg_id = db_str(r, row, col + MC_CLIENT_MSG_ID),
+        .body = body,
+        .body_len = strlen(body),
+        .created_at = db_int(r, row, col + MC_CREATED_AT),
+        .attachments = db_str(r, row, col + MC_ATTACHMENTS),
+        .version = db_int(r, row, col + MC_VERSION),
+        .edited_at = db_int(r, row, col + MC_EDITED_AT),
+        .deleted_at = db_int(r, row, col + MC_DELETED_AT),
+        .reply_to_seq = db_int(r, row, col + MC_REPLY_TO_SEQ),
+        .reply_to = db_str(r, row, col + MC_REPLY_TO),
+        .forward_depth = db_int(r, row, col + MC_FORWARD_DEPTH),
+        .reactions = db_str(r, row, col + MC_REACTIONS),
+        .mentions = db_str(r, row, col + MC_MENTIONS),
+    };
+    return view_message(&f);
 }
 
 json_t *view_presence(int64_t user_id, int64_t db_last_seen)

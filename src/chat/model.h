@@ -44,10 +44,18 @@ int view_user(int64_t id, json_t **out);
  * GROUP_CONCAT gives it; NULL or "" is empty). New reference. */
 json_t *view_id_list(const char *csv);
 
-/* The six columns of a message (table alias m), and their offsets within
- * them, which view_message_row reads. */
-#define MESSAGE_COLS \
-    "m.thread_id, m.seq, m.sender_id, m.client_msg_id, m.body, m.created_at, m.attachments"
+/* The columns of a message (table alias m), and their offsets within them,
+ * which view_message_row reads. The reply's snippet is read from the
+ * original's row as it is now (an edit or a delete of the original shows). */
+#define MESSAGE_COLS MESSAGE_COLS_AS(m)
+/* The same columns of table alias a (an identifier). */
+#define MESSAGE_COLS_AS(a)                                                                         \
+#a ".thread_id, " #a ".seq, " #a ".sender_id, " #a ".client_msg_id, " #a ".body, " #a          \
+       ".created_at, " #a ".attachments, " #a ".version, " #a ".edited_at, " #a ".deleted_at, " #a \
+       ".reply_to_seq, (SELECT JSON_OBJECT('sender_id', o.sender_id, 'snippet', "                  \
+       "IF(o.deleted_at IS NULL, LEFT(o.body, " REPLY_SNIPPET_CHARS_S "), ''), 'deleted', "        \
+       "o.deleted_at IS NOT NULL) FROM messages o WHERE o.thread_id = " #a ".thread_id AND "       \
+       "o.seq = " #a ".reply_to_seq), " #a ".forward_depth, " #a ".reactions, " #a ".mentions"
 enum {
     MC_THREAD_ID,
     MC_SEQ,
@@ -56,16 +64,46 @@ enum {
     MC_BODY,
     MC_CREATED_AT,
     MC_ATTACHMENTS,
+    MC_VERSION,
+    MC_EDITED_AT,
+    MC_DELETED_AT,
+    MC_REPLY_TO_SEQ,
+    MC_REPLY_TO,
+    MC_FORWARD_DEPTH,
+    MC_REACTIONS,
+    MC_MENTIONS,
     MC_COUNT
 };
 
+/* How many characters of the original a reply shows (reply_to.snippet). */
+#define REPLY_SNIPPET_CHARS 100
+#define REPLY_SNIPPET_CHARS_S "100"
+
+/* A message's stored state, as view_message renders it. Strings are
+ * borrowed. attachments, reactions and mentions are the stored JSON texts
+ * (NULL: none); reply_to is {sender_id, snippet, deleted} of the original
+ * as JSON text (NULL with reply_to_seq set: the original is gone);
+ * edited_at and deleted_at are ms, 0 for never; forward_depth 0 = not
+ * forwarded. */
+struct message_fields {
+    int64_t thread_id, seq, sender_id;
+    const char *client_msg_id;
+    const char *body; /* UTF-8, body_len bytes */
+    size_t body_len;
+    int64_t created_at;
+    const char *attachments;
+    int64_t version, edited_at, deleted_at, reply_to_seq;
+    const char *reply_to;
+    int64_t forward_depth;
+    const char *reactions, *mentions;
+};
+
 /* A message as the API shows it: {thread_id, seq, sender_id, client_msg_id,
- * body, created_at (ms), attachments}; body is body_len bytes of UTF-8;
- * attachments is the stored JSON array of attachment objects (borrowed),
- * NULL for none (shown as []). New reference. */
-json_t *view_message(int64_t thread_id, int64_t seq, int64_t sender_id, const char *client_msg_id,
-                     const char *body, size_t body_len, int64_t created_at,
-                     const char *attachments);
+ * body, created_at (ms), attachments, version, edited_at, deleted_at,
+ * reply_to, forwarded, reactions, mentions}. A deleted message is a
+ * tombstone whatever its fields say: body "", no attachments, reactions
+ * or reply. New reference. */
+json_t *view_message(const struct message_fields *f);
 
 /* view_message from the MESSAGE_COLS columns starting at col; NULL when the
  * seq column is NULL. */

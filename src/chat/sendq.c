@@ -43,12 +43,15 @@
 #define BLOCK_ROW_COLUMNS DB_JT_COLUMNS(BLOCK_ROW)
 #define MESSAGE_ROW(X, S)                                                                     \
     X(0, t, BIGINT, "") S X(1, q, BIGINT, "") S X(2, s, BIGINT, "") S X(3, c, VARCHAR(64), "")  \
-    S X(4, b, MEDIUMTEXT, "") S X(5, n, BIGINT, "") S X(6, a, MEDIUMTEXT, "")
+    S X(4, b, MEDIUMTEXT, "") S X(5, n, BIGINT, "") S X(6, a, MEDIUMTEXT, "")                 \
+    S X(7, r, BIGINT, "") S X(8, f, INT, "")
 #define MESSAGE_ROW_COLUMNS DB_JT_COLUMNS(MESSAGE_ROW)
 #define THREAD_ROW(X, S) X(0, id, BIGINT, "%lld") S X(1, q, BIGINT, "%lld") S X(2, n, BIGINT, "%lld")
 #define THREAD_ROW_COLUMNS DB_JT_COLUMNS(THREAD_ROW)
 #define SENDER_ROW(X, S) X(0, t, BIGINT, "%lld") S X(1, s, BIGINT, "%lld") S X(2, q, BIGINT, "%lld")
 #define SENDER_ROW_COLUMNS DB_JT_COLUMNS(SENDER_ROW)
+#define REPLY_ROW(X, S) X(0, t, BIGINT, "%lld") S X(1, q, BIGINT, "%lld")
+#define REPLY_ROW_COLUMNS DB_JT_COLUMNS(REPLY_ROW)
 /* clang-format on */
 
 /* A thread a batch sends into. */
@@ -294,6 +297,43 @@ static int claim_attachments(struct batch *b)
     return rc;
 }
 
+/* Step 4c: a reply must answer a message of its thread that is not
+ * deleted; its snippet is read here, under the thread's lock. */
+static int check_replies(struct batch *b)
+{
+    struct sbuf keys = {0};
+    for (int i = 0; i < b->n; i++) {
+        struct send_job *j = b->jobs[i];
+        if (j->status == 0 && !j->twin && j->reply_to_seq > 0)
+            sb_item(&keys, DB_JT_ROW(REPLY_ROW), (long long)j->thread_id,
+                    (long long)j->reply_to_seq);
+    }
+    if (keys.len == 0)
+        return DB_OK;
+    struct db_res *r;
+    int rc = db_query_list("SELECT STRAIGHT_JOIN m.thread_id, m.seq, JSON_OBJECT('sender_id', "
+                           "m.sender_id, 'snippet', LEFT(m.body, " REPLY_SNIPPET_CHARS_S
+                           "), 'deleted', false) FROM JSON_TABLE(?, '$[*]' " REPLY_ROW_COLUMNS
+                           ") j JOIN messages m ON m.thread_id = j.t AND m.seq = j.q "
+                           "WHERE m.deleted_at IS NULL",
+                           &keys, &r);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < b->n; i++) {
+        struct send_job *j = b->jobs[i];
+        if (j->status != 0 || j->twin || j->reply_to_seq <= 0)
+            continue;
+        for (int row = 0; row < r->nrows && j->reply_to == NULL; row++)
+            if (db_int(r, row, 0) == j->thread_id && db_int(r, row, 1) == j->reply_to_seq &&
+                (j->reply_to = strdup(db_str(r, row, 2))) == NULL)
+                rc = DB_ERR;
+        if (j->reply_to == NULL)
+            j->status = SEND_BAD_REPLY;
+    }
+    db_res_free(r);
+    return rc;
+}
+
 /* Step 5d: the claimed uploads belong to their messages now. */
 static int attach_uploads(struct batch *b)
 {
@@ -323,21 +363,22 @@ static int store_messages(struct batch *b)
     for (int i = 0; i < b->n; i++) {
         struct send_job *j = b->jobs[i];
         if (j->status == SEND_STORED)
-            json_array_append_new(rows, json_pack("[I, I, I, s, s%, I, s]",
-                                                  (json_int_t)j->thread_id, (json_int_t)j->seq,
-                                                  (json_int_t)j->sender, j->client_msg_id, j->body,
-                                                  j->body_len, (json_int_t)j->now,
-                                                  j->attachments ? j->attachments : ""));
+            json_array_append_new(
+                rows,
+                json_pack("[I, I, I, s, s%, I, s, I, I]", (json_int_t)j->thread_id,
+                          (json_int_t)j->seq, (json_int_t)j->sender, j->client_msg_id, j->body,
+                          j->body_len, (json_int_t)j->now, j->attachments ? j->attachments : "",
+                          (json_int_t)j->reply_to_seq, (json_int_t)j->forward_depth));
     }
     char *s = json_dumps(rows, JSON_COMPACT);
     json_decref(rows);
     if (s == NULL)
         return DB_ERR;
-    int rc =
-        db_exec("INSERT INTO messages (thread_id, seq, sender_id, client_msg_id, body, "
-                "created_at, attachments) SELECT j.t, j.q, j.s, j.c, j.b, j.n, NULLIF(j.a, '') "
-                "FROM JSON_TABLE(?, '$[*]' " MESSAGE_ROW_COLUMNS ") j",
-                DB_ARGS(DB_STR(s)));
+    int rc = db_exec("INSERT INTO messages (thread_id, seq, sender_id, client_msg_id, body, "
+                     "created_at, attachments, reply_to_seq, forward_depth) SELECT j.t, j.q, j.s, "
+                     "j.c, j.b, j.n, NULLIF(j.a, ''), NULLIF(j.r, 0), NULLIF(j.f, 0) "
+                     "FROM JSON_TABLE(?, '$[*]' " MESSAGE_ROW_COLUMNS ") j",
+                     DB_ARGS(DB_STR(s)));
     free(s);
     if (rc < 0)
         return rc;
@@ -428,6 +469,8 @@ static int batch_tx(void *arg)
         j->message = NULL;
         free(j->attachments);
         j->attachments = NULL;
+        free(j->reply_to);
+        j->reply_to = NULL;
         j->status = 0;
         j->twin = 0;
     }
@@ -438,7 +481,7 @@ static int batch_tx(void *arg)
     }
     int rc;
     if ((rc = lock_threads(b)) < 0 || (rc = find_retries(b)) < 0 || (rc = refuse_blocked(b)) < 0 ||
-        (rc = claim_attachments(b)) < 0)
+        (rc = claim_attachments(b)) < 0 || (rc = check_replies(b)) < 0)
         return rc;
 
     /* The time is taken under the threads' locks, and never before a
@@ -459,11 +502,30 @@ static int batch_tx(void *arg)
     }
     if (!any)
         return evb_flush(&b->events);
+    /* A forward's attachments: new rows on the source's blobs. */
+    for (int i = 0; i < b->n; i++) {
+        struct send_job *j = b->jobs[i];
+        if (j->status == SEND_STORED && j->forward_attachments &&
+            (rc = attachments_copy(j->sender, j->forward_attachments, j->thread_id, j->seq, j->now,
+                                   &j->attachments)) < 0)
+            return rc;
+    }
     for (int i = 0; i < b->n; i++) {
         struct send_job *j = b->jobs[i];
         if (j->status == SEND_STORED)
-            j->message = view_message(j->thread_id, j->seq, j->sender, j->client_msg_id, j->body,
-                                      j->body_len, j->now, j->attachments);
+            j->message = view_message(&(struct message_fields){
+                .thread_id = j->thread_id,
+                .seq = j->seq,
+                .sender_id = j->sender,
+                .client_msg_id = j->client_msg_id,
+                .body = j->body,
+                .body_len = j->body_len,
+                .created_at = j->now,
+                .attachments = j->attachments,
+                .reply_to_seq = j->reply_to_seq,
+                .reply_to = j->reply_to,
+                .forward_depth = j->forward_depth,
+            });
     }
     add_events(b);
     if ((rc = store_messages(b)) < 0 || (rc = attach_uploads(b)) < 0 || (rc = queue_pushes(b)) < 0)
@@ -522,6 +584,8 @@ void sendq_job_clear(struct send_job *j)
     j->message = NULL;
     free(j->attachments);
     j->attachments = NULL;
+    free(j->reply_to);
+    j->reply_to = NULL;
 }
 
 /* Stores jobs[0..n) as one transaction (or, if that fails, one by one),

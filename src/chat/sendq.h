@@ -31,12 +31,16 @@ struct send_job {
     int64_t arrived_us;            /* mono_us() when the request arrived, for metrics */
     const int64_t *attachment_ids; /* uploads to attach (distinct), borrowed; NULL none */
     int nattachments;
+    int64_t reply_to_seq;            /* the message of the thread this one answers; 0 none */
+    int64_t forward_depth;           /* > 0: a forward, this many forwards from the original */
+    const char *forward_attachments; /* a forward's source attachments (JSON), borrowed; NULL */
     /* Filled by the batch: */
     int status;             /* SEND_STORED, SEND_RETRY, SEND_NOT_MEMBER, SEND_BLOCKED,
                                or a DB_E* (< 0) */
     int64_t seq, now;       /* the stored message's seq and created_at (ms) */
     struct json_t *message; /* the message (stored or retry), owned: sendq_job_clear */
     char *attachments;      /* the attachment views as a JSON array, owned; NULL none */
+    char *reply_to;         /* the original's {sender_id, snippet, deleted}, owned; NULL */
     /* The batch's own: */
     int twin;               /* index+1 of an earlier job in the batch with the same key */
     int thread;             /* index of the job's thread in the batch's thread table */
@@ -46,13 +50,15 @@ struct send_job {
 /* send_job.status: stored now / stored before (a retry with the same
  * client_msg_id) / the sender is not a member of the thread (or it does not
  * exist) / a block stands between the two members of a direct thread / an
- * attachment is not the sender's complete, unexpired, unused upload. */
+ * attachment is not the sender's complete, unexpired, unused upload / the
+ * message replied to is no message of the thread (or was deleted). */
 enum {
     SEND_STORED = 1,
     SEND_RETRY = 2,
     SEND_NOT_MEMBER = 3,
     SEND_BLOCKED = 4,
-    SEND_BAD_ATTACHMENT = 5
+    SEND_BAD_ATTACHMENT = 5,
+    SEND_BAD_REPLY = 6
 };
 
 /* Starts `workers` batch threads taking up to batch_max jobs at a time.

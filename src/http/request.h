@@ -163,6 +163,10 @@ enum handler_status resp_internal(struct response *res);
 /* The query argument `key`, or NULL when absent. */
 const char *req_query(const struct request *req, const char *key);
 
+/* The {text} path segment whose offset is params[i] (router.h): a pointer
+ * into req->path (borrowed), *len bytes long, not NUL-terminated. */
+const char *req_path_text(const struct request *req, int i, size_t *len);
+
 /* Reads the query argument `key` as an integer in lo..hi into *out, or `def`
  * when absent. Returns true; on a malformed or out-of-range value answers
  * 400 invalid_request and returns false. */

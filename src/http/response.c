@@ -149,6 +149,13 @@ const char *req_query(const struct request *req, const char *key)
     return NULL;
 }
 
+const char *req_path_text(const struct request *req, int i, size_t *len)
+{
+    const char *s = req->path + req->params[i];
+    *len = strcspn(s, "/");
+    return s;
+}
+
 bool req_query_int(const struct request *req, struct response *res, const char *key, int64_t def,
                    int64_t lo, int64_t hi, int64_t *out)
 {

@@ -8,7 +8,8 @@
 
 #include "base/util.h"
 
-/* Matches path against pattern segment by segment, collecting {id}s. */
+/* Matches path against pattern segment by segment, collecting {id}s and
+ * the offsets of {text}s. */
 static bool path_matches(const char *pattern, const char *path, int64_t *params, int *nparams)
 {
     int np = 0;
@@ -28,6 +29,10 @@ static bool path_matches(const char *pattern, const char *path, int64_t *params,
             if (parse_int(num, &v) < 0 || v < 1)
                 return false;
             params[np++] = v;
+        } else if (plen == 6 && memcmp(p, "{text}", 6) == 0) {
+            if (slen == 0 || slen > 255 || np == REQ_MAX_PARAMS)
+                return false;
+            params[np++] = s - path; /* where the segment starts */
         } else if (plen != slen || memcmp(p, s, plen) != 0) {
             return false;
         }

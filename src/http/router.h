@@ -1,8 +1,11 @@
 /* router.h — one static table of routes and the matcher over it.
  *
  * A route is {method, pattern, handler, needs_auth}. Patterns are literal
- * segments and `{id}` segments; an `{id}` matches a decimal id 1..2^53 and
- * lands in request.params in order. Literal routes listed before an `{id}`
+ * segments, `{id}` segments and `{text}` segments; an `{id}` matches a
+ * decimal id 1..2^53 and lands in request.params in order; a `{text}`
+ * matches any segment of 1..255 bytes (of the decoded path) and its params
+ * entry is the byte offset where the segment starts in the path
+ * (req_path_text reads it). Literal routes listed before an `{id}`
  * route win (`/v1/sessions/current` before `/v1/sessions/{id}`). The table
  * itself is in routes.c.
  *

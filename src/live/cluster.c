@@ -406,6 +406,69 @@ void cluster_emit(const int64_t *users, size_t n, json_t *event)
     free(ev);
 }
 
+void cluster_forget_tails(const int64_t *users, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        tail_forget(users[i]);
+    if (!enabled || n == 0)
+        return;
+    if (!atomic_load(&healthy)) {
+        atomic_fetch_add(&publish_errors, 1);
+        log_warn("cluster: off the bus; other nodes forget their tails when they reconnect");
+        return;
+    }
+    struct sbuf ids = {0}, msg = {0};
+    for (size_t i = 0; i < n; i++)
+        sb_item(&ids, "%lld", (long long)users[i]);
+    const char *list = sb_done(&ids);
+    if (list)
+        sb_printf(&msg, "X%s", list);
+    if (msg.s && !msg.failed)
+        publish("chatd:all", msg.s, msg.len);
+    else
+        atomic_fetch_add(&publish_errors, 1);
+    free(ids.s), free(msg.s);
+}
+
+/* Users whose tails another node had us forget, with when (mono ms): the
+ * subscriber thread's own. A wake that another node published just before
+ * the forget may arrive just after it, holding the deleted body; for
+ * FORGET_HOLD_MS the tails of these users take nothing from wakes (their
+ * polls read the database). */
+#define FORGET_HOLD_MS 10000
+static struct idmap forgotten;
+static int64_t forgotten_swept;
+
+static bool recently_forgotten(int64_t user, int64_t now)
+{
+    int64_t at = (int64_t)(intptr_t)idmap_get(&forgotten, user);
+    return at != 0 && now - at < FORGET_HOLD_MS;
+}
+
+/* Another node deleted a message: forget the listed users' tails. */
+static void on_forget(const char *json)
+{
+    json_t *users = json_loads(json, 0, NULL);
+    int64_t now = mono_ms();
+    if (now - forgotten_swept > FORGET_HOLD_MS) {
+        for (size_t k = 0; k < forgotten.cap; k++) {
+            if (forgotten.keys[k] == 0 ||
+                now - (int64_t)(intptr_t)forgotten.values[k] < FORGET_HOLD_MS)
+                continue;
+            idmap_del(&forgotten, forgotten.keys[k]);
+            k--; /* backward-shift deletion may have moved another entry here */
+        }
+        forgotten_swept = now;
+    }
+    size_t i;
+    json_t *u;
+    json_array_foreach(users, i, u) {
+        tail_forget(json_integer_value(u));
+        idmap_put(&forgotten, json_integer_value(u), (void *)(intptr_t)(now ? now : 1));
+    }
+    json_decref(users);
+}
+
 void cluster_revoke_session(int64_t session_id)
 {
     /* While the bus is down, other nodes trust their caches for 2 s only. */
@@ -656,9 +719,11 @@ static void on_wake(const char *json)
         blobs[i] = text ? tail_blob_new(text, strlen(text)) : NULL;
         free(text);
     }
+    int64_t now = mono_ms();
     json_array_foreach(json_object_get(m, "e"), i, e) {
         json_int_t x = json_integer_value(json_array_get(e, 2));
-        if (blobs && x >= 0 && (size_t)x < nviews && blobs[x])
+        if (blobs && x >= 0 && (size_t)x < nviews && blobs[x] &&
+            !recently_forgotten(json_integer_value(json_array_get(e, 0)), now))
             tail_put(json_integer_value(json_array_get(e, 0)),
                      json_integer_value(json_array_get(e, 1)), blobs[x]);
     }
@@ -706,6 +771,7 @@ static void on_message(const char *msg, size_t len)
     switch (msg[0]) {
     case 'W': on_wake(msg + 1); break;
     case 'E': on_ephemeral(msg + 1); break;
+    case 'X': on_forget(msg + 1); break;
     case 'S': hub_supersede_session(strtoll(msg + 1, NULL, 10)); break;
     case 'R': {
         char from[128] = "";
@@ -731,6 +797,7 @@ static void new_epoch(void)
     atomic_fetch_add(&gaps, 1);
     atomic_fetch_add(&conn_epoch, 1);
     joins_forget();
+    tail_forget_all(); /* a forget (X) may have been lost */
     if (on_revoke)
         on_revoke(0); /* 0: forget every cached session */
 }
@@ -971,5 +1038,6 @@ void cluster_stop(void)
     conn_destroy(tl_conn);
     pthread_setspecific(conn_key, NULL);
     joins_forget();
+    idmap_free(&forgotten);
     enabled = false;
 }

@@ -88,6 +88,12 @@ void cluster_publish_wake(const int64_t *users, size_t n, const struct cluster_e
  * told to answer its older poll there. */
 void cluster_join(const int64_t *users, const int64_t *sessions, size_t n);
 
+/* After a commit that deleted a message: forgets the in-memory tails of
+ * users[0..n) here (tail_forget) and on every other node, so that no tail
+ * serves the message's old body again. A node that was off the bus forgets
+ * all its tails when it comes back. Blocking (one PUBLISH). */
+void cluster_forget_tails(const int64_t *users, size_t n);
+
 /* Hands an ephemeral event (borrowed) to the parked polls of users on
  * every node: here (hub_emit) and on the nodes where they poll. */
 void cluster_emit(const int64_t *users, size_t n, json_t *event);

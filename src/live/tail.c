@@ -25,6 +25,9 @@ struct slot {
 static struct slot **slots;
 static size_t nslots; /* a power of two; 0 = off */
 static pthread_mutex_t stripes[STRIPES];
+static _Atomic uint64_t forget_gen;
+
+uint64_t tail_forget_gen(void) { return atomic_load(&forget_gen); }
 
 struct tail_blob *tail_blob_new(const char *json, size_t len)
 {
@@ -130,6 +133,31 @@ void tail_put(int64_t user_id, int64_t pos, struct tail_blob *b)
         e->pos = pos;
     }
     pthread_mutex_unlock(mu);
+}
+
+void tail_forget(int64_t user_id)
+{
+    atomic_fetch_add(&forget_gen, 1);
+    if (nslots == 0)
+        return;
+    size_t i = slot_index(user_id);
+    pthread_mutex_t *mu = &stripes[i % STRIPES];
+    pthread_mutex_lock(mu);
+    if (slots[i] && slots[i]->user_id == user_id)
+        slot_clear(slots[i]);
+    pthread_mutex_unlock(mu);
+}
+
+void tail_forget_all(void)
+{
+    atomic_fetch_add(&forget_gen, 1);
+    for (size_t i = 0; i < nslots; i++) {
+        pthread_mutex_t *mu = &stripes[i % STRIPES];
+        pthread_mutex_lock(mu);
+        if (slots[i])
+            slot_clear(slots[i]);
+        pthread_mutex_unlock(mu);
+    }
 }
 
 int tail_read(int64_t user_id, int64_t since, int limit, json_t *out, int64_t *next)

@@ -52,6 +52,21 @@ void tail_shutdown(void);
  * for an event that is committed. Thread-safe. */
 void tail_put(int64_t user_id, int64_t pos, struct tail_blob *b);
 
+/* Forgets everything the tail holds for user_id, so that the next read of
+ * any position goes to the database: after a message is deleted, its body
+ * may sit in rendered events (the message, an edit, a reply's snippet, a
+ * thread's last message). Thread-safe. */
+void tail_forget(int64_t user_id);
+
+/* How many forgets there have been: an appender reads it when its
+ * transaction starts and puts nothing into the tails when it changed by
+ * the time it would (what it rendered may hold a body deleted meanwhile). */
+uint64_t tail_forget_gen(void);
+
+/* Forgets every user's events (a node that may have missed forgets).
+ * Thread-safe. */
+void tail_forget_all(void);
+
 /* Appends to the array out the events of user_id at since+1, since+2, … for
  * as long as the tail holds them, at most limit; sets *next to the last
  * position returned. Returns how many (0: read the database). */

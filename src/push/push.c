@@ -94,6 +94,17 @@ int push_queue_clear(int64_t user_id, int64_t thread_id, int64_t seq, int64_t re
                            DB_INT(now), DB_INT(now), DB_INT(user_id), DB_INT(reader_session)));
 }
 
+int push_queue_clear_thread(int64_t thread_id, int64_t seq, int64_t now)
+{
+    return db_exec("INSERT INTO push_jobs (user_id, thread_id, seq, kind, except_session_id, "
+                   "due_at, created_at) SELECT tm.owner_id, ?, ?, 2, 0, ?, ? "
+                   "FROM thread_members tm WHERE tm.thread_id = ? AND EXISTS "
+                   "(SELECT 1 FROM sessions s WHERE s.user_id = tm.owner_id "
+                   "AND s.push_token IS NOT NULL)",
+                   DB_ARGS(DB_INT(thread_id), DB_INT(seq), DB_INT(now), DB_INT(now),
+                           DB_INT(thread_id)));
+}
+
 /* One line of the user's notification log. session 0 = about the member. */
 static void log_decision(const struct job *j, int64_t session, const char *provider,
                          const char *decision, const char *reason, long status)
@@ -286,7 +297,8 @@ static int message_content(struct push_req *proto, const struct job *j)
                       " FROM thread_members tm JOIN threads t2 ON t2.id = tm.thread_id "
                       " WHERE tm.owner_id = ? AND tm.is_muted = 0), m.attachments "
                       "FROM messages m JOIN threads t ON t.id = m.thread_id "
-                      "JOIN users u ON u.id = m.sender_id WHERE m.thread_id = ? AND m.seq = ?",
+                      "JOIN users u ON u.id = m.sender_id WHERE m.thread_id = ? AND m.seq = ? "
+                      "AND m.deleted_at IS NULL",
                       &r, DB_ARGS(DB_INT(j->user_id), DB_INT(j->thread_id), DB_INT(j->seq)));
     if (rc < 0)
         return rc;

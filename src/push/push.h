@@ -47,6 +47,13 @@ int push_queue_messages(const char *messages);
 int push_queue_clear(int64_t user_id, int64_t thread_id, int64_t seq, int64_t reader_session,
                      int64_t now_ms);
 
+/* Inside the transaction that deletes message (thread_id, seq) for
+ * everyone: a clear job for every member's devices that have a token, so
+ * that its preview leaves their lock screens; the message's own pending
+ * job, if any, finds it deleted and sends nothing. Returns DB_OK or
+ * DB_E*. */
+int push_queue_clear_thread(int64_t thread_id, int64_t seq, int64_t now_ms);
+
 /* The janitor's part: forgets notification log lines older than a week (at
  * most 10,000 rows a call). now in ms. Any thread. */
 void push_prune(int64_t now);

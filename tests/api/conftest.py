@@ -866,7 +866,8 @@ def push_server(db, push_keys, push_fake):
 # The inbox (long-poll) helpers, and a second chatd with other settings
 # --------------------------------------------------------------------------
 
-DURABLE_TYPES = ("message", "thread", "receipt")
+DURABLE_TYPES = ("message", "thread", "receipt", "message_edited", "message_deleted",
+                 "message_hidden", "message_unhidden", "reaction")
 
 
 def inbox(user, since=None, timeout=None, limit=None, http_timeout=None):

@@ -355,7 +355,7 @@ def test_server_still_serves_after_oversized_bodies(ctx, server):
 
 @pytest.mark.parametrize("path", ["/v1", "/v1/", "/v1/nope", "/v1/threads/abc", "/v1/threads/0",
                                   "/v1/threads/-1", "/v1/threads/1.5", "/v1/threads/1/nope",
-                                  "/v1/threads/1/messages/1", "/v1/users/9007199254740993",
+                                  "/v1/threads/1/messages/1/nope", "/v1/users/9007199254740993",
                                   "/v1/users/99999999999999999999", "/v1/threads//messages",
                                   "/v1/me/", "/v1/threads/1/members/x", "/v1/inboxx",
                                   "/v1/sessions/other"])

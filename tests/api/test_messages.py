@@ -9,7 +9,8 @@ import pytest
 from conftest import problem
 
 MESSAGE_KEYS = {"thread_id", "seq", "sender_id", "client_msg_id", "body", "created_at",
-                "attachments"}
+                "attachments", "version", "edited_at", "deleted_at", "reply_to", "forwarded",
+                "reactions", "mentions"}
 
 
 def seqs(page):

@@ -758,3 +758,24 @@ def test_no_push_for_a_message_request(pu, push_fake):
     assert b.post(f"/v1/threads/{g}/accept").status == 200
     a.say(g, "thanks for accepting")
     assert len(wait_pushes(push_fake, tb, 1, user=b)) == 1
+
+
+def test_a_delete_clears_the_push_and_stops_a_pending_one(pu, push_fake):
+    """API.md "Message actions": a delete clears the message's push; a push
+    not sent yet finds the message deleted and sends nothing."""
+    a, b, tid = pair(pu)
+    tb = register(b, "apns")
+    m1 = a.say(tid, "pushed, then deleted")
+    wait_pushes(push_fake, tb, 1, user=b)
+    assert a.delete(f"/v1/threads/{tid}/messages/{m1['seq']}").status == 204
+    c = wait_pushes(push_fake, tb, 2, user=b)[1]
+    assert c["headers"]["apns-push-type"] == "background"
+    assert c["body"] == {"aps": {"content-available": 1}, "type": "clear", "thread_id": tid,
+                         "seq": m1["seq"]}, c["body"]
+    m2 = a.say(tid, "deleted before its push")
+    assert a.delete(f"/v1/threads/{tid}/messages/{m2['seq']}").status == 204
+    wait_log(b, "the pending push suppressed",
+             lambda e: entry(e, seq=m2["seq"], decision="suppressed", reason="deleted"))
+    rs = quiet(push_fake, tb, 3)  # m1, its clear, and m2's clear only
+    assert rs[2]["body"]["type"] == "clear" and rs[2]["body"]["seq"] == m2["seq"]
+    assert "deleted before its push" not in str(rs)

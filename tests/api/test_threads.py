@@ -10,7 +10,8 @@ from conftest import problem
 THREAD_KEYS = {"id", "kind", "title", "member_ids", "created_at", "updated_at", "last_seq",
                "unread_count", "is_muted", "nickname", "last_message", "request"}
 MESSAGE_KEYS = {"thread_id", "seq", "sender_id", "client_msg_id", "body", "created_at",
-                "attachments"}
+                "attachments", "version", "edited_at", "deleted_at", "reply_to", "forwarded",
+                "reactions", "mentions"}
 NO_SUCH_THREAD = 9007199254740992  # a valid id (2^53) that no thread has
 
 

@@ -35,6 +35,7 @@ static const struct route table[] = {
     {"DELETE", "/v1/sessions/current", h_c, true, false, false, false},
     {"DELETE", "/v1/sessions/{id}", h_d, true, false, false, false},
     {"DELETE", "/v1/threads/{id}/members/{id}", h_c, true, false, false, false},
+    {"PUT", "/v1/threads/{id}/reactions/{text}", h_d, true, false, false, false},
 };
 #define N (sizeof table / sizeof table[0])
 
@@ -88,6 +89,29 @@ static void test_two_ids(void **state)
     assert_int_equal(np, 2);
     assert_int_equal(params[0], 7);
     assert_int_equal(params[1], 9007199254740992LL);
+}
+
+static void test_text_segment(void **state)
+{
+    (void)state;
+    const struct route *r;
+    int64_t params[REQ_MAX_PARAMS];
+    int np;
+    char allow[64];
+    const char *path = "/v1/threads/7/reactions/\xf0\x9f\x91\x8d";
+    assert_int_equal(match("PUT", path, &r, params, &np, allow), ROUTER_FOUND);
+    assert_ptr_equal(r->handler, h_d);
+    assert_int_equal(np, 2);
+    assert_int_equal(params[0], 7);
+    assert_string_equal(path + params[1], "\xf0\x9f\x91\x8d"); /* where the segment starts */
+    /* An empty segment, a deeper path, or a segment over 255 bytes: no route. */
+    assert_int_equal(match("PUT", "/v1/threads/7/reactions/", &r, params, &np, allow),
+                     ROUTER_NOT_FOUND);
+    assert_int_equal(match("PUT", "/v1/threads/7/reactions/a/b", &r, params, &np, allow),
+                     ROUTER_NOT_FOUND);
+    char long_path[400] = "/v1/threads/7/reactions/";
+    memset(long_path + strlen(long_path), 'x', 256);
+    assert_int_equal(match("PUT", long_path, &r, params, &np, allow), ROUTER_NOT_FOUND);
 }
 
 static void test_bad_ids_do_not_match(void **state)
@@ -154,6 +178,7 @@ int main(void)
         cmocka_unit_test(test_literal_routes),
         cmocka_unit_test(test_literal_wins_over_id),
         cmocka_unit_test(test_two_ids),
+        cmocka_unit_test(test_text_segment),
         cmocka_unit_test(test_bad_ids_do_not_match),
         cmocka_unit_test(test_unknown_and_method),
         cmocka_unit_test(test_app_table_is_sane),
