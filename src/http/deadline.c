@@ -66,11 +66,12 @@ static void *watch_main(void *arg)
             while (head[p] && now - head[p]->since_ms >= duration_ms[p]) {
                 struct dl_entry *e = head[p];
                 unlink_locked(e);
-                /* The socket is still open: deadline_close() runs before
-                 * it is closed, and takes this lock. */
+                /* Counted first, so that whoever sees the cut sees it
+                 * counted. The socket is still open: deadline_close() runs
+                 * before it is closed, and takes this lock. */
+                atomic_fetch_add(&cuts, 1);
                 shutdown(e->fd, SHUT_RDWR);
                 e->fd = -1;
-                atomic_fetch_add(&cuts, 1);
             }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
