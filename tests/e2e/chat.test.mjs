@@ -307,6 +307,80 @@ test('message text is text: markup shows literally and runs nothing', T, async (
   assert.equal(dialogs, 0, 'no alert() ran');
 });
 
+test('message actions: reply, react, edit, delete for everyone, forward, delete for me', T, async () => {
+  const a = people.alice.page;
+  const b = people.bob.page;
+  const msg = (page, text) => page.locator('.msg', { has: page.locator('.msg-body', { hasText: text }) }).last();
+  async function menu(page, text) {
+    const li = msg(page, text);
+    await li.hover();
+    await li.getByRole('button', { name: 'Message actions' }).click();
+    await page.getByRole('menu').waitFor({ timeout: WAIT });
+  }
+  await send(a, 'Shall we book the table?');
+  await waitMessage(b, 'Shall we book the table?');
+
+  // Bob replies from the message's menu: the quote shows on both sides.
+  await menu(b, 'Shall we book the table?');
+  await b.getByRole('menuitem', { name: 'Reply' }).click();
+  await eventually(async () => (await b.locator('.compose-bar').textContent()).includes('Replying to Alice Liddell'), 'reply bar');
+  await send(b, 'Yes, for four');
+  await waitMessage(a, 'Yes, for four');
+  const quoteA = msg(a, 'Yes, for four').locator('.reply-quote');
+  await eventually(async () => (await quoteA.textContent()).includes('Shall we book the table?'), 'quote at Alice');
+  assert.ok(await b.locator('.compose-bar').isHidden());
+
+  // Bob reacts; Alice sees the chip, with who reacted.
+  await menu(b, 'Shall we book the table?');
+  await b.getByRole('menuitemcheckbox', { name: 'React 👍' }).click();
+  const chip = msg(a, 'Shall we book the table?').locator('.reaction');
+  await eventually(async () => (await chip.count()) === 1 && (await chip.textContent()) === '👍1', 'reaction at Alice');
+  assert.equal(await chip.getAttribute('title'), 'Bob Builder');
+  // Alice adds hers by clicking the chip.
+  await chip.click();
+  await eventually(async () => (await msg(b, 'Shall we book the table?').locator('.reaction').textContent()) === '👍2', 'two at Bob');
+
+  // Alice edits her message: Bob sees the new text, "edited", and his
+  // reply's quote follows.
+  await menu(a, 'Shall we book the table?');
+  await a.getByRole('menuitem', { name: 'Edit' }).click();
+  const box = a.locator('#composer-input');
+  assert.equal(await box.inputValue(), 'Shall we book the table?');
+  await box.fill('Shall we book the table for 8pm?');
+  await box.press('Enter');
+  await waitMessage(b, 'Shall we book the table for 8pm?');
+  await eventually(async () => (await msg(b, 'for 8pm').locator('.msg-flags').textContent()) === 'edited', 'edited');
+  await eventually(async () => (await msg(b, 'Yes, for four').locator('.reply-quote').textContent()).includes('for 8pm'), 'live quote');
+  await shot(b, 'message-actions');
+
+  // Bob forwards his reply into the same chat: "Forwarded", no author.
+  await menu(b, 'Yes, for four');
+  await b.getByRole('menuitem', { name: 'Forward' }).click();
+  await b.getByRole('dialog').getByRole('button', { name: /Alice Liddell/ }).click();
+  const fwd = a.locator('.msg', { has: a.locator('.msg-forwarded:visible') }).last();
+  await eventually(async () => (await fwd.count()) === 1 && (await fwd.locator('.msg-body').textContent()) === 'Yes, for four', 'forwarded copy');
+
+  // Alice deletes her message for everyone: a tombstone on both sides,
+  // and the quote of it says so.
+  await menu(a, 'for 8pm');
+  await a.getByRole('menuitem', { name: 'Delete for everyone' }).click();
+  await a.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+  for (const page of [a, b]) {
+    await page.locator('.msg.deleted .msg-body', { hasText: 'This message was deleted' }).first().waitFor({ timeout: WAIT });
+    await eventually(async () => (await page.locator('.msg-list').textContent()).includes('for 8pm') === false, 'no old text');
+  }
+  const reply = b.locator('.msg', { has: b.locator('.reply-quote:not([hidden])') }).last();
+  await eventually(async () => (await reply.locator('.reply-quote').textContent()).includes('This message was deleted'), 'quote of a deleted message');
+
+  // Alice hides the forwarded copy on her devices only.
+  const copies = await a.locator('.msg-body', { hasText: 'Yes, for four' }).count();
+  await menu(a, 'Yes, for four');
+  await a.getByRole('menuitem', { name: 'Delete for me' }).click();
+  await a.locator('.msg-hidden').first().waitFor({ timeout: WAIT });
+  assert.equal(await a.locator('.msg-body', { hasText: 'Yes, for four' }).count(), copies - 1);
+  assert.equal(await b.locator('.msg-body', { hasText: 'Yes, for four' }).count(), copies);
+});
+
 // A PNG of w x h pixels (a gradient), made here with zlib.
 function makePng(w, h) {
   const crcTable = [...Array(256)].map((_, n) => {

@@ -10,7 +10,8 @@
 import { api, backoffMs, describeError, isTransient, newId, sleep } from './api.js';
 import { deviceName, saveSession } from './session.js';
 import {
-  applyMessage, changed, chat, loadContacts, mergeThread, removeThread, setRead, store,
+  applyDeleted, applyHidden, applyMessage, applyReaction, changed, chat, knownMessage,
+  loadContacts, mergeThread, removeThread, setRead, snippetOf, store, updateMessage,
 } from './store.js';
 
 let peers = () => {};
@@ -84,7 +85,7 @@ const MAX_BODY_BYTES = 65536;
  * into a thread; the message shows at once and goes when every upload is
  * done. Returns its client_msg_id.
  */
-export function sendMessage(threadId, body, uploads = []) {
+export function sendMessage(threadId, body, uploads = [], { replyTo = null } = {}) {
   if (new TextEncoder().encode(body).length > MAX_BODY_BYTES) {
     throw new Error('A message is at most 65,536 bytes.');
   }
@@ -95,6 +96,9 @@ export function sendMessage(threadId, body, uploads = []) {
   const p = {
     client_msg_id: newId(), body, created_at: Date.now(), state: 'sending', error: null,
     uploads, attachments: uploads.map((u) => ({ filename: u.name, size: u.size, content_type: u.file.type })),
+    reply_to: replyTo ? {
+      seq: replyTo.seq, sender_id: replyTo.sender_id, snippet: snippetOf(replyTo.body), deleted: false,
+    } : null,
   };
   c.pending.set(p.client_msg_id, p);
   changed(`thread:${threadId}`);
@@ -142,9 +146,10 @@ async function deliver(threadId, p) {
   for (let attempt = 0; ; attempt++) {
     if (store.me !== me || !chat(threadId).pending.has(p.client_msg_id)) return;
     try {
-      const r = await api('POST', `/threads/${threadId}/messages`,
-        ids.length ? { client_msg_id: p.client_msg_id, body: p.body, attachments: ids }
-          : { client_msg_id: p.client_msg_id, body: p.body }, { timeoutMs: 20000 });
+      const req = { client_msg_id: p.client_msg_id, body: p.body };
+      if (ids.length) req.attachments = ids;
+      if (p.reply_to) req.reply_to_seq = p.reply_to.seq;
+      const r = await api('POST', `/threads/${threadId}/messages`, req, { timeoutMs: 20000 });
       if (store.me === me) applyMessage(r.message);
       return;
     } catch (e) {
@@ -164,6 +169,63 @@ async function deliver(threadId, p) {
       return;
     }
   }
+}
+
+// ---- message actions (API.md "Message actions") ----
+
+/** Replaces the body of the caller's message; resolves to the message. */
+export async function editMessage(threadId, seq, body) {
+  if (new TextEncoder().encode(body).length > MAX_BODY_BYTES) {
+    throw new Error('A message is at most 65,536 bytes.');
+  }
+  const r = await api('PATCH', `/threads/${threadId}/messages/${seq}`, { body });
+  updateMessage(r.message);
+  return r.message;
+}
+
+/** Deletes a message for everyone. */
+export async function deleteMessage(threadId, seq) {
+  await api('DELETE', `/threads/${threadId}/messages/${seq}`);
+  const m = knownMessage(threadId, seq);
+  if (m && !m.deleted_at) applyDeleted(threadId, seq, Date.now(), (m.version || 0) + 1);
+}
+
+/** Hides a message on the caller's devices (or shows it again). */
+export async function hideMessage(threadId, seq, hidden) {
+  await api(hidden ? 'PUT' : 'DELETE', `/threads/${threadId}/messages/${seq}/hidden`);
+  await applyHidden(threadId, seq, hidden);
+}
+
+/** Adds (on) or takes back the caller's reaction emoji. */
+export async function react(threadId, seq, emoji, on) {
+  await api(on ? 'PUT' : 'DELETE',
+    `/threads/${threadId}/messages/${seq}/reactions/${encodeURIComponent(emoji)}`);
+  const m = knownMessage(threadId, seq);
+  const mine = m?.reactions.some((r) => r.emoji === emoji && r.user_ids.includes(store.me.id));
+  if (m && mine !== on) {
+    applyReaction(threadId, seq, store.me.id, emoji, on ? 'add' : 'remove', (m.version || 0) + 1);
+  }
+}
+
+/** Forwards message (fromThread, seq) into thread toThread. */
+export async function forwardMessage(toThread, fromThread, seq) {
+  const r = await api('POST', `/threads/${toThread}/messages`, {
+    client_msg_id: newId(), forward_of: { thread_id: fromThread, seq },
+  });
+  applyMessage(r.message);
+  return r.message;
+}
+
+/** The server's limits (GET /v1/config), fetched once. */
+let configLoad = null;
+export function serverConfig() {
+  if (!configLoad) {
+    configLoad = api('GET', '/config').catch((e) => {
+      configLoad = null;
+      throw e;
+    });
+  }
+  return configLoad;
 }
 
 const readPosts = new Map(); // thread id → {seq, busy}

@@ -258,15 +258,22 @@ export function chat(threadId) {
   return c;
 }
 
+// A message's copies carry a version (0 when sent, +1 on every edit,
+// delete or reaction change): keep the newest. A hidden one ({seq, hidden})
+// replaces whatever was there.
+function newer(old, m) {
+  return !old || m.hidden || old.hidden || (m.version || 0) >= (old.version || 0);
+}
+
 function addMessages(threadId, list) {
   const c = chat(threadId);
   for (const m of list) {
-    c.messages.set(m.seq, m);
+    if (newer(c.messages.get(m.seq), m)) c.messages.set(m.seq, m);
     if (m.seq < c.minSeq) c.minSeq = m.seq;
     if (m.seq > c.maxSeq) c.maxSeq = m.seq;
     if (m.sender_id === store.me.id) c.pending.delete(m.client_msg_id);
   }
-  ensureUsers(list.map((m) => m.sender_id));
+  ensureUsers(list.filter((m) => !m.hidden).map((m) => m.sender_id));
   changed(`thread:${threadId}`);
 }
 
@@ -364,6 +371,93 @@ export function setRead(threadId, seq) {
   return true;
 }
 
+/** A snippet of a body as a reply shows it (the server's rule: 100 characters). */
+export function snippetOf(body) {
+  return [...(body || '')].slice(0, 100).join('');
+}
+
+/**
+ * A newer state of a stored message (an edit, a delete, a reaction): the
+ * chat's copy, the thread's last message, and the quotes of replies to it.
+ */
+export function updateMessage(m) {
+  const c = store.chats.get(m.thread_id);
+  if (c) {
+    const old = c.messages.get(m.seq);
+    if (old && !old.hidden && newer(old, m)) c.messages.set(m.seq, m);
+    for (const [seq, x] of c.messages) {
+      if (x.reply_to?.seq === m.seq) {
+        c.messages.set(seq, {
+          ...x,
+          reply_to: { ...x.reply_to, snippet: m.deleted_at ? '' : snippetOf(m.body), deleted: Boolean(m.deleted_at) },
+        });
+      }
+    }
+  }
+  const t = store.threads.get(m.thread_id);
+  if (t?.last_message?.seq === m.seq && newer(t.last_message, m)) {
+    t.last_message = m;
+    changed('threads');
+  }
+  changed(`thread:${m.thread_id}`);
+}
+
+/** The stored copy of message (threadId, seq) that this tab knows, or null. */
+export function knownMessage(threadId, seq) {
+  const m = store.chats.get(threadId)?.messages.get(seq);
+  if (m && !m.hidden) return m;
+  const t = store.threads.get(threadId);
+  return t?.last_message?.seq === seq ? t.last_message : null;
+}
+
+/** Message (threadId, seq) deleted for everyone: its tombstone. */
+export function applyDeleted(threadId, seq, deletedAt, version) {
+  const m = knownMessage(threadId, seq);
+  if (!m || (m.version || 0) >= version) return;
+  updateMessage({
+    ...m, body: '', attachments: [], reactions: [], reply_to: null, forwarded: null,
+    deleted_at: deletedAt, version,
+  });
+}
+
+/** A reaction added or removed (an event or the caller's own change). */
+export function applyReaction(threadId, seq, userId, emoji, op, version) {
+  const m = knownMessage(threadId, seq);
+  if (!m || (m.version || 0) >= version) return;
+  const list = m.reactions.map((r) => ({ ...r, user_ids: [...r.user_ids] }));
+  let r = list.find((x) => x.emoji === emoji);
+  if (op === 'add') {
+    if (!r) {
+      r = { emoji, count: 0, user_ids: [] };
+      list.push(r);
+    }
+    if (!r.user_ids.includes(userId)) {
+      r.user_ids.push(userId);
+      r.count++;
+    }
+  } else if (r && r.user_ids.includes(userId)) {
+    r.user_ids = r.user_ids.filter((id) => id !== userId);
+    r.count--;
+  }
+  updateMessage({ ...m, reactions: list.filter((x) => x.count > 0), version });
+}
+
+/** Message (threadId, seq) hidden on this user's devices, or shown again. */
+export async function applyHidden(threadId, seq, hidden) {
+  const c = store.chats.get(threadId);
+  if (!c || !c.messages.has(seq)) return;
+  if (hidden) {
+    c.messages.set(seq, { thread_id: threadId, seq, hidden: true });
+    changed(`thread:${threadId}`);
+    return;
+  }
+  const r = await api('GET', `/threads/${threadId}/messages?after=${seq - 1}&limit=1`);
+  if (r.messages[0]?.seq === seq) {
+    c.messages.set(seq, r.messages[0]);
+    changed(`thread:${threadId}`);
+  }
+}
+
 /** A stored message, from the send answer or the stream. */
 export function applyMessage(m, live = false) {
   const t = store.threads.get(m.thread_id);
@@ -423,6 +517,19 @@ function applyEvent(ev) {
       break;
     case 'thread':
       mergeThread(ev.thread);
+      break;
+    case 'message_edited':
+      updateMessage(ev.message);
+      break;
+    case 'message_deleted':
+      applyDeleted(ev.thread_id, ev.seq, ev.deleted_at, ev.version);
+      break;
+    case 'message_hidden':
+    case 'message_unhidden':
+      applyHidden(ev.thread_id, ev.seq, ev.type === 'message_hidden').catch(() => {});
+      break;
+    case 'reaction':
+      applyReaction(ev.thread_id, ev.seq, ev.user_id, ev.emoji, ev.op, ev.version);
       break;
     case 'receipt':
       bumpReceipt(ev.thread_id, ev.user_id, ev.delivered_seq, ev.read_seq);

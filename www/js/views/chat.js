@@ -2,6 +2,13 @@
 // user scrolls up), day separators, ticks on the caller's messages, the
 // typing line, and the composer.
 //
+// Message actions (API.md "Message actions"): each message has a menu
+// (the ⋯ button, or the context menu) with Reply, a row of reactions,
+// Edit and Delete for everyone (the caller's own, within the server's
+// windows), Delete for me, and Forward. A reply shows the quoted start of
+// the original (live: an edit or a delete of the original shows); an edited
+// message says "edited"; a deleted one "This message was deleted".
+//
 // Ticks on the caller's messages, from the receipts of the other members:
 //   clock          not stored yet (sending, or waiting for the network)
 //   ✓              stored by the server
@@ -14,22 +21,34 @@
 // through the live region.
 
 import {
-  acceptRequest, declineRequest, discardSend, markRead, retrySend, sendMessage, sendTyping,
+  acceptRequest, declineRequest, deleteMessage, discardSend, editMessage, forwardMessage,
+  hideMessage, markRead, react, retrySend, sendMessage, sendTyping, serverConfig,
 } from '../actions.js';
 import {
   attachmentLabel, fileSize, linkFor, Upload,
 } from '../attachments.js';
 import {
-  announce, avatar, h, icon, reconcile, setAttr, setText, updateAvatar,
+  announce, avatar, confirmDialog, h, icon, reconcile, setAttr, setText, updateAvatar,
 } from '../dom.js';
 import {
   clock, dayKey, dayLabel, directPartner, fullTime, presenceText, threadTitle, userName,
 } from '../format.js';
 import {
-  chat, fetchThread, loadChat, loadOlder, sortedMessages, store, typingUsers,
+  chat, fetchThread, loadChat, loadOlder, snippetOf, sortedMessages, sortedThreads, store,
+  typingUsers,
 } from '../store.js';
 
 const drafts = new Map(); // thread id → unsent text, while the page lives
+const QUICK_REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🙏'];
+let windows = { edit: 900, delete: 172800 }; // s, from GET /v1/config
+serverConfig().then((c) => {
+  windows = { edit: c.limits.message_edit_window_s, delete: c.limits.message_delete_window_s };
+}).catch(() => {});
+
+/** Whether a window of s seconds (0 = none) still runs for a message sent at ms. */
+function within(s, at) {
+  return s === 0 || Date.now() - at < s * 1000;
+}
 
 export function mountChat(root, threadId, ctx) {
   const me = store.me.id;
@@ -73,13 +92,49 @@ export function mountChat(root, threadId, ctx) {
   const attachBtn = h('button', { type: 'button', class: 'icon-btn attach-btn', 'aria-label': 'Attach files' }, icon('attach'));
   const micBtn = h('button', { type: 'button', class: 'icon-btn mic-btn', 'aria-label': 'Record a voice message' }, icon('mic'));
   const staged = h('ul', { class: 'staged', 'aria-label': 'Files to send' });
+  // Replying to a message, or editing one of the caller's.
+  const composeText = h('p', { class: 'compose-text' });
+  const composeBar = h('div', { class: 'compose-bar', role: 'status', hidden: true },
+    icon('reply'), composeText,
+    h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Cancel', onclick: () => endCompose() }, icon('close')));
+  let replyTo = null; // the message answered
+  let editing = null; // the message being edited
+  function startReply(m) {
+    editing = null;
+    replyTo = m;
+    setText(composeText, `Replying to ${m.sender_id === me ? 'yourself' : userName(m.sender_id)}: ${snippetOf(m.body) || attachmentSummary(m)}`);
+    composeBar.className = 'compose-bar replying';
+    composeBar.hidden = false;
+    input.focus();
+  }
+  function startEdit(m) {
+    replyTo = null;
+    editing = m;
+    setText(composeText, `Editing: ${snippetOf(m.body)}`);
+    composeBar.className = 'compose-bar editing';
+    composeBar.hidden = false;
+    input.value = m.body;
+    fitInput();
+    input.focus();
+  }
+  function endCompose() {
+    if (editing) input.value = '';
+    replyTo = null;
+    editing = null;
+    composeBar.hidden = true;
+    fitInput();
+  }
+  function attachmentSummary(m) {
+    return (m.attachments || []).map((a) => attachmentLabel(a)).join(', ');
+  }
   const form = h('form', { class: 'composer', 'aria-label': 'Send a message' },
     h('label', { for: 'composer-input', class: 'sr-only' }, 'Message'),
     h('span', { id: 'composer-hint', class: 'sr-only' }, 'Enter sends, Shift+Enter starts a new line.'),
     fileInput, attachBtn, input, micBtn,
     h('button', { type: 'submit', class: 'send-btn', 'aria-label': 'Send' }, icon('send')));
   const view = h('section', { class: 'chat', 'aria-labelledby': 'chat-title' },
-    head, h('div', { class: 'messages-wrap' }, scroller, jump), typingLine, composerError, staged, form);
+    head, h('div', { class: 'messages-wrap' }, scroller, jump), typingLine, composerError, staged,
+    composeBar, form);
   // A message request: a stranger added the caller to this group.
   const requestText = h('p', { class: 'request-text' });
   const requestBar = h('div', { class: 'request-bar', role: 'region', 'aria-label': 'Message request', hidden: true },
@@ -116,6 +171,11 @@ export function mountChat(root, threadId, ctx) {
   }, { passive: true });
 
   input.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && !composeBar.hidden) {
+      e.preventDefault();
+      endCompose();
+      return;
+    }
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
       form.requestSubmit();
@@ -128,15 +188,24 @@ export function mountChat(root, threadId, ctx) {
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const body = input.value.trim();
+    composerError.textContent = '';
+    if (editing) {
+      const m = editing;
+      if (!body && !m.attachments.length) return;
+      editMessage(threadId, m.seq, body).then(() => endCompose(), (err) => {
+        composerError.textContent = `Not edited: ${err.message}`;
+      });
+      return;
+    }
     const files = uploads.filter((u) => u.state !== 'cancelled' && u.state !== 'failed');
     if (!body && !files.length) return;
-    composerError.textContent = '';
     try {
-      sendMessage(threadId, body, files);
+      sendMessage(threadId, body, files, { replyTo });
     } catch (err) {
       composerError.textContent = err.message;
       return;
     }
+    endCompose();
     uploads = [];
     renderStaged();
     input.value = '';
@@ -360,6 +429,11 @@ export function mountChat(root, threadId, ctx) {
     let day = null;
     let prev = null;
     for (const m of [...stored, ...pending]) {
+      if (m.hidden) {
+        items.push({ kind: 'hidden', key: `h:${m.seq}`, m });
+        prev = null;
+        continue;
+      }
       const dk = dayKey(m.created_at);
       if (dk !== day) {
         items.push({ kind: 'day', key: `d:${dk}`, label: dayLabel(m.created_at) });
@@ -384,19 +458,145 @@ export function mountChat(root, threadId, ctx) {
     if (it.kind === 'unread') {
       return h('li', { class: 'unread-sep' }, h('span', null, 'Unread messages'));
     }
+    if (it.kind === 'hidden') {
+      return h('li', { class: 'msg-hidden' },
+        h('span', null, 'You hid a message. '),
+        h('button', {
+          type: 'button', class: 'link-btn',
+          onclick: () => hideMessage(threadId, it.m.seq, false).catch((err) => { composerError.textContent = err.message; }),
+        }, 'Show it'));
+    }
     const m = it.m;
     const mine = m.sender_id === me;
     const body = h('p', { class: 'msg-body' });
-    body.textContent = m.body;
-    body.hidden = !m.body;
     const time = h('time', { class: 'msg-time' });
-    const meta = h('span', { class: 'msg-meta' }, time);
+    const meta = h('span', { class: 'msg-meta' }, h('span', { class: 'msg-flags' }), time);
     if (mine) meta.append(h('span', { class: 'ticks' }));
     const bubble = h('div', { class: 'bubble' });
     if (!mine && it.group) bubble.append(h('span', { class: 'msg-sender' }));
     else bubble.append(h('span', { class: 'sr-only' }, mine ? 'You: ' : `${userName(m.sender_id)}: `));
-    bubble.append(body, meta);
-    return h('li', { class: `msg ${mine ? 'mine' : 'theirs'}` }, bubble);
+    bubble.append(h('span', { class: 'msg-forwarded', hidden: true }, 'Forwarded'),
+      h('button', { type: 'button', class: 'reply-quote', hidden: true }), body, meta);
+    const more = h('button', {
+      type: 'button', class: 'icon-btn msg-more', 'aria-label': 'Message actions', 'aria-haspopup': 'menu',
+    }, icon('more'));
+    const li = h('li', { class: `msg ${mine ? 'mine' : 'theirs'}` }, h('div', { class: 'msg-row' }, bubble, more),
+      h('div', { class: 'reactions', role: 'group', 'aria-label': 'Reactions' }));
+    more.addEventListener('click', () => openMenu(li.dataset.key, more));
+    bubble.addEventListener('contextmenu', (e) => {
+      if (!li.dataset.seq) return;
+      e.preventDefault();
+      openMenu(li.dataset.key, more);
+    });
+    return li;
+  }
+
+  // ---- the message menu ----
+  const menu = h('div', { class: 'msg-menu', role: 'menu', hidden: true });
+  view.append(menu);
+  let menuFor = null;
+  function messageByKey(key) {
+    return sortedMessages(threadId).find((m) => !m.hidden && `m:${m.sender_id}:${m.client_msg_id}` === key);
+  }
+  function closeMenu() {
+    if (menu.hidden) return;
+    menu.hidden = true;
+    menuFor?.focus();
+    menuFor = null;
+  }
+  function act(fn) {
+    return () => {
+      closeMenu();
+      Promise.resolve().then(fn).catch((err) => { composerError.textContent = err.message; });
+    };
+  }
+  function openMenu(key, anchor) {
+    const m = messageByKey(key);
+    if (!m || m.deleted_at) return;
+    const mine = m.sender_id === me;
+    const item = (label, fn, cls = '') => h('button', { type: 'button', role: 'menuitem', class: `menu-item ${cls}`, onclick: act(fn) }, label);
+    const emojis = h('div', { class: 'menu-reactions', role: 'group', 'aria-label': 'React' },
+      ...QUICK_REACTIONS.map((e) => {
+        const on = m.reactions.some((r) => r.emoji === e && r.user_ids.includes(me));
+        return h('button', {
+          type: 'button', role: 'menuitemcheckbox', 'aria-checked': String(on), 'aria-label': `React ${e}`,
+          class: `menu-emoji${on ? ' on' : ''}`, onclick: act(() => react(threadId, m.seq, e, !on)),
+        }, e);
+      }));
+    const items = [emojis, item('Reply', () => startReply(m))];
+    if (mine && within(windows.edit, m.created_at)) items.push(item('Edit', () => startEdit(m)));
+    items.push(item('Forward', () => chooseForward(m)));
+    items.push(item('Delete for me', () => hideMessage(threadId, m.seq, true)));
+    if (mine && within(windows.delete, m.created_at)) {
+      items.push(item('Delete for everyone', async () => {
+        if (await confirmDialog({
+          title: 'Delete for everyone?', text: 'The message is removed from every member\'s devices.',
+          okLabel: 'Delete', danger: true,
+        })) await deleteMessage(threadId, m.seq);
+      }, 'danger'));
+    }
+    menu.replaceChildren(...items);
+    menu.hidden = false;
+    menuFor = anchor;
+    const box = anchor.getBoundingClientRect();
+    const host = view.getBoundingClientRect();
+    menu.style.top = `${Math.max(0, Math.min(box.bottom - host.top, host.height - menu.offsetHeight - 8))}px`;
+    menu.style.left = `${Math.max(0, Math.min(box.left - host.left, host.width - menu.offsetWidth - 8))}px`;
+    menu.querySelector('button')?.focus();
+  }
+  menu.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') {
+      e.preventDefault();
+      closeMenu();
+    }
+  });
+  document.addEventListener('pointerdown', (e) => {
+    if (!menu.hidden && !menu.contains(e.target) && !e.target.closest?.('.msg-more')) closeMenu();
+  });
+
+  // Forward: pick one of the caller's chats.
+  async function chooseForward(m) {
+    const threads = sortedThreads().filter((t) => !t.request);
+    const dlg = h('dialog', { class: 'dialog', 'aria-labelledby': 'fwd-title' });
+    const list = h('ul', { class: 'people forward-list' }, ...threads.map((t) => h('li', null,
+      h('button', {
+        type: 'button', class: 'person forward-target',
+        onclick: async () => {
+          dlg.close();
+          dlg.remove();
+          try {
+            await forwardMessage(t.id, threadId, m.seq);
+            ctx.flash?.(`Forwarded to ${threadTitle(t)}`);
+          } catch (err) {
+            composerError.textContent = `Not forwarded: ${err.message}`;
+          }
+        },
+      }, avatar(t.kind === 'group' ? t.id : directPartner(t), threadTitle(t), { group: t.kind === 'group' }),
+      h('span', { class: 'person-name' }, threadTitle(t))))));
+    dlg.append(h('form', { method: 'dialog', class: 'dialog-form' },
+      h('h2', { class: 'dialog-title', id: 'fwd-title' }, 'Forward to…'), list,
+      h('div', { class: 'dialog-actions' }, h('button', { class: 'btn' }, 'Cancel'))));
+    dlg.addEventListener('close', () => dlg.remove());
+    document.body.append(dlg);
+    dlg.showModal();
+  }
+
+  // A message's reactions: one chip per emoji with its count; the caller's
+  // own are pressed; a click adds or takes back the caller's.
+  function renderReactions(box, m) {
+    const sig = JSON.stringify(m.reactions || []);
+    if (box.dataset.sig === sig) return;
+    box.dataset.sig = sig;
+    box.replaceChildren(...(m.reactions || []).map((r) => {
+      const on = r.user_ids.includes(me);
+      const who = r.user_ids.map((id) => (id === me ? 'You' : userName(id))).join(', ');
+      return h('button', {
+        type: 'button', class: `reaction${on ? ' on' : ''}`, 'aria-pressed': String(on),
+        title: who, 'aria-label': `${r.emoji} ${r.count}: ${who}`,
+        onclick: () => react(threadId, m.seq, r.emoji, !on).catch((err) => { composerError.textContent = err.message; }),
+      }, h('span', { class: 'reaction-emoji' }, r.emoji), h('span', { class: 'reaction-count' }, String(r.count)));
+    }));
+    box.hidden = !(m.reactions || []).length;
   }
 
   // A message's attachments: pictures as thumbnails that open full size,
@@ -440,15 +640,45 @@ export function mountChat(root, threadId, ctx) {
       if (it.kind === 'day') setText(el.firstChild, it.label);
       return;
     }
+    if (it.kind === 'hidden') return;
     const m = it.m;
     const mine = m.sender_id === me;
+    el.dataset.key = it.key;
+    const body = el.querySelector('.bubble .msg-body');
+    el.classList.toggle('deleted', Boolean(m.deleted_at));
+    setText(body, m.deleted_at ? 'This message was deleted' : m.body);
+    body.hidden = !m.body && !m.deleted_at;
+    setText(el.querySelector('.msg-flags'), m.deleted_at ? '' : m.edited_at ? 'edited' : '');
+    el.querySelector('.msg-forwarded').hidden = !m.forwarded || Boolean(m.deleted_at);
+    el.querySelector('.msg-more').hidden = m.seq === null || Boolean(m.deleted_at);
+    const quote = el.querySelector('.reply-quote');
+    const rt = m.deleted_at ? null : m.reply_to;
+    quote.hidden = !rt;
+    if (rt) {
+      const who = rt.sender_id === me ? 'You' : rt.sender_id ? userName(rt.sender_id) : 'Someone';
+      const text = rt.deleted ? 'This message was deleted' : rt.snippet || 'Attachment';
+      if (quote.dataset.text !== `${who}\n${text}`) {
+        quote.dataset.text = `${who}\n${text}`;
+        quote.replaceChildren(h('span', { class: 'quote-who' }, who), h('span', { class: 'quote-text' }, text));
+        setAttr(quote, 'aria-label', `Reply to ${who}: ${text}. Show the original.`);
+      }
+      quote.onclick = () => {
+        const target = list.querySelector(`li[data-seq="${rt.seq}"]`);
+        if (target) {
+          target.scrollIntoView({ block: 'center' });
+          target.classList.add('flash');
+          setTimeout(() => target.classList.remove('flash'), 1500);
+        }
+      };
+    }
+    renderReactions(el.querySelector('.reactions'), m);
     // Attachments: rebuilt when they change (a pending message's files
     // become the stored message's attachments).
     const sig = (m.attachments || []).map((a) => a.id || 'pending').join(',');
     if ((el.dataset.att || '') !== sig) {
       el.dataset.att = sig;
       el.querySelector('.attachments')?.remove();
-      if (sig) el.querySelector('.bubble .msg-body').before(attachmentsOf(m));
+      if (sig && !m.deleted_at) el.querySelector('.bubble .msg-body').before(attachmentsOf(m));
     }
     el.classList.toggle('cont', Boolean(it.cont));
     if (m.seq !== null) el.dataset.seq = m.seq;
