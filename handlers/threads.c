@@ -175,8 +175,9 @@ enum handler_status threads_get(struct request *req, struct response *res)
 
 struct change_ctx {
     int64_t user_id, thread_id, now;
-    const char *title;     /* rename: the new title */
-    bool set_muted, muted; /* settings */
+    const char *title; /* rename: the new title */
+    bool set_muted;    /* settings: the notify level (model.h) in muted */
+    int muted;
     bool set_nickname;
     const char *nickname;
     struct event_batch events;
@@ -242,10 +243,25 @@ enum handler_status threads_settings(struct request *req, struct response *res)
     if (body == NULL)
         return HANDLER_DONE;
     bool muted = false, has_muted;
-    const char *nick;
+    const char *nick, *notify;
     if (!jv_bool(res, body, "is_muted", JV_OPTIONAL, &muted, &has_muted) ||
-        !jv_str(res, body, "nickname", JV_NULLABLE | JV_NAME, 0, 64, &nick, NULL))
+        !jv_str(res, body, "nickname", JV_NULLABLE | JV_NAME, 0, 64, &nick, NULL) ||
+        !jv_str(res, body, "notify", JV_OPTIONAL, 1, 16, &notify, NULL))
         return HANDLER_DONE;
+    /* notify "all" | "mentions" | "none"; is_muted is notify "none". */
+    int level = muted ? NOTIFY_NONE : NOTIFY_ALL;
+    if (notify) {
+        level = strcmp(notify, "all") == 0        ? NOTIFY_ALL
+                : strcmp(notify, "mentions") == 0 ? NOTIFY_MENTIONS
+                : strcmp(notify, "none") == 0     ? NOTIFY_NONE
+                                                  : -1;
+        if (level < 0)
+            return resp_problem(res, 400, "invalid_request",
+                                "notify must be \"all\", \"mentions\" or \"none\"");
+        if (has_muted && muted != (level == NOTIFY_NONE))
+            return resp_problem(res, 400, "invalid_request",
+                                "is_muted and notify disagree (is_muted is notify \"none\")");
+    }
     bool has_nick = json_object_get(body, "nickname") != NULL;
     if (nick && *nick == '\0')
         nick = NULL;
@@ -255,8 +271,8 @@ enum handler_status threads_settings(struct request *req, struct response *res)
     struct change_ctx c = {.user_id = req->user_id,
                            .thread_id = thread_id,
                            .now = now_ms(),
-                           .set_muted = has_muted,
-                           .muted = muted,
+                           .set_muted = has_muted || notify != NULL,
+                           .muted = level,
                            .set_nickname = has_nick,
                            .nickname = nick};
     int rc = events_tx(settings_tx, &c, &c.events);

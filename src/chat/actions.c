@@ -12,6 +12,7 @@
 #include "base/util.h"
 #include "chat/attachments.h"
 #include "chat/events.h"
+#include "chat/mentions.h"
 #include "chat/model.h"
 #include "db/db.h"
 #include "live/tail.h"
@@ -210,11 +211,16 @@ static int edit_tx(void *arg)
                      "SELECT thread_id, seq, version, body, COALESCE(edited_at, created_at) "
                      "FROM messages WHERE thread_id = ? AND seq = ?",
                      DB_ARGS(DB_INT(c->thread_id), DB_INT(c->seq)));
+        char *mentions = NULL;
+        if (rc == 0)
+            rc = mentions_resolve(c->thread_id, c->user, c->member.is_group, c->body, c->len,
+                                  &mentions);
         if (rc == 0)
             rc = db_exec("UPDATE messages SET body = ?, edited_at = GREATEST(?, created_at), "
-                         "version = version + 1 WHERE thread_id = ? AND seq = ?",
-                         DB_ARGS(DB_STRN(c->body, c->len), DB_INT(c->now), DB_INT(c->thread_id),
-                                 DB_INT(c->seq)));
+                         "version = version + 1, mentions = ? WHERE thread_id = ? AND seq = ?",
+                         DB_ARGS(DB_STRN(c->body, c->len), DB_INT(c->now), DB_STR_OR_NULL(mentions),
+                                 DB_INT(c->thread_id), DB_INT(c->seq)));
+        free(mentions);
     }
     db_res_free(r);
     if (rc != 0)

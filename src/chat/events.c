@@ -89,7 +89,8 @@ struct evb_item {
     int64_t pos;  /* set by evb_flush */
     struct tail_blob *blob;
     /* Thread events: the snapshot (an index into b->snapshots) and the
-     * reader's own settings; muted < 0: not a member. */
+     * reader's own settings; muted < 0: not a member, else the notify
+     * level (model.h). */
     size_t snapshot;
     int muted;
     char *nickname; /* owned, NULL for none */
@@ -149,7 +150,7 @@ void evb_add_payload(struct event_batch *b, int64_t user_id, enum event_type typ
 static struct tail_blob *thread_event_blob(const json_t *shared, int muted, const char *nickname,
                                            int64_t read_seq)
 {
-    json_t *t = view_thread_own(json_deep_copy(shared), muted >= 0, muted > 0, nickname, read_seq);
+    json_t *t = view_thread_own(json_deep_copy(shared), muted >= 0, muted, nickname, read_seq);
     json_t *ev = t ? json_pack("{s:s, s:o}", "type", "thread", "thread", t) : NULL;
     struct tail_blob *blob = ev ? tail_blob_of(ev) : NULL;
     json_decref(ev);
@@ -205,7 +206,7 @@ static int add_thread(struct event_batch *b, int64_t thread_id, int64_t user_id,
         } else {
             const char *nick = db_str(r, i, TMC_NICKNAME);
             v->user_id = db_int(r, i, TMC_OWNER);
-            v->muted = db_int(r, i, TMC_IS_MUTED) != 0;
+            v->muted = (int)db_int(r, i, TMC_IS_MUTED); /* the notify level */
             v->read = db_int(r, i, TMC_READ_SEQ);
             v->nickname = nick ? strdup(nick) : NULL;
             if (nick && v->nickname == NULL)
@@ -305,9 +306,10 @@ static int insert_thread_events(struct event_batch *b, size_t k, const size_t *b
         }
         sb_item(&rows, DB_JT_ROW(THREAD_EVENT_ROW), (long long)v->user_id, back[i],
                 (long long)v->read,
-                v->muted < 0 ? "null"
-                : v->muted   ? "1"
-                             : "0",
+                v->muted < 0                  ? "null"
+                : v->muted == NOTIFY_NONE     ? "1"
+                : v->muted == NOTIFY_MENTIONS ? "2"
+                                              : "0",
                 nick ? nick : "null", (long long)v->now);
         free(nick);
     }

@@ -195,13 +195,19 @@ json_t *view_thread_shared(int64_t thread_id, int *rc)
     return t;
 }
 
-json_t *view_thread_own(json_t *shared, bool member, bool is_muted, const char *nickname,
+json_t *view_thread_own(json_t *shared, bool member, int notify, const char *nickname,
                         int64_t read_seq)
 {
     int64_t last_seq = json_integer_value(json_object_get(shared, "last_seq"));
     json_object_set_new(shared, "unread_count",
                         json_integer(member && last_seq > read_seq ? last_seq - read_seq : 0));
-    json_object_set_new(shared, "is_muted", json_boolean(member && is_muted));
+    if (!member)
+        notify = NOTIFY_ALL;
+    json_object_set_new(shared, "is_muted", json_boolean(notify == NOTIFY_NONE));
+    json_object_set_new(shared, "notify",
+                        json_string(notify == NOTIFY_NONE       ? "none"
+                                    : notify == NOTIFY_MENTIONS ? "mentions"
+                                                                : "all"));
     json_object_set_new(shared, "nickname", nickname ? json_string(nickname) : json_null());
     return shared;
 }

@@ -121,10 +121,17 @@ int view_thread(int64_t owner, int64_t thread_id, json_t **out);
  * events store it as their snapshot. */
 json_t *view_thread_shared(int64_t thread_id, int *rc);
 
+/* A member's notification level for a thread, as thread_members.is_muted
+ * stores it: every message pushes, none does (muted), or only those that
+ * mention the member. */
+enum notify_level { NOTIFY_ALL = 0, NOTIFY_NONE = 1, NOTIFY_MENTIONS = 2 };
+
 /* Completes a shared part (stolen, returned) with the reader's own:
- * unread_count (from read_seq), is_muted and nickname; a reader who is no
- * longer a member (member false) gets 0, false and nickname as given. */
-json_t *view_thread_own(json_t *shared, bool member, bool is_muted, const char *nickname,
+ * unread_count (from read_seq), notify ("all", "none", "mentions", from
+ * the level), is_muted (notify is "none") and nickname; a reader who is no
+ * longer a member (member false) gets 0, "all", false and nickname as
+ * given. */
+json_t *view_thread_own(json_t *shared, bool member, int notify, const char *nickname,
                         int64_t read_seq);
 
 /* Thread views of `owner`, most recently updated first, strictly before the

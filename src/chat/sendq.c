@@ -24,6 +24,7 @@
 
 #include "base/batchq.h"
 #include "chat/attachments.h"
+#include "chat/mentions.h"
 #include "chat/model.h"
 #include "db/db.h"
 #include "chat/events.h"
@@ -44,7 +45,7 @@
 #define MESSAGE_ROW(X, S)                                                                     \
     X(0, t, BIGINT, "") S X(1, q, BIGINT, "") S X(2, s, BIGINT, "") S X(3, c, VARCHAR(64), "")  \
     S X(4, b, MEDIUMTEXT, "") S X(5, n, BIGINT, "") S X(6, a, MEDIUMTEXT, "")                 \
-    S X(7, r, BIGINT, "") S X(8, f, INT, "")
+    S X(7, r, BIGINT, "") S X(8, f, INT, "") S X(9, m, TEXT, "")
 #define MESSAGE_ROW_COLUMNS DB_JT_COLUMNS(MESSAGE_ROW)
 #define THREAD_ROW(X, S) X(0, id, BIGINT, "%lld") S X(1, q, BIGINT, "%lld") S X(2, n, BIGINT, "%lld")
 #define THREAD_ROW_COLUMNS DB_JT_COLUMNS(THREAD_ROW)
@@ -334,6 +335,20 @@ static int check_replies(struct batch *b)
     return rc;
 }
 
+/* Step 4d: who each message mentions (only bodies with an `@` cost a
+ * statement). */
+static int find_mentions(struct batch *b)
+{
+    int rc = DB_OK;
+    for (int i = 0; rc == 0 && i < b->n; i++) {
+        struct send_job *j = b->jobs[i];
+        if (j->status == 0 && !j->twin)
+            rc = mentions_resolve(j->thread_id, j->sender, !b->threads[j->thread].direct, j->body,
+                                  j->body_len, &j->mentions);
+    }
+    return rc;
+}
+
 /* Step 5d: the claimed uploads belong to their messages now. */
 static int attach_uploads(struct batch *b)
 {
@@ -364,19 +379,20 @@ static int store_messages(struct batch *b)
         struct send_job *j = b->jobs[i];
         if (j->status == SEND_STORED)
             json_array_append_new(
-                rows,
-                json_pack("[I, I, I, s, s%, I, s, I, I]", (json_int_t)j->thread_id,
-                          (json_int_t)j->seq, (json_int_t)j->sender, j->client_msg_id, j->body,
-                          j->body_len, (json_int_t)j->now, j->attachments ? j->attachments : "",
-                          (json_int_t)j->reply_to_seq, (json_int_t)j->forward_depth));
+                rows, json_pack("[I, I, I, s, s%, I, s, I, I, s]", (json_int_t)j->thread_id,
+                                (json_int_t)j->seq, (json_int_t)j->sender, j->client_msg_id,
+                                j->body, j->body_len, (json_int_t)j->now,
+                                j->attachments ? j->attachments : "", (json_int_t)j->reply_to_seq,
+                                (json_int_t)j->forward_depth, j->mentions ? j->mentions : ""));
     }
     char *s = json_dumps(rows, JSON_COMPACT);
     json_decref(rows);
     if (s == NULL)
         return DB_ERR;
     int rc = db_exec("INSERT INTO messages (thread_id, seq, sender_id, client_msg_id, body, "
-                     "created_at, attachments, reply_to_seq, forward_depth) SELECT j.t, j.q, j.s, "
-                     "j.c, j.b, j.n, NULLIF(j.a, ''), NULLIF(j.r, 0), NULLIF(j.f, 0) "
+                     "created_at, attachments, reply_to_seq, forward_depth, mentions) SELECT "
+                     "j.t, j.q, j.s, j.c, j.b, j.n, NULLIF(j.a, ''), NULLIF(j.r, 0), "
+                     "NULLIF(j.f, 0), NULLIF(j.m, '') "
                      "FROM JSON_TABLE(?, '$[*]' " MESSAGE_ROW_COLUMNS ") j",
                      DB_ARGS(DB_STR(s)));
     free(s);
@@ -471,6 +487,8 @@ static int batch_tx(void *arg)
         j->attachments = NULL;
         free(j->reply_to);
         j->reply_to = NULL;
+        free(j->mentions);
+        j->mentions = NULL;
         j->status = 0;
         j->twin = 0;
     }
@@ -481,7 +499,8 @@ static int batch_tx(void *arg)
     }
     int rc;
     if ((rc = lock_threads(b)) < 0 || (rc = find_retries(b)) < 0 || (rc = refuse_blocked(b)) < 0 ||
-        (rc = claim_attachments(b)) < 0 || (rc = check_replies(b)) < 0)
+        (rc = claim_attachments(b)) < 0 || (rc = check_replies(b)) < 0 ||
+        (rc = find_mentions(b)) < 0)
         return rc;
 
     /* The time is taken under the threads' locks, and never before a
@@ -525,6 +544,7 @@ static int batch_tx(void *arg)
                 .reply_to_seq = j->reply_to_seq,
                 .reply_to = j->reply_to,
                 .forward_depth = j->forward_depth,
+                .mentions = j->mentions,
             });
     }
     add_events(b);
@@ -586,6 +606,8 @@ void sendq_job_clear(struct send_job *j)
     j->attachments = NULL;
     free(j->reply_to);
     j->reply_to = NULL;
+    free(j->mentions);
+    j->mentions = NULL;
 }
 
 /* Stores jobs[0..n) as one transaction (or, if that fails, one by one),

@@ -10,7 +10,8 @@
  * retry, 404, 403 — exactly as if it had been sent alone, and nothing is
  * answered before the commit.
  *
- * May call: chat (model, events), live (hub, tail), push, db, base. */
+ * May call: chat (model, events, attachments, mentions), live (hub, tail), push,
+ * db, base. */
 #ifndef CHAT_SENDQ_H
 #define CHAT_SENDQ_H
 
@@ -41,6 +42,7 @@ struct send_job {
     struct json_t *message; /* the message (stored or retry), owned: sendq_job_clear */
     char *attachments;      /* the attachment views as a JSON array, owned; NULL none */
     char *reply_to;         /* the original's {sender_id, snippet, deleted}, owned; NULL */
+    char *mentions;         /* {user_ids, all} as JSON, owned; NULL: mentions no one */
     /* The batch's own: */
     int twin;               /* index+1 of an earlier job in the batch with the same key */
     int thread;             /* index of the job's thread in the batch's thread table */

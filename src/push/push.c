@@ -295,7 +295,7 @@ static int message_content(struct push_req *proto, const struct job *j)
     int rc = db_query("SELECT t.kind, t.title, u.display_name, m.body, "
                       "(SELECT COALESCE(SUM(GREATEST(t2.last_seq - tm.last_read_seq, 0)), 0) "
                       " FROM thread_members tm JOIN threads t2 ON t2.id = tm.thread_id "
-                      " WHERE tm.owner_id = ? AND tm.is_muted = 0), m.attachments "
+                      " WHERE tm.owner_id = ? AND tm.is_muted <> 1), m.attachments "
                       "FROM messages m JOIN threads t ON t.id = m.thread_id "
                       "JOIN users u ON u.id = m.sender_id WHERE m.thread_id = ? AND m.seq = ? "
                       "AND m.deleted_at IS NULL",
@@ -334,17 +334,26 @@ static void job_run(struct job *j)
                                           .thread_id = j->thread_id,
                                           .seq = j->seq};
     struct db_res *r;
+    char user_json[24];
+    snprintf(user_json, sizeof user_json, "%lld", (long long)j->user_id);
     if (j->kind == JOB_MESSAGE) {
-        if (db_query("SELECT last_delivered_seq, is_muted, request_from IS NOT NULL "
-                     "FROM thread_members "
-                     "WHERE owner_id = ? AND thread_id = ?",
-                     &r, DB_ARGS(DB_INT(j->user_id), DB_INT(j->thread_id))) < 0)
+        /* is_muted holds the notify level: 0 all, 1 none, 2 mentions only
+         * (chat/model.h); the message's mentions name user ids or all. */
+        if (db_query("SELECT tm.last_delivered_seq, tm.is_muted, tm.request_from IS NOT NULL, "
+                     "COALESCE(JSON_CONTAINS(m.mentions, ?, '$.user_ids') "
+                     "OR JSON_VALUE(m.mentions, '$.all') = 'true', 0) "
+                     "FROM thread_members tm LEFT JOIN messages m ON m.thread_id = tm.thread_id "
+                     "AND m.seq = ? WHERE tm.owner_id = ? AND tm.thread_id = ?",
+                     &r,
+                     DB_ARGS(DB_STR(user_json), DB_INT(j->seq), DB_INT(j->user_id),
+                             DB_INT(j->thread_id))) < 0)
             goto later;
-        const char *why = r->nrows == 0               ? "left"
-                          : db_int(r, 0, 0) >= j->seq ? "delivered"
-                          : db_int(r, 0, 1)           ? "muted"
-                          : db_int(r, 0, 2)           ? "request"
-                                                      : NULL;
+        const char *why = r->nrows == 0                              ? "left"
+                          : db_int(r, 0, 0) >= j->seq                ? "delivered"
+                          : db_int(r, 0, 1) == 1                     ? "muted"
+                          : db_int(r, 0, 1) == 2 && !db_int(r, 0, 3) ? "not_mentioned"
+                          : db_int(r, 0, 2)                          ? "request"
+                                                                     : NULL;
         db_res_free(r);
         if (why) {
             log_decision(j, 0, NULL, "suppressed", why, 0);

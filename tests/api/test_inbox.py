@@ -15,7 +15,7 @@ from conftest import (DURABLE_TYPES, ParkedPoll, Poller, drain_inbox, inbox, inb
                       problem, stop_pollers)
 
 THREAD_KEYS = {"id", "kind", "title", "member_ids", "created_at", "updated_at", "last_seq",
-               "unread_count", "is_muted", "nickname", "last_message"}
+               "unread_count", "is_muted", "notify", "nickname", "last_message"}
 
 
 def durable(events):

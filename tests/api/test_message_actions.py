@@ -406,3 +406,40 @@ def test_reaction_kinds_are_limited_and_actions_rate_limited(short):
             break
     problem(r, 429, "rate_limited")
     assert int(r.headers["Retry-After"]) >= 1
+
+
+# ---- mentions and the notify setting ----
+
+def test_mentions_name_members_only(new_users):
+    alice, bob, carol, dave = new_users(4)
+    alice.known_by(bob, carol)
+    g = alice.group(bob, carol)["id"]
+    m = alice.say(g, f"hi @{bob.username.upper()}, @{carol.username}. and @{dave.username} "
+                     f"(not here), mail@{bob.username} is no mention, @{bob.username} again")
+    assert m["mentions"] == {"user_ids": sorted([bob.id, carol.id]), "all": False}, m
+    assert in_history(carol, g, m["seq"])["mentions"] == m["mentions"]
+    # @all: a group admin's only.
+    assert alice.say(g, "@all meeting now")["mentions"] == {"user_ids": [], "all": True}
+    assert bob.say(g, "@all me too")["mentions"] == {"user_ids": [], "all": False}
+    # An edit resolves them again.
+    r = bob.patch(msg_path(g, m["seq"] + 2), {"body": f"sorry @{alice.username}"})
+    assert r.status == 200 and r.body["message"]["mentions"] == \
+        {"user_ids": [alice.id], "all": False}
+    d = alice.direct(dave)["id"]
+    assert alice.say(d, "@all in a direct chat")["mentions"]["all"] is False
+
+
+def test_notify_setting(pair):
+    alice, bob, t = pair
+    r = bob.patch(f"/v1/threads/{t}/settings", {"notify": "mentions"})
+    assert r.status == 200 and r.body["thread"]["notify"] == "mentions"
+    assert r.body["thread"]["is_muted"] is False
+    assert bob.thread(t)["notify"] == "mentions" and alice.thread(t)["notify"] == "all"
+    r = bob.patch(f"/v1/threads/{t}/settings", {"is_muted": True})
+    assert r.body["thread"]["notify"] == "none" and r.body["thread"]["is_muted"] is True
+    r = bob.patch(f"/v1/threads/{t}/settings", {"is_muted": False})
+    assert r.body["thread"]["notify"] == "all"
+    problem(bob.patch(f"/v1/threads/{t}/settings", {"notify": "sometimes"}), 400)
+    problem(bob.patch(f"/v1/threads/{t}/settings", {"notify": "all", "is_muted": True}), 400)
+    problem(bob.patch(f"/v1/threads/{t}/settings", {"notify": 1}), 400)
+    assert bob.thread(t)["notify"] == "all"

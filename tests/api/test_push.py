@@ -779,3 +779,18 @@ def test_a_delete_clears_the_push_and_stops_a_pending_one(pu, push_fake):
     rs = quiet(push_fake, tb, 3)  # m1, its clear, and m2's clear only
     assert rs[2]["body"]["type"] == "clear" and rs[2]["body"]["seq"] == m2["seq"]
     assert "deleted before its push" not in str(rs)
+
+
+def test_notify_mentions_pushes_only_mentions(pu, push_fake):
+    a, b, tid = pair(pu)
+    tb = register(b, "apns")
+    r = b.patch(f"/v1/threads/{tid}/settings", {"notify": "mentions"})
+    assert r.status == 200 and r.body["thread"]["notify"] == "mentions"
+    m1 = a.say(tid, "nothing for you")
+    m2 = a.say(tid, f"@{b.username} look")
+    got = wait_pushes(push_fake, tb, 1, user=b)
+    assert alert(got[0])["aps"]["alert"]["body"] == f"@{b.username} look"
+    wait_log(b, "the unmentioned message suppressed",
+             lambda e: entry(e, seq=m1["seq"], decision="suppressed", reason="not_mentioned"))
+    quiet(push_fake, tb, 1)
+    assert m2["mentions"]["user_ids"] == [b.id]

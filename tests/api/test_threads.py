@@ -8,7 +8,7 @@ import pytest
 from conftest import problem
 
 THREAD_KEYS = {"id", "kind", "title", "member_ids", "created_at", "updated_at", "last_seq",
-               "unread_count", "is_muted", "nickname", "last_message", "request"}
+               "unread_count", "is_muted", "notify", "nickname", "last_message", "request"}
 MESSAGE_KEYS = {"thread_id", "seq", "sender_id", "client_msg_id", "body", "created_at",
                 "attachments", "version", "edited_at", "deleted_at", "reply_to", "forwarded",
                 "reactions", "mentions"}

@@ -530,6 +530,23 @@ test('a group: created from contacts, messages live, k/n ticks, details', T, asy
   await b.getByRole('link', { name: 'Back to the chat' }).click();
 });
 
+test('mentions: @ suggests the members; the one mentioned sees it marked', T, async () => {
+  const a = people.alice.page;
+  const b = people.bob.page;
+  await openThread(a, 'Weekend in Lisbon');
+  const box = a.locator('#composer-input');
+  await box.fill('');
+  await box.pressSequentially('Ask @bo');
+  await a.getByRole('option', { name: /Bob Builder @bob/ }).waitFor({ timeout: WAIT });
+  await box.press('Enter'); // picks the suggestion, does not send
+  assert.equal(await box.inputValue(), 'Ask @bob ');
+  await box.pressSequentially('about the hotel');
+  await box.press('Enter');
+  await waitMessage(b, 'Ask @bob about the hotel');
+  await eventually(async () => (await b.locator('.msg.mentions-me', { hasText: 'Ask @bob about the hotel' }).count()) === 1, 'marked for Bob');
+  assert.equal(await a.locator('.msg.mentions-me').count(), 0);
+});
+
 test('a message request: a stranger\'s group shows Accept and Decline', T, async () => {
   const b = people.bob.page;
   // Carol (not in Bob's contacts) puts Bob in a group.

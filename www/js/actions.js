@@ -290,7 +290,7 @@ export async function renameGroup(threadId, title) {
   mergeThread(r.thread);
 }
 
-/** The caller's own settings: {is_muted?, nickname?} (nickname null clears it). */
+/** The caller's own settings: {is_muted?, notify?, nickname?} (nickname null clears it). */
 export async function setThreadSettings(threadId, settings) {
   const r = await api('PATCH', `/threads/${threadId}/settings`, settings);
   mergeThread(r.thread);

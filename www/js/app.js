@@ -129,6 +129,7 @@ onSessionChange((s) => {
 
 onIncomingMessage((m, t) => {
   if (!t || t.is_muted) return;
+  if (t.notify === 'mentions' && !m.mentions?.all && !m.mentions?.user_ids.includes(store.me.id)) return;
   const sender = userName(m.sender_id);
   notifyMessage({
     title: t.kind === 'group' ? `${sender} in ${threadTitle(t)}` : sender,

@@ -97,6 +97,56 @@ export function mountChat(root, threadId, ctx) {
   const composeBar = h('div', { class: 'compose-bar', role: 'status', hidden: true },
     icon('reply'), composeText,
     h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Cancel', onclick: () => endCompose() }, icon('close')));
+  // @mention suggestions: the members whose username or name starts with
+  // what follows an "@" before the caret.
+  const suggest = h('ul', { class: 'mention-suggest', role: 'listbox', id: 'mention-list', 'aria-label': 'Mention', hidden: true });
+  let suggestions = [];
+  let suggestAt = 0;
+  function mentionQuery() {
+    const before = input.value.slice(0, input.selectionStart);
+    const m = /(^|[^A-Za-z0-9_.-])@([A-Za-z0-9_.-]{0,32})$/.exec(before);
+    return m ? { q: m[2].toLowerCase(), start: before.length - m[2].length - 1 } : null;
+  }
+  function updateSuggest() {
+    const t = store.threads.get(threadId);
+    const mq = t ? mentionQuery() : null;
+    suggestions = [];
+    if (mq) {
+      for (const id of t.member_ids) {
+        const u = store.users.get(id);
+        if (id === me || !u) continue;
+        if (u.username.startsWith(mq.q) || (u.display_name || '').toLowerCase().startsWith(mq.q)) {
+          suggestions.push({ name: u.username, label: `${userName(id)} @${u.username}` });
+        }
+      }
+      if (t.kind === 'group' && 'all'.startsWith(mq.q)) suggestions.push({ name: 'all', label: '@all — everyone here' });
+      suggestions = suggestions.slice(0, 6);
+    }
+    suggestAt = 0;
+    renderSuggest();
+  }
+  function renderSuggest() {
+    suggest.hidden = suggestions.length === 0;
+    setAttr(input, 'aria-expanded', String(!suggest.hidden));
+    suggest.replaceChildren(...suggestions.map((sg, i) => h('li', {
+      role: 'option', id: `mention-${i}`, class: `mention-option${i === suggestAt ? ' active' : ''}`,
+      'aria-selected': String(i === suggestAt),
+      onmousedown: (e) => { e.preventDefault(); pickSuggest(i); },
+    }, sg.label)));
+    if (suggest.hidden) input.removeAttribute('aria-activedescendant');
+    else setAttr(input, 'aria-activedescendant', `mention-${suggestAt}`);
+  }
+  function pickSuggest(i) {
+    const mq = mentionQuery();
+    if (!mq || !suggestions[i]) return;
+    const after = input.value.slice(input.selectionStart);
+    const text = `${input.value.slice(0, mq.start)}@${suggestions[i].name} `;
+    input.value = text + after;
+    input.setSelectionRange(text.length, text.length);
+    suggestions = [];
+    renderSuggest();
+    input.focus();
+  }
   let replyTo = null; // the message answered
   let editing = null; // the message being edited
   function startReply(m) {
@@ -134,7 +184,7 @@ export function mountChat(root, threadId, ctx) {
     h('button', { type: 'submit', class: 'send-btn', 'aria-label': 'Send' }, icon('send')));
   const view = h('section', { class: 'chat', 'aria-labelledby': 'chat-title' },
     head, h('div', { class: 'messages-wrap' }, scroller, jump), typingLine, composerError, staged,
-    composeBar, form);
+    composeBar, suggest, form);
   // A message request: a stranger added the caller to this group.
   const requestText = h('p', { class: 'request-text' });
   const requestBar = h('div', { class: 'request-bar', role: 'region', 'aria-label': 'Message request', hidden: true },
@@ -171,6 +221,25 @@ export function mountChat(root, threadId, ctx) {
   }, { passive: true });
 
   input.addEventListener('keydown', (e) => {
+    if (!suggest.hidden) {
+      if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+        e.preventDefault();
+        suggestAt = (suggestAt + (e.key === 'ArrowDown' ? 1 : suggestions.length - 1)) % suggestions.length;
+        renderSuggest();
+        return;
+      }
+      if (e.key === 'Enter' || e.key === 'Tab') {
+        e.preventDefault();
+        pickSuggest(suggestAt);
+        return;
+      }
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        suggestions = [];
+        renderSuggest();
+        return;
+      }
+    }
     if (e.key === 'Escape' && !composeBar.hidden) {
       e.preventDefault();
       endCompose();
@@ -183,6 +252,7 @@ export function mountChat(root, threadId, ctx) {
   });
   input.addEventListener('input', () => {
     fitInput();
+    updateSuggest();
     if (input.value.trim()) sendTyping(threadId);
   });
   form.addEventListener('submit', (e) => {
@@ -646,6 +716,7 @@ export function mountChat(root, threadId, ctx) {
     el.dataset.key = it.key;
     const body = el.querySelector('.bubble .msg-body');
     el.classList.toggle('deleted', Boolean(m.deleted_at));
+    el.classList.toggle('mentions-me', !mine && Boolean(m.mentions?.all || m.mentions?.user_ids.includes(me)));
     setText(body, m.deleted_at ? 'This message was deleted' : m.body);
     body.hidden = !m.body && !m.deleted_at;
     setText(el.querySelector('.msg-flags'), m.deleted_at ? '' : m.edited_at ? 'edited' : '');

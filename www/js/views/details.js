@@ -65,6 +65,14 @@ export function mountDetails(root, threadId, ctx) {
     act(() => setThreadSettings(threadId, { is_muted: want }), want ? 'Muted.' : 'Unmuted.')
       .then((ok) => { if (!ok) muteBox.checked = !want; });
   });
+  // notify "mentions": only messages that mention the caller notify.
+  const mentionsBox = h('input', { id: 'd-mentions', type: 'checkbox' });
+  mentionsBox.addEventListener('change', () => {
+    const want = mentionsBox.checked;
+    act(() => setThreadSettings(threadId, { notify: want ? 'mentions' : 'all' }),
+      want ? 'Only mentions of you will notify.' : 'Every message will notify.')
+      .then((ok) => { if (!ok) mentionsBox.checked = !want; });
+  });
 
   // Direct: add the other person to the contacts.
   const addContactBtn = h('button', { type: 'button', class: 'btn' }, 'Add to contacts');
@@ -121,7 +129,8 @@ export function mountDetails(root, threadId, ctx) {
       h('section', { class: 'card', 'aria-labelledby': 'd-mine-title' },
         h('h3', { class: 'section-title', id: 'd-mine-title' }, 'Your settings'),
         nickForm,
-        h('label', { class: 'check', for: 'd-mute' }, muteBox, ' Mute notifications'))));
+        h('label', { class: 'check', for: 'd-mute' }, muteBox, ' Mute notifications'),
+        h('label', { class: 'check', for: 'd-mentions' }, mentionsBox, ' Notify only when I am mentioned'))));
   root.replaceChildren(view);
 
   let filled = false;
@@ -142,6 +151,8 @@ export function mountDetails(root, threadId, ctx) {
       filled = true;
     }
     muteBox.checked = t.is_muted;
+    mentionsBox.checked = t.notify === 'mentions';
+    mentionsBox.disabled = t.is_muted;
     groupPart.hidden = !isGroup;
     directPart.hidden = isGroup || partner === me || store.contacts.has(partner);
     if (!isGroup) return;
