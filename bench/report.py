@@ -359,6 +359,28 @@ if s6 and s6.get("throughput") is not None:
 elif s6:
     summary("S6 replay", "IRC replay", f"did not complete (exit {s6['rc']}); see s6.log")
 
+# Search (bench/search.py): query latency over the IRC sample repeated, and
+# what the indexer costs the send path (searchcost: S3 1:1, indexer off/on).
+search = load("search")
+if search:
+    common = [c for c in search["cases"] if c["case"] == "common"]
+    worst = max(c["p99_ms"] for c in common)
+    summary("Search", f"p99 of a common word (“{common[0]['q']}”, in "
+            f"{search['words']['common'][1]:.0%} of messages) over {n0(search['messages'])} messages",
+            f"{worst} ms (worst of the two users)", "—", "—", "≤ 200 ms",
+            verdict(worst <= 200, worst, 200, True))
+sc = {}
+for idx in ("false", "true"):
+    v = [get(load(f"searchcost-{idx}-{r}"), "phase", "stored_per_s") for r in (1, 2)]
+    v = [x for x in v if x is not None]
+    if v:
+        sc[idx] = sorted(v)[len(v) // 2] if len(v) % 2 else sum(v) / len(v)
+if "false" in sc and "true" in sc:
+    summary("Search cost", "S3 1:1 msg/s with the indexer on (mean of 2 alternating rounds)",
+            f"{n0(sc['true'])}/s", f"indexer off: {n0(sc['false'])}/s",
+            ratio(sc["true"], sc["false"]), "≥ 0.9× (within the ±15 % spread)",
+            verdict(sc["true"] >= 0.9 * sc["false"], sc["true"] / sc["false"], 0.9, False))
+
 # ------------------------------------------------------------- cluster ---
 # bench/cluster.py (the step `cluster`): scripts/cluster.sh's three Galera
 # nodes, Redis, three chatd and nginx, in one run.
@@ -686,6 +708,21 @@ if missed:
       "docs/group-commit.md tells how the slow query log led to the changes so far).\n")
     for line in missed:
         w(line)
+    w("")
+
+if search:
+    w("## Search — the IRC sample repeated\n")
+    w(f"{n0(search['messages'])} messages in {n0(search['threads'])} group threads, loaded in "
+      f"{search['load_s']} s with LOAD DATA; chatd's indexer (catch-up at start) took "
+      f"{search['index_s']} s = {n0(search['index_msgs_per_s'])} messages/s for "
+      f"{n0(search['postings'])} postings ({search['threads_behind']} threads left behind). "
+      "Queries through HTTP, one at a time, 60 each, first page of 20; user A is in every "
+      "thread (postings read across threads), user B in 20 (read thread by thread).\n")
+    w("| user | threads | query | first page | p50 | p99 | max |")
+    w("|---|---:|---|---:|---:|---:|---:|")
+    for c in search["cases"]:
+        w(f"| {c['user'].upper()} | {n0(c['threads'])} | {c['case']}: `{c['q']}` | "
+          f"{c['hits_first_page']} | {c['p50_ms']} ms | {c['p99_ms']} ms | {c['max_ms']} ms |")
     w("")
 
 w("## Correctness\n")

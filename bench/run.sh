@@ -17,7 +17,9 @@
 #   BENCH_DB_OPTS  extra mariadbd options, e.g. the slow log with long_query_time=0
 #
 # Steps: ceil (healthz, nginx, MariaDB commits), bare (the bare libmicrohttpd
-# long-poll anchor), s1 s2 s3 s4 s5 s6, flush2 (S3 1:1 and the commit ceiling
+# long-poll anchor), s1 s2 s3 s4 s5 s6, search (bench/search.py: query
+# latency over the IRC sample repeated to 1 M messages), searchcost (S3 1:1
+# with the indexer off and on), flush2 (S3 1:1 and the commit ceiling
 # with innodb_flush_log_at_trx_commit=2), cluster (bench/cluster.py: the
 # scripts/cluster.sh set-up, cross-node latency, msgs/s on 1 and 3 nodes, one
 # Galera writer vs three, parked polls, failover).
@@ -57,6 +59,7 @@ if [ "$MODE" = tiny ]; then
   S4_M=100; S4_K=2; S4_SETTLE=3
   S5_T=4; S5_D=200; S5_S=2
   S6_FILES=1; S6_LINES=100; S6_TIMEOUT=60
+  SEARCH_N=30000
   F2_S=2
   DRAIN=5; FINAL_DRAIN=5; S4_CAP=5; LG_TIMEOUT=120
 elif [ "$MODE" = short ]; then
@@ -67,6 +70,7 @@ elif [ "$MODE" = short ]; then
   S4_M=1000; S4_K=2; S4_SETTLE=6
   S5_T=32; S5_D=2000; S5_S=4
   S6_FILES=2; S6_LINES=200; S6_TIMEOUT=45
+  SEARCH_N=1000000
   F2_S=5
   DRAIN=5; FINAL_DRAIN=5; S4_CAP=10; LG_TIMEOUT=240
 else
@@ -77,6 +81,7 @@ else
   S4_M=1000; S4_K=10; S4_SETTLE=60
   S5_T=64; S5_D=5000; S5_S=30
   S6_FILES=all; S6_LINES=0; S6_TIMEOUT=3600
+  SEARCH_N=1000000
   F2_S=30
   DRAIN=15; FINAL_DRAIN=60; S4_CAP=30; LG_TIMEOUT=1800
 fi
@@ -229,7 +234,7 @@ log "mode $MODE, results in ${RUN#$ROOT/}"
 # -------------------------------------------------------------- set-up ---
 # The single-node steps share one MariaDB and chatd; the step `cluster` brings
 # its own (BENCH_ONLY=cluster starts neither).
-need_single() { local s; for s in ceil bare s1 s2 s3 s4 s5 s6 flush2; do want "$s" && return 0; done; return 1; }
+need_single() { local s; for s in ceil bare s1 s2 s3 s4 s5 s6 search searchcost flush2; do want "$s" && return 0; done; return 1; }
 if need_single; then
   db_start 1
   chatd_start main
@@ -400,6 +405,37 @@ if want s6; then
     log "s6: no IRC sample at $data"
     echo 127 >"$RUN/s6.rc"
   fi
+fi
+
+# ------------------------------------------------------------ search ---
+# bench/search.py: the IRC sample repeated to SEARCH_N messages, indexed by
+# chatd's catch-up at start, then query latencies through HTTP. searchcost:
+# S3 1:1 with the indexer off and on, alternating, twice (what indexing
+# costs the send path).
+if want search; then
+  chatd_restart search-load
+  log "search: loading $SEARCH_N messages (the IRC sample repeated)"
+  echo "bench/search.py \$RUN \$URL \$SOCK $SEARCH_N; restart chatd; bench/search.py --query \$RUN \$URL \$SOCK \$START" >>"$RUN/commands.txt"
+  if "$PY" bench/search.py "$RUN" "$CHATD_URL" "$SOCK" "$SEARCH_N" >"$RUN/search-load.out" 2>"$RUN/search.log"; then
+    chatd_stop
+    started=$(date +%s.%N)
+    chatd_start search
+    log "search: indexing (chatd's catch-up at start), then queries"
+    "$PY" bench/search.py --query "$RUN" "$CHATD_URL" "$SOCK" "$started" >"$RUN/search.out" 2>>"$RUN/search.log" ||
+      { log "search FAILED (see $RUN/search.log)"; echo '{"mode":"failed","label":"search"}' >"$RUN/search.failed.json"; }
+  else
+    log "search load FAILED (see $RUN/search.log)"; echo '{"mode":"failed","label":"search"}' >"$RUN/search.failed.json"
+  fi
+fi
+if want searchcost; then
+  for round in 1 2; do
+    for idx in false true; do
+      chatd_restart "sc-$idx-$round" CHAT_SEARCH_INDEX=$idx
+      src_ips 1
+      lg "searchcost-$idx-$round" "$CHATD_URL" "$CHATD_PID" --src "$SRC" --group 1 \
+         --senders $SENDERS --seconds "$S3_S" throughput
+    done
+  done
 fi
 
 # ------------------------------------------- durability cost (flush=2) ---

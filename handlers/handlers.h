@@ -57,6 +57,8 @@ enum handler_status messages_hide(struct request *req, struct response *res);
 enum handler_status messages_unhide(struct request *req, struct response *res);
 enum handler_status reactions_put(struct request *req, struct response *res);
 enum handler_status reactions_delete(struct request *req, struct response *res);
+/* GET /v1/search/messages (search.c). */
+enum handler_status search_messages_get(struct request *req, struct response *res);
 
 /* receipts.c */
 enum handler_status receipts_read(struct request *req, struct response *res);

@@ -51,6 +51,7 @@ const struct route routes[] = {
     {"DELETE", "/v1/threads/{id}/messages/{id}/reactions/{text}", reactions_delete, true, false,
      false, false},
     {"POST", "/v1/messages", messages_send_to_user, true, false, false, false},
+    {"GET", "/v1/search/messages", search_messages_get, true, false, false, false},
     {"POST", "/v1/threads/{id}/read", receipts_read, true, false, false, false},
     {"GET", "/v1/threads/{id}/receipts", receipts_list, true, false, false, false},
 

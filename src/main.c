@@ -20,6 +20,7 @@
 #include "chat/acks.h"
 #include "chat/actions.h"
 #include "chat/attachments.h"
+#include "chat/search.h"
 #include "chat/auth.h"
 #include "base/config.h"
 #include "db/db.h"
@@ -68,6 +69,7 @@ static void *janitor_main(void *arg)
         auth_prune(now_ms());
         push_prune(now_ms());
         attachments_gc(now_ms());
+        search_catch_up(); /* what a crashed node did not index */
     }
     return NULL;
 }
@@ -330,7 +332,7 @@ int main(int argc, char **argv)
         cluster_start(cfg.redis_url, cfg.node_id, cfg.presence_window_s) < 0 ||
         presence_init(cfg.presence_window_s) < 0 || push_init(&cfg) < 0 ||
         sendq_start(cfg.send_workers, cfg.send_batch_max) < 0 ||
-        acks_start(cfg.ack_workers, cfg.send_batch_max) < 0 ||
+        acks_start(cfg.ack_workers, cfg.send_batch_max) < 0 || search_start(cfg.search_index) < 0 ||
         pthread_create(&janitor, NULL, janitor_main, NULL) != 0 || http_start(&cfg) < 0)
         return 1;
     char host[64];
@@ -346,6 +348,7 @@ int main(int argc, char **argv)
     cluster_stop(); /* after the last publish, before the hub stops */
     http_stop();
     attachments_stop();
+    search_stop();
     janitor_running = false;
     pthread_join(janitor, NULL);
     auth_flush_last_seen();

@@ -155,6 +155,9 @@ static const struct cfg_entry table[] = {
     {"s3_secret_key", STR(s3_secret_key), "", 0, 0, "the secret access key (never logged)"},
     {"s3_ca_file", STR(s3_ca_file), "", 0, 0,
      "CA bundle for an https endpoint; empty = the system's"},
+    {"search_index", BOOL(search_index), "true", 0, 0,
+     "index new messages for GET /v1/search/messages (off: nothing new is found; the "
+     "benchmark turns it off to measure what indexing costs the send path)"},
     {"message_edit_window_s", INT(message_edit_window_s), "900", 0, 315360000,
      "seconds after sending in which the sender may edit a message (0: no limit; WhatsApp 15 "
      "minutes, Zulip 10)"},

@@ -63,6 +63,7 @@ struct config {
     char s3_access_key[128];
     char s3_secret_key[256];
     char s3_ca_file[512];        /* CA bundle for an https endpoint; "" = system */
+    bool search_index;           /* index messages for search (the indexer thread) */
     int message_edit_window_s;   /* the sender may edit a message for this long; 0 = always */
     int message_delete_window_s; /* the sender may delete for everyone for this long; 0 = always */
     int reactions_distinct_max;  /* different emoji on one message */

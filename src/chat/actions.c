@@ -14,6 +14,7 @@
 #include "chat/events.h"
 #include "chat/mentions.h"
 #include "chat/model.h"
+#include "chat/search.h"
 #include "db/db.h"
 #include "live/tail.h"
 #include "push/push.h"
@@ -221,6 +222,9 @@ static int edit_tx(void *arg)
                          DB_ARGS(DB_STRN(c->body, c->len), DB_INT(c->now), DB_STR_OR_NULL(mentions),
                                  DB_INT(c->thread_id), DB_INT(c->seq)));
         free(mentions);
+        if (rc == 0)
+            rc = search_reindex(c->thread_id, c->seq, created_at, old, strlen(old), c->body,
+                                c->len);
     }
     db_res_free(r);
     if (rc != 0)
@@ -273,6 +277,10 @@ static int delete_tx(void *arg)
              : 0;
     int64_t deleted_at = c->now > db_int(r, 0, LM_CREATED_AT) ? c->now
                                                               : db_int(r, 0, LM_CREATED_AT);
+    if (rc == 0 && !deleted) {
+        const char *old = db_str(r, 0, LM_BODY);
+        rc = search_reindex(c->thread_id, c->seq, 0, old, strlen(old), NULL, 0);
+    }
     db_res_free(r);
     if (rc != 0 || deleted)
         return rc != 0 ? rc : evb_flush(&c->events);

@@ -10,7 +10,7 @@
  * queues the push clear, and forgets the members' in-memory tails on every
  * node, so that the old body is never served again.
  *
- * May call: chat (model, events, attachments, mentions), push, db, base. Every
+ * May call: chat (model, events, attachments, mentions, search), push, db, base. Every
  * function may be called from any thread. */
 #ifndef CHAT_ACTIONS_H
 #define CHAT_ACTIONS_H

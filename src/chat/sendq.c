@@ -26,6 +26,7 @@
 #include "chat/attachments.h"
 #include "chat/mentions.h"
 #include "chat/model.h"
+#include "chat/search.h"
 #include "db/db.h"
 #include "chat/events.h"
 #include "live/hub.h"
@@ -640,6 +641,14 @@ static void run_jobs(struct send_job **jobs, int n)
             metrics_stage(STAGE_SEND_COMMIT, committed_us - j->arrived_us);
     }
     evb_finish(&b.events, rc); /* the tails, then the wake-ups */
+    if (rc == 0) {             /* the indexer takes the new messages */
+        int64_t ids[64];
+        size_t nids = 0;
+        for (int k = 0; k < b.nthreads; k++)
+            if (b.threads[k].touched && nids < sizeof ids / sizeof ids[0])
+                ids[nids++] = b.threads[k].id;
+        search_note(ids, nids);
+    }
     batch_free(&b);
     for (int i = 0; i < n; i++)
         job_done(jobs[i]);

@@ -10,7 +10,7 @@
  * retry, 404, 403 — exactly as if it had been sent alone, and nothing is
  * answered before the commit.
  *
- * May call: chat (model, events, attachments, mentions), live (hub, tail), push,
+ * May call: chat (model, events, attachments, mentions, search), live (hub, tail), push,
  * db, base. */
 #ifndef CHAT_SENDQ_H
 #define CHAT_SENDQ_H

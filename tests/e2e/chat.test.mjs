@@ -547,6 +547,25 @@ test('mentions: @ suggests the members; the one mentioned sees it marked', T, as
   assert.equal(await a.locator('.msg.mentions-me').count(), 0);
 });
 
+test('search: words found are highlighted; a result opens the chat at the message', T, async () => {
+  const b = people.bob.page;
+  await b.getByRole('link', { name: 'Search messages' }).click();
+  await b.getByRole('heading', { name: 'Search' }).waitFor({ timeout: WAIT });
+  await b.locator('#search-input').fill('HOTEL ask');
+  const result = b.locator('.search-result', { hasText: 'about the hotel' });
+  await eventually(async () => {
+    await b.getByRole('button', { name: 'Search', exact: true }).click();
+    await b.waitForTimeout(200);
+    return (await result.count()) === 1;
+  }, 'the result');
+  assert.deepEqual(await result.locator('mark').allTextContents(), ['Ask', 'hotel']);
+  assert.equal(await result.locator('.result-thread').textContent(), 'Trip');
+  await shot(b, 'search');
+  await result.locator('a').click();
+  await b.locator('#chat-title', { hasText: 'Trip' }).waitFor({ timeout: WAIT });
+  await b.locator('.msg.flash', { hasText: 'Ask @bob about the hotel' }).waitFor({ timeout: WAIT });
+});
+
 test('a message request: a stranger\'s group shows Accept and Decline', T, async () => {
   const b = people.bob.page;
   // Carol (not in Bob's contacts) puts Bob in a group.

@@ -4,6 +4,8 @@
 //   #/login  #/register           logged out
 //   #/chats                       the thread list (and an empty pane beside it)
 //   #/chats/<id>                  a conversation
+//   #/chats/<id>/m/<seq>          a conversation at one message (search results)
+//   #/search                      searching one's messages
 //   #/chats/<id>/details          its details
 //   #/contacts  #/new-group  #/settings
 //
@@ -29,6 +31,7 @@ import { mountChat } from './views/chat.js';
 import { mountContacts } from './views/contacts.js';
 import { mountDetails } from './views/details.js';
 import { mountNewGroup } from './views/newgroup.js';
+import { mountSearch } from './views/search.js';
 import { mountSettings } from './views/settings.js';
 import { createThreadList } from './views/threads.js';
 
@@ -158,6 +161,7 @@ function buildShell() {
         avatar(me.id, me.display_name || me.username)),
       h('h1', { class: 'side-title' }, 'Chats'),
       h('nav', { class: 'side-actions', 'aria-label': 'Menu' },
+        nav('#/search', 'search', 'Search messages'),
         nav('#/contacts', 'contacts', 'Contacts'),
         nav('#/new-group', 'group', 'New group'),
         nav('#/settings', 'settings', 'Settings'))),
@@ -261,10 +265,14 @@ function route() {
     current = Number(m[1]);
     key = `details:${current}`;
     mount = (el) => mountDetails(el, current, ctx);
-  } else if ((m = /^#\/chats\/(\d+)$/.exec(hash))) {
+  } else if ((m = /^#\/chats\/(\d+)(?:\/m\/(\d+))?$/.exec(hash))) {
     current = Number(m[1]);
-    key = `chat:${current}`;
-    mount = (el) => mountChat(el, current, ctx);
+    const jumpTo = m[2] ? Number(m[2]) : null;
+    key = `chat:${current}:${jumpTo}`;
+    mount = (el) => mountChat(el, current, { ...ctx, jumpTo });
+  } else if (hash === '#/search') {
+    key = 'search';
+    mount = (el) => mountSearch(el, ctx);
   } else if (hash === '#/contacts') {
     key = 'contacts';
     mount = (el) => mountContacts(el, ctx);

@@ -858,6 +858,23 @@ export function mountChat(root, threadId, ctx) {
       loadError = 'Could not load the messages. They will load when the connection is back.';
     }
     render();
+    if (ctx.jumpTo) await jumpTo(ctx.jumpTo);
+  }
+
+  // Opened at one message (a search result): older pages load until it is
+  // there, then it is scrolled to and flashes.
+  async function jumpTo(seq) {
+    const c = chat(threadId);
+    for (let i = 0; i < 200 && c.loaded && c.minSeq > seq && c.hasOlder; i++) {
+      if (!(await loadOlder(threadId))) break;
+    }
+    render();
+    const target = list.querySelector(`li[data-seq="${seq}"]`);
+    if (!target) return;
+    atBottom = false;
+    target.scrollIntoView({ block: 'center' });
+    target.classList.add('flash');
+    setTimeout(() => target.classList.remove('flash'), 2000);
   }
   start();
   if (ctx.focus !== false) {
