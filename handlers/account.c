@@ -1,10 +1,12 @@
-/* account.c — the caller's password and the audit log of their
- * authentication events.
+/* account.c — the caller's password, the audit log of their
+ * authentication events, the export of their data and the deletion of
+ * their account (chat/account.h).
  *
  * A password change needs the current password; a wrong one counts as a
  * failed login of the account and its address (so a stolen token cannot
  * guess the password faster than a login could) and answers 403, not 401:
  * the session itself is fine. */
+#include "chat/account.h"
 #include "chat/auth.h"
 #include "common.h"
 #include "handlers.h"
@@ -79,4 +81,62 @@ enum handler_status me_audit_get(struct request *req, struct response *res)
     if (rc < 0)
         return resp_db_error(res, rc);
     return resp_json(res, 200, json_pack("{s:o}", "events", events));
+}
+
+enum handler_status me_export_get(struct request *req, struct response *res)
+{
+    json_t *doc;
+    int rc = account_export(req->user_id, &doc);
+    if (rc != 0)
+        return resp_result(res, rc, "the account no longer exists");
+    enum handler_status st = resp_json(res, 200, doc);
+    resp_header(res, "Content-Disposition", "attachment; filename=\"chat-export.json\"");
+    return st;
+}
+
+enum handler_status me_delete(struct request *req, struct response *res)
+{
+    json_t *body = req_body(req, res);
+    if (body == NULL)
+        return HANDLER_DONE;
+    const char *password;
+    size_t len;
+    if (!jv_str(res, body, "password", JV_REQUIRED, 0, 1024, &password, &len))
+        return HANDLER_DONE;
+    char hash[AUTH_HASH_LEN], username[33];
+    int rc = auth_user_secret(req->user_id, hash, username);
+    if (rc < 0)
+        return resp_db_error(res, rc);
+    if (rc == NOT_FOUND)
+        return resp_problem(res, 401, "unauthorized", "the account no longer exists");
+    /* A wrong password counts as a failed login, as for a password change. */
+    struct auth_attempt at = {.username = username, .address = req->client_addr};
+    int64_t now = now_ms();
+    int64_t wait = auth_login_wait_s(&at, now);
+    if (wait < 0)
+        return resp_db_error(res, (int)wait);
+    if (wait > 0) {
+        resp_problem(res, 429, "rate_limited", "too many wrong passwords; try again in %lld s",
+                     (long long)wait);
+        res->retry_after_s = (int)wait;
+        return HANDLER_DONE;
+    }
+    rc = auth_password_verify(hash, password, len);
+    if (rc == AUTH_BUSY) {
+        resp_problem(res, 503, "unavailable", "too many logins at once; try again");
+        res->retry_after_s = 1;
+        return HANDLER_DONE;
+    }
+    if (rc == AUTH_MISMATCH) {
+        auth_login_failed(&at, now);
+        auth_audit(req->user_id, req->session_id, "account_delete_failed", req->client_addr, now);
+        return resp_problem(res, 403, "wrong_password", "the password is not right");
+    }
+    if (rc != AUTH_OK)
+        return resp_internal(res);
+    auth_audit(req->user_id, req->session_id, "account_deleted", req->client_addr, now);
+    rc = account_delete(req->user_id, now);
+    if (rc != 0)
+        return resp_result(res, rc, "the account no longer exists");
+    return resp_empty(res, 204);
 }

@@ -59,6 +59,9 @@ enum handler_status reactions_put(struct request *req, struct response *res);
 enum handler_status reactions_delete(struct request *req, struct response *res);
 /* GET /v1/search/messages (search.c). */
 enum handler_status search_messages_get(struct request *req, struct response *res);
+/* GET /v1/me/export, DELETE /v1/me (account.c). */
+enum handler_status me_export_get(struct request *req, struct response *res);
+enum handler_status me_delete(struct request *req, struct response *res);
 
 /* receipts.c */
 enum handler_status receipts_read(struct request *req, struct response *res);

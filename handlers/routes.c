@@ -13,6 +13,8 @@ const struct route routes[] = {
     {"GET", "/v1/me", me_get, true, false, false, false},
     {"PUT", "/v1/me/password", me_password_put, true, true, false, false},
     {"GET", "/v1/me/audit", me_audit_get, true, false, false, false},
+    {"GET", "/v1/me/export", me_export_get, true, false, false, false},
+    {"DELETE", "/v1/me", me_delete, true, true, false, false},
 
     {"POST", "/v1/sessions", sessions_create, false, true, false, false},
     {"GET", "/v1/sessions", sessions_list, true, false, false, false},

@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "chat/direct.h"
+#include "chat/retention.h"
 #include "handlers.h"
 #include "http/jsonv.h"
 #include "base/util.h"
@@ -175,8 +176,11 @@ enum handler_status threads_get(struct request *req, struct response *res)
 
 struct change_ctx {
     int64_t user_id, thread_id, now;
-    const char *title; /* rename: the new title */
-    bool set_muted;    /* settings: the notify level (model.h) in muted */
+    const char *title; /* rename: the new title, or NULL */
+    bool set_retention, set_disappearing;
+    int64_t retention_days; /* 0: the server's (NULL) */
+    int64_t disappearing_s;
+    bool set_muted; /* settings: the notify level (model.h) in muted */
     int muted;
     bool set_nickname;
     const char *nickname;
@@ -187,8 +191,18 @@ static int rename_tx(void *arg)
 {
     struct change_ctx *c = arg;
     evb_reset(&c->events);
-    int rc = db_exec("UPDATE threads SET title = ?, updated_at = ? WHERE id = ?",
+    int rc = 0;
+    if (c->title)
+        rc = db_exec("UPDATE threads SET title = ?, updated_at = ? WHERE id = ?",
                      DB_ARGS(DB_STR(c->title), DB_INT(c->now), DB_INT(c->thread_id)));
+    if (rc == 0 && c->set_retention)
+        rc = db_exec("UPDATE threads SET retention_days = ? WHERE id = ?",
+                     DB_ARGS(c->retention_days ? DB_INT(c->retention_days)
+                                               : (struct db_arg){.type = DB_ARG_NULL},
+                             DB_INT(c->thread_id)));
+    if (rc == 0 && c->set_disappearing)
+        rc = db_exec("UPDATE threads SET disappearing_s = ? WHERE id = ?",
+                     DB_ARGS(DB_INT(c->disappearing_s), DB_INT(c->thread_id)));
     if (rc < 0)
         return rc;
     rc = evb_add_thread(&c->events, c->thread_id, c->now);
@@ -220,16 +234,44 @@ enum handler_status threads_rename(struct request *req, struct response *res)
         return HANDLER_DONE;
     int64_t thread_id = req->params[0];
     json_t *body = req_body(req, res);
-    const char *title;
-    if (body == NULL || !jv_str(res, body, "title", JV_REQUIRED | JV_NAME, 1, 255, &title, NULL))
+    const char *title = NULL;
+    int64_t days = 0, timer = 0;
+    bool has_timer = false;
+    if (body == NULL || !jv_str(res, body, "title", JV_NAME, 1, 255, &title, NULL) ||
+        !jv_int(res, body, "disappearing_s", JV_OPTIONAL, 0, 7776000, &timer, &has_timer))
         return HANDLER_DONE;
+    /* retention_days: null goes back to the server's. */
+    json_t *jdays = json_object_get(body, "retention_days");
+    bool has_days = jdays != NULL;
+    if (jdays && !json_is_null(jdays) &&
+        !jv_int(res, body, "retention_days", JV_REQUIRED, 1, 36500, &days, NULL))
+        return HANDLER_DONE;
+    if (!title && !has_days && !has_timer)
+        return resp_problem(res, 400, "invalid_request",
+                            "give title, retention_days or disappearing_s");
+    if (has_days && days && !retention_days_ok(days))
+        return resp_problem(res, 400, "invalid_request",
+                            "retention_days must be 1..%d (the server's retention), or null",
+                            retention_server_days() ? retention_server_days() : 36500);
+    if (has_timer && !disappearing_ok(timer))
+        return resp_problem(res, 400, "invalid_request",
+                            "disappearing_s must be 0 (off), 86400, 604800 or 7776000");
     struct member_info mi;
     if (!member_or_404(req, res, thread_id, &mi))
         return HANDLER_DONE;
-    if (!mi.is_group)
+    if (title && !mi.is_group)
         return resp_problem(res, 422, "not_a_group", "a direct thread has no title");
-    struct change_ctx c = {
-        .user_id = req->user_id, .thread_id = thread_id, .now = now_ms(), .title = title};
+    /* How long a group keeps its history is its admins' choice. */
+    if ((has_days || has_timer) && mi.is_group && !mi.is_admin)
+        return resp_result(res, NOT_ADMIN, "no thread %lld", (long long)thread_id);
+    struct change_ctx c = {.user_id = req->user_id,
+                           .thread_id = thread_id,
+                           .now = now_ms(),
+                           .title = title,
+                           .set_retention = has_days,
+                           .retention_days = days,
+                           .set_disappearing = has_timer,
+                           .disappearing_s = timer};
     int rc = events_tx(rename_tx, &c, &c.events);
     if (rc < 0)
         return resp_db_error(res, rc);

@@ -20,6 +20,7 @@
 #include "chat/acks.h"
 #include "chat/actions.h"
 #include "chat/attachments.h"
+#include "chat/retention.h"
 #include "chat/search.h"
 #include "chat/auth.h"
 #include "base/config.h"
@@ -70,6 +71,9 @@ static void *janitor_main(void *arg)
         push_prune(now_ms());
         attachments_gc(now_ms());
         search_catch_up(); /* what a crashed node did not index */
+        while (janitor_running && retention_expire(now_ms(), 500) == 500)
+            ;
+        retention_purge(now_ms());
     }
     return NULL;
 }
@@ -277,6 +281,7 @@ int main(int argc, char **argv)
                                           cfg.audit_retention_days});
     retention_ms = (int64_t)cfg.event_retention_days * 86400000LL;
     janitor_interval_ms = (int64_t)cfg.janitor_interval_s * 1000;
+    retention_init(cfg.message_retention_days, cfg.disappearing_test_s, cfg.retention_day_s);
     actions_init(&(struct action_settings){cfg.message_edit_window_s, cfg.message_delete_window_s,
                                            cfg.reactions_distinct_max});
     struct attachment_settings att = {

@@ -155,6 +155,12 @@ static const struct cfg_entry table[] = {
     {"s3_secret_key", STR(s3_secret_key), "", 0, 0, "the secret access key (never logged)"},
     {"s3_ca_file", STR(s3_ca_file), "", 0, 0,
      "CA bundle for an https endpoint; empty = the system's"},
+    {"message_retention_days", INT(message_retention_days), "0", 0, 36500,
+     "days messages are kept (0: for ever); a thread may set a shorter retention_days"},
+    {"disappearing_test_s", INT(disappearing_test_s), "0", 0, 86400,
+     "a disappearing timer (s) allowed besides 1, 7 and 90 days, for tests; 0: none"},
+    {"retention_day_s", INT(retention_day_s), "86400", 1, 86400,
+     "seconds in a retention day (for tests only: 86400 in production)"},
     {"search_index", BOOL(search_index), "true", 0, 0,
      "index new messages for GET /v1/search/messages (off: nothing new is found; the "
      "benchmark turns it off to measure what indexing costs the send path)"},

@@ -64,6 +64,9 @@ struct config {
     char s3_secret_key[256];
     char s3_ca_file[512];        /* CA bundle for an https endpoint; "" = system */
     bool search_index;           /* index messages for search (the indexer thread) */
+    int message_retention_days;  /* messages older are removed; 0 = kept for ever */
+    int disappearing_test_s;     /* a short disappearing timer allowed (tests); 0 = none */
+    int retention_day_s;         /* seconds in a retention "day" (86400; tests shorten it) */
     int message_edit_window_s;   /* the sender may edit a message for this long; 0 = always */
     int message_delete_window_s; /* the sender may delete for everyone for this long; 0 = always */
     int reactions_distinct_max;  /* different emoji on one message */

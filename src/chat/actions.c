@@ -116,7 +116,8 @@ struct action_ctx {
  * Returns 0 with *r (caller frees), NOT_FOUND or DB_E*. */
 static int lock_message(struct action_ctx *c, struct db_res **r)
 {
-    int rc = member_get(c->user, c->thread_id, &c->member);
+    /* user 0: the server itself (an expired message), a member of none. */
+    int rc = c->user ? member_get(c->user, c->thread_id, &c->member) : 0;
     if (rc != 0)
         return rc;
     rc = db_query("SELECT sender_id, created_at, deleted_at, version, body, "
@@ -269,7 +270,7 @@ static int delete_tx(void *arg)
     bool deleted = db_str(r, 0, LM_DELETED_AT) != NULL;
     int64_t version = db_int(r, 0, LM_VERSION) + 1;
     rc = deleted                              ? 0
-         : admin                              ? 0
+         : admin || c->user == 0              ? 0
          : db_int(r, 0, LM_SENDER) != c->user ? ACT_NOT_AUTHOR
          : settings.delete_window_s > 0 &&
                  c->now - db_int(r, 0, LM_CREATED_AT) > settings.delete_window_s * 1000LL
@@ -300,10 +301,11 @@ static int delete_tx(void *arg)
         rc = push_queue_clear_thread(c->thread_id, c->seq, c->now);
     if (rc == 0)
         rc = add_event(c, EVENT_MESSAGE_DELETED,
-                       json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "type", "message_deleted",
+                       json_pack("{s:s, s:I, s:I, s:I, s:o, s:I, s:s}", "type", "message_deleted",
                                  "thread_id", (json_int_t)c->thread_id, "seq", (json_int_t)c->seq,
                                  "deleted_at", (json_int_t)deleted_at, "deleted_by",
-                                 (json_int_t)c->user, "version", (json_int_t)version),
+                                 c->user ? json_integer(c->user) : json_null(), "version",
+                                 (json_int_t)version, "reason", c->user ? "deleted" : "expired"),
                        true, true);
     if (rc < 0)
         return rc;
@@ -314,6 +316,12 @@ static int delete_tx(void *arg)
 int message_delete(int64_t user, int64_t thread_id, int64_t seq)
 {
     struct action_ctx c = {.user = user, .thread_id = thread_id, .seq = seq};
+    return run(delete_tx, &c);
+}
+
+int message_expire(int64_t thread_id, int64_t seq)
+{
+    struct action_ctx c = {.user = 0, .thread_id = thread_id, .seq = seq};
     return run(delete_tx, &c);
 }
 

@@ -71,6 +71,11 @@ int message_edit(int64_t user, int64_t thread_id, int64_t seq, const char *body,
  * ACT_DELETE_WINDOW or DB_E*. */
 int message_delete(int64_t user, int64_t thread_id, int64_t seq);
 
+/* The server turns message (thread_id, seq), whose disappearing timer ran
+ * out, into a tombstone, exactly as a delete for everyone does (its event
+ * says deleted_by null, reason "expired"). Returns 0, NOT_FOUND or DB_E*. */
+int message_expire(int64_t thread_id, int64_t seq);
+
 /* user hides (hide true) or shows again message (thread_id, seq) on their
  * own devices; idempotent (no change, no event). Returns 0, NOT_FOUND or
  * DB_E*. */

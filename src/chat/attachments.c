@@ -186,12 +186,34 @@ static int blob_unref(const char *sha, int64_t now)
                    DB_ARGS(DB_INT(now), DB_STR(sha)));
 }
 
-int attachments_detach(int64_t thread_id, int64_t seq, int64_t now)
+int attachments_forget_owner(int64_t owner, int64_t now)
 {
     struct db_res *r;
-    int rc = db_query("SELECT id, sha256 FROM attachments WHERE thread_id = ? AND seq = ? "
-                      "AND state = 'attached' FOR UPDATE",
-                      &r, DB_ARGS(DB_INT(thread_id), DB_INT(seq)));
+    int rc = db_query("SELECT id, sha256 FROM attachments WHERE owner_id = ? FOR UPDATE", &r,
+                      DB_ARGS(DB_INT(owner)));
+    if (rc < 0)
+        return rc;
+    for (int i = 0; rc == 0 && i < r->nrows; i++) {
+        if (db_str(r, i, 1))
+            rc = blob_unref(db_str(r, i, 1), now);
+        if (rc == 0)
+            rc = db_exec("DELETE FROM attachments WHERE id = ?", DB_ARGS(DB_INT(db_int(r, i, 0))));
+    }
+    db_res_free(r);
+    return rc;
+}
+
+int attachments_detach(int64_t thread_id, int64_t seq, int64_t now)
+{
+    return attachments_detach_range(thread_id, seq, seq, now);
+}
+
+int attachments_detach_range(int64_t thread_id, int64_t seq_from, int64_t seq_to, int64_t now)
+{
+    struct db_res *r;
+    int rc = db_query("SELECT id, sha256 FROM attachments WHERE thread_id = ? AND seq BETWEEN ? "
+                      "AND ? AND state = 'attached' FOR UPDATE",
+                      &r, DB_ARGS(DB_INT(thread_id), DB_INT(seq_from), DB_INT(seq_to)));
     if (rc < 0)
         return rc;
     for (int i = 0; rc == 0 && i < r->nrows; i++) {

@@ -171,6 +171,15 @@ int attachments_copy(int64_t owner, const char *src_views, int64_t thread_id, in
  * them). Returns DB_OK or DB_E*. */
 int attachments_detach(int64_t thread_id, int64_t seq, int64_t now_ms);
 
+/* The same for the messages seq_from..seq_to of thread_id (retention
+ * removes them). Returns DB_OK or DB_E*. */
+int attachments_detach_range(int64_t thread_id, int64_t seq_from, int64_t seq_to, int64_t now_ms);
+
+/* Inside the transaction that deletes owner's account: every attachment
+ * and upload of theirs goes (one blob reference each). Returns DB_OK or
+ * DB_E*. */
+int attachments_forget_owner(int64_t owner, int64_t now_ms);
+
 /* One round of garbage collection at now_ms: expired uploads, blobs
  * unreferenced for gc_grace_ms, stale partial files of this node. Returns
  * how many things were removed. The janitor's thread. */

@@ -594,6 +594,7 @@ int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t 
         case EVENT_MESSAGE_HIDDEN:
         case EVENT_MESSAGE_UNHIDDEN:
         case EVENT_REACTION:
+        case EVENT_HISTORY_PURGED:
             if (db_str(r, i, EC_PAYLOAD))
                 ev = json_loads(db_str(r, i, EC_PAYLOAD), 0, NULL);
             break;

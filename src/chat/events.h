@@ -36,7 +36,8 @@ enum event_type {
     EVENT_MESSAGE_DELETED = 5,
     EVENT_MESSAGE_HIDDEN = 6,
     EVENT_MESSAGE_UNHIDDEN = 7,
-    EVENT_REACTION = 8
+    EVENT_REACTION = 8,
+    EVENT_HISTORY_PURGED = 9
 };
 
 /* Users to wake after a commit. Zero-initialise; wake_flush frees. */

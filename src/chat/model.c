@@ -76,7 +76,8 @@ json_t *view_message(const struct message_fields *f)
     json_t *mentions = gone ? NULL : stored_json(f->mentions, JSON_OBJECT, f, "mentions");
     if (mentions == NULL)
         mentions = json_pack("{s:[], s:b}", "user_ids", "all", 0);
-    return json_pack("{s:I, s:I, s:I, s:s, s:s%, s:I, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:o}",
+    return json_pack("{s:I, s:I, s:I, s:s, s:s%, s:I, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:o, "
+                     "s:o}",
                      "thread_id", (json_int_t)f->thread_id, "seq", (json_int_t)f->seq, "sender_id",
                      (json_int_t)f->sender_id, "client_msg_id", f->client_msg_id, "body",
                      gone ? "" : f->body, gone ? (size_t)0 : f->body_len, "created_at",
@@ -88,7 +89,8 @@ json_t *view_message(const struct message_fields *f)
                      f->forward_depth > 0 && !gone
                          ? json_pack("{s:I}", "depth", (json_int_t)f->forward_depth)
                          : json_null(),
-                     "reactions", reactions, "mentions", mentions);
+                     "reactions", reactions, "mentions", mentions, "expires_at",
+                     f->expires_at > 0 ? json_integer(f->expires_at) : json_null());
 }
 
 json_t *view_message_row(const struct db_res *r, int row, int col)
@@ -113,6 +115,7 @@ json_t *view_message_row(const struct db_res *r, int row, int col)
         .forward_depth = db_int(r, row, col + MC_FORWARD_DEPTH),
         .reactions = db_str(r, row, col + MC_REACTIONS),
         .mentions = db_str(r, row, col + MC_MENTIONS),
+        .expires_at = db_int(r, row, col + MC_EXPIRES_AT),
     };
     return view_message(&f);
 }
@@ -131,6 +134,7 @@ json_t *view_presence(int64_t user_id, int64_t db_last_seen)
  * THREAD_SHARED_COLS' columns, in order (a MESSAGE_COLS block last). */
 #define THREAD_SHARED_COLS                                                        \
     "t.id, t.kind, t.title, t.created_at, t.updated_at, t.last_seq, "             \
+    "t.oldest_seq, t.retention_days, t.disappearing_s, "                          \
     "(SELECT GROUP_CONCAT(x.owner_id ORDER BY x.owner_id) FROM thread_members x " \
     "  WHERE x.thread_id = t.id), " MESSAGE_COLS " "
 enum {
@@ -140,6 +144,9 @@ enum {
     TS_CREATED_AT,
     TS_UPDATED_AT,
     TS_LAST_SEQ,
+    TS_OLDEST_SEQ,
+    TS_RETENTION_DAYS,
+    TS_DISAPPEARING_S,
     TS_MEMBERS,
     TS_MESSAGE,
     TS_END = TS_MESSAGE + MC_COUNT
@@ -172,14 +179,23 @@ static json_t *thread_shared_row(const struct db_res *r, int row)
 {
     json_t *msg = view_message_row(r, row, TS_MESSAGE);
     const char *title = db_str(r, row, TS_TITLE);
-    return json_pack("{s:I, s:s, s:o, s:o, s:I, s:I, s:I, s:o}", "id",
-                     (json_int_t)db_int(r, row, TS_ID), "kind", db_str(r, row, TS_KIND), "title",
-                     title ? json_string(title) : json_null(), "member_ids",
-                     view_id_list(db_str(r, row, TS_MEMBERS)), "created_at",
-                     (json_int_t)db_int(r, row, TS_CREATED_AT), "updated_at",
-                     (json_int_t)db_int(r, row, TS_UPDATED_AT), "last_seq",
-                     (json_int_t)db_int(r, row, TS_LAST_SEQ), "last_message",
-                     msg ? msg : json_null());
+    json_t *t = json_pack("{s:I, s:s, s:o, s:o, s:I, s:I, s:I, s:o}", "id",
+                          (json_int_t)db_int(r, row, TS_ID), "kind", db_str(r, row, TS_KIND),
+                          "title", title ? json_string(title) : json_null(), "member_ids",
+                          view_id_list(db_str(r, row, TS_MEMBERS)), "created_at",
+                          (json_int_t)db_int(r, row, TS_CREATED_AT), "updated_at",
+                          (json_int_t)db_int(r, row, TS_UPDATED_AT), "last_seq",
+                          (json_int_t)db_int(r, row, TS_LAST_SEQ), "last_message",
+                          msg ? msg : json_null());
+    if (t) {
+        json_object_set_new(t, "oldest_seq", json_integer(db_int(r, row, TS_OLDEST_SEQ)));
+        json_object_set_new(t, "retention_days",
+                            db_str(r, row, TS_RETENTION_DAYS)
+                                ? json_integer(db_int(r, row, TS_RETENTION_DAYS))
+                                : json_null());
+        json_object_set_new(t, "disappearing_s", json_integer(db_int(r, row, TS_DISAPPEARING_S)));
+    }
+    return t;
 }
 
 json_t *view_thread_shared(int64_t thread_id, int *rc)

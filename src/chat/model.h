@@ -55,7 +55,8 @@ json_t *view_id_list(const char *csv);
        ".reply_to_seq, (SELECT JSON_OBJECT('sender_id', o.sender_id, 'snippet', "                  \
        "IF(o.deleted_at IS NULL, LEFT(o.body, " REPLY_SNIPPET_CHARS_S "), ''), 'deleted', "        \
        "o.deleted_at IS NOT NULL) FROM messages o WHERE o.thread_id = " #a ".thread_id AND "       \
-       "o.seq = " #a ".reply_to_seq), " #a ".forward_depth, " #a ".reactions, " #a ".mentions"
+       "o.seq = " #a ".reply_to_seq), " #a ".forward_depth, " #a ".reactions, " #a                 \
+       ".mentions, " #a ".expires_at"
 enum {
     MC_THREAD_ID,
     MC_SEQ,
@@ -72,6 +73,7 @@ enum {
     MC_FORWARD_DEPTH,
     MC_REACTIONS,
     MC_MENTIONS,
+    MC_EXPIRES_AT,
     MC_COUNT
 };
 
@@ -96,11 +98,12 @@ struct message_fields {
     const char *reply_to;
     int64_t forward_depth;
     const char *reactions, *mentions;
+    int64_t expires_at; /* ms; 0: does not disappear */
 };
 
 /* A message as the API shows it: {thread_id, seq, sender_id, client_msg_id,
  * body, created_at (ms), attachments, version, edited_at, deleted_at,
- * reply_to, forwarded, reactions, mentions}. A deleted message is a
+ * reply_to, forwarded, reactions, mentions, expires_at}. A deleted message is a
  * tombstone whatever its fields say: body "", no attachments, reactions
  * or reply. New reference. */
 json_t *view_message(const struct message_fields *f);

@@ -696,6 +696,33 @@ int search_reindex(int64_t thread_id, int64_t seq, int64_t at, const char *old_b
     return rc;
 }
 
+int search_forget(int64_t thread_id, const json_t *rows)
+{
+    json_t *pairs = json_array(), *row;
+    size_t i;
+    json_array_foreach(rows, i, row) {
+        const char *body = json_string_value(json_array_get(row, 1));
+        json_int_t seq = json_integer_value(json_array_get(row, 0));
+        size_t n;
+        char **terms = body ? distinct_terms(body, strlen(body), &n) : NULL;
+        for (size_t k = 0; terms && k < n; k++)
+            json_array_append_new(pairs, json_pack("[s, I]", terms[k], seq));
+        free_terms(terms, terms ? n : 0);
+    }
+    char *s = json_array_size(pairs) ? json_dumps(pairs, JSON_COMPACT) : NULL;
+    bool empty = json_array_size(pairs) == 0;
+    json_decref(pairs);
+    if (empty)
+        return DB_OK;
+    int rc = s ? db_exec("DELETE p FROM JSON_TABLE(?, '$[*]' COLUMNS (t VARCHAR(64) PATH '$[0]', "
+                         "q BIGINT PATH '$[1]')) j STRAIGHT_JOIN search_terms p "
+                         "ON p.term = j.t AND p.thread_id = ? AND p.seq = j.q",
+                         DB_ARGS(DB_STR(s), DB_INT(thread_id)))
+               : DB_ERR;
+    free(s);
+    return rc;
+}
+
 /* ---- answering ---- */
 
 /* Terms a prefix stands for, at most this many. */

@@ -96,6 +96,11 @@ int64_t search_index_pending(void);
 int search_reindex(int64_t thread_id, int64_t seq, int64_t at, const char *old_body, size_t old_len,
                    const char *new_body, size_t new_len);
 
+/* Inside a transaction that removes messages of thread_id: removes the
+ * terms of their bodies, given as the JSON array rows of [seq, body].
+ * Returns DB_OK or DB_E*. */
+int search_forget(int64_t thread_id, const json_t *rows);
+
 /* The messages of user's threads (or of thread_id alone, when not 0)
  * matching q, newest first, strictly older than the cursor (before_at ms,
  * before_thread, before_seq; before_at 0: from the newest), at most limit,

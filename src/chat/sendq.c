@@ -46,7 +46,7 @@
 #define MESSAGE_ROW(X, S)                                                                     \
     X(0, t, BIGINT, "") S X(1, q, BIGINT, "") S X(2, s, BIGINT, "") S X(3, c, VARCHAR(64), "")  \
     S X(4, b, MEDIUMTEXT, "") S X(5, n, BIGINT, "") S X(6, a, MEDIUMTEXT, "")                 \
-    S X(7, r, BIGINT, "") S X(8, f, INT, "") S X(9, m, TEXT, "")
+    S X(7, r, BIGINT, "") S X(8, f, INT, "") S X(9, m, TEXT, "") S X(10, e, BIGINT, "")
 #define MESSAGE_ROW_COLUMNS DB_JT_COLUMNS(MESSAGE_ROW)
 #define THREAD_ROW(X, S) X(0, id, BIGINT, "%lld") S X(1, q, BIGINT, "%lld") S X(2, n, BIGINT, "%lld")
 #define THREAD_ROW_COLUMNS DB_JT_COLUMNS(THREAD_ROW)
@@ -61,7 +61,8 @@ struct bthread {
     int64_t id; /* first: thread_of searches by it */
     bool found, direct, touched;
     int64_t last_seq, updated_at, now;
-    int64_t *members; /* ascending */
+    int64_t disappearing_ms; /* new messages expire this long after they are sent; 0 never */
+    int64_t *members;        /* ascending */
     int nmembers, cap;
 };
 
@@ -92,8 +93,8 @@ static int lock_threads(struct batch *b)
 {
     struct db_res *r;
     int rc =
-        db_query("SELECT STRAIGHT_JOIN t.id, t.kind, t.last_seq, t.updated_at FROM " DB_IDS_TABLE
-                 " JOIN threads t ON t.id = j.id FOR UPDATE",
+        db_query("SELECT STRAIGHT_JOIN t.id, t.kind, t.last_seq, t.updated_at, t.disappearing_s "
+                 "FROM " DB_IDS_TABLE " JOIN threads t ON t.id = j.id FOR UPDATE",
                  &r, DB_ARGS(DB_STR(b->thread_ids)));
     if (rc < 0)
         return rc;
@@ -105,6 +106,7 @@ static int lock_threads(struct batch *b)
         t->direct = strcmp(db_str(r, i, 1), "direct") == 0;
         t->last_seq = db_int(r, i, 2);
         t->updated_at = db_int(r, i, 3);
+        t->disappearing_ms = db_int(r, i, 4) * 1000;
     }
     db_res_free(r);
     rc = db_query(
@@ -380,20 +382,21 @@ static int store_messages(struct batch *b)
         struct send_job *j = b->jobs[i];
         if (j->status == SEND_STORED)
             json_array_append_new(
-                rows, json_pack("[I, I, I, s, s%, I, s, I, I, s]", (json_int_t)j->thread_id,
-                                (json_int_t)j->seq, (json_int_t)j->sender, j->client_msg_id,
-                                j->body, j->body_len, (json_int_t)j->now,
-                                j->attachments ? j->attachments : "", (json_int_t)j->reply_to_seq,
-                                (json_int_t)j->forward_depth, j->mentions ? j->mentions : ""));
+                rows,
+                json_pack("[I, I, I, s, s%, I, s, I, I, s, I]", (json_int_t)j->thread_id,
+                          (json_int_t)j->seq, (json_int_t)j->sender, j->client_msg_id, j->body,
+                          j->body_len, (json_int_t)j->now, j->attachments ? j->attachments : "",
+                          (json_int_t)j->reply_to_seq, (json_int_t)j->forward_depth,
+                          j->mentions ? j->mentions : "", (json_int_t)j->expires_at));
     }
     char *s = json_dumps(rows, JSON_COMPACT);
     json_decref(rows);
     if (s == NULL)
         return DB_ERR;
     int rc = db_exec("INSERT INTO messages (thread_id, seq, sender_id, client_msg_id, body, "
-                     "created_at, attachments, reply_to_seq, forward_depth, mentions) SELECT "
-                     "j.t, j.q, j.s, j.c, j.b, j.n, NULLIF(j.a, ''), NULLIF(j.r, 0), "
-                     "NULLIF(j.f, 0), NULLIF(j.m, '') "
+                     "created_at, attachments, reply_to_seq, forward_depth, mentions, expires_at) "
+                     "SELECT j.t, j.q, j.s, j.c, j.b, j.n, NULLIF(j.a, ''), NULLIF(j.r, 0), "
+                     "NULLIF(j.f, 0), NULLIF(j.m, ''), NULLIF(j.e, 0) "
                      "FROM JSON_TABLE(?, '$[*]' " MESSAGE_ROW_COLUMNS ") j",
                      DB_ARGS(DB_STR(s)));
     free(s);
@@ -518,6 +521,7 @@ static int batch_tx(void *arg)
         j->status = SEND_STORED;
         j->seq = ++t->last_seq;
         j->now = t->now;
+        j->expires_at = t->disappearing_ms ? t->now + t->disappearing_ms : 0;
         t->touched = any = true;
     }
     if (!any)
@@ -546,6 +550,7 @@ static int batch_tx(void *arg)
                 .reply_to = j->reply_to,
                 .forward_depth = j->forward_depth,
                 .mentions = j->mentions,
+                .expires_at = j->expires_at,
             });
     }
     add_events(b);

@@ -39,6 +39,7 @@ struct send_job {
     int status;             /* SEND_STORED, SEND_RETRY, SEND_NOT_MEMBER, SEND_BLOCKED,
                                or a DB_E* (< 0) */
     int64_t seq, now;       /* the stored message's seq and created_at (ms) */
+    int64_t expires_at;     /* ms when it disappears (the thread's timer); 0 never */
     struct json_t *message; /* the message (stored or retry), owned: sendq_job_clear */
     char *attachments;      /* the attachment views as a JSON array, owned; NULL none */
     char *reply_to;         /* the original's {sender_id, snippet, deleted}, owned; NULL */

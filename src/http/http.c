@@ -76,7 +76,7 @@ struct exchange {
     size_t body_len, body_cap;
     uint64_t body_seen;     /* bytes of body received, kept or not */
     uint64_t body_max;      /* the most this request may send */
-    bool keep_body;         /* POST, PUT or PATCH on a route: the body is buffered */
+    bool keep_body;         /* POST, PUT, PATCH or DELETE on a route: the body is buffered */
     bool stream;            /* a stream_body route: the body goes to req.body_fd */
     int64_t stream_seen_ms; /* when the body deadline was last pushed on */
     bool answered;          /* admit() filled the response: sent at the last call */
@@ -412,8 +412,9 @@ static bool body_fits(struct MHD_Connection *conn, struct exchange *ex)
 
 static bool takes_body(const char *method)
 {
+    /* DELETE too: DELETE /v1/me carries the password (others ignore one). */
     return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
-           strcmp(method, "PATCH") == 0;
+           strcmp(method, "PATCH") == 0 || strcmp(method, "DELETE") == 0;
 }
 
 /* The first half of the pipeline, run when the headers are complete and

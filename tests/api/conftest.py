@@ -867,7 +867,7 @@ def push_server(db, push_keys, push_fake):
 # --------------------------------------------------------------------------
 
 DURABLE_TYPES = ("message", "thread", "receipt", "message_edited", "message_deleted",
-                 "message_hidden", "message_unhidden", "reaction")
+                 "message_hidden", "message_unhidden", "reaction", "history_purged")
 
 
 def inbox(user, since=None, timeout=None, limit=None, http_timeout=None):

@@ -378,7 +378,7 @@ def test_nul_in_path_is_not_answered_as_another_resource(ctx, server, suffix):
     ("PUT", "/v1/threads/1", {"GET", "PATCH"}),
     ("PUT", "/v1/users", {"POST", "GET"}),
     ("DELETE", "/v1/users/1", {"GET"}),
-    ("POST", "/v1/me", {"GET"}),
+    ("POST", "/v1/me", {"GET", "DELETE"}),
     ("GET", "/v1/sessions/current", {"DELETE"}),
     ("GET", "/v1/sessions/5", {"DELETE"}),
     ("PATCH", "/v1/sessions", {"POST", "GET"}),

@@ -15,7 +15,8 @@ from conftest import (DURABLE_TYPES, ParkedPoll, Poller, drain_inbox, inbox, inb
                       problem, stop_pollers)
 
 THREAD_KEYS = {"id", "kind", "title", "member_ids", "created_at", "updated_at", "last_seq",
-               "unread_count", "is_muted", "notify", "nickname", "last_message"}
+               "unread_count", "is_muted", "notify", "nickname", "last_message", "oldest_seq",
+               "retention_days", "disappearing_s"}
 
 
 def durable(events):

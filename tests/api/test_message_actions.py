@@ -15,7 +15,8 @@ from conftest import drain_inbox, env_server, inbox, inbox_cursor, make_user, pr
 from test_attachments import PNG, fetch, send_with, upload
 
 NEW_FIELDS = {"version": 0, "edited_at": None, "deleted_at": None, "reply_to": None,
-              "forwarded": None, "reactions": [], "mentions": {"user_ids": [], "all": False}}
+              "forwarded": None, "reactions": [], "mentions": {"user_ids": [], "all": False},
+              "expires_at": None}
 
 
 def events(user, since, types=None):
@@ -139,7 +140,8 @@ def test_delete_leaves_a_tombstone_everywhere(pair):
     assert [e["type"] for e in evs] == ["message", "message_deleted"], evs
     assert evs[0]["message"]["body"] == "" and evs[0]["message"]["deleted_at"]
     assert evs[1] == {"type": "message_deleted", "thread_id": t, "seq": m["seq"],
-                      "deleted_at": tomb["deleted_at"], "deleted_by": alice.id, "version": 1}
+                      "deleted_at": tomb["deleted_at"], "deleted_by": alice.id, "version": 1,
+                      "reason": "deleted"}
     # Again: 204, no second event.
     since = inbox_cursor(bob)
     assert alice.delete(msg_path(t, m["seq"])).status == 204

@@ -10,7 +10,7 @@ from conftest import problem
 
 MESSAGE_KEYS = {"thread_id", "seq", "sender_id", "client_msg_id", "body", "created_at",
                 "attachments", "version", "edited_at", "deleted_at", "reply_to", "forwarded",
-                "reactions", "mentions"}
+                "reactions", "mentions", "expires_at"}
 
 
 def seqs(page):

@@ -8,10 +8,11 @@ import pytest
 from conftest import problem
 
 THREAD_KEYS = {"id", "kind", "title", "member_ids", "created_at", "updated_at", "last_seq",
-               "unread_count", "is_muted", "notify", "nickname", "last_message", "request"}
+               "unread_count", "is_muted", "notify", "nickname", "last_message", "request",
+               "oldest_seq", "retention_days", "disappearing_s"}
 MESSAGE_KEYS = {"thread_id", "seq", "sender_id", "client_msg_id", "body", "created_at",
                 "attachments", "version", "edited_at", "deleted_at", "reply_to", "forwarded",
-                "reactions", "mentions"}
+                "reactions", "mentions", "expires_at"}
 NO_SUCH_THREAD = 9007199254740992  # a valid id (2^53) that no thread has
 
 

@@ -285,6 +285,31 @@ export async function createGroup(title, memberIds) {
   return r.thread.id;
 }
 
+/** A thread's history settings: {retention_days?, disappearing_s?}. */
+export async function setThreadHistory(threadId, settings) {
+  const r = await api('PATCH', `/threads/${threadId}`, settings);
+  mergeThread(r.thread);
+  return r.thread;
+}
+
+/** The caller's data as a JSON file the browser downloads. */
+export async function exportAccount() {
+  const data = await api('GET', '/me/export', undefined, { timeoutMs: 120000 });
+  const url = URL.createObjectURL(new Blob([JSON.stringify(data, null, 1)], { type: 'application/json' }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = `chat-export-${new Date().toISOString().slice(0, 10)}.json`;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
+/** Deletes the caller's account for good (the password again). */
+export async function deleteAccount(password) {
+  await api('DELETE', '/me', { password });
+}
+
 export async function renameGroup(threadId, title) {
   const r = await api('PATCH', `/threads/${threadId}`, { title });
   mergeThread(r.thread);

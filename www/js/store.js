@@ -531,6 +531,19 @@ function applyEvent(ev) {
     case 'reaction':
       applyReaction(ev.thread_id, ev.seq, ev.user_id, ev.emoji, ev.op, ev.version);
       break;
+    case 'history_purged': {
+      // Retention removed the thread's oldest messages.
+      const c = store.chats.get(ev.thread_id);
+      if (c) {
+        for (const seq of [...c.messages.keys()]) if (seq <= ev.up_to_seq) c.messages.delete(seq);
+        c.minSeq = c.messages.size ? Math.min(...c.messages.keys()) : c.maxSeq + 1;
+        if (c.minSeq > ev.up_to_seq) c.hasOlder = false;
+      }
+      const t = store.threads.get(ev.thread_id);
+      if (t) t.oldest_seq = Math.max(t.oldest_seq || 1, ev.up_to_seq + 1);
+      changed('threads', `thread:${ev.thread_id}`);
+      break;
+    }
     case 'receipt':
       bumpReceipt(ev.thread_id, ev.user_id, ev.delivered_seq, ev.read_seq);
       if (ev.user_id === store.me.id) setRead(ev.thread_id, ev.read_seq);

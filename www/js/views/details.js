@@ -5,7 +5,7 @@
 
 import { describeError } from '../api.js';
 import {
-  addMembers, putContact, removeMember, renameGroup, setThreadSettings,
+  addMembers, putContact, removeMember, renameGroup, setThreadHistory, setThreadSettings,
 } from '../actions.js';
 import {
   avatar, confirmDialog, h, icon, reconcile, setText, updateAvatar,
@@ -74,6 +74,28 @@ export function mountDetails(root, threadId, ctx) {
       .then((ok) => { if (!ok) mentionsBox.checked = !want; });
   });
 
+  // History: how long the thread keeps it, and disappearing messages
+  // (a group's admins decide; the server answers others 403).
+  const timerSel = h('select', { id: 'd-timer' },
+    h('option', { value: '0' }, 'Off'), h('option', { value: '86400' }, '24 hours'),
+    h('option', { value: '604800' }, '7 days'), h('option', { value: '7776000' }, '90 days'));
+  timerSel.addEventListener('change', () => {
+    const s = Number(timerSel.value);
+    act(() => setThreadHistory(threadId, { disappearing_s: s }),
+      s ? 'New messages will disappear.' : 'New messages will stay.');
+  });
+  const keepSel = h('select', { id: 'd-keep' },
+    h('option', { value: '' }, 'The server\'s setting'), h('option', { value: '30' }, '30 days'),
+    h('option', { value: '365' }, '1 year'));
+  keepSel.addEventListener('change', () => {
+    const d = keepSel.value ? Number(keepSel.value) : null;
+    act(() => setThreadHistory(threadId, { retention_days: d }), 'History setting saved.');
+  });
+  const historyPart = h('section', { class: 'card', 'aria-labelledby': 'd-history-title' },
+    h('h3', { class: 'section-title', id: 'd-history-title' }, 'History'),
+    h('div', { class: 'field' }, h('label', { for: 'd-timer' }, 'Disappearing messages'), timerSel),
+    h('div', { class: 'field' }, h('label', { for: 'd-keep' }, 'Keep messages for'), keepSel));
+
   // Direct: add the other person to the contacts.
   const addContactBtn = h('button', { type: 'button', class: 'btn' }, 'Add to contacts');
   addContactBtn.addEventListener('click', () => {
@@ -125,7 +147,7 @@ export function mountDetails(root, threadId, ctx) {
     h('div', { class: 'page-body' },
       h('div', { class: 'profile' }, bigAvatar, h('div', null, name, sub)),
       error, status,
-      groupPart, directPart,
+      groupPart, directPart, historyPart,
       h('section', { class: 'card', 'aria-labelledby': 'd-mine-title' },
         h('h3', { class: 'section-title', id: 'd-mine-title' }, 'Your settings'),
         nickForm,
@@ -150,6 +172,16 @@ export function mountDetails(root, threadId, ctx) {
       nickInput.value = t.nickname || '';
       filled = true;
     }
+    timerSel.value = String(t.disappearing_s || 0);
+    if (![...timerSel.options].some((o) => o.value === timerSel.value)) {
+      timerSel.append(h('option', { value: String(t.disappearing_s) }, `${t.disappearing_s} s`));
+      timerSel.value = String(t.disappearing_s);
+    }
+    const keep = t.retention_days === null || t.retention_days === undefined ? '' : String(t.retention_days);
+    if (![...keepSel.options].some((o) => o.value === keep)) {
+      keepSel.append(h('option', { value: keep }, `${keep} days`));
+    }
+    keepSel.value = keep;
     muteBox.checked = t.is_muted;
     mentionsBox.checked = t.notify === 'mentions';
     mentionsBox.disabled = t.is_muted;

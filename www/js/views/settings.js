@@ -3,7 +3,9 @@
 // each other device, and logging out of this one.
 
 import { describeError } from '../api.js';
-import { listSessions, revokeSession } from '../actions.js';
+import {
+  deleteAccount, exportAccount, listSessions, revokeSession,
+} from '../actions.js';
 import { avatar, confirmDialog, h, icon, reconcile, setText } from '../dom.js';
 import { fullTime, presenceText } from '../format.js';
 import { permission, requestPermission } from '../notify.js';
@@ -21,6 +23,45 @@ export function mountSettings(root, ctx) {
   });
   const logoutBtn = h('button', { type: 'button', class: 'btn danger' }, icon('logout'), ' Log out');
   logoutBtn.addEventListener('click', () => ctx.logout());
+
+  // Your data: a download of everything, and leaving for good.
+  const exportBtn = h('button', { type: 'button', class: 'btn' }, 'Download my data');
+  exportBtn.addEventListener('click', async () => {
+    error.textContent = '';
+    exportBtn.disabled = true;
+    try {
+      await exportAccount();
+    } catch (err) {
+      error.textContent = `Not downloaded: ${describeError(err)}`;
+    } finally {
+      exportBtn.disabled = false;
+    }
+  });
+  const deletePw = h('input', { id: 's-delete-pw', type: 'password', autocomplete: 'current-password' });
+  const deleteForm = h('form', { class: 'stack' },
+    h('div', { class: 'field' }, h('label', { for: 's-delete-pw' }, 'Your password'), deletePw),
+    h('button', { type: 'submit', class: 'btn danger' }, 'Delete my account'));
+  deleteForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    if (!deletePw.value) {
+      error.textContent = 'Type your password to delete your account.';
+      return;
+    }
+    const ok = await confirmDialog({
+      title: 'Delete your account?',
+      text: 'You leave every chat, your messages are removed for everyone, and your username is freed. This cannot be undone.',
+      okLabel: 'Delete for good',
+      danger: true,
+    });
+    if (!ok) return;
+    try {
+      await deleteAccount(deletePw.value);
+      ctx.logout();
+    } catch (err) {
+      error.textContent = err.status === 403 ? 'That is not your password.' : describeError(err);
+    }
+  });
 
   const view = h('section', { class: 'page', 'aria-labelledby': 'settings-title' },
     h('header', { class: 'page-head' },
@@ -40,6 +81,12 @@ export function mountSettings(root, ctx) {
         h('h3', { class: 'section-title', id: 's-devices-title' }, 'Devices'),
         h('p', { class: 'muted small' }, 'Where your account is logged in. Log out a device you do not recognise.'),
         sessions),
+      h('section', { class: 'card', 'aria-labelledby': 's-data-title' },
+        h('h3', { class: 'section-title', id: 's-data-title' }, 'Your data'),
+        h('p', { class: 'muted small' }, 'Your profile, contacts and chats with their messages, as a JSON file.'),
+        exportBtn,
+        h('h4', { class: 'sub-title' }, 'Delete your account'),
+        deleteForm),
       h('div', { class: 'card' }, logoutBtn)));
   root.replaceChildren(view);
 
