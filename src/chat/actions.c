@@ -290,9 +290,9 @@ static int delete_tx(void *arg)
                  "mentions = NULL, deleted_at = ?, version = version + 1 "
                  "WHERE thread_id = ? AND seq = ?",
                  DB_ARGS(DB_INT(deleted_at), DB_INT(c->thread_id), DB_INT(c->seq)));
+    /* (Who hid it keeps it hidden: their devices were told so.) */
     const char *gone[] = {"DELETE FROM message_edits WHERE thread_id = ? AND seq = ?",
-                          "DELETE FROM message_reactions WHERE thread_id = ? AND seq = ?",
-                          "DELETE FROM message_hidden WHERE thread_id = ? AND seq = ?"};
+                          "DELETE FROM message_reactions WHERE thread_id = ? AND seq = ?"};
     for (size_t k = 0; rc == 0 && k < sizeof gone / sizeof gone[0]; k++)
         rc = db_exec(gone[k], DB_ARGS(DB_INT(c->thread_id), DB_INT(c->seq)));
     if (rc == 0)
