@@ -205,6 +205,8 @@ static const struct cfg_entry table[] = {
      "this node's name in the cluster, unique (default hostname:pid)"},
     {"push_grace_ms", INT(push_grace_ms), "3000", 0, 600000,
      "push a message only if no device acknowledged it within this many ms"},
+    {"push_reactions", BOOL(push_reactions), "true", 0, 0,
+     "a reaction to one's message pushes \"Reacted 👍 to: …\" (as WhatsApp and Telegram do)"},
     {"push_max_attempts", INT(push_max_attempts), "5", 1, 100,
      "tries per device (429, 5xx, timeouts) before a push is given up"},
     {"apns_url", STR(apns_url), "https://api.push.apple.com", 0, 0, "APNs base URL"},

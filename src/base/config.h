@@ -85,6 +85,7 @@ struct config {
     char redis_url[256];     /* redis://host:port: several nodes share state; "" = one node */
     char node_id[128];       /* this node's name in the cluster; "" = hostname:pid */
     int push_grace_ms;       /* wait before deciding a message push */
+    bool push_reactions;     /* a reaction to one's message pushes */
     int push_max_attempts;   /* tries per device before giving up */
     char apns_url[256];      /* APNs base URL */
     char apns_key_file[512]; /* .p8 key; APNs is off without it */

@@ -437,6 +437,8 @@ static int react_tx(void *arg)
         return rc < 0 ? rc : evb_flush(&c->events);
     if ((rc = render_reactions(c)) < 0)
         return rc;
+    if (c->on && (rc = push_queue_reaction(c->thread_id, c->seq, c->user, c->emoji, c->now)) < 0)
+        return rc;
     rc = add_event(c, EVENT_REACTION,
                    json_pack("{s:s, s:I, s:I, s:I, s:s, s:s, s:I}", "type", "reaction", "thread_id",
                              (json_int_t)c->thread_id, "seq", (json_int_t)c->seq, "user_id",

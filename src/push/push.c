@@ -30,12 +30,13 @@
 #define MAX_IN_FLIGHT 512
 #define PREVIEW_BYTES 1024
 
-enum job_kind { JOB_MESSAGE = 1, JOB_CLEAR = 2 };
+enum job_kind { JOB_MESSAGE = 1, JOB_CLEAR = 2, JOB_REACTION = 3 };
 
 struct job {
     int64_t id, user_id, thread_id, seq, session_id, except_session_id, created_at;
     int kind, attempts;
-    int outstanding; /* requests not yet answered */
+    char payload[97]; /* a reaction's "ACTOR EMOJI" */
+    int outstanding;  /* requests not yet answered */
 };
 
 struct push_req {
@@ -55,6 +56,7 @@ struct push_req {
 };
 
 static int64_t grace_ms;
+static bool push_reactions;
 static int max_attempts;
 static CURLM *multi;
 static pthread_t thread;
@@ -105,6 +107,66 @@ int push_queue_clear_thread(int64_t thread_id, int64_t seq, int64_t now)
                            DB_INT(thread_id)));
 }
 
+int push_queue_reaction(int64_t thread_id, int64_t seq, int64_t actor, const char *emoji,
+                        int64_t now)
+{
+    if (!push_reactions)
+        return DB_OK;
+    char payload[97];
+    snprintf(payload, sizeof payload, "%lld %s", (long long)actor, emoji);
+    /* To the message's sender, when another member reacted and the sender
+     * has a device with a token. */
+    return db_exec("INSERT INTO push_jobs (user_id, thread_id, seq, kind, due_at, created_at, "
+                   "payload) SELECT m.sender_id, m.thread_id, m.seq, 3, ?, ?, ? FROM messages m "
+                   "JOIN thread_members tm ON tm.thread_id = m.thread_id AND tm.owner_id = "
+                   "m.sender_id WHERE m.thread_id = ? AND m.seq = ? AND m.sender_id <> ? "
+                   "AND EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = m.sender_id "
+                   "AND s.push_token IS NOT NULL)",
+                   DB_ARGS(DB_INT(now + grace_ms), DB_INT(now), DB_STR(payload), DB_INT(thread_id),
+                           DB_INT(seq), DB_INT(actor)));
+}
+
+/* A reaction's alert: "<who>" (in a group "<who> in <group>") and "Reacted
+ * <emoji> to: <start of the message>". Returns 0, 1 (the reaction or the
+ * message is gone: nothing to say) or DB_E*. */
+static int reaction_content(struct push_req *proto, const struct job *j)
+{
+    long long actor = 0;
+    int used = 0;
+    if (sscanf(j->payload, "%lld %n", &actor, &used) < 1 || j->payload[used] == '\0')
+        return 1;
+    const char *emoji = j->payload + used;
+    struct db_res *r;
+    int rc = db_query("SELECT t.kind, t.title, u.display_name, m.body FROM message_reactions x "
+                      "JOIN messages m ON m.thread_id = x.thread_id AND m.seq = x.seq "
+                      "JOIN threads t ON t.id = m.thread_id JOIN users u ON u.id = x.user_id "
+                      "WHERE x.thread_id = ? AND x.seq = ? AND x.user_id = ? AND x.emoji = ? "
+                      "AND m.deleted_at IS NULL",
+                      &r,
+                      DB_ARGS(DB_INT(j->thread_id), DB_INT(j->seq), DB_INT(actor), DB_STR(emoji)));
+    if (rc < 0)
+        return rc;
+    if (r->nrows == 0) {
+        db_res_free(r);
+        return 1;
+    }
+    bool group = strcmp(db_str(r, 0, 0), "group") == 0;
+    const char *title = db_str(r, 0, 1), *who = db_str(r, 0, 2), *body = db_str(r, 0, 3);
+    size_t keep = utf8_prefix(body, strlen(body), 120);
+    size_t size = strlen(who) + (title ? strlen(title) : 0) + 8;
+    proto->title = malloc(size);
+    if (proto->title)
+        snprintf(proto->title, size, "%s%s%s", who, group && title ? " in " : "",
+                 group && title ? title : "");
+    size = strlen(emoji) + keep + 32;
+    proto->text = malloc(size);
+    if (proto->text)
+        snprintf(proto->text, size, "Reacted %s to: %.*s%s", emoji, (int)keep, body,
+                 keep < strlen(body) ? "…" : "");
+    db_res_free(r);
+    return proto->title && proto->text ? 0 : DB_ERR;
+}
+
 /* One line of the user's notification log. session 0 = about the member. */
 static void log_decision(const struct job *j, int64_t session, const char *provider,
                          const char *decision, const char *reason, long status)
@@ -138,10 +200,10 @@ static bool retry_later(const struct job *j, int64_t session, int retry_after_s)
     if (delay < (int64_t)retry_after_s * 1000)
         delay = (int64_t)retry_after_s * 1000 + rand() % 250;
     db_exec("INSERT INTO push_jobs (user_id, thread_id, seq, kind, session_id, attempts, due_at, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "created_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''))",
             DB_ARGS(DB_INT(j->user_id), DB_INT(j->thread_id), DB_INT(j->seq), DB_INT(j->kind),
                     DB_INT(session), DB_INT(attempt), DB_INT(now_ms() + delay),
-                    DB_INT(j->created_at)));
+                    DB_INT(j->created_at), DB_STR(j->payload)));
     return true;
 }
 
@@ -370,6 +432,22 @@ static void job_run(struct job *j)
         }
         proto.content.title = proto.title;
         proto.content.body = proto.text;
+    } else if (j->kind == JOB_REACTION) {
+        if (db_query("SELECT is_muted FROM thread_members WHERE owner_id = ? AND thread_id = ?", &r,
+                     DB_ARGS(DB_INT(j->user_id), DB_INT(j->thread_id))) < 0)
+            goto later;
+        const char *why = r->nrows == 0 ? "left" : db_int(r, 0, 0) != 0 ? "muted" : NULL;
+        db_res_free(r);
+        int rc = why ? 1 : reaction_content(&proto, j);
+        if (rc < 0)
+            goto later;
+        if (rc > 0) {
+            log_decision(j, 0, NULL, "suppressed", why ? why : "removed", 0);
+            job_done(j);
+            return;
+        }
+        proto.content.title = proto.title;
+        proto.content.body = proto.text;
     }
     if (db_query("SELECT id, push_provider, push_token, COALESCE(push_topic, '') FROM sessions "
                  "WHERE user_id = ? AND push_token IS NOT NULL AND (? = 0 OR id = ?) AND id <> ?",
@@ -438,7 +516,8 @@ static int lease_tx(void *arg)
     l->r = NULL;
     int rc = db_query("SELECT id, user_id, thread_id, seq, kind, COALESCE(session_id, 0), "
                       "COALESCE(except_session_id, 0), attempts, created_at, "
-                      "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED) FROM push_jobs "
+                      "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED), COALESCE(payload, '') "
+                      "FROM push_jobs "
                       "WHERE due_at <= UNIX_TIMESTAMP(NOW(3)) * 1000 ORDER BY due_at LIMIT ? "
                       "FOR UPDATE SKIP LOCKED",
                       &l->r, DB_ARGS(DB_INT(JOBS_PER_TICK)));
@@ -480,6 +559,7 @@ static void take_due_jobs(void)
                           .except_session_id = db_int(r, i, 6),
                           .attempts = (int)db_int(r, i, 7),
                           .created_at = db_int(r, i, 8)};
+        snprintf(j->payload, sizeof j->payload, "%s", db_str(r, i, 10));
         job_run(j);
     }
     db_res_free(r);
@@ -523,6 +603,7 @@ void push_prune(int64_t now)
 int push_init(const struct config *cfg)
 {
     grace_ms = cfg->push_grace_ms;
+    push_reactions = cfg->push_reactions;
     max_attempts = cfg->push_max_attempts;
     if (wire_init(cfg) < 0)
         return -1;

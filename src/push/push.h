@@ -54,6 +54,16 @@ int push_queue_clear(int64_t user_id, int64_t thread_id, int64_t seq, int64_t re
  * DB_E*. */
 int push_queue_clear_thread(int64_t thread_id, int64_t seq, int64_t now_ms);
 
+/* Inside the transaction that adds actor's reaction emoji to message
+ * (thread_id, seq): a job for the message's sender (not actor; with a push
+ * token; still a member), due after the grace period, when the
+ * push_reactions setting is on. At its time it sends "Reacted <emoji> to:
+ * …" unless the reaction was taken back or the message deleted (reason
+ * removed) or the thread is muted or set to mentions. Returns DB_OK or
+ * DB_E*. */
+int push_queue_reaction(int64_t thread_id, int64_t seq, int64_t actor, const char *emoji,
+                        int64_t now_ms);
+
 /* The janitor's part: forgets notification log lines older than a week (at
  * most 10,000 rows a call). now in ms. Any thread. */
 void push_prune(int64_t now);

@@ -794,3 +794,25 @@ def test_notify_mentions_pushes_only_mentions(pu, push_fake):
              lambda e: entry(e, seq=m1["seq"], decision="suppressed", reason="not_mentioned"))
     quiet(push_fake, tb, 1)
     assert m2["mentions"]["user_ids"] == [b.id]
+
+
+def test_a_reaction_to_your_message_pushes(pu, push_fake):
+    a, b, tid = pair(pu)
+    ta = register(a, "apns")
+    tb = register(b, "apns")
+    m = a.say(tid, "lunch at noon?")
+    wait_pushes(push_fake, tb, 1, user=b)
+    assert b.put(f"/v1/threads/{tid}/messages/{m['seq']}/reactions/👍").status == 204
+    got = wait_pushes(push_fake, ta, 1, user=a)
+    body = alert(got[0])
+    assert body["aps"]["alert"] == {"title": b.user["display_name"],
+                                    "body": "Reacted 👍 to: lunch at noon?"}, body
+    # Taken back within the grace period: nothing.
+    assert b.put(f"/v1/threads/{tid}/messages/{m['seq']}/reactions/🎉").status == 204
+    assert b.delete(f"/v1/threads/{tid}/messages/{m['seq']}/reactions/🎉").status == 204
+    wait_log(a, "the taken-back reaction suppressed",
+             lambda e: entry(e, seq=m["seq"], decision="suppressed", reason="removed"))
+    # One's own reaction to one's own message: nothing; the reactor gets nothing.
+    assert a.put(f"/v1/threads/{tid}/messages/{m['seq']}/reactions/❤️").status == 204
+    quiet(push_fake, ta, 1)
+    quiet(push_fake, tb, 1, seconds=0)
