@@ -413,16 +413,18 @@ static int insert_postings(json_t *rows)
     return rc;
 }
 
-/* One indexing transaction takes at most this many threads, and this many
- * messages of each. */
+/* One indexing transaction takes at most this many threads, this many
+ * messages of each, and this many in all (short transactions: the indexer
+ * looks at the sends again after each one). */
 #define INDEX_THREADS 64
 #define INDEX_PER_THREAD 500
+#define INDEX_PER_TX 1000
 
 struct index_ctx {
     const int64_t *threads; /* the threads to index */
     size_t n;
-    int64_t done;                /* messages indexed */
-    int64_t more[INDEX_THREADS]; /* threads with more past this batch */
+    int64_t done;                    /* messages indexed */
+    int64_t more[2 * INDEX_THREADS]; /* threads with more past this batch */
     size_t nmore;
 };
 
@@ -444,8 +446,9 @@ static int index_tx(void *arg)
                       "m.deleted_at IS NOT NULL FROM " DB_IDS_TABLE " LEFT JOIN search_progress s "
                       "ON s.thread_id = j.id JOIN messages m ON m.thread_id = j.id "
                       "AND m.seq > COALESCE(s.indexed_seq, 0) "
-                      "AND m.seq <= COALESCE(s.indexed_seq, 0) + ? ORDER BY m.thread_id, m.seq",
-                      &r, DB_ARGS(DB_STR(ids.s), DB_INT(INDEX_PER_THREAD)));
+                      "AND m.seq <= COALESCE(s.indexed_seq, 0) + ? ORDER BY m.thread_id, m.seq "
+                      "LIMIT ?",
+                      &r, DB_ARGS(DB_STR(ids.s), DB_INT(INDEX_PER_THREAD), DB_INT(INDEX_PER_TX)));
     free(ids.s);
     if (rc < 0)
         return rc;
@@ -468,6 +471,9 @@ static int index_tx(void *arg)
         }
     }
     c->done = r->nrows;
+    if (r->nrows == INDEX_PER_TX) /* cut short: every thread of the batch again */
+        for (size_t k = 0; k < c->n && c->nmore < 2 * INDEX_THREADS; k++)
+            c->more[c->nmore++] = c->threads[k];
     db_res_free(r);
     if (rc == 0)
         rc = insert_postings(rows);
