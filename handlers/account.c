@@ -13,6 +13,57 @@
 #include "http/jsonv.h"
 #include "base/util.h"
 
+/* 503 when no password-hashing slot freed up in time. */
+static enum handler_status hash_busy(struct response *res)
+{
+    resp_problem(res, 503, "unavailable", "too many logins at once; try again");
+    res->retry_after_s = 1;
+    return HANDLER_DONE;
+}
+
+/* Checks that password (len bytes) is the caller's (hash and username from
+ * auth_user_secret) before a change that needs it. A wrong one counts as a
+ * failed login of the account and the address (so a stolen token cannot
+ * guess faster than a login could) and is audited as fail_event. Returns
+ * true with *now (ms); false with the answer filled: 429 while failed
+ * logins make it wait, 503 when no hashing slot freed up, 403
+ * wrong_password (wrong_detail). */
+static bool password_ok(struct request *req, struct response *res, const char *hash,
+                        const char *username, const char *password, size_t len,
+                        const char *fail_event, const char *wrong_detail, int64_t *now)
+{
+    struct auth_attempt at = {.username = username, .address = req->client_addr};
+    *now = now_ms();
+    int64_t wait = auth_login_wait_s(&at, *now);
+    if (wait < 0) {
+        resp_db_error(res, (int)wait);
+        return false;
+    }
+    if (wait > 0) {
+        auth_audit(req->user_id, req->session_id, "login_throttled", req->client_addr, *now);
+        resp_problem(res, 429, "rate_limited", "too many wrong passwords; try again in %lld s",
+                     (long long)wait);
+        res->retry_after_s = (int)wait;
+        return false;
+    }
+    int rc = auth_password_verify(hash, password, len);
+    if (rc == AUTH_BUSY) {
+        hash_busy(res);
+        return false;
+    }
+    if (rc == AUTH_MISMATCH) {
+        auth_login_failed(&at, *now);
+        auth_audit(req->user_id, req->session_id, fail_event, req->client_addr, *now);
+        resp_problem(res, 403, "wrong_password", "%s", wrong_detail);
+        return false;
+    }
+    if (rc != AUTH_OK) {
+        resp_internal(res);
+        return false;
+    }
+    return true;
+}
+
 enum handler_status me_password_put(struct request *req, struct response *res)
 {
     json_t *body = req_body(req, res);
@@ -38,31 +89,13 @@ enum handler_status me_password_put(struct request *req, struct response *res)
     if (weak)
         return resp_problem(res, 400, "weak_password", "%s", weak);
 
-    struct auth_attempt at = {.username = username, .address = req->client_addr};
-    int64_t now = now_ms();
-    int64_t wait = auth_login_wait_s(&at, now);
-    if (wait < 0)
-        return resp_db_error(res, (int)wait);
-    if (wait > 0) {
-        auth_audit(req->user_id, req->session_id, "login_throttled", req->client_addr, now);
-        resp_problem(res, 429, "rate_limited", "too many wrong passwords; try again in %lld s",
-                     (long long)wait);
-        res->retry_after_s = (int)wait;
+    int64_t now;
+    if (!password_ok(req, res, hash, username, current, current_len, "password_change_failed",
+                     "the current password is not right", &now))
         return HANDLER_DONE;
-    }
-    rc = auth_password_verify(hash, current, current_len);
-    if (rc == AUTH_OK)
-        rc = auth_password_hash(fresh, fresh_len, hash);
-    if (rc == AUTH_BUSY) {
-        resp_problem(res, 503, "unavailable", "too many logins at once; try again");
-        res->retry_after_s = 1;
-        return HANDLER_DONE;
-    }
-    if (rc == AUTH_MISMATCH) {
-        auth_login_failed(&at, now);
-        auth_audit(req->user_id, req->session_id, "password_change_failed", req->client_addr, now);
-        return resp_problem(res, 403, "wrong_password", "the current password is not right");
-    }
+    rc = auth_password_hash(fresh, fresh_len, hash);
+    if (rc == AUTH_BUSY)
+        return hash_busy(res);
     if (rc != AUTH_OK)
         return resp_internal(res);
     rc = auth_password_set(req->user_id, hash, req->session_id, end_others, req->client_addr);
@@ -109,31 +142,10 @@ enum handler_status me_delete(struct request *req, struct response *res)
         return resp_db_error(res, rc);
     if (rc == NOT_FOUND)
         return resp_problem(res, 401, "unauthorized", "the account no longer exists");
-    /* A wrong password counts as a failed login, as for a password change. */
-    struct auth_attempt at = {.username = username, .address = req->client_addr};
-    int64_t now = now_ms();
-    int64_t wait = auth_login_wait_s(&at, now);
-    if (wait < 0)
-        return resp_db_error(res, (int)wait);
-    if (wait > 0) {
-        resp_problem(res, 429, "rate_limited", "too many wrong passwords; try again in %lld s",
-                     (long long)wait);
-        res->retry_after_s = (int)wait;
+    int64_t now;
+    if (!password_ok(req, res, hash, username, password, len, "account_delete_failed",
+                     "the password is not right", &now))
         return HANDLER_DONE;
-    }
-    rc = auth_password_verify(hash, password, len);
-    if (rc == AUTH_BUSY) {
-        resp_problem(res, 503, "unavailable", "too many logins at once; try again");
-        res->retry_after_s = 1;
-        return HANDLER_DONE;
-    }
-    if (rc == AUTH_MISMATCH) {
-        auth_login_failed(&at, now);
-        auth_audit(req->user_id, req->session_id, "account_delete_failed", req->client_addr, now);
-        return resp_problem(res, 403, "wrong_password", "the password is not right");
-    }
-    if (rc != AUTH_OK)
-        return resp_internal(res);
     auth_audit(req->user_id, req->session_id, "account_deleted", req->client_addr, now);
     rc = account_delete(req->user_id, now);
     if (rc != 0)

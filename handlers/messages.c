@@ -263,8 +263,7 @@ enum handler_status messages_list(struct request *req, struct response *res)
     /* A message the caller hid shows as {thread_id, seq, hidden: true}, so
      * that seq stays contiguous for them. */
     if (forward)
-        rc = db_query("SELECT " MESSAGE_COLS ", h.seq FROM messages m LEFT JOIN message_hidden h "
-                      "ON h.user_id = ? AND h.thread_id = m.thread_id AND h.seq = m.seq "
+        rc = db_query("SELECT " MESSAGE_COLS_SEEN " FROM messages m" MESSAGE_HIDDEN_JOIN
                       "WHERE m.thread_id = ? AND m.seq > ? AND m.seq < ? ORDER BY m.seq ASC "
                       "LIMIT ?",
                       &r,
@@ -272,8 +271,7 @@ enum handler_status messages_list(struct request *req, struct response *res)
                               DB_INT(limit + 1)));
     else
         rc = db_query(
-            "SELECT " MESSAGE_COLS ", h.seq FROM messages m LEFT JOIN message_hidden h "
-            "ON h.user_id = ? AND h.thread_id = m.thread_id AND h.seq = m.seq "
+            "SELECT " MESSAGE_COLS_SEEN " FROM messages m" MESSAGE_HIDDEN_JOIN
             "WHERE m.thread_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?",
             &r, DB_ARGS(DB_INT(req->user_id), DB_INT(thread_id), DB_INT(hi), DB_INT(limit + 1)));
     if (rc < 0)
@@ -282,11 +280,7 @@ enum handler_status messages_list(struct request *req, struct response *res)
     json_t *list = json_array();
     for (int i = 0; i < n; i++) {
         int row = forward ? i : n - 1 - i;
-        json_array_append_new(list, db_str(r, row, MC_COUNT)
-                                        ? json_pack("{s:I, s:I, s:b}", "thread_id",
-                                                    (json_int_t)thread_id, "seq",
-                                                    (json_int_t)db_int(r, row, MC_SEQ), "hidden", 1)
-                                        : view_message_row(r, row, 0));
+        json_array_append_new(list, view_message_seen(r, row));
     }
     bool more = r->nrows > limit;
     db_res_free(r);

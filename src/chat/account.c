@@ -70,8 +70,7 @@ int account_export(int64_t user, json_t **out)
         json_t *msgs = json_array();
         json_object_set_new(t, "messages", msgs);
         json_array_append_new(threads, t);
-        rc = db_query("SELECT " MESSAGE_COLS ", h.seq FROM messages m LEFT JOIN message_hidden h "
-                      "ON h.user_id = ? AND h.thread_id = m.thread_id AND h.seq = m.seq "
+        rc = db_query("SELECT " MESSAGE_COLS_SEEN " FROM messages m" MESSAGE_HIDDEN_JOIN
                       "WHERE m.thread_id = ? ORDER BY m.seq LIMIT ?",
                       &r,
                       DB_ARGS(DB_INT(user), DB_INT(tid), DB_INT(EXPORT_MESSAGES_MAX - total + 1)));
@@ -80,11 +79,7 @@ int account_export(int64_t user, json_t **out)
                 truncated = true;
                 break;
             }
-            json_array_append_new(
-                msgs, db_str(r, i, MC_COUNT)
-                          ? json_pack("{s:I, s:I, s:b}", "thread_id", (json_int_t)tid, "seq",
-                                      (json_int_t)db_int(r, i, MC_SEQ), "hidden", 1)
-                          : view_message_row(r, i, 0));
+            json_array_append_new(msgs, view_message_seen(r, i));
             total++;
         }
         if (rc == 0)

@@ -16,7 +16,6 @@
 #include "chat/model.h"
 #include "chat/search.h"
 #include "db/db.h"
-#include "live/tail.h"
 #include "push/push.h"
 
 static struct action_settings settings = {900, 172800, 50};
@@ -145,36 +144,13 @@ static json_t *message_now(int64_t thread_id, int64_t seq)
     return m;
 }
 
-/* Appends ev (stolen) for every member of the thread (or for c->user alone)
- * as an event of the given type; payload: stored as its JSON. Returns DB_OK
- * or DB_E*. */
+/* Appends ev (stolen) for every member of the thread (or for c->user
+ * alone) as an event of the given type; payload: stored as its JSON. */
 static int add_event(struct action_ctx *c, enum event_type type, json_t *ev, bool to_all,
                      bool payload)
 {
-    struct tail_blob *blob = ev ? tail_blob_of(ev) : NULL;
-    json_decref(ev);
-    if (blob == NULL)
-        return DB_ERR;
-    int rc = DB_OK;
-    if (to_all) {
-        struct db_res *r;
-        rc = db_query("SELECT owner_id FROM thread_members WHERE thread_id = ? ORDER BY owner_id",
-                      &r, DB_ARGS(DB_INT(c->thread_id)));
-        for (int i = 0; rc == 0 && i < r->nrows; i++) {
-            if (payload)
-                evb_add_payload(&c->events, db_int(r, i, 0), type, c->thread_id, c->seq, c->now,
-                                blob);
-            else
-                evb_add(&c->events, db_int(r, i, 0), type, c->thread_id, c->seq, 0, 0, 0, c->now,
-                        blob);
-        }
-        if (rc == 0)
-            db_res_free(r);
-    } else {
-        evb_add_payload(&c->events, c->user, type, c->thread_id, c->seq, c->now, blob);
-    }
-    tail_blob_unref(blob);
-    return rc;
+    return evb_add_to(&c->events, to_all ? 0 : c->user, type, c->thread_id, c->seq, c->now, ev,
+                      payload);
 }
 
 /* Runs fn as the action's transaction and frees the batch. */
@@ -296,7 +272,7 @@ static int delete_tx(void *arg)
     for (size_t k = 0; rc == 0 && k < sizeof gone / sizeof gone[0]; k++)
         rc = db_exec(gone[k], DB_ARGS(DB_INT(c->thread_id), DB_INT(c->seq)));
     if (rc == 0)
-        rc = attachments_detach(c->thread_id, c->seq, c->now);
+        rc = attachments_detach_range(c->thread_id, c->seq, c->seq, c->now);
     if (rc == 0)
         rc = push_queue_clear_thread(c->thread_id, c->seq, c->now);
     if (rc == 0)

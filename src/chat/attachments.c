@@ -203,11 +203,6 @@ int attachments_forget_owner(int64_t owner, int64_t now)
     return rc;
 }
 
-int attachments_detach(int64_t thread_id, int64_t seq, int64_t now)
-{
-    return attachments_detach_range(thread_id, seq, seq, now);
-}
-
 int attachments_detach_range(int64_t thread_id, int64_t seq_from, int64_t seq_to, int64_t now)
 {
     struct db_res *r;

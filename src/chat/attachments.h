@@ -165,14 +165,11 @@ int attachments_attach(const char *rows);
 int attachments_copy(int64_t owner, const char *src_views, int64_t thread_id, int64_t seq,
                      int64_t now_ms, char **views);
 
-/* Inside the transaction that deletes message (thread_id, seq) for
- * everyone: its attachments go (their rows, and one reference each to
+/* Inside the transaction that deletes messages seq_from..seq_to of
+ * thread_id (a delete for everyone: one message; retention: a prefix of
+ * history): their attachments go (their rows, and one reference each to
  * their blobs, which the collector removes once nothing else refers to
  * them). Returns DB_OK or DB_E*. */
-int attachments_detach(int64_t thread_id, int64_t seq, int64_t now_ms);
-
-/* The same for the messages seq_from..seq_to of thread_id (retention
- * removes them). Returns DB_OK or DB_E*. */
 int attachments_detach_range(int64_t thread_id, int64_t seq_from, int64_t seq_to, int64_t now_ms);
 
 /* Inside the transaction that deletes owner's account: every attachment

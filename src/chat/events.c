@@ -146,6 +146,31 @@ void evb_add_payload(struct event_batch *b, int64_t user_id, enum event_type typ
         b->items[b->n - 1].payload = true;
 }
 
+int evb_add_to(struct event_batch *b, int64_t user_id, enum event_type type, int64_t thread_id,
+               int64_t seq, int64_t now, json_t *ev, bool payload)
+{
+    struct tail_blob *blob = ev ? tail_blob_of(ev) : NULL;
+    json_decref(ev);
+    if (blob == NULL)
+        return DB_ERR;
+    struct db_res *r = NULL;
+    int rc = user_id ? DB_OK
+                     : db_query("SELECT owner_id FROM thread_members WHERE thread_id = ? "
+                                "ORDER BY owner_id",
+                                &r, DB_ARGS(DB_INT(thread_id)));
+    for (int i = 0; rc == 0 && i < (r ? r->nrows : 1); i++) {
+        int64_t to = r ? db_int(r, i, 0) : user_id;
+        if (payload)
+            evb_add_payload(b, to, type, thread_id, seq, now, blob);
+        else
+            evb_add(b, to, type, thread_id, seq, 0, 0, 0, now, blob);
+    }
+    if (r)
+        db_res_free(r);
+    tail_blob_unref(blob);
+    return rc;
+}
+
 /* The reader's part of a thread event, and the event as the API shows it. */
 static struct tail_blob *thread_event_blob(const json_t *shared, int muted, const char *nickname,
                                            int64_t read_seq)

@@ -94,6 +94,15 @@ void evb_add(struct event_batch *b, int64_t user_id, enum event_type type, int64
 void evb_add_payload(struct event_batch *b, int64_t user_id, enum event_type type,
                      int64_t thread_id, int64_t seq, int64_t now, struct tail_blob *blob);
 
+/* Adds ev (the event as the API shows it; stolen; NULL fails) of the given
+ * type about message (thread_id, seq) for every member of thread_id
+ * (user_id 0) or for user_id alone, the members read inside the caller's
+ * transaction. payload: its JSON is stored with it (evb_add_payload); else
+ * it names (thread_id, seq) and is rendered from the message when read.
+ * Returns DB_OK or DB_E*. */
+int evb_add_to(struct event_batch *b, int64_t user_id, enum event_type type, int64_t thread_id,
+               int64_t seq, int64_t now, json_t *ev, bool payload);
+
 /* Adds a thread event for every member of thread_id (evb_add_thread), or
  * for user_id alone (evb_add_thread_to: after a change of the user's own
  * settings, or for a user who just left): the thread as of now (a snapshot

@@ -120,6 +120,14 @@ json_t *view_message_row(const struct db_res *r, int row, int col)
     return view_message(&f);
 }
 
+json_t *view_message_seen(const struct db_res *r, int row)
+{
+    if (db_str(r, row, MC_COUNT))
+        return json_pack("{s:I, s:I, s:b}", "thread_id", (json_int_t)db_int(r, row, MC_THREAD_ID),
+                         "seq", (json_int_t)db_int(r, row, MC_SEQ), "hidden", 1);
+    return view_message_row(r, row, 0);
+}
+
 json_t *view_presence(int64_t user_id, int64_t db_last_seen)
 {
     bool online = false;

@@ -48,15 +48,21 @@ json_t *view_id_list(const char *csv);
  * which view_message_row reads. The reply's snippet is read from the
  * original's row as it is now (an edit or a delete of the original shows). */
 #define MESSAGE_COLS MESSAGE_COLS_AS(m)
+/* A reply's view of its original (table alias o), as the stored JSON text
+ * reply_view reads: {sender_id, snippet (the first REPLY_SNIPPET_CHARS
+ * characters, "" once deleted), deleted (0/1)}. */
+#define REPLY_TO_JSON(o)                                                                      \
+    "JSON_OBJECT('sender_id', " #o ".sender_id, 'snippet', IF(" #o ".deleted_at IS NULL, "    \
+    "LEFT(" #o ".body, " REPLY_SNIPPET_CHARS_S "), ''), 'deleted', " #o ".deleted_at IS NOT " \
+    "NULL)"
 /* The same columns of table alias a (an identifier). */
 #define MESSAGE_COLS_AS(a)                                                                         \
 #a ".thread_id, " #a ".seq, " #a ".sender_id, " #a ".client_msg_id, " #a ".body, " #a          \
        ".created_at, " #a ".attachments, " #a ".version, " #a ".edited_at, " #a ".deleted_at, " #a \
-       ".reply_to_seq, (SELECT JSON_OBJECT('sender_id', o.sender_id, 'snippet', "                  \
-       "IF(o.deleted_at IS NULL, LEFT(o.body, " REPLY_SNIPPET_CHARS_S "), ''), 'deleted', "        \
-       "o.deleted_at IS NOT NULL) FROM messages o WHERE o.thread_id = " #a ".thread_id AND "       \
-       "o.seq = " #a ".reply_to_seq), " #a ".forward_depth, " #a ".reactions, " #a                 \
-       ".mentions, " #a ".expires_at"
+       ".reply_to_seq, (SELECT " REPLY_TO_JSON(o) " FROM messages o WHERE o.thread_id = " #a       \
+                                                  ".thread_id AND o.seq = " #a                     \
+                                                  ".reply_to_seq), " #a ".forward_depth, " #a      \
+                                                  ".reactions, " #a ".mentions, " #a ".expires_at"
 enum {
     MC_THREAD_ID,
     MC_SEQ,
@@ -111,6 +117,18 @@ json_t *view_message(const struct message_fields *f);
 /* view_message from the MESSAGE_COLS columns starting at col; NULL when the
  * seq column is NULL. */
 json_t *view_message_row(const struct db_res *r, int row, int col);
+
+/* Messages m as one reader sees them: SELECT MESSAGE_COLS_SEEN FROM
+ * messages m MESSAGE_HIDDEN_JOIN …, the join's one parameter being the
+ * reader's id; view_message_seen renders a row. */
+#define MESSAGE_COLS_SEEN MESSAGE_COLS ", h.seq"
+#define MESSAGE_HIDDEN_JOIN \
+    " LEFT JOIN message_hidden h ON h.user_id = ? AND h.thread_id = m.thread_id AND h.seq = m.seq "
+
+/* A MESSAGE_COLS_SEEN row as its reader sees it: the message, or
+ * {thread_id, seq, hidden: true} when the reader hid it (so that seq stays
+ * contiguous for them). New reference. */
+json_t *view_message_seen(const struct db_res *r, int row);
 
 /* The thread as `owner` sees it (API.md `thread`) into *out, with
  * `request`: {from: user id} while owner's membership is a message request

@@ -10,7 +10,6 @@
 #include "chat/events.h"
 #include "chat/search.h"
 #include "db/db.h"
-#include "live/tail.h"
 
 static int server_days, test_s, day_s = 86400;
 
@@ -112,20 +111,10 @@ static int purge_tx(void *arg)
     if (rc < 0)
         return rc;
     /* One history_purged per member. */
-    json_t *ev = json_pack("{s:s, s:I, s:I}", "type", "history_purged", "thread_id",
-                           (json_int_t)c->thread_id, "up_to_seq", (json_int_t)c->up_to);
-    struct tail_blob *blob = ev ? tail_blob_of(ev) : NULL;
-    json_decref(ev);
-    if (blob == NULL)
-        return DB_ERR;
-    rc = db_query("SELECT owner_id FROM thread_members WHERE thread_id = ? ORDER BY owner_id", &r,
-                  DB_ARGS(DB_INT(c->thread_id)));
-    for (int i = 0; rc == 0 && i < r->nrows; i++)
-        evb_add_payload(&c->events, db_int(r, i, 0), EVENT_HISTORY_PURGED, c->thread_id, c->up_to,
-                        c->now, blob);
-    if (rc == 0)
-        db_res_free(r);
-    tail_blob_unref(blob);
+    rc = evb_add_to(&c->events, 0, EVENT_HISTORY_PURGED, c->thread_id, c->up_to, c->now,
+                    json_pack("{s:s, s:I, s:I}", "type", "history_purged", "thread_id",
+                              (json_int_t)c->thread_id, "up_to_seq", (json_int_t)c->up_to),
+                    true);
     if (rc < 0)
         return rc;
     c->events.forget_tails = true;

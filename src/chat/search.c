@@ -569,15 +569,6 @@ static int64_t index_round(void)
     return c.done > 0 ? c.done : 1;
 }
 
-int64_t search_index_pending(void)
-{
-    int64_t total = 0, n;
-    while ((n = index_round()) != 0)
-        if (n > 0)
-            total += n;
-    return total;
-}
-
 int search_catch_up(void)
 {
     struct db_res *r;
@@ -678,22 +669,9 @@ void search_stop(void)
 int search_reindex(int64_t thread_id, int64_t seq, int64_t at, const char *old_body, size_t old_len,
                    const char *new_body, size_t new_len)
 {
-    size_t n;
-    char **terms = distinct_terms(old_body, old_len, &n);
-    if (terms == NULL)
-        return DB_ERR;
-    json_t *list = json_array();
-    for (size_t k = 0; k < n; k++)
-        json_array_append_new(list, json_string(terms[k]));
-    free_terms(terms, n);
-    char *s = json_dumps(list, JSON_COMPACT);
-    json_decref(list);
-    int rc = s ? db_exec("DELETE p FROM JSON_TABLE(?, '$[*]' COLUMNS (t VARCHAR(64) PATH '$')) j "
-                         "STRAIGHT_JOIN search_terms p ON p.term = j.t AND p.thread_id = ? "
-                         "AND p.seq = ?",
-                         DB_ARGS(DB_STR(s), DB_INT(thread_id), DB_INT(seq)))
-               : DB_ERR;
-    free(s);
+    json_t *old = json_pack("[[I, s%]]", (json_int_t)seq, old_body, old_len);
+    int rc = old ? search_forget(thread_id, old) : DB_ERR;
+    json_decref(old);
     if (rc < 0 || new_body == NULL)
         return rc;
     json_t *rows = json_array();
@@ -878,11 +856,9 @@ static int read_candidates(int64_t user, const struct cand *v, size_t n, struct 
     char *s = json_dumps(list, JSON_COMPACT);
     json_decref(list);
     int rc =
-        s ? db_query("SELECT STRAIGHT_JOIN " MESSAGE_COLS ", h.seq FROM JSON_TABLE(?, '$[*]' "
+        s ? db_query("SELECT STRAIGHT_JOIN " MESSAGE_COLS_SEEN " FROM JSON_TABLE(?, '$[*]' "
                      "COLUMNS (t BIGINT PATH '$[0]', q BIGINT PATH '$[1]')) j "
-                     "JOIN messages m ON m.thread_id = j.t AND m.seq = j.q "
-                     "LEFT JOIN message_hidden h ON h.user_id = ? AND h.thread_id = m.thread_id "
-                     "AND h.seq = m.seq",
+                     "JOIN messages m ON m.thread_id = j.t AND m.seq = j.q" MESSAGE_HIDDEN_JOIN,
                      r, DB_ARGS(DB_STR(s), DB_INT(user)))
           : DB_ERR;
     free(s);

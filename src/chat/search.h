@@ -84,11 +84,6 @@ void search_note(const int64_t *ids, size_t n);
  * janitor's round, and the start). Returns how many, or DB_E*. */
 int search_catch_up(void);
 
-/* Indexes what is queued now, in the caller's thread, until nothing is
- * left (tests, the benchmark's loader, a start without the thread). Returns
- * the messages indexed, or DB_E*. */
-int64_t search_index_pending(void);
-
 /* Inside a transaction that changes message (thread_id, seq): removes the
  * terms of its old body (old_len bytes) from the index and, when new_body
  * is not NULL (an edit), adds those of the new one. Returns DB_OK or

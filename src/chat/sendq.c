@@ -315,11 +315,10 @@ static int check_replies(struct batch *b)
     if (keys.len == 0)
         return DB_OK;
     struct db_res *r;
-    int rc = db_query_list("SELECT STRAIGHT_JOIN m.thread_id, m.seq, JSON_OBJECT('sender_id', "
-                           "m.sender_id, 'snippet', LEFT(m.body, " REPLY_SNIPPET_CHARS_S
-                           "), 'deleted', false) FROM JSON_TABLE(?, '$[*]' " REPLY_ROW_COLUMNS
-                           ") j JOIN messages m ON m.thread_id = j.t AND m.seq = j.q "
-                           "WHERE m.deleted_at IS NULL",
+    int rc = db_query_list("SELECT STRAIGHT_JOIN m.thread_id, m.seq, " REPLY_TO_JSON(
+                               m) " FROM JSON_TABLE(?, '$[*]' " REPLY_ROW_COLUMNS
+                                  ") j JOIN messages m ON m.thread_id = j.t AND m.seq = j.q "
+                                  "WHERE m.deleted_at IS NULL",
                            &keys, &r);
     if (rc < 0)
         return rc;
@@ -647,12 +646,13 @@ static void run_jobs(struct send_job **jobs, int n)
     }
     evb_finish(&b.events, rc); /* the tails, then the wake-ups */
     if (rc == 0) {             /* the indexer takes the new messages */
-        int64_t ids[64];
+        int64_t *ids = malloc(((size_t)b.nthreads + 1) * sizeof *ids);
         size_t nids = 0;
-        for (int k = 0; k < b.nthreads; k++)
-            if (b.threads[k].touched && nids < sizeof ids / sizeof ids[0])
+        for (int k = 0; ids && k < b.nthreads; k++)
+            if (b.threads[k].touched)
                 ids[nids++] = b.threads[k].id;
-        search_note(ids, nids);
+        search_note(ids, nids); /* out of memory: the janitor's catch-up finds them */
+        free(ids);
     }
     batch_free(&b);
     for (int i = 0; i < n; i++)
