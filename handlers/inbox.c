@@ -98,8 +98,8 @@ enum handler_status inbox_get(struct request *req, struct response *res)
     const char *since_s = req_query(req, "since");
     if (since_s == NULL) {
         /* Only a poll with since acknowledges: this one reloads over REST. */
-        int64_t last, oldest;
-        int rc = events_head(req->user_id, &last, &oldest);
+        int64_t last, pruned;
+        int rc = events_head(req->user_id, &last, &pruned);
         if (rc < 0)
             return resp_db_error(res, rc);
         return answer(res, json_array(), last);

@@ -1,7 +1,7 @@
 /* acks.c — acknowledgements of inbox cursors in batches (acks.h).
  *
  * One batch, one transaction, a fixed number of statements:
- *   0. check each cursor against its stream (last position, oldest kept);
+ *   0. check each cursor against its stream (its end, its pruned horizon);
  *      a device's cursor that is not one gets ACK_CURSOR_EXPIRED;
  *   1. lock the users' acknowledgement marks (user_acks, ascending users);
  *   2. find, per user and thread, the newest message event between the mark
@@ -121,25 +121,26 @@ static int check_cursors(struct ack_batch *b, const char *ids)
     struct db_res *r;
     for (int i = 0; i < b->nusers; i++)
         b->version[i] = hub_stream_version(b->users[i]);
-    /* ORDER BY … LIMIT 1, not MIN(): MariaDB reads one index entry for it,
-     * but the whole stream for a correlated MIN(). */
-    int rc = db_query("SELECT STRAIGHT_JOIN s.user_id, s.last_pos, (SELECT e.pos FROM "
-                      "user_events e WHERE e.user_id = s.user_id ORDER BY e.pos LIMIT 1) "
-                      "FROM " DB_IDS_TABLE " JOIN user_streams s ON s.user_id = j.id",
+    /* The end (ORDER BY … DESC LIMIT 1: one index entry) and the pruned
+     * horizon of each stream. */
+    int rc = db_query("SELECT STRAIGHT_JOIN j.id, " EVENTS_STREAM_END(
+                          "j.id") ", "
+                                  "COALESCE(s.pruned_pos, 0) FROM " DB_IDS_TABLE
+                                  " LEFT JOIN user_streams s ON s.user_id = j.id",
                       &r, DB_ARGS(DB_STR(ids)));
     if (rc < 0)
         return rc;
     int64_t *last = calloc((size_t)b->nusers, sizeof *last);
-    int64_t *oldest = calloc((size_t)b->nusers, sizeof *oldest);
-    if (last == NULL || oldest == NULL) {
-        free(last), free(oldest), db_res_free(r);
+    int64_t *pruned = calloc((size_t)b->nusers, sizeof *pruned);
+    if (last == NULL || pruned == NULL) {
+        free(last), free(pruned), db_res_free(r);
         return DB_ERR;
     }
     for (int row = 0; row < r->nrows; row++) {
         int i = find_user(b, db_int(r, row, 0));
         if (i >= 0) {
             last[i] = db_int(r, row, 1);
-            oldest[i] = db_int(r, row, 2);
+            pruned[i] = db_int(r, row, 2);
         }
     }
     db_res_free(r);
@@ -150,12 +151,13 @@ static int check_cursors(struct ack_batch *b, const char *ids)
     for (int k = 0; k < b->n; k++) {
         int i = find_user(b, b->jobs[k]->user_id);
         int64_t since = b->jobs[k]->pos;
-        bool pruned = oldest[i] ? since < oldest[i] - 1 : since < last[i];
-        b->result[k] = since > last[i] || pruned ? ACK_CURSOR_EXPIRED : DB_OK;
+        /* Below the horizon: events after it were pruned; past the end: not
+         * a position this stream gave out. */
+        b->result[k] = since > last[i] || since < pruned[i] ? ACK_CURSOR_EXPIRED : DB_OK;
         if (b->result[k] == DB_OK && since > b->pos[i])
             b->pos[i] = since;
     }
-    free(last), free(oldest);
+    free(last), free(pruned);
     return DB_OK;
 }
 

@@ -37,8 +37,8 @@ struct ack_result {
                            proves the stream has not grown since */
 };
 
-/* Checks that pos is a cursor of user_id's stream (a position from the
- * oldest kept one less one, up to the last), and if so records that a
+/* Checks that pos is a cursor of user_id's stream (from its pruned
+ * horizon up to its end, chat/events.h), and if so records that a
  * device of user_id acknowledged its stream up to pos. On a cluster, first
  * joins the user (and claims the polling session) in the user→node map, so
  * that commits on other nodes wake this one from then on (live/cluster.h).

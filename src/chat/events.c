@@ -87,6 +87,7 @@ struct evb_item {
     enum event_type type;
     size_t order; /* the order of adding, for a stable sort */
     int64_t pos;  /* set by evb_flush */
+    int64_t prev; /* the user's position before it, set by evb_flush */
     struct tail_blob *blob;
     /* Thread events: the snapshot (an index into b->snapshots) and the
      * reader's own settings; muted < 0: not a member, else the notify
@@ -263,36 +264,33 @@ static int cmp_item(const void *x, const void *y)
     return a->order < b->order ? -1 : a->order > b->order;
 }
 
-/* The rows of the statements below. back = how far below the stream's new
- * end the event sits. */
+/* The rows of the statements below: each event with its position. */
 /* clang-format off */
-#define COUNT_ROW(X, S) X(0, u, BIGINT, "%lld") S X(1, c, BIGINT, "%zu")
-#define COUNT_ROW_COLUMNS DB_JT_COLUMNS(COUNT_ROW)
 #define EVENT_ROW(X, S)                                                                       \
-    X(0, u, BIGINT, "%lld") S X(1, back, BIGINT, "%zu") S X(2, type, INT, "%d")                 \
+    X(0, u, BIGINT, "%lld") S X(1, pos, BIGINT, "%lld") S X(2, type, INT, "%d")                 \
     S X(3, t, BIGINT, "%lld") S X(4, seq, BIGINT, "%lld") S X(5, actor, BIGINT, "%lld")         \
     S X(6, delivered, BIGINT, "%lld") S X(7, rd, BIGINT, "%lld") S X(8, at, BIGINT, "%lld")
 #define EVENT_ROW_COLUMNS DB_JT_COLUMNS(EVENT_ROW)
 #define THREAD_EVENT_ROW(X, S)                                                                \
-    X(0, u, BIGINT, "%lld") S X(1, back, BIGINT, "%zu") S X(2, rd, BIGINT, "%lld")              \
+    X(0, u, BIGINT, "%lld") S X(1, pos, BIGINT, "%lld") S X(2, rd, BIGINT, "%lld")              \
     S X(3, muted, INT, "%s") S X(4, nick, VARCHAR(64), "%s") S X(5, at, BIGINT, "%lld")
 #define THREAD_EVENT_ROW_COLUMNS DB_JT_COLUMNS(THREAD_EVENT_ROW)
 #define PAYLOAD_EVENT_ROW(X, S)                                                               \
-    X(0, u, BIGINT, "") S X(1, back, BIGINT, "") S X(2, type, INT, "")                          \
+    X(0, u, BIGINT, "") S X(1, pos, BIGINT, "") S X(2, type, INT, "")                           \
     S X(3, t, BIGINT, "") S X(4, seq, BIGINT, "") S X(5, at, BIGINT, "")                        \
     S X(6, p, VARCHAR(1024), "")
 #define PAYLOAD_EVENT_ROW_COLUMNS DB_JT_COLUMNS(PAYLOAD_EVENT_ROW)
 /* clang-format on */
 
-/* Step 2b: the events that carry their JSON, at the positions found. */
-static int insert_payload_events(struct event_batch *b, const size_t *back)
+/* Step 3b: the events that carry their JSON. */
+static int insert_payload_events(struct event_batch *b)
 {
     json_t *rows = json_array();
     for (size_t i = 0; i < b->n; i++) {
         const struct evb_item *v = &b->items[i];
         if (v->payload)
             json_array_append_new(rows, json_pack("[I, I, i, I, I, I, s%]", (json_int_t)v->user_id,
-                                                  (json_int_t)back[i], (int)v->type,
+                                                  (json_int_t)v->pos, (int)v->type,
                                                   (json_int_t)v->thread_id, (json_int_t)v->seq,
                                                   (json_int_t)v->now, v->blob->json, v->blob->len));
     }
@@ -303,18 +301,16 @@ static int insert_payload_events(struct event_batch *b, const size_t *back)
     char *list = json_dumps(rows, JSON_COMPACT);
     json_decref(rows);
     int rc = list ? db_exec("INSERT INTO user_events (user_id, pos, type, thread_id, seq, "
-                            "created_at, payload) SELECT STRAIGHT_JOIN s.user_id, "
-                            "s.last_pos - j.back, j.type, j.t, j.seq, j.at, j.p FROM "
-                            "JSON_TABLE(?, '$[*]' " PAYLOAD_EVENT_ROW_COLUMNS ") j "
-                            "JOIN user_streams s ON s.user_id = j.u",
+                            "created_at, payload) SELECT j.u, j.pos, j.type, j.t, j.seq, j.at, "
+                            "j.p FROM JSON_TABLE(?, '$[*]' " PAYLOAD_EVENT_ROW_COLUMNS ") j",
                             DB_ARGS(DB_STR(list)))
                   : DB_ERR;
     free(list);
     return rc;
 }
 
-/* Step 3: the thread events of snapshot k, at the positions found. */
-static int insert_thread_events(struct event_batch *b, size_t k, const size_t *back)
+/* Step 3c: the thread events of snapshot k. */
+static int insert_thread_events(struct event_batch *b, size_t k)
 {
     struct sbuf rows = {0};
     int64_t thread_id = 0;
@@ -329,7 +325,7 @@ static int insert_thread_events(struct event_batch *b, size_t k, const size_t *b
             nick = js ? json_dumps(js, JSON_ENCODE_ANY) : NULL;
             json_decref(js);
         }
-        sb_item(&rows, DB_JT_ROW(THREAD_EVENT_ROW), (long long)v->user_id, back[i],
+        sb_item(&rows, DB_JT_ROW(THREAD_EVENT_ROW), (long long)v->user_id, (long long)v->pos,
                 (long long)v->read,
                 v->muted < 0                  ? "null"
                 : v->muted == NOTIFY_NONE     ? "1"
@@ -340,23 +336,40 @@ static int insert_thread_events(struct event_batch *b, size_t k, const size_t *b
     }
     const char *list = sb_done(&rows);
     int rc = list ? db_exec("INSERT INTO user_events (user_id, pos, type, thread_id, read_seq, "
-                            "thread, is_muted, nickname, created_at) SELECT STRAIGHT_JOIN "
-                            "s.user_id, s.last_pos - j.back, 2, ?, j.rd, ?, j.muted, j.nick, j.at "
-                            "FROM JSON_TABLE(?, '$[*]' " THREAD_EVENT_ROW_COLUMNS ") j "
-                            "JOIN user_streams s ON s.user_id = j.u",
+                            "thread, is_muted, nickname, created_at) SELECT j.u, j.pos, 2, ?, "
+                            "j.rd, ?, j.muted, j.nick, j.at "
+                            "FROM JSON_TABLE(?, '$[*]' " THREAD_EVENT_ROW_COLUMNS ") j",
                             DB_ARGS(DB_INT(thread_id), DB_STR(b->snapshots[k]), DB_STR(list)))
                   : DB_ERR;
     free(rows.s);
     return rc;
 }
 
-/* The streams' ends of the users in a COUNT_ROW list. */
-static int read_ends(const char *list, struct db_res **r)
+/* Step 2: each user's stream end before this batch, as the previous
+ * position of its first event here (the tails chain events by it). Read
+ * under the clock: every transaction that took it before committed, no
+ * later one has appended (READ COMMITTED reads what committed). */
+static int link_prev(struct event_batch *b, const char *ids)
 {
-    return db_query(
-        "SELECT STRAIGHT_JOIN s.user_id, s.last_pos FROM JSON_TABLE(?, '$[*]' " COUNT_ROW_COLUMNS
-        ") j JOIN user_streams s ON s.user_id = j.u",
-        r, DB_ARGS(DB_STR(list)));
+    struct db_res *r;
+    int rc = db_query("SELECT STRAIGHT_JOIN j.id, " EVENTS_STREAM_END(
+                          "j.id") " FROM " DB_IDS_TABLE
+                                  " LEFT JOIN user_streams s ON s.user_id = j.id",
+                      &r, DB_ARGS(DB_STR(ids)));
+    if (rc < 0)
+        return rc;
+    /* Both in ascending user order. */
+    for (int row = 0, i = 0; row < r->nrows; row++) {
+        int64_t user = db_int(r, row, 0), prev = db_int(r, row, 1);
+        while (i < (int)b->n && b->items[i].user_id < user)
+            i++;
+        for (; i < (int)b->n && b->items[i].user_id == user; i++) {
+            b->items[i].prev = prev;
+            prev = b->items[i].pos;
+        }
+    }
+    db_res_free(r);
+    return DB_OK;
 }
 
 int evb_flush(struct event_batch *b)
@@ -365,93 +378,52 @@ int evb_flush(struct event_batch *b)
         return DB_ERR;
     if (b->n == 0)
         return DB_OK;
-    /* By user (ascending: the order every appender locks streams in), then
-     * in the order added. */
+    /* By user, then in the order added: a user's events take ascending
+     * positions in that order. */
     qsort(b->items, b->n, sizeof *b->items, cmp_item);
-    size_t *back = malloc(b->n * sizeof *back);
-    if (back == NULL)
-        return DB_ERR;
-    struct sbuf counts = {0}, events = {0};
-    int nusers = 0;
-    for (size_t i = 0; i < b->n;) {
-        size_t k = i;
-        while (k < b->n && b->items[k].user_id == b->items[i].user_id)
-            k++;
-        sb_item(&counts, DB_JT_ROW(COUNT_ROW), (long long)b->items[i].user_id, k - i);
-        wake_add(&b->wake, b->items[i].user_id);
-        nusers++;
-        for (size_t e = i; e < k; e++) {
-            const struct evb_item *v = &b->items[e];
-            back[e] = k - 1 - e;
-            if (v->type != EVENT_THREAD && !v->payload)
-                sb_item(&events, DB_JT_ROW(EVENT_ROW), (long long)v->user_id, back[e], (int)v->type,
-                        (long long)v->thread_id, (long long)v->seq, (long long)v->actor,
-                        (long long)v->delivered, (long long)v->read, (long long)v->now);
+    struct sbuf ids = {0}, events = {0};
+    for (size_t i = 0; i < b->n; i++)
+        if (i == 0 || b->items[i].user_id != b->items[i - 1].user_id) {
+            sb_item(&ids, "%lld", (long long)b->items[i].user_id);
+            wake_add(&b->wake, b->items[i].user_id);
         }
-        i = k;
-    }
-    /* 1. Bump each stream once (every user has a stream row from
-     * registration on: a plain UPDATE, in the list's ascending order) and
-     * read the new ends back (rows this transaction changed read as
-     * changed); 2. insert the events at the positions below those ends;
-     * 3. the thread events, per snapshot. */
-    struct db_res *r = NULL;
-    const char *list = sb_done(&counts);
-    int rc = list ? db_exec("UPDATE JSON_TABLE(?, '$[*]' " COUNT_ROW_COLUMNS ") j STRAIGHT_JOIN "
-                            "user_streams s ON s.user_id = j.u SET s.last_pos = s.last_pos + j.c",
-                            DB_ARGS(DB_STR(list)))
+    /* 1. Take b->n positions from the clock; its row stays locked until the
+     * commit, so positions are handed out in commit order. */
+    const char *list = sb_done(&ids);
+    int rc = list ? db_exec("UPDATE stream_clock SET pos = LAST_INSERT_ID(pos + ?) WHERE id = 1",
+                            DB_ARGS(DB_INT((int64_t)b->n)))
                   : DB_ERR;
-    if (rc == 0)
-        rc = read_ends(list, &r);
-    if (rc == 0 && r->nrows < nusers) {
-        /* A user without a stream row (seeded around registration): the
-         * rows are made at the counts, then read again. */
-        db_res_free(r);
-        r = NULL;
-        rc = db_exec("INSERT INTO user_streams (user_id, last_pos) SELECT j.u, j.c FROM "
-                     "JSON_TABLE(?, '$[*]' " COUNT_ROW_COLUMNS ") j LEFT JOIN user_streams s "
-                     "ON s.user_id = j.u WHERE s.user_id IS NULL",
-                     DB_ARGS(DB_STR(list)));
-        if (rc == 0)
-            rc = read_ends(list, &r);
+    if (rc == 0 && db_affected() != 1)
+        rc = DB_ERR; /* no clock: the schema is older than this code */
+    if (rc == 0) {
+        int64_t first = db_insert_id() - (int64_t)b->n + 1;
+        for (size_t i = 0; i < b->n; i++)
+            b->items[i].pos = first + (int64_t)i;
+        rc = link_prev(b, list);
     }
-    free(counts.s);
+    free(ids.s);
+    /* 3. The events at their positions: plain ones, those with their
+     * JSON, the thread events per snapshot. */
+    for (size_t i = 0; rc == 0 && i < b->n; i++) {
+        const struct evb_item *v = &b->items[i];
+        if (v->type != EVENT_THREAD && !v->payload)
+            sb_item(&events, DB_JT_ROW(EVENT_ROW), (long long)v->user_id, (long long)v->pos,
+                    (int)v->type, (long long)v->thread_id, (long long)v->seq, (long long)v->actor,
+                    (long long)v->delivered, (long long)v->read, (long long)v->now);
+    }
     if (rc == 0 && events.len > 0)
-        rc = db_exec_list("INSERT INTO user_events (user_id, pos, type, thread_id, seq, actor_id, "
-                          "delivered_seq, read_seq, created_at) SELECT STRAIGHT_JOIN s.user_id, "
-                          "s.last_pos - j.back, j.type, j.t, j.seq, j.actor, j.delivered, j.rd, "
-                          "j.at FROM JSON_TABLE(?, '$[*]' " EVENT_ROW_COLUMNS ") j "
-                          "JOIN user_streams s ON s.user_id = j.u",
-                          &events);
+        rc = db_exec_list(
+            "INSERT INTO user_events (user_id, pos, type, thread_id, seq, actor_id, "
+            "delivered_seq, read_seq, created_at) SELECT j.u, j.pos, j.type, j.t, "
+            "j.seq, j.actor, j.delivered, j.rd, j.at FROM JSON_TABLE(?, '$[*]' " EVENT_ROW_COLUMNS
+            ") j",
+            &events);
     free(events.s);
     if (rc == 0)
-        rc = insert_payload_events(b, back);
+        rc = insert_payload_events(b);
     for (size_t k = 0; rc == 0 && k < b->nsnapshots; k++)
-        rc = insert_thread_events(b, k, back);
-    free(back);
-    if (rc < 0) {
-        if (r)
-            db_res_free(r);
-        return rc;
-    }
-    for (int row = 0; row < r->nrows; row++) {
-        int64_t user = db_int(r, row, 0), last = db_int(r, row, 1);
-        size_t lo = 0, hi = b->n;
-        while (lo < hi) { /* the first item of user */
-            size_t mid = (lo + hi) / 2;
-            if (b->items[mid].user_id < user)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        size_t k = lo;
-        while (k < b->n && b->items[k].user_id == user)
-            k++;
-        for (size_t e = lo; e < k; e++)
-            b->items[e].pos = last - (int64_t)(k - 1 - e);
-    }
-    db_res_free(r);
-    return DB_OK;
+        rc = insert_thread_events(b, k);
+    return rc;
 }
 
 void evb_drop_typing(struct event_batch *b, int64_t thread_id, int64_t typer)
@@ -474,7 +446,8 @@ static void publish_remote(struct event_batch *b, bool with_events)
     struct cluster_event *ev = with_events ? malloc(b->n * sizeof *ev + 1) : NULL;
     size_t nev = 0;
     for (size_t i = 0; ev && i < b->n; i++)
-        ev[nev++] = (struct cluster_event){b->items[i].user_id, b->items[i].pos, b->items[i].blob};
+        ev[nev++] = (struct cluster_event){b->items[i].user_id, b->items[i].pos, b->items[i].prev,
+                                           b->items[i].blob};
     cluster_publish_wake(b->wake.ids, b->wake.n, ev, nev, (const int64_t(*)[2])b->drops,
                          with_events ? b->ndrops : 0);
     free(ev);
@@ -490,7 +463,7 @@ void evb_finish(struct event_batch *b, int rc)
         cluster_forget_tails(b->wake.ids, b->wake.n);
     if (rc == 0) {
         for (size_t i = 0; fresh && i < b->n; i++)
-            tail_put(b->items[i].user_id, b->items[i].pos, b->items[i].blob);
+            tail_put(b->items[i].user_id, b->items[i].pos, b->items[i].prev, b->items[i].blob);
         for (size_t d = 0; d < b->ndrops; d++)
             hub_drop_ephemeral(b->wake.ids, b->wake.n, events_is_typing, b->drops[d]);
     } else if (rc != DB_ECOMMIT) {
@@ -547,16 +520,17 @@ int events_stream_create(int64_t user_id)
                             DB_ARGS(DB_INT(user_id)));
 }
 
-int events_head(int64_t user_id, int64_t *last_pos, int64_t *oldest_pos)
+int events_head(int64_t user_id, int64_t *last_pos, int64_t *pruned_pos)
 {
     struct db_res *r;
-    int rc = db_query("SELECT s.last_pos, (SELECT e.pos FROM user_events e WHERE e.user_id = "
-                      "s.user_id ORDER BY e.pos LIMIT 1) FROM user_streams s WHERE s.user_id = ?",
+    int rc = db_query("SELECT " EVENTS_STREAM_END(
+                          "u.id") ", COALESCE(s.pruned_pos, 0) FROM "
+                                  "(SELECT ? AS id) u LEFT JOIN user_streams s ON s.user_id = u.id",
                       &r, DB_ARGS(DB_INT(user_id)));
     if (rc < 0)
         return rc;
     *last_pos = r->nrows ? db_int(r, 0, 0) : 0;
-    *oldest_pos = r->nrows ? db_int(r, 0, 1) : 0;
+    *pruned_pos = r->nrows ? db_int(r, 0, 1) : 0;
     db_res_free(r);
     return DB_OK;
 }
@@ -659,9 +633,58 @@ fail:
     return rc;
 }
 
+/* The rows events_prune deletes. */
+/* clang-format off */
+#define PRUNE_ROW(X, S) X(0, u, BIGINT, "%lld") S X(1, pos, BIGINT, "%lld")
+#define PRUNE_ROW_COLUMNS DB_JT_COLUMNS(PRUNE_ROW)
+/* clang-format on */
+
+struct prune_ctx {
+    int64_t cutoff;
+    int batch;
+    int64_t deleted;
+};
+
+/* One batch: the oldest events, their users' horizons moved past them
+ * (ascending users: the one order of everything that locks these rows),
+ * the events deleted. */
+static int prune_tx(void *arg)
+{
+    struct prune_ctx *c = arg;
+    c->deleted = 0;
+    struct db_res *r;
+    int rc = db_query("SELECT user_id, pos FROM user_events WHERE created_at < ? "
+                      "ORDER BY created_at LIMIT ?",
+                      &r, DB_ARGS(DB_INT(c->cutoff), DB_INT(c->batch)));
+    if (rc < 0 || r->nrows == 0) {
+        if (rc == 0)
+            db_res_free(r);
+        return rc;
+    }
+    struct sbuf rows = {0};
+    for (int i = 0; i < r->nrows; i++)
+        sb_item(&rows, DB_JT_ROW(PRUNE_ROW), (long long)db_int(r, i, 0),
+                (long long)db_int(r, i, 1));
+    c->deleted = r->nrows;
+    db_res_free(r);
+    const char *list = sb_done(&rows);
+    rc = list ? db_exec("INSERT INTO user_streams (user_id, last_pos, pruned_pos) SELECT j.u, 0, "
+                        "MAX(j.pos) FROM JSON_TABLE(?, '$[*]' " PRUNE_ROW_COLUMNS ") j GROUP BY "
+                        "j.u ORDER BY j.u ON DUPLICATE KEY UPDATE pruned_pos = "
+                        "GREATEST(pruned_pos, VALUES(pruned_pos))",
+                        DB_ARGS(DB_STR(list)))
+              : DB_ERR;
+    if (rc == 0)
+        rc = db_exec("DELETE e FROM JSON_TABLE(?, '$[*]' " PRUNE_ROW_COLUMNS ") j "
+                     "STRAIGHT_JOIN user_events e ON e.user_id = j.u AND e.pos = j.pos",
+                     DB_ARGS(DB_STR(list)));
+    free(rows.s);
+    return rc;
+}
+
 int64_t events_prune(int64_t cutoff_ms, int batch)
 {
-    int rc = db_exec("DELETE FROM user_events WHERE created_at < ? LIMIT ?",
-                     DB_ARGS(DB_INT(cutoff_ms), DB_INT(batch)));
-    return rc < 0 ? rc : db_affected();
+    struct prune_ctx c = {cutoff_ms, batch, 0};
+    int rc = db_tx(prune_tx, &c);
+    return rc < 0 ? rc : c.deleted;
 }

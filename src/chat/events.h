@@ -10,8 +10,13 @@
  * nothing is published or woken before the commit, or at all after a
  * rollback. events_tx() runs a transaction that way.
  *
- * Positions are integers per user, 1, 2, 3 …; a cursor is the position of
- * the last event a device has seen, as a decimal string.
+ * Positions come from one clock (stream_clock, migration 018): a flush
+ * takes a range for all its events just before the commit and holds the
+ * clock's row until then, so positions are handed out in commit order. A
+ * user's positions grow, with gaps (another user's events, a rolled-back
+ * transaction); a reader never sees a position below one it has seen
+ * appear later. A cursor is the position of the last event a device has
+ * seen, as a decimal string (chat/cursor.h).
  *
  * May call: chat/model, live (hub, tail), db, base. Every function may be
  * called from any thread; a batch belongs to one thread at a time. */
@@ -153,22 +158,31 @@ json_t *events_receipt_view(int64_t thread_id, int64_t actor, int64_t delivered,
 json_t *events_typing_view(int64_t thread_id, int64_t typer);
 bool events_is_typing(json_t *ev, void *ctx);
 
+/* SQL: the end of the stream of the user whose id is the SQL expression
+ * `user`: the position of its last event, or where pruning (pruned_pos) or
+ * the move to the clock (the frozen last_pos) left it. The query must join
+ * user_streams as s (LEFT JOIN: a user without the row reads as 0). */
+#define EVENTS_STREAM_END(user)                                                            \
+    "GREATEST(COALESCE(s.last_pos, 0), COALESCE(s.pruned_pos, 0), COALESCE((SELECT e.pos " \
+    "FROM user_events e WHERE e.user_id = " user " ORDER BY e.pos DESC LIMIT 1), 0))"
+
 /* Creates the stream and the acknowledgement mark of a new user, inside
  * the caller's transaction. Returns DB_OK or DB_E*. */
 int events_stream_create(int64_t user_id);
 
-/* The stream's state: the last position, and the oldest position still kept
- * (0 when none is kept). Returns DB_OK, or DB_E*; a user without a stream
- * reads as empty. */
-int events_head(int64_t user_id, int64_t *last_pos, int64_t *oldest_pos);
+/* The stream's state: its end (EVENTS_STREAM_END), and the highest
+ * position pruned (a cursor below it has missed events). Returns DB_OK, or
+ * DB_E*; a user without a stream reads as empty. */
+int events_head(int64_t user_id, int64_t *last_pos, int64_t *pruned_pos);
 
 /* Up to limit events of user after position `after`, oldest first, as API
  * event objects appended to the array out; *next is the position of the last
  * one returned (unchanged when none). Returns DB_OK or DB_E*. */
 int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t *next);
 
-/* Deletes events older than cutoff_ms, at most batch rows per call; returns
- * the number deleted or DB_E*. */
+/* Deletes events older than cutoff_ms, at most batch rows per call (one
+ * transaction), moving their users' pruned_pos past them; returns the
+ * number deleted or DB_E*. */
 int64_t events_prune(int64_t cutoff_ms, int batch);
 
 #endif

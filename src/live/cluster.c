@@ -10,9 +10,10 @@
  *                      (supersede a session's poll), P (self-ping)
  *   chatd:all          every node: R (revoke a session)
  *
- * A wake message is "W" and JSON: {"u":[users], "e":[[user,pos,i]…],
+ * A wake message is "W" and JSON: {"u":[users], "e":[[user,pos,i,prev]…],
  * "b":[event…], "d":[[thread,typer]…]} (e's i indexes b: an event rendered
- * once for all its recipients); the receiver puts the events into its tails, drops
+ * once for all its recipients; prev is the user's position before pos, and
+ * an event without it is not put into tails); the receiver puts the events into its tails, drops
  * the superseded typing, then wakes the users — the order of a local commit.
  *
  * Connections: one per thread that sends commands (thread-local, opened on
@@ -344,8 +345,8 @@ void cluster_publish_wake(const int64_t *users, size_t n, const struct cluster_e
                 idmap_put(&b->blob_index, key, (void *)(intptr_t)x);
                 sb_item(&b->blobs, "%.*s", (int)ev[e].blob->len, ev[e].blob->json);
             }
-            sb_item(&b->events, "[%lld,%lld,%lld]", (long long)ev[e].user_id, (long long)ev[e].pos,
-                    (long long)(x - 1));
+            sb_item(&b->events, "[%lld,%lld,%lld,%lld]", (long long)ev[e].user_id,
+                    (long long)ev[e].pos, (long long)(x - 1), (long long)ev[e].prev);
         }
     }
     idmap_free(&user_index);
@@ -725,7 +726,11 @@ static void on_wake(const char *json)
         if (blobs && x >= 0 && (size_t)x < nviews && blobs[x] &&
             !recently_forgotten(json_integer_value(json_array_get(e, 0)), now))
             tail_put(json_integer_value(json_array_get(e, 0)),
-                     json_integer_value(json_array_get(e, 1)), blobs[x]);
+                     json_integer_value(json_array_get(e, 1)),
+                     json_is_integer(json_array_get(e, 3))
+                         ? json_integer_value(json_array_get(e, 3))
+                         : -1,
+                     blobs[x]);
     }
     for (i = 0; blobs && i < nviews; i++)
         tail_blob_unref(blobs[i]);
@@ -904,9 +909,14 @@ static void reconcile_once(void)
         for (size_t i = 0; i < k; i++)
             sb_item(&ids, "%lld", (long long)cur[from + i][0]);
         struct db_res *r;
-        if (db_query_list("SELECT s.user_id, s.last_pos FROM " DB_IDS_TABLE
-                          " JOIN user_streams s ON s.user_id = j.id",
-                          &ids, &r) < 0)
+        /* The streams' ends: chat/events.h EVENTS_STREAM_END (this layer
+         * cannot include it). */
+        if (db_query_list(
+                "SELECT STRAIGHT_JOIN j.id, GREATEST(COALESCE(s.last_pos, 0), "
+                "COALESCE(s.pruned_pos, 0), COALESCE((SELECT e.pos FROM user_events e "
+                "WHERE e.user_id = j.id ORDER BY e.pos DESC LIMIT 1), 0)) FROM " DB_IDS_TABLE
+                " LEFT JOIN user_streams s ON s.user_id = j.id",
+                &ids, &r) < 0)
             break;
         int64_t *wake = malloc((size_t)r->nrows * sizeof *wake + 1);
         size_t nwake = 0;

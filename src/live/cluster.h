@@ -68,8 +68,8 @@ const char *cluster_node(void);
 
 /* One event appended to a user's stream, for cluster_publish_wake. */
 struct cluster_event {
-    int64_t user_id, pos;
-    struct tail_blob *blob; /* the event as the API shows it, or NULL */
+    int64_t user_id, pos, prev; /* prev: the user's position before it */
+    struct tail_blob *blob;     /* the event as the API shows it, or NULL */
 };
 
 /* After a commit: tells the nodes where users[0..n) poll that their streams

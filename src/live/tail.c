@@ -2,8 +2,9 @@
  *
  * A table of slots, one user each, chosen by hashing the user id; a slot is
  * allocated on first use and taken over by another user that hashes to it.
- * A slot holds TAIL_EVENTS entries, the event at position p in entry
- * p % TAIL_EVENTS when that entry says p. Locks are striped by slot. */
+ * A slot holds up to TAIL_EVENTS entries, each an event with its position
+ * and its previous one; a new event takes a free entry or the oldest one.
+ * Locks are striped by slot. */
 #include "live/tail.h"
 
 #include <pthread.h>
@@ -13,7 +14,7 @@
 #define STRIPES 64
 
 struct entry {
-    int64_t pos;
+    int64_t pos, prev; /* pos 0: free */
     struct tail_blob *blob;
 };
 
@@ -86,6 +87,7 @@ static void slot_clear(struct slot *s)
         tail_blob_unref(s->ev[i].blob);
         s->ev[i].blob = NULL;
         s->ev[i].pos = 0;
+        s->ev[i].prev = 0;
     }
 }
 
@@ -107,9 +109,9 @@ static size_t slot_index(int64_t user_id)
     return (size_t)(h >> 20) & (nslots - 1);
 }
 
-void tail_put(int64_t user_id, int64_t pos, struct tail_blob *b)
+void tail_put(int64_t user_id, int64_t pos, int64_t prev, struct tail_blob *b)
 {
-    if (nslots == 0 || b == NULL || pos <= 0)
+    if (nslots == 0 || b == NULL || pos <= 0 || prev < 0 || prev >= pos)
         return;
     size_t i = slot_index(user_id);
     pthread_mutex_t *mu = &stripes[i % STRIPES];
@@ -126,11 +128,24 @@ void tail_put(int64_t user_id, int64_t pos, struct tail_blob *b)
         slot_clear(s); /* another user hashes here: evict */
         s->user_id = user_id;
     }
-    struct entry *e = &s->ev[pos % TAIL_EVENTS];
-    if (e->pos <= pos) { /* never replace a newer event with an older one */
+    /* The entry that holds pos already, else a free one, else the oldest —
+     * unless every entry is newer (never replace a newer event with an
+     * older one). */
+    struct entry *e = NULL;
+    for (int k = 0; k < TAIL_EVENTS; k++) {
+        struct entry *x = &s->ev[k];
+        if (x->pos == pos) {
+            e = x;
+            break;
+        }
+        if (e == NULL || x->pos < e->pos)
+            e = x;
+    }
+    if (e->pos <= pos) {
         tail_blob_unref(e->blob);
         e->blob = tail_blob_ref(b);
         e->pos = pos;
+        e->prev = prev;
     }
     pthread_mutex_unlock(mu);
 }
@@ -165,17 +180,23 @@ int tail_read(int64_t user_id, int64_t since, int limit, json_t *out, int64_t *n
     if (nslots == 0)
         return 0;
     struct tail_blob *got[TAIL_EVENTS];
+    int64_t pos[TAIL_EVENTS];
     int n = 0;
     size_t i = slot_index(user_id);
     pthread_mutex_t *mu = &stripes[i % STRIPES];
     pthread_mutex_lock(mu);
     struct slot *s = slots[i];
+    int64_t at = since;
     if (s && s->user_id == user_id)
-        for (int64_t p = since + 1; n < limit && n < TAIL_EVENTS; p++) {
-            struct entry *e = &s->ev[p % TAIL_EVENTS];
-            if (e->pos != p || e->blob == NULL)
+        while (n < limit && n < TAIL_EVENTS) {
+            struct entry *e = NULL;
+            for (int k = 0; k < TAIL_EVENTS && e == NULL; k++)
+                if (s->ev[k].pos > 0 && s->ev[k].prev == at && s->ev[k].blob)
+                    e = &s->ev[k];
+            if (e == NULL)
                 break;
-            got[n++] = tail_blob_ref(e->blob);
+            got[n] = tail_blob_ref(e->blob);
+            pos[n++] = at = e->pos;
         }
     pthread_mutex_unlock(mu);
     int k = 0;
@@ -188,6 +209,6 @@ int tail_read(int64_t user_id, int64_t since, int limit, json_t *out, int64_t *n
     for (int j = 0; j < n; j++)
         tail_blob_unref(got[j]);
     if (k > 0)
-        *next = since + k;
+        *next = pos[k - 1];
     return k;
 }

@@ -6,11 +6,12 @@
  * acknowledgements, read receipts, thread events) publishes what it appended
  * here after its commit and before the wake-up; a reader that finds a
  * position missing (evicted, or appended before a restart) reads the
- * database instead. A read
- * takes events from since+1 on only while the tail holds them in a row, so
- * it returns a prefix of what the database holds, never something else.
- * Bounded: a fixed number of users (hashed; a newcomer evicts) with the last
- * TAIL_EVENTS positions each.
+ * database instead. Positions have gaps (chat/events.h), so each event
+ * comes with the position of the user's event before it: a read from since
+ * takes the event whose previous position is since, then the one after
+ * that, for as long as the tail holds the chain, so it returns a prefix of
+ * what the database holds, never something else. Bounded: a fixed number of
+ * users (hashed; a newcomer evicts) with the newest TAIL_EVENTS events each.
  *
  * May call: nothing but jansson and libc. */
 #ifndef CHAT_TAIL_H
@@ -48,9 +49,10 @@ int tail_init(int users);
 /* Frees everything. */
 void tail_shutdown(void);
 
-/* Holds b (a new reference) as the event at pos of user_id's stream. Only
- * for an event that is committed. Thread-safe. */
-void tail_put(int64_t user_id, int64_t pos, struct tail_blob *b);
+/* Holds b (a new reference) as the event at pos of user_id's stream, whose
+ * previous event is at prev (0 <= prev < pos). Only for an event that is
+ * committed. Thread-safe. */
+void tail_put(int64_t user_id, int64_t pos, int64_t prev, struct tail_blob *b);
 
 /* Forgets everything the tail holds for user_id, so that the next read of
  * any position goes to the database: after a message is deleted, its body
@@ -67,9 +69,10 @@ uint64_t tail_forget_gen(void);
  * Thread-safe. */
 void tail_forget_all(void);
 
-/* Appends to the array out the events of user_id at since+1, since+2, … for
- * as long as the tail holds them, at most limit; sets *next to the last
- * position returned. Returns how many (0: read the database). */
+/* Appends to the array out the events of user_id that follow since, one
+ * after the other, for as long as the tail holds them, at most limit; sets
+ * *next to the position of the last one returned. Returns how many (0: read
+ * the database). */
 int tail_read(int64_t user_id, int64_t since, int limit, json_t *out, int64_t *next);
 
 #endif
