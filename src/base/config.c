@@ -70,8 +70,9 @@ static const struct cfg_entry table[] = {
      "most messages stored in one transaction"},
     {"ack_workers", INT(ack_workers), "2", 0, 64,
      "threads storing inbox acknowledgements in batches; 0 = one transaction each"},
-    {"tail_users", INT(tail_users), "8192", 0, 1048576,
-     "users whose newest stream events are kept in memory for woken polls; 0 = none"},
+    {"tail_users", INT(tail_users), "65536", 0, 1048576,
+     "slots for users whose newest stream events are kept in memory for woken polls (about "
+     "400 bytes per user with events); 0 = none"},
     {"hash_concurrency", INT(hash_concurrency), "4", 1, 256,
      "password hashes computed at once (19 MiB of memory each)"},
     /* Rate limits (base/ratelimit.h): tokens a minute and the burst. A person

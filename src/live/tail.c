@@ -1,7 +1,8 @@
 /* tail.c — the newest events of each active user's stream (tail.h).
  *
- * A table of slots, one user each, chosen by hashing the user id; a slot is
- * allocated on first use and taken over by another user that hashes to it.
+ * A table of slots, one user each: a user may take one of two slots chosen
+ * by hashing its id (a free one, else the one whose user was idle longer);
+ * a slot is allocated on first use and taken over by another user.
  * A slot holds up to TAIL_EVENTS entries, each an event with its position
  * and its previous one; a new event takes a free entry or the oldest one.
  * Locks are striped by slot. */
@@ -103,20 +104,53 @@ void tail_shutdown(void)
     nslots = 0;
 }
 
-static size_t slot_index(int64_t user_id)
+/* The two slots user_id may take (two choices keep far fewer users
+ * evicting each other than one); both under the same stripe, so one lock
+ * covers the choice. Tables of at most STRIPES slots have one choice. */
+static void slot_pair(int64_t user_id, size_t *a, size_t *b)
 {
     uint64_t h = (uint64_t)user_id * 0x9E3779B97F4A7C15ull;
-    return (size_t)(h >> 20) & (nslots - 1);
+    *a = (size_t)(h >> 20) & (nslots - 1);
+    size_t rows = nslots / STRIPES;
+    *b = rows < 2 ? *a : (*a + (1 + (size_t)((h >> 44) % (rows - 1))) * STRIPES) & (nslots - 1);
+}
+
+/* The slot holding user_id, or NULL. Under the pair's stripe. */
+static struct slot *slot_of(int64_t user_id, size_t a, size_t b)
+{
+    if (slots[a] && slots[a]->user_id == user_id)
+        return slots[a];
+    if (slots[b] && slots[b]->user_id == user_id)
+        return slots[b];
+    return NULL;
+}
+
+/* The newest position a slot holds (positions come from one clock: the
+ * higher, the more recently its user had an event). */
+static int64_t slot_newest(const struct slot *s)
+{
+    int64_t newest = 0;
+    for (int k = 0; k < TAIL_EVENTS; k++)
+        if (s->ev[k].pos > newest)
+            newest = s->ev[k].pos;
+    return newest;
 }
 
 void tail_put(int64_t user_id, int64_t pos, int64_t prev, struct tail_blob *b)
 {
     if (nslots == 0 || b == NULL || pos <= 0 || prev < 0 || prev >= pos)
         return;
-    size_t i = slot_index(user_id);
-    pthread_mutex_t *mu = &stripes[i % STRIPES];
+    size_t a, i;
+    slot_pair(user_id, &a, &i);
+    pthread_mutex_t *mu = &stripes[a % STRIPES];
     pthread_mutex_lock(mu);
-    struct slot *s = slots[i];
+    struct slot *s = slot_of(user_id, a, i);
+    if (s == NULL) {
+        /* A free one of the two, else the one idle for longer. */
+        if (slots[a] == NULL || (slots[i] && slot_newest(slots[a]) <= slot_newest(slots[i])))
+            i = a;
+        s = slots[i];
+    }
     if (s == NULL) {
         s = slots[i] = calloc(1, sizeof *s);
         if (s == NULL) {
@@ -155,11 +189,13 @@ void tail_forget(int64_t user_id)
     atomic_fetch_add(&forget_gen, 1);
     if (nslots == 0)
         return;
-    size_t i = slot_index(user_id);
-    pthread_mutex_t *mu = &stripes[i % STRIPES];
+    size_t a, b;
+    slot_pair(user_id, &a, &b);
+    pthread_mutex_t *mu = &stripes[a % STRIPES];
     pthread_mutex_lock(mu);
-    if (slots[i] && slots[i]->user_id == user_id)
-        slot_clear(slots[i]);
+    struct slot *s = slot_of(user_id, a, b);
+    if (s)
+        slot_clear(s);
     pthread_mutex_unlock(mu);
 }
 
@@ -182,12 +218,13 @@ int tail_read(int64_t user_id, int64_t since, int limit, json_t *out, int64_t *n
     struct tail_blob *got[TAIL_EVENTS];
     int64_t pos[TAIL_EVENTS];
     int n = 0;
-    size_t i = slot_index(user_id);
-    pthread_mutex_t *mu = &stripes[i % STRIPES];
+    size_t a, b;
+    slot_pair(user_id, &a, &b);
+    pthread_mutex_t *mu = &stripes[a % STRIPES];
     pthread_mutex_lock(mu);
-    struct slot *s = slots[i];
+    struct slot *s = slot_of(user_id, a, b);
     int64_t at = since;
-    if (s && s->user_id == user_id)
+    if (s)
         while (n < limit && n < TAIL_EVENTS) {
             struct entry *e = NULL;
             for (int k = 0; k < TAIL_EVENTS && e == NULL; k++)

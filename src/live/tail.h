@@ -11,7 +11,8 @@
  * takes the event whose previous position is since, then the one after
  * that, for as long as the tail holds the chain, so it returns a prefix of
  * what the database holds, never something else. Bounded: a fixed number of
- * users (hashed; a newcomer evicts) with the newest TAIL_EVENTS events each.
+ * users (two hashed choices of slot each; a newcomer evicts the one idle
+ * longer) with the newest TAIL_EVENTS events each.
  *
  * May call: nothing but jansson and libc. */
 #ifndef CHAT_TAIL_H
