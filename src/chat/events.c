@@ -87,7 +87,7 @@ struct evb_item {
     enum event_type type;
     size_t order; /* the order of adding, for a stable sort */
     int64_t pos;  /* set by evb_flush */
-    int64_t prev; /* the user's position before it, set by evb_flush */
+    int64_t prev; /* the user's position before it, set by link_prev (-1: unknown) */
     struct tail_blob *blob;
     /* Thread events: the snapshot (an index into b->snapshots) and the
      * reader's own settings; muted < 0: not a member, else the notify
@@ -282,7 +282,7 @@ static int cmp_item(const void *x, const void *y)
 #define PAYLOAD_EVENT_ROW_COLUMNS DB_JT_COLUMNS(PAYLOAD_EVENT_ROW)
 /* clang-format on */
 
-/* Step 3b: the events that carry their JSON. */
+/* Step 2b: the events that carry their JSON. */
 static int insert_payload_events(struct event_batch *b)
 {
     json_t *rows = json_array();
@@ -309,7 +309,7 @@ static int insert_payload_events(struct event_batch *b)
     return rc;
 }
 
-/* Step 3c: the thread events of snapshot k. */
+/* Step 2c: the thread events of snapshot k. */
 static int insert_thread_events(struct event_batch *b, size_t k)
 {
     struct sbuf rows = {0};
@@ -345,19 +345,36 @@ static int insert_thread_events(struct event_batch *b, size_t k)
     return rc;
 }
 
-/* Step 2: each user's stream end before this batch, as the previous
- * position of its first event here (the tails chain events by it). Read
- * under the clock: every transaction that took it before committed, no
- * later one has appended (READ COMMITTED reads what committed). */
-static int link_prev(struct event_batch *b, const char *ids)
+/* The rows link_prev reads: a user and its first position in the batch. */
+/* clang-format off */
+#define FIRST_ROW(X, S) X(0, u, BIGINT, "%lld") S X(1, first, BIGINT, "%lld")
+#define FIRST_ROW_COLUMNS DB_JT_COLUMNS(FIRST_ROW)
+/* clang-format on */
+
+/* After the commit: each user's position before its first event here, the
+ * previous position the tails chain that event by (then each next event of
+ * the user here follows the one before). Read after the commit, outside the
+ * clock's hold: every position below ours belongs to a transaction that held
+ * the clock before us, so it committed (or rolled back) already and the
+ * answer can no longer change. On failure every prev stays -1: the events
+ * go to no tail (tail_put ignores them), polls read the database. */
+static void link_prev(struct event_batch *b)
 {
+    struct sbuf firsts = {0};
+    for (size_t i = 0; i < b->n; i++) {
+        b->items[i].prev = -1;
+        if (i == 0 || b->items[i].user_id != b->items[i - 1].user_id)
+            sb_item(&firsts, DB_JT_ROW(FIRST_ROW), (long long)b->items[i].user_id,
+                    (long long)b->items[i].pos);
+    }
     struct db_res *r;
-    int rc = db_query("SELECT STRAIGHT_JOIN j.id, " EVENTS_STREAM_END(
-                          "j.id") " FROM " DB_IDS_TABLE
-                                  " LEFT JOIN user_streams s ON s.user_id = j.id",
-                      &r, DB_ARGS(DB_STR(ids)));
-    if (rc < 0)
-        return rc;
+    if (db_query_list("SELECT STRAIGHT_JOIN j.u, GREATEST(COALESCE(s.last_pos, 0), "
+                      "COALESCE(s.pruned_pos, 0), COALESCE((SELECT e.pos FROM user_events e "
+                      "WHERE e.user_id = j.u AND e.pos < j.first ORDER BY e.pos DESC LIMIT 1), "
+                      "0)) FROM JSON_TABLE(?, '$[*]' " FIRST_ROW_COLUMNS ") j "
+                      "LEFT JOIN user_streams s ON s.user_id = j.u",
+                      &firsts, &r) < 0)
+        return;
     /* Both in ascending user order. */
     for (int row = 0, i = 0; row < r->nrows; row++) {
         int64_t user = db_int(r, row, 0), prev = db_int(r, row, 1);
@@ -369,7 +386,6 @@ static int link_prev(struct event_batch *b, const char *ids)
         }
     }
     db_res_free(r);
-    return DB_OK;
 }
 
 int evb_flush(struct event_batch *b)
@@ -381,28 +397,23 @@ int evb_flush(struct event_batch *b)
     /* By user, then in the order added: a user's events take ascending
      * positions in that order. */
     qsort(b->items, b->n, sizeof *b->items, cmp_item);
-    struct sbuf ids = {0}, events = {0};
+    struct sbuf events = {0};
     for (size_t i = 0; i < b->n; i++)
-        if (i == 0 || b->items[i].user_id != b->items[i - 1].user_id) {
-            sb_item(&ids, "%lld", (long long)b->items[i].user_id);
+        if (i == 0 || b->items[i].user_id != b->items[i - 1].user_id)
             wake_add(&b->wake, b->items[i].user_id);
-        }
     /* 1. Take b->n positions from the clock; its row stays locked until the
-     * commit, so positions are handed out in commit order. */
-    const char *list = sb_done(&ids);
-    int rc = list ? db_exec("UPDATE stream_clock SET pos = LAST_INSERT_ID(pos + ?) WHERE id = 1",
-                            DB_ARGS(DB_INT((int64_t)b->n)))
-                  : DB_ERR;
+     * commit, so positions are handed out in commit order. What follows
+     * under it is only the inserts and the commit (link_prev runs after). */
+    int rc = db_exec("UPDATE stream_clock SET pos = LAST_INSERT_ID(pos + ?) WHERE id = 1",
+                     DB_ARGS(DB_INT((int64_t)b->n)));
     if (rc == 0 && db_affected() != 1)
         rc = DB_ERR; /* no clock: the schema is older than this code */
     if (rc == 0) {
         int64_t first = db_insert_id() - (int64_t)b->n + 1;
         for (size_t i = 0; i < b->n; i++)
             b->items[i].pos = first + (int64_t)i;
-        rc = link_prev(b, list);
     }
-    free(ids.s);
-    /* 3. The events at their positions: plain ones, those with their
+    /* 2. The events at their positions: plain ones, those with their
      * JSON, the thread events per snapshot. */
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
         const struct evb_item *v = &b->items[i];
@@ -461,6 +472,8 @@ void evb_finish(struct event_batch *b, int rc)
     bool fresh = tail_forget_gen() == b->gen;
     if ((rc == 0 || rc == DB_ECOMMIT) && b->forget_tails)
         cluster_forget_tails(b->wake.ids, b->wake.n);
+    if (rc == 0 && fresh && b->n > 0 && (tail_enabled() || cluster_enabled()))
+        link_prev(b);
     if (rc == 0) {
         for (size_t i = 0; fresh && i < b->n; i++)
             tail_put(b->items[i].user_id, b->items[i].pos, b->items[i].prev, b->items[i].blob);

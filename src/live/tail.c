@@ -31,6 +31,8 @@ static _Atomic uint64_t forget_gen;
 
 uint64_t tail_forget_gen(void) { return atomic_load(&forget_gen); }
 
+bool tail_enabled(void) { return nslots > 0; }
+
 struct tail_blob *tail_blob_new(const char *json, size_t len)
 {
     struct tail_blob *b = malloc(sizeof *b + len + 1);

@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,9 @@ void tail_blob_unref(struct tail_blob *b);
 /* Allocates the table: `users` slots (rounded up to a power of two; 0 turns
  * the tail off). Returns 0 or -1. */
 int tail_init(int users);
+
+/* Whether tails are kept (tail_init with users > 0). Thread-safe. */
+bool tail_enabled(void);
 
 /* Frees everything. */
 void tail_shutdown(void);
