@@ -2,12 +2,11 @@
  *
  * The one appender (struct event_batch): whatever a transaction appends —
  * messages, receipts, thread events, for one user or a thousand — costs a
- * fixed number of statements: one bumps every stream by its count and
- * returns the new ends (INSERT … ON DUPLICATE KEY UPDATE … RETURNING; the
- * row locks keep positions gap-free and ordered per user, and the rows are
- * taken in ascending user order, so concurrent appenders lock in one global
- * order), one inserts the message and receipt events at the positions below
- * those ends, and one per thread snapshot inserts the thread events.
+ * fixed number of statements: one takes the batch's range of positions from
+ * the stream clock (its row lock, held to the commit, orders every appender
+ * by commit), one inserts the message and receipt events, one those that
+ * carry their JSON, and one per thread snapshot inserts the thread events;
+ * after the commit, one reads each user's previous position for the tails.
  *
  * Reading renders events as the API shows them: a message event joins its
  * message; a thread event is the snapshot stored with it plus the reader's

@@ -2,11 +2,11 @@
  * appender for every kind of event), reading, and waking after a commit.
  *
  * Every transaction that appends events gathers them in a struct
- * event_batch and flushes it once, just before it commits: each stream is
- * bumped once by its count (in ascending user order, the one lock order of
- * every appender) and its events take the positions just below its new end,
- * in the order they were added. After the commit, evb_finish() hands them to
- * the in-memory tails (live/tail.h) and then wakes their users' polls;
+ * event_batch and flushes it once, just before it commits: it takes one
+ * range of positions from the clock (below) for all of them, a user's
+ * events in the order they were added, and inserts them. After the commit,
+ * evb_finish() links each event to its user's previous position and hands
+ * them to the in-memory tails (live/tail.h), then wakes their users' polls;
  * nothing is published or woken before the commit, or at all after a
  * rollback. events_tx() runs a transaction that way.
  *
