@@ -462,6 +462,55 @@ static void test_two_choices_keep_most_users(void **state)
     assert_in_range(held, USERS * 80 / 100, USERS);
 }
 
+/* tail_forget drops one user's events (in whichever of its two slots they
+ * are), not another's, and moves the generation; tail_forget_all drops
+ * everyone's; both give back the references the tail held. */
+static void test_forget(void **state)
+{
+    (void)state;
+    assert_int_equal(tail_init(4096), 0);
+    enum { USERS = 200 };
+    for (int64_t u = 1; u <= USERS; u++)
+        put_chain(scattered_id((uint64_t)u), 0, 3, u);
+    /* (a user may have lost both its slots to others: count who is held) */
+    bool held_before[USERS + 1];
+    int held = 0;
+    for (int64_t u = 1; u <= USERS; u++)
+        held += held_before[u] = read_check(scattered_id((uint64_t)u), 0, 10, NULL) == 3;
+    assert_in_range(held, USERS * 9 / 10, USERS);
+    int64_t v = 7;
+    while (!held_before[v])
+        v++;
+    int64_t victim = scattered_id((uint64_t)v);
+    read_expect(victim, 0, 10, 3, 3 * v);
+    uint64_t gen = tail_forget_gen();
+    tail_forget(victim);
+    assert_true(tail_forget_gen() > gen);
+    read_expect(victim, 0, 10, 0, 0);
+    for (int64_t u = 1; u <= USERS; u++)
+        if (u != v)
+            assert_int_equal(read_check(scattered_id((uint64_t)u), 0, 10, NULL),
+                             held_before[u] ? 3 : 0);
+    /* forgetting a user the tail does not hold changes nothing else */
+    tail_forget(scattered_id(USERS + 1));
+    for (int64_t u = v + 1; u <= USERS; u++)
+        if (held_before[u]) {
+            read_expect(scattered_id((uint64_t)u), 0, 10, 3, 3 * u);
+            break;
+        }
+
+    struct tail_blob *b = tail_blob_new("{}", 2);
+    tail_put(victim, 30, 0, b);
+    assert_int_equal(refs(b), 2);
+    gen = tail_forget_gen();
+    tail_forget_all();
+    assert_true(tail_forget_gen() > gen);
+    assert_int_equal(refs(b), 1);
+    for (int64_t u = 1; u <= USERS; u++)
+        read_expect(scattered_id((uint64_t)u), 0, 10, 0, 0);
+    tail_blob_unref(b);
+}
+
 static void test_more_users_than_slots(void **state)
 {
     (void)state;
@@ -571,6 +620,7 @@ int main(void)
         cmocka_unit_test_teardown(test_a_missing_link_ends_the_read, teardown),
         cmocka_unit_test_teardown(test_an_older_event_never_replaces_a_newer_one, teardown),
         cmocka_unit_test_teardown(test_refcounts, teardown),
+        cmocka_unit_test_teardown(test_forget, teardown),
         cmocka_unit_test_teardown(test_off, teardown),
         cmocka_unit_test_teardown(test_a_newcomer_evicts, teardown),
         cmocka_unit_test_teardown(test_two_choices_keep_most_users, teardown),
