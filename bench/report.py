@@ -175,7 +175,7 @@ def phase_at(d, rate):
 
 # -------------------------------------------------------- S3 throughput ---
 
-s3 = {g: load(f"s3-g{g}") for g in (1, 10, 100)}
+s3 = {g: load(f"s3-g{g}") for g in (1, 10, 100, 1000)}
 f2_s3 = load("f2-s3-g1")
 s4 = load("s4")
 s5 = load("s5")
@@ -305,12 +305,12 @@ for rate, target in ((1000, T_P99_1000_US), (5000, T_P99_5000_US)):
                 verdict(p99 is not None and p99 <= target, p99, target, True))
 
 # S3
-for g in (1, 10, 100):
+for g in (1, 10, 100, 1000):
     d = s3[g]
     if not d:
         continue
     ph = d["phase"]
-    name = "1:1" if g == 1 else f"groups of {g}"
+    name = "1:1" if g == 1 else f"groups of {g:,}"
     st = ph["stored_per_s"]
     tgt = f"≥ {T_STORED_1TO1:,}/s" if g == 1 else "—"
     ver = verdict(st >= T_STORED_1TO1, st, T_STORED_1TO1, False) if g == 1 else "—"
@@ -506,7 +506,7 @@ def add_corr(name, d, ph):
 
 for ph in get(s2, "phases", default=[]):
     add_corr(f"S2 {ph['name']}", s2, ph)
-for g in (1, 10, 100):
+for g in (1, 10, 100, 1000):
     if s3[g]:
         add_corr(f"S3 {s3[g]['phase']['name']}", s3[g], s3[g]["phase"])
 if f2_s3:
@@ -576,7 +576,7 @@ def metric_hist(path, name):
 
 
 stages = []
-for name in ["s2", "s3-g1", "s3-g10", "s3-g100", "s4", "s6", "f2-s3-g1"]:
+for name in ["s2", "s3-g1", "s3-g10", "s3-g100", "s3-g1000", "s4", "s6", "f2-s3-g1"]:
     p = os.path.join(RUN, name + ".metrics")
     a = metric_hist(p, "chatd_send_commit_seconds")
     b = metric_hist(p, "chatd_commit_wake_seconds")
@@ -790,7 +790,7 @@ if any(s3.values()) or f2_s3:
     w("| run | devices parked | stored/s | deliveries/s | send p50 / p99 / max | deliver p50 / p99 | chatd CPU | MariaDB CPU | load gen CPU | receipt events (per message) | send errors |")
     w("|---|---|---|---|---|---|---|---|---|---|---|")
     for label, d in [("1:1", s3[1]), ("groups of 10", s3[10]), ("groups of 100", s3[100]),
-                     ("1:1, flush=2", f2_s3)]:
+                     ("groups of 1,000", s3[1000]), ("1:1, flush=2", f2_s3)]:
         if not d:
             continue
         ph = d["phase"]
@@ -803,7 +803,9 @@ if any(s3.values()) or f2_s3:
     rows = []
     s2_all = load("s2")
     for label, name, d in [("S3 1:1", "s3-g1", s3[1]), ("S3 groups of 10", "s3-g10", s3[10]),
-                           ("S3 groups of 100", "s3-g100", s3[100]), ("S3 1:1, flush=2", "f2-s3-g1", f2_s3),
+                           ("S3 groups of 100", "s3-g100", s3[100]),
+                           ("S3 groups of 1,000", "s3-g1000", s3[1000]),
+                           ("S3 1:1, flush=2", "f2-s3-g1", f2_s3),
                            ("S2 (both rates)", "s2", s2_all)]:
         st = dbstat_delta(name)
         if not d or not st:
