@@ -367,11 +367,9 @@ static void link_prev(struct event_batch *b)
                     (long long)b->items[i].pos);
     }
     struct db_res *r;
-    if (db_query_list("SELECT STRAIGHT_JOIN j.u, GREATEST(COALESCE(s.last_pos, 0), "
-                      "COALESCE(s.pruned_pos, 0), COALESCE((SELECT e.pos FROM user_events e "
-                      "WHERE e.user_id = j.u AND e.pos < j.first ORDER BY e.pos DESC LIMIT 1), "
-                      "0)) FROM JSON_TABLE(?, '$[*]' " FIRST_ROW_COLUMNS ") j "
-                      "LEFT JOIN user_streams s ON s.user_id = j.u",
+    if (db_query_list("SELECT STRAIGHT_JOIN j.u, " EVENTS_STREAM_END_BELOW(
+                          "j.u", "j.first") " FROM JSON_TABLE(?, '$[*]' " FIRST_ROW_COLUMNS ") j "
+                                            "LEFT JOIN user_streams s ON s.user_id = j.u",
                       &firsts, &r) < 0)
         return;
     /* Both in ascending user order. */

@@ -161,10 +161,14 @@ bool events_is_typing(json_t *ev, void *ctx);
 /* SQL: the end of the stream of the user whose id is the SQL expression
  * `user`: the position of its last event, or where pruning (pruned_pos) or
  * the move to the clock (the frozen last_pos) left it. The query must join
- * user_streams as s (LEFT JOIN: a user without the row reads as 0). */
-#define EVENTS_STREAM_END(user)                                                            \
+ * user_streams as s (LEFT JOIN: a user without the row reads as 0).
+ * EVENTS_STREAM_END_BELOW: the same among the events with a position below
+ * the SQL expression `bound` (the end before a given event). */
+#define EVENTS_STREAM_END_WHERE_(user, cond)                                               \
     "GREATEST(COALESCE(s.last_pos, 0), COALESCE(s.pruned_pos, 0), COALESCE((SELECT e.pos " \
-    "FROM user_events e WHERE e.user_id = " user " ORDER BY e.pos DESC LIMIT 1), 0))"
+    "FROM user_events e WHERE e.user_id = " user cond " ORDER BY e.pos DESC LIMIT 1), 0))"
+#define EVENTS_STREAM_END(user) EVENTS_STREAM_END_WHERE_(user, "")
+#define EVENTS_STREAM_END_BELOW(user, bound) EVENTS_STREAM_END_WHERE_(user, " AND e.pos < " bound)
 
 /* Creates the stream and the acknowledgement mark of a new user, inside
  * the caller's transaction. Returns DB_OK or DB_E*. */
