@@ -333,10 +333,17 @@ int main(int argc, char **argv)
     pthread_t janitor;
     cluster_on_revoke(auth_session_forget);
     cluster_on_drop(events_is_typing);
+    cluster_on_stream_ends(events_stream_ends);
     if (tail_init(cfg.tail_users) < 0 ||
+        metrics_counter("chatd_tail_reads_total", "Inbox reads answered from the in-memory tails.",
+                        tail_hits) < 0 ||
+        metrics_counter(
+            "chatd_tail_misses_total",
+            "Inbox reads the in-memory tails could not answer (read from the database).",
+            tail_misses) < 0 ||
         cluster_start(cfg.redis_url, cfg.node_id, cfg.presence_window_s) < 0 ||
         presence_init(cfg.presence_window_s) < 0 || push_init(&cfg) < 0 ||
-        sendq_start(cfg.send_workers, cfg.send_batch_max) < 0 ||
+        sendq_start(cfg.send_workers, cfg.send_batch_max, cfg.stream_copy_max) < 0 ||
         acks_start(cfg.ack_workers, cfg.send_batch_max) < 0 || search_start(cfg.search_index) < 0 ||
         pthread_create(&janitor, NULL, janitor_main, NULL) != 0 || http_start(&cfg) < 0)
         return 1;

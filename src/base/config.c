@@ -73,6 +73,9 @@ static const struct cfg_entry table[] = {
     {"tail_users", INT(tail_users), "65536", 0, 1048576,
      "slots for users whose newest stream events are kept in memory for woken polls (about "
      "400 bytes per user with events); 0 = none"},
+    {"stream_copy_max", INT(stream_copy_max), "8", 2, 1024,
+     "groups of up to this many members get each message copied into every member's stream; "
+     "a send into a bigger group writes it once, into the group's log (docs/delivery.md)"},
     {"hash_concurrency", INT(hash_concurrency), "4", 1, 256,
      "password hashes computed at once (19 MiB of memory each)"},
     /* Rate limits (base/ratelimit.h): tokens a minute and the burst. A person

@@ -33,6 +33,7 @@ struct config {
     int send_batch_max;        /* most messages stored in one transaction */
     int ack_workers;           /* group-commit threads storing inbox acknowledgements */
     int tail_users;            /* users whose newest events are kept in memory */
+    int stream_copy_max;       /* groups up to this size get a copy of each message per member */
     int hash_concurrency;      /* password hashes (19 MiB each) at once */
     int hash_queue_max;        /* registrations and logins waiting for a hash slot */
     int hash_wait_ms;          /* longest wait for a hash slot before 503 */

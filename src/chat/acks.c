@@ -220,9 +220,20 @@ static int find_moves(struct ack_batch *b)
             }
             continue;
         }
-        rc = db_query("SELECT thread_id, MAX(seq) FROM user_events WHERE user_id = ? AND pos > ? "
-                      "AND pos <= ? AND type = 1 GROUP BY thread_id ORDER BY thread_id",
-                      &r, DB_ARGS(DB_INT(b->users[i]), DB_INT(b->acked[i]), DB_INT(b->pos[i])));
+        /* Its own message events and those of the logs it reads (as
+         * events_read reads them: a range of (thread, pos) per interval). */
+        rc = db_query(
+            "SELECT x.t, MAX(x.q) FROM (SELECT thread_id AS t, seq AS q FROM user_events "
+            "WHERE user_id = ? AND pos > ? AND pos <= ? AND type = 1 UNION ALL "
+            "SELECT STRAIGHT_JOIN l.thread_id, l.seq FROM log_members g JOIN thread_log l "
+            "FORCE INDEX (PRIMARY) ON l.thread_id >= g.thread_id AND l.thread_id <= g.thread_id "
+            "AND l.pos > GREATEST(?, g.from_pos) AND l.pos <= LEAST(?, COALESCE(g.until_pos, ?)) "
+            "WHERE g.user_id = ? AND (g.until_pos IS NULL OR g.until_pos > ?) AND l.type = 1) x "
+            "GROUP BY x.t ORDER BY x.t",
+            &r,
+            DB_ARGS(DB_INT(b->users[i]), DB_INT(b->acked[i]), DB_INT(b->pos[i]),
+                    DB_INT(b->acked[i]), DB_INT(b->pos[i]), DB_INT(b->pos[i]), DB_INT(b->users[i]),
+                    DB_INT(b->acked[i])));
         if (rc < 0) {
             free(pairs.s);
             return rc;

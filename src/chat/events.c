@@ -4,9 +4,11 @@
  * messages, receipts, thread events, for one user or a thousand — costs a
  * fixed number of statements: one takes the batch's range of positions from
  * the stream clock (its row lock, held to the commit, orders every appender
- * by commit), one inserts the message and receipt events, one those that
- * carry their JSON, and one per thread snapshot inserts the thread events;
- * after the commit, one reads each user's previous position for the tails.
+ * by commit), two per logged group whose membership changed sync its
+ * intervals, one inserts the message and receipt events, one the big
+ * groups' log rows, one those that carry their JSON, and one per thread
+ * snapshot inserts the thread events; after the commit, one reads each
+ * reader's previous position for the tails.
  *
  * Reading renders events as the API shows them: a message event joins its
  * message; a thread event is the snapshot stored with it plus the reader's
@@ -86,7 +88,6 @@ struct evb_item {
     enum event_type type;
     size_t order; /* the order of adding, for a stable sort */
     int64_t pos;  /* set by evb_flush */
-    int64_t prev; /* the user's position before it, set by link_prev (-1: unknown) */
     struct tail_blob *blob;
     /* Thread events: the snapshot (an index into b->snapshots) and the
      * reader's own settings; muted < 0: not a member, else the notify
@@ -95,6 +96,18 @@ struct evb_item {
     int muted;
     char *nickname; /* owned, NULL for none */
     bool payload;   /* stored as the blob's JSON (evb_add_payload) */
+    /* A log event (evb_add_log): user_id is -thread_id (so a thread's log
+     * events sort together, in the order added); its readers, owned. */
+    bool log;
+    int64_t *members;
+    size_t nmembers;
+};
+
+/* One event as one reader gets it (after the commit, for the tails and the
+ * other nodes): the user's own events, and a log event once per member. */
+struct evb_delivery {
+    int64_t user_id, pos, prev;
+    struct tail_blob *blob; /* the item's reference */
 };
 
 /* Appends an item; false when memory ran out (b->failed is set). */
@@ -144,6 +157,42 @@ void evb_add_payload(struct event_batch *b, int64_t user_id, enum event_type typ
     evb_add(b, user_id, type, thread_id, seq, 0, 0, 0, now, blob);
     if (!b->failed)
         b->items[b->n - 1].payload = true;
+}
+
+void evb_add_log(struct event_batch *b, int64_t thread_id, int64_t seq, int64_t now,
+                 struct tail_blob *blob, const int64_t *members, size_t n)
+{
+    int64_t *copy = malloc(n * sizeof *copy + 1);
+    struct evb_item *v = copy && blob ? evb_push(b) : NULL;
+    if (v == NULL) {
+        free(copy);
+        b->failed = true;
+        return;
+    }
+    memcpy(copy, members, n * sizeof *copy);
+    v->user_id = -thread_id;
+    v->type = EVENT_MESSAGE;
+    v->thread_id = thread_id;
+    v->seq = seq;
+    v->now = now;
+    v->blob = tail_blob_ref(blob);
+    v->log = true;
+    v->members = copy;
+    v->nmembers = n;
+}
+
+void evb_sync_log(struct event_batch *b, int64_t thread_id)
+{
+    for (size_t k = 0; k < b->nsyncs; k++)
+        if (b->syncs[k] == thread_id)
+            return;
+    int64_t *s = realloc(b->syncs, (b->nsyncs + 1) * sizeof *s);
+    if (s == NULL) {
+        b->failed = true;
+        return;
+    }
+    b->syncs = s;
+    b->syncs[b->nsyncs++] = thread_id;
 }
 
 int evb_add_to(struct event_batch *b, int64_t user_id, enum event_type type, int64_t thread_id,
@@ -203,6 +252,8 @@ static int add_thread(struct event_batch *b, int64_t thread_id, int64_t user_id,
     b->snapshots = snaps;
     size_t index = b->nsnapshots++;
     snaps[index] = snap;
+    if (user_id == 0)
+        evb_sync_log(b, thread_id); /* a membership change (a no-op for small threads) */
     /* A plain read: no row of thread_members is locked, so an append never
      * waits on a member row another transaction holds. */
     struct db_res *r;
@@ -350,22 +401,43 @@ static int insert_thread_events(struct event_batch *b, size_t k)
 #define FIRST_ROW_COLUMNS DB_JT_COLUMNS(FIRST_ROW)
 /* clang-format on */
 
-/* After the commit: each user's position before its first event here, the
- * previous position the tails chain that event by (then each next event of
- * the user here follows the one before). Read after the commit, outside the
- * clock's hold: every position below ours belongs to a transaction that held
- * the clock before us, so it committed (or rolled back) already and the
- * answer can no longer change. On failure every prev stays -1: the events
- * go to no tail (tail_put ignores them), polls read the database. */
+static int cmp_delivery(const void *x, const void *y)
+{
+    const struct evb_delivery *a = x, *b = y;
+    if (a->user_id != b->user_id)
+        return a->user_id < b->user_id ? -1 : 1;
+    return a->pos < b->pos ? -1 : a->pos > b->pos;
+}
+
+/* After the commit: b->deliv, every event of the batch as each of its
+ * readers gets it (a log event once per member), by user and position,
+ * each linked to the reader's position before it (the tails chain events
+ * by it): the first of a user here to the end of its merged stream below
+ * it, each next one to the one before. Read after the commit, outside the
+ * clock's hold: every position below ours belongs to a transaction that
+ * held the clock before us, so it committed (or rolled back) already and
+ * the answer can no longer change. On failure every prev stays -1: the
+ * events go to no tail (tail_put ignores them), polls read the database. */
 static void link_prev(struct event_batch *b)
 {
-    struct sbuf firsts = {0};
+    size_t n = 0;
+    for (size_t i = 0; i < b->n; i++)
+        n += b->items[i].log ? b->items[i].nmembers : 1;
+    b->deliv = malloc(n * sizeof *b->deliv + 1);
+    if (b->deliv == NULL)
+        return;
     for (size_t i = 0; i < b->n; i++) {
-        b->items[i].prev = -1;
-        if (i == 0 || b->items[i].user_id != b->items[i - 1].user_id)
-            sb_item(&firsts, DB_JT_ROW(FIRST_ROW), (long long)b->items[i].user_id,
-                    (long long)b->items[i].pos);
+        const struct evb_item *v = &b->items[i];
+        for (size_t m = 0; m < (v->log ? v->nmembers : 1); m++)
+            b->deliv[b->ndeliv++] = (struct evb_delivery){v->log ? v->members[m] : v->user_id,
+                                                          v->pos, -1, v->blob};
     }
+    qsort(b->deliv, b->ndeliv, sizeof *b->deliv, cmp_delivery);
+    struct sbuf firsts = {0};
+    for (size_t i = 0; i < b->ndeliv; i++)
+        if (i == 0 || b->deliv[i].user_id != b->deliv[i - 1].user_id)
+            sb_item(&firsts, DB_JT_ROW(FIRST_ROW), (long long)b->deliv[i].user_id,
+                    (long long)b->deliv[i].pos);
     struct db_res *r;
     if (db_query_list("SELECT STRAIGHT_JOIN j.u, " EVENTS_STREAM_END_BELOW(
                           "j.u", "j.first") " FROM JSON_TABLE(?, '$[*]' " FIRST_ROW_COLUMNS ") j "
@@ -375,46 +447,91 @@ static void link_prev(struct event_batch *b)
     /* Both in ascending user order. */
     for (int row = 0, i = 0; row < r->nrows; row++) {
         int64_t user = db_int(r, row, 0), prev = db_int(r, row, 1);
-        while (i < (int)b->n && b->items[i].user_id < user)
+        while (i < (int)b->ndeliv && b->deliv[i].user_id < user)
             i++;
-        for (; i < (int)b->n && b->items[i].user_id == user; i++) {
-            b->items[i].prev = prev;
-            prev = b->items[i].pos;
+        for (; i < (int)b->ndeliv && b->deliv[i].user_id == user; i++) {
+            b->deliv[i].prev = prev;
+            prev = b->deliv[i].pos;
         }
     }
     db_res_free(r);
+}
+
+/* The rows of the log insert: each log event with its position. */
+/* clang-format off */
+#define LOG_ROW(X, S)                                                                         \
+    X(0, t, BIGINT, "%lld") S X(1, pos, BIGINT, "%lld") S X(2, type, INT, "%d")                 \
+    S X(3, seq, BIGINT, "%lld") S X(4, at, BIGINT, "%lld")
+#define LOG_ROW_COLUMNS DB_JT_COLUMNS(LOG_ROW)
+/* clang-format on */
+
+/* Under the clock: brings the open intervals of the logged threads in
+ * b->syncs in line with their members, at position at (a position of this
+ * transaction that no event takes): members who left end there, new ones
+ * start there. A thread that is not logged is left alone. */
+static int sync_logs(struct event_batch *b, int64_t at)
+{
+    int rc = DB_OK;
+    for (size_t k = 0; rc == 0 && k < b->nsyncs; k++) {
+        rc = db_exec("UPDATE log_members g JOIN threads t ON t.id = g.thread_id AND t.logged = 1 "
+                     "LEFT JOIN thread_members tm ON tm.thread_id = g.thread_id "
+                     "AND tm.owner_id = g.user_id SET g.until_pos = ? "
+                     "WHERE g.thread_id = ? AND g.until_pos IS NULL AND tm.owner_id IS NULL",
+                     DB_ARGS(DB_INT(at), DB_INT(b->syncs[k])));
+        if (rc == 0)
+            rc = db_exec("INSERT INTO log_members (user_id, thread_id, from_pos) "
+                         "SELECT tm.owner_id, tm.thread_id, ? FROM threads t "
+                         "JOIN thread_members tm ON tm.thread_id = t.id "
+                         "WHERE t.id = ? AND t.logged = 1 AND NOT EXISTS (SELECT 1 FROM "
+                         "log_members g WHERE g.user_id = tm.owner_id AND g.thread_id = "
+                         "tm.thread_id AND g.until_pos IS NULL)",
+                         DB_ARGS(DB_INT(at), DB_INT(b->syncs[k])));
+    }
+    return rc;
 }
 
 int evb_flush(struct event_batch *b)
 {
     if (b->failed)
         return DB_ERR;
-    if (b->n == 0)
+    if (b->n == 0 && b->nsyncs == 0)
         return DB_OK;
     /* By user, then in the order added: a user's events take ascending
-     * positions in that order. */
+     * positions in that order (a thread's log events too, under -thread). */
     qsort(b->items, b->n, sizeof *b->items, cmp_item);
-    struct sbuf events = {0};
-    for (size_t i = 0; i < b->n; i++)
-        if (i == 0 || b->items[i].user_id != b->items[i - 1].user_id)
-            wake_add(&b->wake, b->items[i].user_id);
-    /* 1. Take b->n positions from the clock; its row stays locked until the
+    struct sbuf events = {0}, logs = {0};
+    for (size_t i = 0; i < b->n; i++) {
+        const struct evb_item *v = &b->items[i];
+        if (v->log)
+            for (size_t m = 0; m < v->nmembers; m++)
+                wake_add(&b->wake, v->members[m]);
+        else if (i == 0 || v->user_id != b->items[i - 1].user_id)
+            wake_add(&b->wake, v->user_id);
+    }
+    /* 1. Take the positions from the clock (one more for the intervals'
+     * bounds when membership changes); its row stays locked until the
      * commit, so positions are handed out in commit order. What follows
-     * under it is only the inserts and the commit (link_prev runs after). */
+     * under it is only the writes and the commit (link_prev runs after). */
+    int64_t take = (int64_t)b->n + (b->nsyncs > 0);
     int rc = db_exec("UPDATE stream_clock SET pos = LAST_INSERT_ID(pos + ?) WHERE id = 1",
-                     DB_ARGS(DB_INT((int64_t)b->n)));
+                     DB_ARGS(DB_INT(take)));
     if (rc == 0 && db_affected() != 1)
         rc = DB_ERR; /* no clock: the schema is older than this code */
     if (rc == 0) {
-        int64_t first = db_insert_id() - (int64_t)b->n + 1;
+        int64_t first = db_insert_id() - take + 1;
+        if (b->nsyncs > 0)
+            rc = sync_logs(b, first++);
         for (size_t i = 0; i < b->n; i++)
             b->items[i].pos = first + (int64_t)i;
     }
-    /* 2. The events at their positions: plain ones, those with their
-     * JSON, the thread events per snapshot. */
+    /* 2. The events at their positions: plain ones, log ones, those with
+     * their JSON, the thread events per snapshot. */
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
         const struct evb_item *v = &b->items[i];
-        if (v->type != EVENT_THREAD && !v->payload)
+        if (v->log)
+            sb_item(&logs, DB_JT_ROW(LOG_ROW), (long long)v->thread_id, (long long)v->pos,
+                    (int)v->type, (long long)v->seq, (long long)v->now);
+        else if (v->type != EVENT_THREAD && !v->payload)
             sb_item(&events, DB_JT_ROW(EVENT_ROW), (long long)v->user_id, (long long)v->pos,
                     (int)v->type, (long long)v->thread_id, (long long)v->seq, (long long)v->actor,
                     (long long)v->delivered, (long long)v->read, (long long)v->now);
@@ -426,7 +543,14 @@ int evb_flush(struct event_batch *b)
             "j.seq, j.actor, j.delivered, j.rd, j.at FROM JSON_TABLE(?, '$[*]' " EVENT_ROW_COLUMNS
             ") j",
             &events);
+    if (rc == 0 && logs.len > 0)
+        rc = db_exec_list(
+            "INSERT INTO thread_log (thread_id, pos, type, seq, created_at) "
+            "SELECT j.t, j.pos, j.type, j.seq, j.at FROM JSON_TABLE(?, '$[*]' " LOG_ROW_COLUMNS
+            ") j",
+            &logs);
     free(events.s);
+    free(logs.s);
     if (rc == 0)
         rc = insert_payload_events(b);
     for (size_t k = 0; rc == 0 && k < b->nsnapshots; k++)
@@ -451,11 +575,11 @@ static void publish_remote(struct event_batch *b, bool with_events)
 {
     if (!cluster_enabled() || b->wake.n == 0)
         return;
-    struct cluster_event *ev = with_events ? malloc(b->n * sizeof *ev + 1) : NULL;
+    struct cluster_event *ev = with_events ? malloc(b->ndeliv * sizeof *ev + 1) : NULL;
     size_t nev = 0;
-    for (size_t i = 0; ev && i < b->n; i++)
-        ev[nev++] = (struct cluster_event){b->items[i].user_id, b->items[i].pos, b->items[i].prev,
-                                           b->items[i].blob};
+    for (size_t i = 0; ev && i < b->ndeliv; i++)
+        ev[nev++] = (struct cluster_event){b->deliv[i].user_id, b->deliv[i].pos, b->deliv[i].prev,
+                                           b->deliv[i].blob};
     cluster_publish_wake(b->wake.ids, b->wake.n, ev, nev, (const int64_t(*)[2])b->drops,
                          with_events ? b->ndrops : 0);
     free(ev);
@@ -472,8 +596,8 @@ void evb_finish(struct event_batch *b, int rc)
     if (rc == 0 && fresh && b->n > 0 && (tail_enabled() || cluster_enabled()))
         link_prev(b);
     if (rc == 0) {
-        for (size_t i = 0; fresh && i < b->n; i++)
-            tail_put(b->items[i].user_id, b->items[i].pos, b->items[i].prev, b->items[i].blob);
+        for (size_t i = 0; fresh && i < b->ndeliv; i++)
+            tail_put(b->deliv[i].user_id, b->deliv[i].pos, b->deliv[i].prev, b->deliv[i].blob);
         for (size_t d = 0; d < b->ndrops; d++)
             hub_drop_ephemeral(b->wake.ids, b->wake.n, events_is_typing, b->drops[d]);
     } else if (rc != DB_ECOMMIT) {
@@ -491,7 +615,12 @@ void evb_reset(struct event_batch *b)
     for (size_t i = 0; i < b->n; i++) {
         tail_blob_unref(b->items[i].blob);
         free(b->items[i].nickname);
+        free(b->items[i].members);
     }
+    free(b->deliv);
+    b->deliv = NULL;
+    b->ndeliv = 0;
+    b->nsyncs = 0;
     for (size_t k = 0; k < b->nsnapshots; k++)
         free(b->snapshots[k]);
     b->nsnapshots = 0;
@@ -509,6 +638,7 @@ void evb_free(struct event_batch *b)
     free(b->items);
     free(b->snapshots);
     free(b->drops);
+    free(b->syncs);
     wake_flush(&b->wake); /* empty: frees it */
     memset(b, 0, sizeof *b);
 }
@@ -545,6 +675,14 @@ int events_head(int64_t user_id, int64_t *last_pos, int64_t *pruned_pos)
     return DB_OK;
 }
 
+int events_stream_ends(const char *ids_json, struct db_res **out)
+{
+    return db_query("SELECT STRAIGHT_JOIN j.id, " EVENTS_STREAM_END(
+                        "j.id") " FROM " DB_IDS_TABLE
+                                " LEFT JOIN user_streams s ON s.user_id = j.id",
+                    out, DB_ARGS(DB_STR(ids_json)));
+}
+
 /* The columns of events_read's query. */
 #define EVENT_COLS                                                                    \
     "e.pos, e.type, e.thread_id, e.actor_id, e.delivered_seq, e.read_seq, e.thread, " \
@@ -578,12 +716,29 @@ static json_t *thread_event_view(const struct db_res *r, int row)
 int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t *next)
 {
     struct db_res *r;
-    int rc = db_query("SELECT " EVENT_COLS " FROM user_events e LEFT JOIN messages m "
-                      "ON e.type IN (1, 4) AND m.thread_id = e.thread_id AND m.seq = e.seq "
-                      "LEFT JOIN messages lm ON e.type = 2 AND lm.thread_id = e.thread_id "
-                      "AND lm.seq = CAST(JSON_VALUE(e.thread, '$.last_message.seq') AS SIGNED) "
-                      "WHERE e.user_id = ? AND e.pos > ? ORDER BY e.pos LIMIT ?",
-                      &r, DB_ARGS(DB_INT(user_id), DB_INT(after), DB_INT(limit)));
+    /* The user's own events and those of the logs it reads, merged. A log
+     * is read per interval as a range of (thread, pos): the condition on
+     * thread_id is written as two bounds, not `=`, so that MariaDB cannot
+     * take it as a lookup of the whole thread's log and filter it, but
+     * ranges over (thread, pos) for each interval ("range checked for each
+     * record"). */
+    int rc = db_query(
+        "SELECT " EVENT_COLS " FROM ((SELECT e.pos, e.type, e.thread_id, e.seq, e.actor_id, "
+        "e.delivered_seq, e.read_seq, e.thread, e.is_muted, e.nickname, e.payload "
+        "FROM user_events e WHERE e.user_id = ? AND e.pos > ? ORDER BY e.pos LIMIT ?) "
+        "UNION ALL (SELECT STRAIGHT_JOIN l.pos, l.type, l.thread_id, l.seq, 0, 0, 0, NULL, NULL, "
+        "NULL, NULL FROM log_members g JOIN thread_log l FORCE INDEX (PRIMARY) "
+        "ON l.thread_id >= g.thread_id AND l.thread_id <= g.thread_id "
+        "AND l.pos > GREATEST(?, g.from_pos) AND l.pos <= COALESCE(g.until_pos, " EVENTS_POS_MAX
+        ") WHERE g.user_id = ? AND (g.until_pos IS NULL OR g.until_pos > ?) "
+        "ORDER BY l.pos LIMIT ?)) e LEFT JOIN messages m "
+        "ON e.type IN (1, 4) AND m.thread_id = e.thread_id AND m.seq = e.seq "
+        "LEFT JOIN messages lm ON e.type = 2 AND lm.thread_id = e.thread_id "
+        "AND lm.seq = CAST(JSON_VALUE(e.thread, '$.last_message.seq') AS SIGNED) "
+        "ORDER BY e.pos LIMIT ?",
+        &r,
+        DB_ARGS(DB_INT(user_id), DB_INT(after), DB_INT(limit), DB_INT(after), DB_INT(user_id),
+                DB_INT(after), DB_INT(limit), DB_INT(limit)));
     if (rc < 0)
         return rc;
     for (int i = 0; i < r->nrows; i++) {

@@ -18,6 +18,12 @@
  * appear later. A cursor is the position of the last event a device has
  * seen, as a decimal string (chat/cursor.h).
  *
+ * A user's stream is its own events (user_events) merged with the logs of
+ * the big groups it is or was a member of (thread_log, read through the
+ * membership intervals in log_members; migration 019): a message into such
+ * a group is one log row, whoever reads it. Reads, stream ends and the
+ * tails' links all take the merged stream.
+ *
  * May call: chat/model, live (hub, tail), db, base. Every function may be
  * called from any thread; a batch belongs to one thread at a time. */
 #ifndef CHAT_EVENTS_H
@@ -64,6 +70,7 @@ void wake_flush(struct wake_list *w);
  * Zero-initialise; evb_free when done. */
 struct tail_blob;
 struct evb_item;
+struct evb_delivery;
 struct event_batch {
     struct evb_item *items;
     size_t n, cap;
@@ -72,6 +79,10 @@ struct event_batch {
     struct wake_list wake; /* filled by evb_flush */
     int64_t (*drops)[2];   /* (thread, typer) whose "typing" the commit supersedes */
     size_t ndrops;
+    int64_t *syncs; /* logged threads whose intervals evb_flush syncs (evb_sync_log) */
+    size_t nsyncs;
+    struct evb_delivery *deliv; /* after the commit: each event per reader, for the tails */
+    size_t ndeliv;
     bool failed;       /* memory ran out: evb_flush fails */
     bool forget_tails; /* a message was deleted: evb_finish forgets the users' tails */
     uint64_t gen;      /* tail_forget_gen() when the transaction started (evb_reset) */
@@ -91,6 +102,24 @@ void evb_drop_typing(struct event_batch *b, int64_t thread_id, int64_t typer);
 void evb_add(struct event_batch *b, int64_t user_id, enum event_type type, int64_t thread_id,
              int64_t seq, int64_t actor, int64_t delivered, int64_t read, int64_t now,
              struct tail_blob *blob);
+
+/* Adds a message event (seq) to the log of thread_id, a logged group
+ * (sendq.h), instead of one event per member: one thread_log row. members
+ * (n ids, copied) are the members as the caller's transaction, holding the
+ * thread row's lock, read them — the users whose open intervals the event
+ * falls in; they are woken and get it in their tails. blob as for evb_add
+ * (not NULL). */
+void evb_add_log(struct event_batch *b, int64_t thread_id, int64_t seq, int64_t now,
+                 struct tail_blob *blob, const int64_t *members, size_t n);
+
+/* Notes that thread_id's membership may have changed, or that it becomes
+ * logged (then the caller sets threads.logged): if the thread is logged,
+ * evb_flush brings its open membership intervals (log_members) in line with
+ * thread_members, at a position of its own taken under the clock — members
+ * who left get their interval closed there, new ones one opened. The
+ * caller's transaction holds the thread row's lock. Called by
+ * evb_add_thread. */
+void evb_sync_log(struct event_batch *b, int64_t thread_id);
 
 /* Adds an event that carries its own JSON: blob (a reference is taken;
  * not NULL) is the event as the API shows it, stored as it is (at most
@@ -159,16 +188,34 @@ json_t *events_typing_view(int64_t thread_id, int64_t typer);
 bool events_is_typing(json_t *ev, void *ctx);
 
 /* SQL: the end of the stream of the user whose id is the SQL expression
- * `user`: the position of its last event, or where pruning (pruned_pos) or
- * the move to the clock (the frozen last_pos) left it. The query must join
- * user_streams as s (LEFT JOIN: a user without the row reads as 0).
+ * `user`: the position of its last event — its own, or one of the logs of
+ * its groups it reads (below) — or where pruning (pruned_pos) or the move to
+ * the clock (the frozen last_pos) left it. The query must join user_streams
+ * as s (LEFT JOIN: a user without the row reads as 0).
  * EVENTS_STREAM_END_BELOW: the same among the events with a position below
- * the SQL expression `bound` (the end before a given event). */
-#define EVENTS_STREAM_END_WHERE_(user, cond)                                               \
+ * the SQL expression `bound` (the end before a given event).
+ *
+ * A membership interval that closed (below the bound) counts as ending at
+ * its until_pos, an event-less position: no log row need be read for a
+ * group the user left, and a cursor there is as good as any. For an open
+ * one the log's newest row below the bound counts if it lies inside: read
+ * newest first (a row or two, as the bound is at or near the log's end
+ * wherever this is used), never bounded below by from_pos, which MariaDB
+ * would turn into a scan of the thread's whole log when nothing lies
+ * between. */
+#define EVENTS_POS_MAX "9223372036854775807"
+#define EVENTS_LOG_END_BELOW_(user, bound)                                                       \
+    "COALESCE((SELECT MAX(IF(g.until_pos < " bound ", g.until_pos, (SELECT IF(l.pos > "          \
+    "g.from_pos, l.pos, 0) FROM thread_log l WHERE l.thread_id = g.thread_id AND l.pos < " bound \
+    " ORDER BY l.pos DESC LIMIT 1))) FROM log_members g WHERE g.user_id = " user                 \
+    " AND g.from_pos < " bound "), 0)"
+#define EVENTS_STREAM_END_WHERE_(user, cond, bound)                                        \
     "GREATEST(COALESCE(s.last_pos, 0), COALESCE(s.pruned_pos, 0), COALESCE((SELECT e.pos " \
-    "FROM user_events e WHERE e.user_id = " user cond " ORDER BY e.pos DESC LIMIT 1), 0))"
-#define EVENTS_STREAM_END(user) EVENTS_STREAM_END_WHERE_(user, "")
-#define EVENTS_STREAM_END_BELOW(user, bound) EVENTS_STREAM_END_WHERE_(user, " AND e.pos < " bound)
+    "FROM user_events e WHERE e.user_id = " user cond                                      \
+    " ORDER BY e.pos DESC LIMIT 1), 0), " EVENTS_LOG_END_BELOW_(user, bound) ")"
+#define EVENTS_STREAM_END(user) EVENTS_STREAM_END_WHERE_(user, "", EVENTS_POS_MAX)
+#define EVENTS_STREAM_END_BELOW(user, bound) \
+    EVENTS_STREAM_END_WHERE_(user, " AND e.pos < " bound, bound)
 
 /* Creates the stream and the acknowledgement mark of a new user, inside
  * the caller's transaction. Returns DB_OK or DB_E*. */
@@ -178,6 +225,11 @@ int events_stream_create(int64_t user_id);
  * position pruned (a cursor below it has missed events). Returns DB_OK, or
  * DB_E*; a user without a stream reads as empty. */
 int events_head(int64_t user_id, int64_t *last_pos, int64_t *pruned_pos);
+
+/* The streams' ends (EVENTS_STREAM_END) of the users in ids_json (a JSON
+ * array of ids): rows (user, end) in *out, which the caller frees
+ * (db_res_free). Returns DB_OK or DB_E*. For the cluster's safety net. */
+int events_stream_ends(const char *ids_json, struct db_res **out);
 
 /* Up to limit events of user after position `after`, oldest first, as API
  * event objects appended to the array out; *next is the position of the last

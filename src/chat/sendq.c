@@ -11,9 +11,10 @@
  *   4. refuse direct sends across a block (403);
  *   5. number the messages (seq = last_seq + 1, … in the batch's order) and
  *      insert them, move the threads' last_seq and the senders' read
- *      positions, append one event per member and message
- *      to the streams (bump each stream once by its count, then insert at the
- *      positions below the new end), and queue the pushes.
+ *      positions, append one event per member and message to the streams
+ *      (in a group of more than copy_max members, one event to the group's
+ *      log instead: chat/events.h), and queue the pushes; the appender takes
+ *      the events' positions from the stream clock last, before the commit.
  * A batch that fails after its retries is split: each message is tried
  * alone, so one poisoned message cannot fail the others. */
 #include "chat/sendq.h"
@@ -48,7 +49,9 @@
     S X(4, b, MEDIUMTEXT, "") S X(5, n, BIGINT, "") S X(6, a, MEDIUMTEXT, "")                 \
     S X(7, r, BIGINT, "") S X(8, f, INT, "") S X(9, m, TEXT, "") S X(10, e, BIGINT, "")
 #define MESSAGE_ROW_COLUMNS DB_JT_COLUMNS(MESSAGE_ROW)
-#define THREAD_ROW(X, S) X(0, id, BIGINT, "%lld") S X(1, q, BIGINT, "%lld") S X(2, n, BIGINT, "%lld")
+#define THREAD_ROW(X, S)                                                                      \
+    X(0, id, BIGINT, "%lld") S X(1, q, BIGINT, "%lld") S X(2, n, BIGINT, "%lld")                \
+    S X(3, l, INT, "%d")
 #define THREAD_ROW_COLUMNS DB_JT_COLUMNS(THREAD_ROW)
 #define SENDER_ROW(X, S) X(0, t, BIGINT, "%lld") S X(1, s, BIGINT, "%lld") S X(2, q, BIGINT, "%lld")
 #define SENDER_ROW_COLUMNS DB_JT_COLUMNS(SENDER_ROW)
@@ -56,10 +59,15 @@
 #define REPLY_ROW_COLUMNS DB_JT_COLUMNS(REPLY_ROW)
 /* clang-format on */
 
+/* Groups of up to this many members get each message copied into every
+ * member's stream (sendq_start). */
+static int copy_max = 8;
+
 /* A thread a batch sends into. */
 struct bthread {
     int64_t id; /* first: thread_of searches by it */
     bool found, direct, touched;
+    bool logged; /* its messages go to its log (events.h), not to every member's stream */
     int64_t last_seq, updated_at, now;
     int64_t disappearing_ms; /* new messages expire this long after they are sent; 0 never */
     int64_t *members;        /* ascending */
@@ -93,7 +101,8 @@ static int lock_threads(struct batch *b)
 {
     struct db_res *r;
     int rc =
-        db_query("SELECT STRAIGHT_JOIN t.id, t.kind, t.last_seq, t.updated_at, t.disappearing_s "
+        db_query("SELECT STRAIGHT_JOIN t.id, t.kind, t.last_seq, t.updated_at, t.disappearing_s, "
+                 "t.logged "
                  "FROM " DB_IDS_TABLE " JOIN threads t ON t.id = j.id FOR UPDATE",
                  &r, DB_ARGS(DB_STR(b->thread_ids)));
     if (rc < 0)
@@ -107,6 +116,7 @@ static int lock_threads(struct batch *b)
         t->last_seq = db_int(r, i, 2);
         t->updated_at = db_int(r, i, 3);
         t->disappearing_ms = db_int(r, i, 4) * 1000;
+        t->logged = db_int(r, i, 5) != 0;
     }
     db_res_free(r);
     rc = db_query(
@@ -407,7 +417,7 @@ static int store_messages(struct batch *b)
         struct bthread *t = &b->threads[k];
         if (t->touched)
             sb_item(&threads, DB_JT_ROW(THREAD_ROW), (long long)t->id, (long long)t->last_seq,
-                    (long long)t->now);
+                    (long long)t->now, (int)t->logged);
     }
     /* A sender's position moves to its last message in the thread: the
      * highest seq of its jobs, listed once per (thread, sender). */
@@ -424,7 +434,7 @@ static int store_messages(struct batch *b)
     }
     rc = db_exec_list("UPDATE threads t JOIN JSON_TABLE(?, '$[*]' " THREAD_ROW_COLUMNS
                       ") j ON t.id = j.id "
-                      "SET t.last_seq = j.q, t.updated_at = j.n",
+                      "SET t.last_seq = j.q, t.updated_at = j.n, t.logged = j.l",
                       &threads);
     /* The senders' own positions, by key (and a send into a message request
      * accepts it). (The members' rows are not
@@ -442,9 +452,20 @@ static int store_messages(struct batch *b)
 }
 
 /* Step 5b: one message event per member and message (the event as the API
- * shows it goes along, for the in-memory tails); flushed with the rest. */
+ * shows it goes along, for the in-memory tails), or, in a logged group, one
+ * event in the group's log; flushed with the rest. A group of more than
+ * copy_max members is switched to its log by its first send from then on
+ * (messages before stay copied; evb_sync_log opens every member's interval
+ * at a position below this batch's events). */
 static void add_events(struct batch *b)
 {
+    for (int k = 0; k < b->nthreads; k++) {
+        struct bthread *t = &b->threads[k];
+        if (t->touched && !t->logged && !t->direct && t->nmembers > copy_max) {
+            t->logged = true;
+            evb_sync_log(&b->events, t->id);
+        }
+    }
     for (int i = 0; i < b->n; i++) {
         struct send_job *j = b->jobs[i];
         struct bthread *t = &b->threads[j->thread];
@@ -453,7 +474,10 @@ static void add_events(struct batch *b)
         json_t *ev = events_message_view(j->message);
         struct tail_blob *blob = ev ? tail_blob_of(ev) : NULL;
         json_decref(ev);
-        for (int m = 0; m < t->nmembers; m++)
+        if (t->logged)
+            evb_add_log(&b->events, j->thread_id, j->seq, j->now, blob, t->members,
+                        (size_t)t->nmembers);
+        for (int m = 0; m < t->nmembers && !t->logged; m++)
             evb_add(&b->events, t->members[m], EVENT_MESSAGE, j->thread_id, j->seq, 0, 0, 0, j->now,
                     blob);
         tail_blob_unref(blob);
@@ -497,7 +521,7 @@ static int batch_tx(void *arg)
     }
     for (int k = 0; k < b->nthreads; k++) {
         struct bthread *t = &b->threads[k];
-        t->found = t->direct = t->touched = false;
+        t->found = t->direct = t->touched = t->logged = false;
         t->nmembers = 0;
     }
     int rc;
@@ -663,8 +687,9 @@ static struct batchq queue;
 
 static void run_batch(void **jobs, int n) { run_jobs((struct send_job **)jobs, n); }
 
-int sendq_start(int workers, int batch_max)
+int sendq_start(int workers, int batch_max, int copy_max_members)
 {
+    copy_max = copy_max_members;
     return batchq_start(&queue, "sendq", workers, batch_max, run_batch);
 }
 

@@ -66,8 +66,11 @@ enum {
 
 /* Starts `workers` batch threads taking up to batch_max jobs at a time.
  * workers = 0 stores every send in its handler's thread, one transaction per
- * message. Returns 0, or -1 when a thread cannot start. */
-int sendq_start(int workers, int batch_max);
+ * message. A send into a group of more than copy_max members is written
+ * once, into the group's log (chat/events.h), instead of into every
+ * member's stream; the group stays logged from then on. Returns 0, or -1
+ * when a thread cannot start. Call once, before any send. */
+int sendq_start(int workers, int batch_max, int copy_max);
 
 /* Stores every job still queued, answers it, and stops the workers; sends
  * submitted afterwards run in the caller's thread. Call before http_stop(). */

@@ -57,6 +57,7 @@ static bool enabled;
 static int64_t window_ms;
 static void (*on_revoke)(int64_t session_id);
 static bool (*drop_match)(json_t *ev, void *ctx);
+static int (*stream_ends)(const char *ids_json, struct db_res **out); /* cluster_on_stream_ends */
 
 static atomic_bool running, healthy, got_pong;
 static _Atomic int64_t last_pong_ms;
@@ -484,6 +485,11 @@ void cluster_on_revoke(void (*fn)(int64_t session_id)) { on_revoke = fn; }
 
 void cluster_on_drop(bool (*match)(json_t *ev, void *ctx)) { drop_match = match; }
 
+void cluster_on_stream_ends(int (*fn)(const char *ids_json, struct db_res **out))
+{
+    stream_ends = fn;
+}
+
 /* --- joining the user→node map --- */
 
 /* True (and noted) when id was not joined from here in the last
@@ -909,14 +915,10 @@ static void reconcile_once(void)
         for (size_t i = 0; i < k; i++)
             sb_item(&ids, "%lld", (long long)cur[from + i][0]);
         struct db_res *r;
-        /* The streams' ends: chat/events.h EVENTS_STREAM_END (this layer
-         * cannot include it). */
-        if (db_query_list(
-                "SELECT STRAIGHT_JOIN j.id, GREATEST(COALESCE(s.last_pos, 0), "
-                "COALESCE(s.pruned_pos, 0), COALESCE((SELECT e.pos FROM user_events e "
-                "WHERE e.user_id = j.id ORDER BY e.pos DESC LIMIT 1), 0)) FROM " DB_IDS_TABLE
-                " LEFT JOIN user_streams s ON s.user_id = j.id",
-                &ids, &r) < 0)
+        const char *list = sb_done(&ids);
+        int rc = list && stream_ends ? stream_ends(list, &r) : DB_ERR;
+        free(ids.s);
+        if (rc < 0)
             break;
         int64_t *wake = malloc((size_t)r->nrows * sizeof *wake + 1);
         size_t nwake = 0;

@@ -112,6 +112,12 @@ void cluster_on_revoke(void (*fn)(int64_t session_id));
  * int64_t[2]): events_is_typing. Call before cluster_start. */
 void cluster_on_drop(bool (*match)(json_t *ev, void *ctx));
 
+/* How the safety net reads the streams' ends of the users in ids_json (a
+ * JSON array of ids): rows (user, end) — events_stream_ends. Call before
+ * cluster_start. */
+struct db_res;
+void cluster_on_stream_ends(int (*fn)(const char *ids_json, struct db_res **out));
+
 /* True when this node holds (or just took, or renewed) the lease `name` for
  * ttl_ms; true as well when there is no cluster or the bus is down (the
  * work it guards must be safe to run twice). */

@@ -9,6 +9,7 @@
 #include "live/tail.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,10 @@ static struct slot **slots;
 static size_t nslots; /* a power of two; 0 = off */
 static pthread_mutex_t stripes[STRIPES];
 static _Atomic uint64_t forget_gen;
+static _Atomic int64_t hits, misses; /* tail_read answered / could not (the database did) */
+
+int64_t tail_hits(void) { return atomic_load(&hits); }
+int64_t tail_misses(void) { return atomic_load(&misses); }
 
 uint64_t tail_forget_gen(void) { return atomic_load(&forget_gen); }
 
@@ -215,8 +220,10 @@ void tail_forget_all(void)
 
 int tail_read(int64_t user_id, int64_t since, int limit, json_t *out, int64_t *next)
 {
-    if (nslots == 0)
+    if (nslots == 0) {
+        atomic_fetch_add(&misses, 1);
         return 0;
+    }
     struct tail_blob *got[TAIL_EVENTS];
     int64_t pos[TAIL_EVENTS];
     int n = 0;
@@ -249,5 +256,6 @@ int tail_read(int64_t user_id, int64_t since, int limit, json_t *out, int64_t *n
         tail_blob_unref(got[j]);
     if (k > 0)
         *next = pos[k - 1];
+    atomic_fetch_add(k > 0 ? &hits : &misses, 1);
     return k;
 }

@@ -80,4 +80,9 @@ void tail_forget_all(void);
  * the database). */
 int tail_read(int64_t user_id, int64_t since, int limit, json_t *out, int64_t *next);
 
+/* How many tail_read calls answered, and how many did not (the poll read
+ * the database), since the start; for the metrics. Any thread. */
+int64_t tail_hits(void);
+int64_t tail_misses(void);
+
 #endif

@@ -23,12 +23,15 @@ CHAT_TEST_SEED=<n> replays a run; the seed is in the failure message.
 """
 import os
 import random
+import subprocess
 import threading
 import uuid
 
 import requests
 
-from conftest import DURABLE_TYPES, inbox, inbox_cursor
+import pytest
+
+from conftest import DURABLE_TYPES, env_server, inbox, inbox_cursor, make_user
 
 STEPS = 600
 KILLS = 3
@@ -128,10 +131,34 @@ def kill_during_sends(w, server, rnd):
 
 
 def test_random_interleaving_keeps_every_guarantee(server, new_users):
+    seeded(server, new_users)
+
+
+@pytest.fixture
+def logs_server(db):
+    """A chatd that writes groups of more than three members to their logs
+    (CHAT_STREAM_COPY_MAX=3, docs/delivery.md step c): the group of five is
+    logged, the group of three copied, and the changing group switches to
+    its log once it has four members and a send."""
+    with env_server(db, "props-logs-", {"CHAT_STREAM_COPY_MAX": "3"}) as s:
+        yield s
+
+
+def test_random_interleaving_keeps_every_guarantee_with_group_logs(logs_server, db):
+    threads, changing = seeded(logs_server, lambda n: [make_user(logs_server) for _ in range(n)])
+    five, three = threads[3][0], threads[4][0]
+    r = subprocess.run(["mariadb", "-uroot", "-S", db.socket, "-N", "-B", "chat_test", "-e",
+                        f"SELECT id, logged FROM threads WHERE id IN ({five}, {three}, {changing})"
+                        " ORDER BY id"], capture_output=True, text=True, timeout=60, check=True)
+    logged = dict(line.split("\t") for line in r.stdout.splitlines())
+    assert logged == {str(five): "1", str(three): "0", str(changing): "1"}, logged
+
+
+def seeded(server, new_users):
     seed = int(os.environ.get("CHAT_TEST_SEED") or random.SystemRandom().randrange(1 << 30))
     rnd = random.Random(seed)
     try:
-        run(server, new_users, rnd)
+        return run(server, new_users, rnd)
     except AssertionError as e:
         raise AssertionError(f"CHAT_TEST_SEED={seed}: {e}") from e
 
@@ -209,6 +236,7 @@ def run(server, new_users, rnd):
     else:
         raise AssertionError("the streams did not come to rest")
     check(w, users)
+    return threads, changing
 
 
 def check(w, users):
