@@ -685,7 +685,7 @@ int events_stream_ends(const char *ids_json, struct db_res **out)
 
 /* The columns of events_read's query. */
 #define EVENT_COLS                                                                    \
-    "e.pos, e.type, e.thread_id, e.actor_id, e.delivered_seq, e.read_seq, e.thread, " \
+    "x.pos, x.type, x.thread_id, e.actor_id, e.delivered_seq, e.read_seq, e.thread, " \
     "e.is_muted, e.nickname, e.payload, " MESSAGE_COLS ", " MESSAGE_COLS_AS(lm)
 enum {
     EC_POS,
@@ -716,29 +716,30 @@ static json_t *thread_event_view(const struct db_res *r, int row)
 int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t *next)
 {
     struct db_res *r;
-    /* The user's own events and those of the logs it reads, merged. A log
-     * is read per interval as a range of (thread, pos): the condition on
-     * thread_id is written as two bounds, not `=`, so that MariaDB cannot
-     * take it as a lookup of the whole thread's log and filter it, but
-     * ranges over (thread, pos) for each interval ("range checked for each
-     * record"). */
+    /* The user's own events and those of the logs it reads, merged: the
+     * positions first (narrow rows: a derived table with the text columns
+     * would be a temporary table on disk), then each own event's row again
+     * by its key. A log is read per interval as a range of (thread, pos):
+     * the condition on thread_id is written as two bounds, not `=`, so that
+     * MariaDB cannot take it as a lookup of the whole thread's log and
+     * filter it, but ranges over (thread, pos) for each interval ("range
+     * checked for each record"). */
     int rc = db_query(
-        "SELECT " EVENT_COLS " FROM ((SELECT e.pos, e.type, e.thread_id, e.seq, e.actor_id, "
-        "e.delivered_seq, e.read_seq, e.thread, e.is_muted, e.nickname, e.payload "
-        "FROM user_events e WHERE e.user_id = ? AND e.pos > ? ORDER BY e.pos LIMIT ?) "
-        "UNION ALL (SELECT STRAIGHT_JOIN l.pos, l.type, l.thread_id, l.seq, 0, 0, 0, NULL, NULL, "
-        "NULL, NULL FROM log_members g JOIN thread_log l FORCE INDEX (PRIMARY) "
-        "ON l.thread_id >= g.thread_id AND l.thread_id <= g.thread_id "
-        "AND l.pos > GREATEST(?, g.from_pos) AND l.pos <= COALESCE(g.until_pos, " EVENTS_POS_MAX
-        ") WHERE g.user_id = ? AND (g.until_pos IS NULL OR g.until_pos > ?) "
-        "ORDER BY l.pos LIMIT ?)) e LEFT JOIN messages m "
-        "ON e.type IN (1, 4) AND m.thread_id = e.thread_id AND m.seq = e.seq "
-        "LEFT JOIN messages lm ON e.type = 2 AND lm.thread_id = e.thread_id "
+        "SELECT " EVENT_COLS " FROM ((SELECT e.pos, e.type, e.thread_id, e.seq FROM "
+        "user_events e WHERE e.user_id = ? AND e.pos > ? ORDER BY e.pos LIMIT ?) UNION ALL "
+        "(SELECT STRAIGHT_JOIN l.pos, l.type, l.thread_id, l.seq FROM log_members g "
+        "JOIN thread_log l FORCE INDEX (PRIMARY) ON l.thread_id >= g.thread_id "
+        "AND l.thread_id <= g.thread_id AND l.pos > GREATEST(?, g.from_pos) "
+        "AND l.pos <= COALESCE(g.until_pos, " EVENTS_POS_MAX ") WHERE g.user_id = ? "
+        "AND (g.until_pos IS NULL OR g.until_pos > ?) ORDER BY l.pos LIMIT ?) "
+        "ORDER BY pos LIMIT ?) x LEFT JOIN user_events e ON e.user_id = ? AND e.pos = x.pos "
+        "LEFT JOIN messages m ON x.type IN (1, 4) AND m.thread_id = x.thread_id "
+        "AND m.seq = x.seq LEFT JOIN messages lm ON x.type = 2 AND lm.thread_id = x.thread_id "
         "AND lm.seq = CAST(JSON_VALUE(e.thread, '$.last_message.seq') AS SIGNED) "
-        "ORDER BY e.pos LIMIT ?",
+        "ORDER BY x.pos",
         &r,
         DB_ARGS(DB_INT(user_id), DB_INT(after), DB_INT(limit), DB_INT(after), DB_INT(user_id),
-                DB_INT(after), DB_INT(limit), DB_INT(limit)));
+                DB_INT(after), DB_INT(limit), DB_INT(limit), DB_INT(user_id)));
     if (rc < 0)
         return rc;
     for (int i = 0; i < r->nrows; i++) {

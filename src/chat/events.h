@@ -195,20 +195,26 @@ bool events_is_typing(json_t *ev, void *ctx);
  * EVENTS_STREAM_END_BELOW: the same among the events with a position below
  * the SQL expression `bound` (the end before a given event).
  *
- * A membership interval that closed (below the bound) counts as ending at
- * its until_pos, an event-less position: no log row need be read for a
- * group the user left, and a cursor there is as good as any. For an open
- * one the log's newest row below the bound counts if it lies inside: read
- * newest first (a row or two, as the bound is at or near the log's end
- * wherever this is used), never bounded below by from_pos, which MariaDB
- * would turn into a scan of the thread's whole log when nothing lies
- * between. */
+ * A membership interval that closed below the bound counts as ending at its
+ * until_pos, an event-less position (a cursor there is as good as any: the
+ * next event is linked to it), so no log row is read for a group the user
+ * left. For an open one the log's newest row below the bound counts if it
+ * lies inside: that row depends on the thread and the bound only — read
+ * newest first (a row or two: the bound is at or near the log's end
+ * wherever this is used), the same for every member, so MariaDB's subquery
+ * cache answers it once per thread and statement (the text appears twice,
+ * each cached). Bounded below by from_pos, MariaDB would scan the thread's
+ * whole log when nothing lies between. */
 #define EVENTS_POS_MAX "9223372036854775807"
-#define EVENTS_LOG_END_BELOW_(user, bound)                                                       \
-    "COALESCE((SELECT MAX(IF(g.until_pos < " bound ", g.until_pos, (SELECT IF(l.pos > "          \
-    "g.from_pos, l.pos, 0) FROM thread_log l WHERE l.thread_id = g.thread_id AND l.pos < " bound \
-    " ORDER BY l.pos DESC LIMIT 1))) FROM log_members g WHERE g.user_id = " user                 \
-    " AND g.from_pos < " bound "), 0)"
+#define EVENTS_LOG_NEWEST_BELOW_(bound)                                                  \
+    "(SELECT l.pos FROM thread_log l WHERE l.thread_id = g.thread_id AND l.pos < " bound \
+    " ORDER BY l.pos DESC LIMIT 1)"
+#define EVENTS_LOG_END_BELOW_(user, bound)                                                        \
+    "COALESCE((SELECT MAX(IF(g.until_pos < " bound ", g.until_pos, IF(" EVENTS_LOG_NEWEST_BELOW_( \
+        bound) " > g.from_pos, " EVENTS_LOG_NEWEST_BELOW_(bound) ", 0))) FROM log_members g "     \
+                                                                 "WHERE g.user_id = " user        \
+                                                                 " AND g.from_pos < " bound       \
+                                                                 "), 0)"
 #define EVENTS_STREAM_END_WHERE_(user, cond, bound)                                        \
     "GREATEST(COALESCE(s.last_pos, 0), COALESCE(s.pruned_pos, 0), COALESCE((SELECT e.pos " \
     "FROM user_events e WHERE e.user_id = " user cond                                      \
