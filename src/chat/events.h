@@ -199,12 +199,10 @@ bool events_is_typing(json_t *ev, void *ctx);
  * until_pos, an event-less position (a cursor there is as good as any: the
  * next event is linked to it), so no log row is read for a group the user
  * left. For an open one the log's newest row below the bound counts if it
- * lies inside: that row depends on the thread and the bound only — read
+ * lies inside: that row depends on the thread and the bound only, read
  * newest first (a row or two: the bound is at or near the log's end
- * wherever this is used), the same for every member, so MariaDB's subquery
- * cache answers it once per thread and statement (the text appears twice,
- * each cached). Bounded below by from_pos, MariaDB would scan the thread's
- * whole log when nothing lies between. */
+ * wherever this is used). Bounded below by from_pos inside the subquery,
+ * MariaDB would scan the thread's whole log when nothing lies between. */
 #define EVENTS_POS_MAX "9223372036854775807"
 #define EVENTS_LOG_NEWEST_BELOW_(bound)                                                  \
     "(SELECT l.pos FROM thread_log l WHERE l.thread_id = g.thread_id AND l.pos < " bound \
