@@ -3,7 +3,9 @@
 --
 -- A send into a group of more than stream_copy_max members (and every
 -- later send into it: `threads.logged`) appends one row to thread_log at a
--- position of the stream clock, instead of one user_events row per member.
+-- position of the stream clock, instead of one user_events row per member;
+-- so does every other event for all the members of a logged group (an
+-- edit, a deletion, a reaction, a purge: those carry their JSON, payload).
 -- A member reads the log through its membership intervals: log_members
 -- holds, per (user, thread), the positions between which the user was a
 -- member — the log's rows with from_pos < pos <= until_pos (NULL: still a
@@ -12,6 +14,10 @@
 -- thread to its log), so their bounds are positions of the same order as
 -- the events. Messages before the switch stay copied in the members'
 -- streams; nothing is moved, so every cursor keeps its meaning.
+--
+-- Every chatd must run this version from here on (stop them all, migrate,
+-- start them): an older one would copy a logged group's messages into the
+-- streams and read none of its log.
 --
 -- thread_log rows are never pruned by age (they are what the messages
 -- themselves are, in stream order).
@@ -22,6 +28,7 @@ CREATE TABLE thread_log (
   pos BIGINT NOT NULL,
   type TINYINT NOT NULL,
   seq BIGINT NOT NULL,
+  payload VARCHAR(1024) NULL,
   created_at BIGINT NOT NULL,
   PRIMARY KEY (thread_id, pos)
 ) ENGINE=InnoDB;

@@ -159,23 +159,25 @@ void evb_add_payload(struct event_batch *b, int64_t user_id, enum event_type typ
         b->items[b->n - 1].payload = true;
 }
 
-void evb_add_log(struct event_batch *b, int64_t thread_id, int64_t seq, int64_t now,
-                 struct tail_blob *blob, const int64_t *members, size_t n)
+void evb_add_log(struct event_batch *b, int64_t thread_id, enum event_type type, int64_t seq,
+                 int64_t now, struct tail_blob *blob, bool payload, const int64_t *members,
+                 size_t n)
 {
     int64_t *copy = malloc(n * sizeof *copy + 1);
-    struct evb_item *v = copy && blob ? evb_push(b) : NULL;
-    if (v == NULL) {
+    if (copy == NULL || blob == NULL || (payload && blob->len > 1024)) {
         free(copy);
         b->failed = true;
         return;
     }
     memcpy(copy, members, n * sizeof *copy);
-    v->user_id = -thread_id;
-    v->type = EVENT_MESSAGE;
-    v->thread_id = thread_id;
-    v->seq = seq;
-    v->now = now;
-    v->blob = tail_blob_ref(blob);
+    size_t at = b->n;
+    evb_add(b, -thread_id, type, thread_id, seq, 0, 0, 0, now, blob);
+    if (b->n == at) {
+        free(copy);
+        return; /* out of memory: b->failed */
+    }
+    struct evb_item *v = &b->items[at];
+    v->payload = payload;
     v->log = true;
     v->members = copy;
     v->nmembers = n;
@@ -203,11 +205,34 @@ int evb_add_to(struct event_batch *b, int64_t user_id, enum event_type type, int
     if (blob == NULL)
         return DB_ERR;
     struct db_res *r = NULL;
-    int rc = user_id ? DB_OK
-                     : db_query("SELECT owner_id FROM thread_members WHERE thread_id = ? "
-                                "ORDER BY owner_id",
-                                &r, DB_ARGS(DB_INT(thread_id)));
-    for (int i = 0; rc == 0 && i < (r ? r->nrows : 1); i++) {
+    int rc = DB_OK;
+    bool logged = false;
+    if (user_id == 0) {
+        /* Shared: a send or a membership change (which hold the row
+         * exclusively) cannot interleave, so the members read here are
+         * those whose intervals the event will fall in. */
+        rc = db_query("SELECT logged FROM threads WHERE id = ? LOCK IN SHARE MODE", &r,
+                      DB_ARGS(DB_INT(thread_id)));
+        logged = rc == 0 && r->nrows && db_int(r, 0, 0) != 0;
+        if (rc == 0)
+            db_res_free(r);
+        r = NULL;
+        if (rc == 0)
+            rc = db_query("SELECT owner_id FROM thread_members WHERE thread_id = ? "
+                          "ORDER BY owner_id",
+                          &r, DB_ARGS(DB_INT(thread_id)));
+    }
+    if (rc == 0 && logged) {
+        int64_t *members = malloc((size_t)r->nrows * sizeof *members + 1);
+        for (int i = 0; members && i < r->nrows; i++)
+            members[i] = db_int(r, i, 0);
+        if (members)
+            evb_add_log(b, thread_id, type, seq, now, blob, payload, members, (size_t)r->nrows);
+        else
+            rc = DB_ERR;
+        free(members);
+    }
+    for (int i = 0; rc == 0 && !logged && i < (r ? r->nrows : 1); i++) {
         int64_t to = r ? db_int(r, i, 0) : user_id;
         if (payload)
             evb_add_payload(b, to, type, thread_id, seq, now, blob);
@@ -338,7 +363,7 @@ static int insert_payload_events(struct event_batch *b)
     json_t *rows = json_array();
     for (size_t i = 0; i < b->n; i++) {
         const struct evb_item *v = &b->items[i];
-        if (v->payload)
+        if (v->payload && !v->log)
             json_array_append_new(rows, json_pack("[I, I, i, I, I, I, s%]", (json_int_t)v->user_id,
                                                   (json_int_t)v->pos, (int)v->type,
                                                   (json_int_t)v->thread_id, (json_int_t)v->seq,
@@ -457,13 +482,45 @@ static void link_prev(struct event_batch *b)
     db_res_free(r);
 }
 
-/* The rows of the log insert: each log event with its position. */
+/* The rows of the log insert: each log event with its position and, for
+ * the kinds that carry it, its JSON. */
 /* clang-format off */
 #define LOG_ROW(X, S)                                                                         \
-    X(0, t, BIGINT, "%lld") S X(1, pos, BIGINT, "%lld") S X(2, type, INT, "%d")                 \
-    S X(3, seq, BIGINT, "%lld") S X(4, at, BIGINT, "%lld")
+    X(0, t, BIGINT, "") S X(1, pos, BIGINT, "") S X(2, type, INT, "")                           \
+    S X(3, seq, BIGINT, "") S X(4, at, BIGINT, "") S X(5, p, VARCHAR(1024), "")
 #define LOG_ROW_COLUMNS DB_JT_COLUMNS(LOG_ROW)
 /* clang-format on */
+
+/* Step 2b: the log events. */
+static int insert_log_events(struct event_batch *b)
+{
+    json_t *rows = json_array();
+    for (size_t i = 0; i < b->n; i++) {
+        const struct evb_item *v = &b->items[i];
+        if (v->log)
+            json_array_append_new(
+                rows,
+                json_pack("[I, I, i, I, I, o]", (json_int_t)v->thread_id, (json_int_t)v->pos,
+                          (int)v->type, (json_int_t)v->seq, (json_int_t)v->now,
+                          v->payload ? json_stringn(v->blob->json, v->blob->len) : json_null()));
+    }
+    if (json_array_size(rows) == 0) {
+        json_decref(rows);
+        return DB_OK;
+    }
+    char *list = json_dumps(rows, JSON_COMPACT);
+    json_decref(rows);
+    int rc =
+        list
+            ? db_exec(
+                  "INSERT INTO thread_log (thread_id, pos, type, seq, created_at, payload) "
+                  "SELECT j.t, j.pos, j.type, j.seq, j.at, j.p FROM JSON_TABLE(?, '$[*]' " LOG_ROW_COLUMNS
+                  ") j",
+                  DB_ARGS(DB_STR(list)))
+            : DB_ERR;
+    free(list);
+    return rc;
+}
 
 /* Under the clock: brings the open intervals of the logged threads in
  * b->syncs in line with their members, at position at (a position of this
@@ -499,7 +556,7 @@ int evb_flush(struct event_batch *b)
     /* By user, then in the order added: a user's events take ascending
      * positions in that order (a thread's log events too, under -thread). */
     qsort(b->items, b->n, sizeof *b->items, cmp_item);
-    struct sbuf events = {0}, logs = {0};
+    struct sbuf events = {0};
     for (size_t i = 0; i < b->n; i++) {
         const struct evb_item *v = &b->items[i];
         if (v->log)
@@ -528,10 +585,7 @@ int evb_flush(struct event_batch *b)
      * their JSON, the thread events per snapshot. */
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
         const struct evb_item *v = &b->items[i];
-        if (v->log)
-            sb_item(&logs, DB_JT_ROW(LOG_ROW), (long long)v->thread_id, (long long)v->pos,
-                    (int)v->type, (long long)v->seq, (long long)v->now);
-        else if (v->type != EVENT_THREAD && !v->payload)
+        if (!v->log && v->type != EVENT_THREAD && !v->payload)
             sb_item(&events, DB_JT_ROW(EVENT_ROW), (long long)v->user_id, (long long)v->pos,
                     (int)v->type, (long long)v->thread_id, (long long)v->seq, (long long)v->actor,
                     (long long)v->delivered, (long long)v->read, (long long)v->now);
@@ -543,14 +597,9 @@ int evb_flush(struct event_batch *b)
             "j.seq, j.actor, j.delivered, j.rd, j.at FROM JSON_TABLE(?, '$[*]' " EVENT_ROW_COLUMNS
             ") j",
             &events);
-    if (rc == 0 && logs.len > 0)
-        rc = db_exec_list(
-            "INSERT INTO thread_log (thread_id, pos, type, seq, created_at) "
-            "SELECT j.t, j.pos, j.type, j.seq, j.at FROM JSON_TABLE(?, '$[*]' " LOG_ROW_COLUMNS
-            ") j",
-            &logs);
     free(events.s);
-    free(logs.s);
+    if (rc == 0)
+        rc = insert_log_events(b);
     if (rc == 0)
         rc = insert_payload_events(b);
     for (size_t k = 0; rc == 0 && k < b->nsnapshots; k++)
@@ -686,7 +735,8 @@ int events_stream_ends(const char *ids_json, struct db_res **out)
 /* The columns of events_read's query. */
 #define EVENT_COLS                                                                    \
     "x.pos, x.type, x.thread_id, e.actor_id, e.delivered_seq, e.read_seq, e.thread, " \
-    "e.is_muted, e.nickname, e.payload, " MESSAGE_COLS ", " MESSAGE_COLS_AS(lm)
+    "e.is_muted, e.nickname, COALESCE(e.payload, lp.payload), " MESSAGE_COLS          \
+    ", " MESSAGE_COLS_AS(lm)
 enum {
     EC_POS,
     EC_TYPE,
@@ -733,6 +783,8 @@ int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t 
         "AND l.pos <= COALESCE(g.until_pos, " EVENTS_POS_MAX ") WHERE g.user_id = ? "
         "AND (g.until_pos IS NULL OR g.until_pos > ?) ORDER BY l.pos LIMIT ?) "
         "ORDER BY pos LIMIT ?) x LEFT JOIN user_events e ON e.user_id = ? AND e.pos = x.pos "
+        "LEFT JOIN thread_log lp ON x.type >= 5 AND lp.thread_id = x.thread_id "
+        "AND lp.pos = x.pos "
         "LEFT JOIN messages m ON x.type IN (1, 4) AND m.thread_id = x.thread_id "
         "AND m.seq = x.seq LEFT JOIN messages lm ON x.type = 2 AND lm.thread_id = x.thread_id "
         "AND lm.seq = CAST(JSON_VALUE(e.thread, '$.last_message.seq') AS SIGNED) "

@@ -103,14 +103,16 @@ void evb_add(struct event_batch *b, int64_t user_id, enum event_type type, int64
              int64_t seq, int64_t actor, int64_t delivered, int64_t read, int64_t now,
              struct tail_blob *blob);
 
-/* Adds a message event (seq) to the log of thread_id, a logged group
- * (sendq.h), instead of one event per member: one thread_log row. members
- * (n ids, copied) are the members as the caller's transaction, holding the
- * thread row's lock, read them — the users whose open intervals the event
- * falls in; they are woken and get it in their tails. blob as for evb_add
- * (not NULL). */
-void evb_add_log(struct event_batch *b, int64_t thread_id, int64_t seq, int64_t now,
-                 struct tail_blob *blob, const int64_t *members, size_t n);
+/* Adds an event of the given type about message seq to the log of
+ * thread_id, a logged group (sendq.h), instead of one event per member: one
+ * thread_log row. members (n ids, copied) are the members as the caller's
+ * transaction, holding a lock on the thread row, read them — the users
+ * whose open intervals the event falls in; they are woken and get it in
+ * their tails. blob as for evb_add (not NULL); payload: stored as the
+ * blob's JSON (as evb_add_payload). */
+void evb_add_log(struct event_batch *b, int64_t thread_id, enum event_type type, int64_t seq,
+                 int64_t now, struct tail_blob *blob, bool payload, const int64_t *members,
+                 size_t n);
 
 /* Notes that thread_id's membership may have changed, or that it becomes
  * logged (then the caller sets threads.logged): if the thread is logged,
@@ -131,9 +133,11 @@ void evb_add_payload(struct event_batch *b, int64_t user_id, enum event_type typ
 /* Adds ev (the event as the API shows it; stolen; NULL fails) of the given
  * type about message (thread_id, seq) for every member of thread_id
  * (user_id 0) or for user_id alone, the members read inside the caller's
- * transaction. payload: its JSON is stored with it (evb_add_payload); else
- * it names (thread_id, seq) and is rendered from the message when read.
- * Returns DB_OK or DB_E*. */
+ * transaction. For every member of a logged group it is one event in the
+ * group's log (evb_add_log), read under a shared lock on the thread row so
+ * that no membership change or send interleaves. payload: its JSON is
+ * stored with it (evb_add_payload); else it names (thread_id, seq) and is
+ * rendered from the message when read. Returns DB_OK or DB_E*. */
 int evb_add_to(struct event_batch *b, int64_t user_id, enum event_type type, int64_t thread_id,
                int64_t seq, int64_t now, json_t *ev, bool payload);
 

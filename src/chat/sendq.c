@@ -475,8 +475,8 @@ static void add_events(struct batch *b)
         struct tail_blob *blob = ev ? tail_blob_of(ev) : NULL;
         json_decref(ev);
         if (t->logged)
-            evb_add_log(&b->events, j->thread_id, j->seq, j->now, blob, t->members,
-                        (size_t)t->nmembers);
+            evb_add_log(&b->events, j->thread_id, EVENT_MESSAGE, j->seq, j->now, blob, false,
+                        t->members, (size_t)t->nmembers);
         for (int m = 0; m < t->nmembers && !t->logged; m++)
             evb_add(&b->events, t->members[m], EVENT_MESSAGE, j->thread_id, j->seq, 0, 0, 0, j->now,
                     blob);

@@ -218,3 +218,52 @@ def test_a_user_outside_the_group_reads_nothing_of_it(logs_server, db):
                (ev.get("message") or {}).get("thread_id") != tid and
                (ev.get("thread") or {}).get("id") != tid for ev in events)
     assert problem(x.get(f"/v1/threads/{tid}/messages"), 404)
+
+
+def log_types(db, tid):
+    return [int(r[0]) for r in sql(db, f"SELECT type FROM thread_log WHERE thread_id = {tid} "
+                                       "ORDER BY pos")]
+
+
+def test_edits_deletions_and_reactions_in_a_logged_group_are_one_log_row_each(logs_server, db):
+    a, b, c, d, e = users(logs_server, 5)
+    start = {u.id: inbox_cursor(u) for u in (a, b, c, d, e)}
+    tid = a.group(b, c, d)["id"]
+    m1 = a.say(tid, "first")
+    m2 = a.say(tid, "second")
+    copies = sql(db, f"SELECT COUNT(*) FROM user_events WHERE thread_id = {tid} AND type <> 2")
+    assert a.patch(f"/v1/threads/{tid}/messages/{m1['seq']}", {"body": "first, edited"}).status == 200
+    assert b.put(f"/v1/threads/{tid}/messages/{m1['seq']}/reactions/%F0%9F%91%8D").status == 204
+    st, body = b.delete(f"/v1/threads/{tid}/members/{b.id}")            # b leaves
+    assert st == 204, body
+    assert a.delete(f"/v1/threads/{tid}/messages/{m2['seq']}").status == 204
+    assert c.put(f"/v1/threads/{tid}/messages/{m1['seq']}/hidden").status == 204  # c's own
+    st, body = a.post(f"/v1/threads/{tid}/members", {"user_ids": [e.id]})       # e joins
+    assert st == 200, body
+    assert d.put(f"/v1/threads/{tid}/messages/{m1['seq']}/reactions/%E2%9D%A4").status == 204
+
+    # message, message, edited, reaction, deleted, reaction: one row each
+    assert log_types(db, tid) == [1, 1, 4, 8, 5, 8]
+    # no copies beyond the thread events and c's own hide
+    assert sql(db, f"SELECT COUNT(*) FROM user_events WHERE thread_id = {tid} AND type <> 2") \
+        == [[str(int(copies[0][0]) + 1)]]
+
+    def kinds(u):
+        return [ev["type"] for ev in drain(u, start[u.id])[0]
+                if ev["type"] not in ("thread", "receipt", "presence", "typing")]
+    full = ["message", "message", "message_edited", "reaction", "message_deleted", "reaction"]
+    assert kinds(a) == full and kinds(d) == full
+    assert kinds(c) == full[:5] + ["message_hidden", "reaction"]
+    assert kinds(b) == full[:4]                 # left before the deletion
+    assert kinds(e) == ["reaction"]             # joined after everything but the last
+    # the same events from the database (a message event read there shows
+    # the message as it is now: edited, reacted to)
+    before = {u.id: kinds(u) for u in (a, b, c, d, e)}
+    logs_server.restart()
+    for u in (a, b, c, d, e):
+        assert kinds(u) == before[u.id]
+    evs = drain(a, start[a.id])[0]
+    deleted = [ev for ev in evs if ev["type"] == "message_deleted"]
+    assert deleted and deleted[0]["seq"] == m2["seq"] and deleted[0]["thread_id"] == tid
+    reactions = [ev for ev in evs if ev["type"] == "reaction"]
+    assert [r["user_id"] for r in reactions] == [b.id, d.id], reactions
