@@ -121,13 +121,8 @@ static int check_cursors(struct ack_batch *b, const char *ids)
     struct db_res *r;
     for (int i = 0; i < b->nusers; i++)
         b->version[i] = hub_stream_version(b->users[i]);
-    /* The end (ORDER BY … DESC LIMIT 1: one index entry) and the pruned
-     * horizon of each stream. */
-    int rc = db_query("SELECT STRAIGHT_JOIN j.id, " EVENTS_STREAM_END(
-                          "j.id") ", "
-                                  "COALESCE(s.pruned_pos, 0) FROM " DB_IDS_TABLE
-                                  " LEFT JOIN user_streams s ON s.user_id = j.id",
-                      &r, DB_ARGS(DB_STR(ids)));
+    /* The end and the pruned horizon of each stream. */
+    int rc = events_stream_ends(ids, &r);
     if (rc < 0)
         return rc;
     int64_t *last = calloc((size_t)b->nusers, sizeof *last);
@@ -220,20 +215,15 @@ static int find_moves(struct ack_batch *b)
             }
             continue;
         }
-        /* Its own message events and those of the logs it reads (as
-         * events_read reads them: a range of (thread, pos) per interval). */
-        rc = db_query(
-            "SELECT x.t, MAX(x.q) FROM (SELECT thread_id AS t, seq AS q FROM user_events "
-            "WHERE user_id = ? AND pos > ? AND pos <= ? AND type = 1 UNION ALL "
-            "SELECT STRAIGHT_JOIN l.thread_id, l.seq FROM log_members g JOIN thread_log l "
-            "FORCE INDEX (PRIMARY) ON l.thread_id >= g.thread_id AND l.thread_id <= g.thread_id "
-            "AND l.pos > GREATEST(?, g.from_pos) AND l.pos <= LEAST(?, COALESCE(g.until_pos, ?)) "
-            "WHERE g.user_id = ? AND (g.until_pos IS NULL OR g.until_pos > ?) AND l.type = 1) x "
-            "GROUP BY x.t ORDER BY x.t",
-            &r,
-            DB_ARGS(DB_INT(b->users[i]), DB_INT(b->acked[i]), DB_INT(b->pos[i]),
-                    DB_INT(b->acked[i]), DB_INT(b->pos[i]), DB_INT(b->pos[i]), DB_INT(b->users[i]),
-                    DB_INT(b->acked[i])));
+        /* Its own message events and those of the logs it reads. */
+        rc = db_query("SELECT x.t, MAX(x.q) FROM (SELECT thread_id AS t, seq AS q FROM "
+                      "user_events WHERE user_id = ? AND pos > ? AND pos <= ? AND type = 1 "
+                      "UNION ALL SELECT l.thread_id, l.seq FROM " EVENTS_LOG_ROWS
+                      " WHERE l.type = 1) x GROUP BY x.t ORDER BY x.t",
+                      &r,
+                      DB_ARGS(DB_INT(b->users[i]), DB_INT(b->acked[i]), DB_INT(b->pos[i]),
+                              DB_INT(b->acked[i]), DB_INT(b->pos[i]), DB_INT(b->pos[i]),
+                              DB_INT(b->users[i]), DB_INT(b->acked[i])));
         if (rc < 0) {
             free(pairs.s);
             return rc;

@@ -726,8 +726,9 @@ int events_head(int64_t user_id, int64_t *last_pos, int64_t *pruned_pos)
 
 int events_stream_ends(const char *ids_json, struct db_res **out)
 {
+    /* ORDER BY … DESC LIMIT 1 in the end: one index entry per stream. */
     return db_query("SELECT STRAIGHT_JOIN j.id, " EVENTS_STREAM_END(
-                        "j.id") " FROM " DB_IDS_TABLE
+                        "j.id") ", COALESCE(s.pruned_pos, 0) FROM " DB_IDS_TABLE
                                 " LEFT JOIN user_streams s ON s.user_id = j.id",
                     out, DB_ARGS(DB_STR(ids_json)));
 }
@@ -769,19 +770,12 @@ int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t 
     /* The user's own events and those of the logs it reads, merged: the
      * positions first (narrow rows: a derived table with the text columns
      * would be a temporary table on disk), then each own event's row again
-     * by its key. A log is read per interval as a range of (thread, pos):
-     * the condition on thread_id is written as two bounds, not `=`, so that
-     * MariaDB cannot take it as a lookup of the whole thread's log and
-     * filter it, but ranges over (thread, pos) for each interval ("range
-     * checked for each record"). */
+     * by its key. */
     int rc = db_query(
         "SELECT " EVENT_COLS " FROM ((SELECT e.pos, e.type, e.thread_id, e.seq FROM "
         "user_events e WHERE e.user_id = ? AND e.pos > ? ORDER BY e.pos LIMIT ?) UNION ALL "
-        "(SELECT STRAIGHT_JOIN l.pos, l.type, l.thread_id, l.seq FROM log_members g "
-        "JOIN thread_log l FORCE INDEX (PRIMARY) ON l.thread_id >= g.thread_id "
-        "AND l.thread_id <= g.thread_id AND l.pos > GREATEST(?, g.from_pos) "
-        "AND l.pos <= COALESCE(g.until_pos, " EVENTS_POS_MAX ") WHERE g.user_id = ? "
-        "AND (g.until_pos IS NULL OR g.until_pos > ?) ORDER BY l.pos LIMIT ?) "
+        "(SELECT l.pos, l.type, l.thread_id, l.seq FROM " EVENTS_LOG_ROWS " ORDER BY l.pos "
+        "LIMIT ?) "
         "ORDER BY pos LIMIT ?) x LEFT JOIN user_events e ON e.user_id = ? AND e.pos = x.pos "
         "LEFT JOIN thread_log lp ON x.type >= 5 AND lp.thread_id = x.thread_id "
         "AND lp.pos = x.pos "
@@ -790,8 +784,9 @@ int events_read(int64_t user_id, int64_t after, int limit, json_t *out, int64_t 
         "AND lm.seq = CAST(JSON_VALUE(e.thread, '$.last_message.seq') AS SIGNED) "
         "ORDER BY x.pos",
         &r,
-        DB_ARGS(DB_INT(user_id), DB_INT(after), DB_INT(limit), DB_INT(after), DB_INT(user_id),
-                DB_INT(after), DB_INT(limit), DB_INT(limit), DB_INT(user_id)));
+        DB_ARGS(DB_INT(user_id), DB_INT(after), DB_INT(limit), DB_INT(after), DB_INT(INT64_MAX),
+                DB_INT(INT64_MAX), DB_INT(user_id), DB_INT(after), DB_INT(limit), DB_INT(limit),
+                DB_INT(user_id)));
     if (rc < 0)
         return rc;
     for (int i = 0; i < r->nrows; i++) {

@@ -225,6 +225,19 @@ bool events_is_typing(json_t *ev, void *ctx);
 #define EVENTS_STREAM_END_BELOW(user, bound) \
     EVENTS_STREAM_END_WHERE_(user, " AND e.pos < " bound, bound)
 
+/* SQL: the rows of the group logs the user `?` reads, with a position in
+ * (`?`, `?`]: a range of (thread, pos) per membership interval of the user,
+ * as the FROM of a query over thread_log l (and log_members g). Its
+ * parameters, in order: after, up_to, up_to, user, after. The condition on
+ * thread_id is two bounds, not `=`, so that MariaDB cannot take it as a
+ * lookup of the whole thread's log and filter it, but ranges over
+ * (thread, pos) for each interval ("range checked for each record"). */
+#define EVENTS_LOG_ROWS                                                                       \
+    "log_members g STRAIGHT_JOIN thread_log l FORCE INDEX (PRIMARY) ON l.thread_id >= "       \
+    "g.thread_id AND l.thread_id <= g.thread_id AND l.pos > GREATEST(?, g.from_pos) AND "     \
+    "l.pos <= LEAST(?, COALESCE(g.until_pos, ?)) AND g.user_id = ? AND (g.until_pos IS NULL " \
+    "OR g.until_pos > ?)"
+
 /* Creates the stream and the acknowledgement mark of a new user, inside
  * the caller's transaction. Returns DB_OK or DB_E*. */
 int events_stream_create(int64_t user_id);
@@ -234,9 +247,10 @@ int events_stream_create(int64_t user_id);
  * DB_E*; a user without a stream reads as empty. */
 int events_head(int64_t user_id, int64_t *last_pos, int64_t *pruned_pos);
 
-/* The streams' ends (EVENTS_STREAM_END) of the users in ids_json (a JSON
- * array of ids): rows (user, end) in *out, which the caller frees
- * (db_res_free). Returns DB_OK or DB_E*. For the cluster's safety net. */
+/* The streams' ends (EVENTS_STREAM_END) and pruned horizons of the users
+ * in ids_json (a JSON array of ids): rows (user, end, pruned_pos) in *out,
+ * which the caller frees (db_res_free). Returns DB_OK or DB_E*. For the
+ * acknowledgements' cursor check and the cluster's safety net. */
 int events_stream_ends(const char *ids_json, struct db_res **out);
 
 /* Up to limit events of user after position `after`, oldest first, as API

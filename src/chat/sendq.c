@@ -477,9 +477,10 @@ static void add_events(struct batch *b)
         if (t->logged)
             evb_add_log(&b->events, j->thread_id, EVENT_MESSAGE, j->seq, j->now, blob, false,
                         t->members, (size_t)t->nmembers);
-        for (int m = 0; m < t->nmembers && !t->logged; m++)
-            evb_add(&b->events, t->members[m], EVENT_MESSAGE, j->thread_id, j->seq, 0, 0, 0, j->now,
-                    blob);
+        else
+            for (int m = 0; m < t->nmembers; m++)
+                evb_add(&b->events, t->members[m], EVENT_MESSAGE, j->thread_id, j->seq, 0, 0, 0,
+                        j->now, blob);
         tail_blob_unref(blob);
         /* The message supersedes the sender's "typing" in this thread. */
         evb_drop_typing(&b->events, j->thread_id, j->sender);
