@@ -24,36 +24,80 @@
 #include "base/metrics.h"
 #include "base/util.h"
 
-/* Notes for the acknowledgement batch what this read found: the newest
- * message seq per thread among events (in thread order). */
-static void note_read(int64_t user_id, int64_t since, int64_t next, json_t *events)
-{
+/* The answer under construction: the events as JSON text (the tails' events
+ * go in as they were rendered, never parsed again), and what the read found
+ * for the acknowledgement batch: the newest message seq per thread, in
+ * thread order. */
+struct answer {
+    struct sbuf text; /* `{"events":[` and the events so far */
+    size_t n;         /* events in it */
     int64_t moves[8][2];
-    int n = 0;
+    int nmoves;
+    bool unnoted; /* more than 8 threads: note nothing */
+};
+
+static void answer_init(struct answer *a)
+{
+    memset(a, 0, sizeof *a);
+    sb_append(&a->text, "{\"events\":[", 11);
+}
+
+/* Notes message seq of thread t (an event with a message). */
+static void answer_note(struct answer *a, int64_t t, int64_t seq)
+{
+    int k = 0;
+    while (k < a->nmoves && a->moves[k][0] < t)
+        k++;
+    if (k < a->nmoves && a->moves[k][0] == t) {
+        if (seq > a->moves[k][1])
+            a->moves[k][1] = seq;
+        return;
+    }
+    if (a->nmoves == 8) {
+        a->unnoted = true; /* too many threads to note */
+        return;
+    }
+    memmove(&a->moves[k + 1], &a->moves[k], (size_t)(a->nmoves - k) * sizeof a->moves[0]);
+    a->moves[k][0] = t;
+    a->moves[k][1] = seq;
+    a->nmoves++;
+}
+
+/* Starts the next event: a comma after the one before. */
+static void answer_next(struct answer *a)
+{
+    if (a->n++ > 0)
+        sb_append(&a->text, ",", 1);
+}
+
+/* Appends one event's JSON text (len bytes). */
+static void answer_add_text(struct answer *a, const char *json, size_t len)
+{
+    answer_next(a);
+    sb_append(&a->text, json, len);
+}
+
+static int dump_to_sbuf(const char *buffer, size_t size, void *data)
+{
+    struct sbuf *b = data;
+    sb_append(b, buffer, size);
+    return b->failed ? -1 : 0;
+}
+
+/* Appends the events of the array (JSON values, not stolen); with note,
+ * notes the messages among them. */
+static void answer_add_json(struct answer *a, json_t *events, bool note)
+{
     size_t i;
     json_t *ev;
     json_array_foreach(events, i, ev) {
         json_t *m = json_object_get(ev, "message");
-        if (m == NULL)
-            continue;
-        int64_t t = json_integer_value(json_object_get(m, "thread_id"));
-        int64_t seq = json_integer_value(json_object_get(m, "seq"));
-        int k = 0;
-        while (k < n && moves[k][0] < t)
-            k++;
-        if (k < n && moves[k][0] == t) {
-            if (seq > moves[k][1])
-                moves[k][1] = seq;
-            continue;
-        }
-        if (n == 8)
-            return; /* too many threads to note */
-        memmove(&moves[k + 1], &moves[k], (size_t)(n - k) * sizeof moves[0]);
-        moves[k][0] = t;
-        moves[k][1] = seq;
-        n++;
+        if (note && m)
+            answer_note(a, json_integer_value(json_object_get(m, "thread_id")),
+                        json_integer_value(json_object_get(m, "seq")));
+        answer_next(a);
+        json_dump_callback(ev, dump_to_sbuf, &a->text, JSON_COMPACT);
     }
-    acks_note_read(user_id, since, next, (const int64_t(*)[2])moves, n);
 }
 
 /* What a poll keeps between runs of its handler. */
@@ -81,12 +125,18 @@ static void poll_state_free(void *p)
     free(st);
 }
 
-static enum handler_status answer(struct response *res, json_t *events, int64_t next)
+/* Answers with the events and the cursor next; frees what a holds. */
+static enum handler_status answer(struct response *res, struct answer *a, int64_t next)
 {
-    metrics_events_delivered(json_array_size(events));
-    char cursor[24];
-    snprintf(cursor, sizeof cursor, "%lld", (long long)next);
-    return resp_json(res, 200, json_pack("{s:o, s:s}", "events", events, "next", cursor));
+    metrics_events_delivered(a->n);
+    char tail[48];
+    int len = snprintf(tail, sizeof tail, "],\"next\":\"%lld\"}", (long long)next);
+    sb_append(&a->text, tail, (size_t)len);
+    if (a->text.failed) {
+        free(a->text.s);
+        return resp_internal(res);
+    }
+    return resp_json_text(res, 200, a->text.s, a->text.len);
 }
 
 enum handler_status inbox_get(struct request *req, struct response *res)
@@ -102,7 +152,9 @@ enum handler_status inbox_get(struct request *req, struct response *res)
         int rc = events_head(req->user_id, &last, &pruned);
         if (rc < 0)
             return resp_db_error(res, rc);
-        return answer(res, json_array(), last);
+        struct answer a;
+        answer_init(&a);
+        return answer(res, &a, last);
     }
     if (parse_int(since_s, &since) < 0)
         return resp_problem(res, 410, "cursor_expired", "the cursor is not one this server gave");
@@ -142,7 +194,6 @@ enum handler_status inbox_get(struct request *req, struct response *res)
             return resp_problem(res, 401, "unauthorized", "this device was logged out");
         }
     }
-    json_t *events = json_array();
     int64_t next = since;
     /* Right after the acknowledgement: when the stream ended at `since` and
      * nothing was appended since (the version has not moved; we are
@@ -154,24 +205,39 @@ enum handler_status inbox_get(struct request *req, struct response *res)
     st->read_once = true;
     /* A woken poll finds what woke it in the in-memory tail; otherwise (or
      * when the tail misses the next position) the database. */
-    int rc = 0;
-    if (!at_end && tail_read(req->user_id, since, (int)limit, events, &next) == 0)
-        rc = events_read(req->user_id, since, (int)limit, events, &next);
-    if (rc < 0) {
-        json_decref(events);
-        poll_end(req, st);
-        return resp_db_error(res, rc);
+    struct answer a;
+    answer_init(&a);
+    struct tail_blob *got[TAIL_EVENTS];
+    int n = at_end ? 0 : tail_read(req->user_id, since, (int)limit, got, &next);
+    for (int i = 0; i < n; i++) {
+        if (got[i]->thread_id)
+            answer_note(&a, got[i]->thread_id, got[i]->seq);
+        answer_add_text(&a, got[i]->json, got[i]->len);
+        tail_blob_unref(got[i]);
     }
-    note_read(req->user_id, since, next, events);
+    if (!at_end && n == 0) {
+        json_t *events = json_array();
+        int rc = events_read(req->user_id, since, (int)limit, events, &next);
+        if (rc < 0) {
+            json_decref(events);
+            free(a.text.s);
+            poll_end(req, st);
+            return resp_db_error(res, rc);
+        }
+        answer_add_json(&a, events, true);
+        json_decref(events);
+    }
+    if (!a.unnoted)
+        acks_note_read(req->user_id, since, next, (const int64_t(*)[2])a.moves, a.nmoves);
     if (st->waiter) {
         json_t *ephemeral = hub_take_ephemeral(st->waiter);
-        json_array_extend(events, ephemeral);
+        answer_add_json(&a, ephemeral, false);
         json_decref(ephemeral);
-        if (json_array_size(events) == 0 && !hub_should_answer(st->waiter)) {
-            json_decref(events);
+        if (a.n == 0 && !hub_should_answer(st->waiter)) {
+            free(a.text.s);
             return HANDLER_PARK;
         }
         poll_end(req, st);
     }
-    return answer(res, events, next);
+    return answer(res, &a, next);
 }

@@ -180,6 +180,26 @@ static void sb_vprintf(struct sbuf *b, const char *fmt, va_list ap0)
     }
 }
 
+void sb_append(struct sbuf *b, const char *s, size_t len)
+{
+    if (b->failed)
+        return;
+    if (b->cap - b->len < len + 1) {
+        size_t cap = b->cap ? b->cap * 2 : 1024;
+        while (cap < b->len + len + 1)
+            cap *= 2;
+        char *p = realloc(b->s, cap);
+        if (p == NULL) {
+            b->failed = true;
+            return;
+        }
+        b->s = p, b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, len);
+    b->len += len;
+    b->s[b->len] = '\0';
+}
+
 void sb_printf(struct sbuf *b, const char *fmt, ...)
 {
     va_list ap;

@@ -54,8 +54,9 @@ int int64_cmp(const void *a, const void *b);
 int int64_find(const int64_t *a, size_t n, int64_t x);
 
 /* A growing string: the one builder of the JSON lists that statements read
- * with JSON_TABLE (db.h). Nothing is escaped: items are numbers, or strings
- * the caller encoded (json_dumps). Zero-initialise; free(b.s) when done. */
+ * with JSON_TABLE (db.h), and of the inbox's answer. Nothing is escaped:
+ * items are numbers, or strings the caller encoded (json_dumps).
+ * Zero-initialise; free(b.s) when done. */
 struct sbuf {
     char *s;
     size_t len, cap;
@@ -64,6 +65,9 @@ struct sbuf {
 
 /* Appends printf-formatted text. */
 void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Appends len bytes of s as they are (no format; s need not end in a NUL). */
+void sb_append(struct sbuf *b, const char *s, size_t len);
 
 /* Appends one item of a JSON list: "[" before the first, "," before others. */
 void sb_item(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -142,6 +142,11 @@ void resp_clear(struct response *res);
  * Returns HANDLER_DONE (as every resp_* answer does). */
 enum handler_status resp_json(struct response *res, int status, json_t *body);
 
+/* Answers `status` with a body of JSON the caller encoded: text (len
+ * bytes, malloc'd) is taken over and freed with the response, also when
+ * a problem replaces it. Returns HANDLER_DONE. */
+enum handler_status resp_json_text(struct response *res, int status, char *text, size_t len);
+
 /* Adds a header to the response: name a static string, the value printf
  * format (copied). Headers beyond RESP_MAX_HEADERS are dropped (logged).
  * Kept when the handler then answers a problem. */

@@ -54,21 +54,38 @@ void resp_header(struct response *res, const char *name, const char *fmt, ...)
     res->nheaders++;
 }
 
-enum handler_status resp_json(struct response *res, int status, json_t *body)
+/* Drops the body the response has (JSON or text). */
+static void drop_body(struct response *res)
 {
     if (res->json)
         json_decref(res->json);
+    res->json = NULL;
+    free(res->text);
+    res->text = NULL;
+}
+
+enum handler_status resp_json(struct response *res, int status, json_t *body)
+{
+    drop_body(res);
     res->status = status;
     res->json = body;
     res->content_type = "application/json";
     return HANDLER_DONE;
 }
 
+enum handler_status resp_json_text(struct response *res, int status, char *text, size_t len)
+{
+    drop_body(res);
+    res->status = status;
+    res->text = text;
+    res->text_len = len;
+    res->content_type = "application/json";
+    return HANDLER_DONE;
+}
+
 enum handler_status resp_empty(struct response *res, int status)
 {
-    if (res->json)
-        json_decref(res->json);
-    res->json = NULL;
+    drop_body(res);
     res->status = status;
     return HANDLER_DONE;
 }

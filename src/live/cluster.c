@@ -721,11 +721,8 @@ static void on_wake(const char *json)
     json_t *views = json_object_get(m, "b");
     size_t nviews = json_array_size(views);
     struct tail_blob **blobs = calloc(nviews + 1, sizeof *blobs);
-    for (i = 0; blobs && i < nviews; i++) {
-        char *text = json_dumps(json_array_get(views, i), JSON_COMPACT);
-        blobs[i] = text ? tail_blob_new(text, strlen(text)) : NULL;
-        free(text);
-    }
+    for (i = 0; blobs && i < nviews; i++)
+        blobs[i] = tail_blob_of(json_array_get(views, i));
     int64_t now = mono_ms();
     json_array_foreach(json_object_get(m, "e"), i, e) {
         json_int_t x = json_integer_value(json_array_get(e, 2));

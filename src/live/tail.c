@@ -38,25 +38,24 @@ uint64_t tail_forget_gen(void) { return atomic_load(&forget_gen); }
 
 bool tail_enabled(void) { return nslots > 0; }
 
-struct tail_blob *tail_blob_new(const char *json, size_t len)
-{
-    struct tail_blob *b = malloc(sizeof *b + len + 1);
-    if (b == NULL)
-        return NULL;
-    atomic_init(&b->refs, 1);
-    b->len = len;
-    memcpy(b->json, json, len);
-    b->json[len] = '\0';
-    return b;
-}
-
 struct tail_blob *tail_blob_of(const json_t *ev)
 {
     char *s = json_dumps(ev, JSON_COMPACT);
     if (s == NULL)
         return NULL;
-    struct tail_blob *b = tail_blob_new(s, strlen(s));
+    size_t len = strlen(s);
+    struct tail_blob *b = malloc(sizeof *b + len + 1);
+    if (b == NULL) {
+        free(s);
+        return NULL;
+    }
+    atomic_init(&b->refs, 1);
+    b->len = len;
+    memcpy(b->json, s, len + 1);
     free(s);
+    const json_t *m = json_object_get(ev, "message");
+    b->thread_id = json_integer_value(json_object_get(m, "thread_id"));
+    b->seq = json_integer_value(json_object_get(m, "seq"));
     return b;
 }
 
@@ -218,14 +217,13 @@ void tail_forget_all(void)
     }
 }
 
-int tail_read(int64_t user_id, int64_t since, int limit, json_t *out, int64_t *next)
+int tail_read(int64_t user_id, int64_t since, int limit, struct tail_blob *out[TAIL_EVENTS],
+              int64_t *next)
 {
     if (nslots == 0) {
         atomic_fetch_add(&misses, 1);
         return 0;
     }
-    struct tail_blob *got[TAIL_EVENTS];
-    int64_t pos[TAIL_EVENTS];
     int n = 0;
     size_t a, b;
     slot_pair(user_id, &a, &b);
@@ -241,21 +239,12 @@ int tail_read(int64_t user_id, int64_t since, int limit, json_t *out, int64_t *n
                     e = &s->ev[k];
             if (e == NULL)
                 break;
-            got[n] = tail_blob_ref(e->blob);
-            pos[n++] = at = e->pos;
+            out[n++] = tail_blob_ref(e->blob);
+            at = e->pos;
         }
     pthread_mutex_unlock(mu);
-    int k = 0;
-    for (; k < n; k++) {
-        json_t *ev = json_loadb(got[k]->json, got[k]->len, 0, NULL);
-        if (ev == NULL)
-            break; /* cannot happen: we wrote it; stop the prefix here */
-        json_array_append_new(out, ev);
-    }
-    for (int j = 0; j < n; j++)
-        tail_blob_unref(got[j]);
-    if (k > 0)
-        *next = pos[k - 1];
-    atomic_fetch_add(k > 0 ? &hits : &misses, 1);
-    return k;
+    if (n > 0)
+        *next = at;
+    atomic_fetch_add(n > 0 ? &hits : &misses, 1);
+    return n;
 }

@@ -26,18 +26,19 @@
 
 #define TAIL_EVENTS 16
 
-/* One event's JSON, shared by every tail that holds it. */
+/* One event's JSON, shared by every tail that holds it: a poll answers
+ * with the text as it is, without parsing it again. */
 struct tail_blob {
     _Atomic int refs;
-    size_t len;  /* bytes of json, without the NUL */
-    char json[]; /* NUL-terminated */
+    int64_t thread_id, seq; /* an event with a `message`: that message's
+                               thread and seq (what the acknowledgement
+                               notes); 0 and 0 for other events */
+    size_t len;             /* bytes of json, without the NUL */
+    char json[];            /* NUL-terminated */
 };
 
-/* A new blob holding a copy of json (len bytes), one reference; NULL when
- * memory is short. */
-struct tail_blob *tail_blob_new(const char *json, size_t len);
-
-/* A new blob of the compact JSON of ev (not stolen); NULL on failure. */
+/* A new blob of the compact JSON of ev (not stolen), one reference; NULL
+ * when memory is short. */
 struct tail_blob *tail_blob_of(const json_t *ev);
 
 /* Takes one more reference / drops one (frees at zero; NULL is ignored). */
@@ -74,11 +75,13 @@ uint64_t tail_forget_gen(void);
  * Thread-safe. */
 void tail_forget_all(void);
 
-/* Appends to the array out the events of user_id that follow since, one
- * after the other, for as long as the tail holds them, at most limit; sets
- * *next to the position of the last one returned. Returns how many (0: read
- * the database). */
-int tail_read(int64_t user_id, int64_t since, int limit, json_t *out, int64_t *next);
+/* Takes the events of user_id that follow since, one after the other, for
+ * as long as the tail holds them, at most limit (and TAIL_EVENTS): out[i]
+ * gets a reference to the i-th, which the caller drops (tail_blob_unref),
+ * and *next the position of the last one. Returns how many (0: read the
+ * database; *next is left alone). Thread-safe. */
+int tail_read(int64_t user_id, int64_t since, int limit, struct tail_blob *out[TAIL_EVENTS],
+              int64_t *next);
 
 /* How many tail_read calls answered, and how many did not (the poll read
  * the database), since the start; for the metrics. Any thread. */

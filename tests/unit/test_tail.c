@@ -37,6 +37,30 @@ static struct tail_blob *ev_blob(int64_t user, int64_t pos, int64_t prev)
 
 static int refs(const struct tail_blob *b) { return atomic_load(&b->refs); }
 
+/* tail_read, with the events' JSON parsed and appended to out (the
+ * references taken dropped again): what the inbox answers with. */
+static int read_json(int64_t user, int64_t since, int limit, json_t *out, int64_t *next)
+{
+    struct tail_blob *got[TAIL_EVENTS];
+    int n = tail_read(user, since, limit, got, next);
+    for (int i = 0; i < n; i++) {
+        json_array_append_new(out, json_loadb(got[i]->json, got[i]->len, 0, NULL));
+        tail_blob_unref(got[i]);
+    }
+    return n;
+}
+
+/* A blob of the JSON text json (parsed, then tail_blob_of), one reference. */
+static struct tail_blob *text_blob(const char *json)
+{
+    json_t *ev = json_loads(json, 0, NULL);
+    assert_non_null(ev);
+    struct tail_blob *b = tail_blob_of(ev);
+    json_decref(ev);
+    assert_non_null(b);
+    return b;
+}
+
 /* Puts user's event at pos after prev, dropping the caller's reference: the
  * tail holds the only one. No cmocka asserts on the way: threads call it. */
 static void put_one(int64_t user, int64_t pos, int64_t prev)
@@ -70,7 +94,7 @@ static int read_or_fail(int64_t user, int64_t since, int limit, int64_t *last)
 {
     json_t *out = json_array();
     int64_t next = -12345;
-    int n = tail_read(user, since, limit, out, &next);
+    int n = read_json(user, since, limit, out, &next);
     int most = limit < 0 ? 0 : limit < TAIL_EVENTS ? limit : TAIL_EVENTS;
     bool ok = n >= 0 && n <= most && json_array_size(out) == (size_t)n;
     int64_t at = since;
@@ -84,7 +108,7 @@ static int read_or_fail(int64_t user, int64_t since, int limit, int64_t *last)
     ok = ok && (n == 0 || next == at);
     json_decref(out);
     if (!ok)
-        fprintf(stderr, "tail_read(%lld, %lld, %d) returned %d: not a chain from since\n",
+        fprintf(stderr, "read_json(%lld, %lld, %d) returned %d: not a chain from since\n",
                 (long long)user, (long long)since, limit, n);
     if (ok && n > 0 && last)
         *last = next;
@@ -114,7 +138,7 @@ static int count(int64_t user, int64_t since)
 {
     json_t *out = json_array();
     int64_t next = 0;
-    int n = tail_read(user, since, 100, out, &next);
+    int n = read_json(user, since, 100, out, &next);
     json_decref(out);
     return n;
 }
@@ -126,26 +150,13 @@ static int teardown(void **state)
     return 0;
 }
 
-static void test_blob_new_and_of(void **state)
+static void test_blob_of(void **state)
 {
     (void)state;
-    /* a copy of exactly len bytes, NUL-terminated, one reference */
-    const char src[] = "{\"a\":1}TRAILING";
-    struct tail_blob *b = tail_blob_new(src, 7);
-    assert_non_null(b);
-    assert_int_equal(b->len, 7);
-    assert_string_equal(b->json, "{\"a\":1}");
-    assert_int_equal(refs(b), 1);
-    assert_ptr_equal(tail_blob_ref(b), b);
-    assert_int_equal(refs(b), 2);
-    tail_blob_unref(b);
-    assert_int_equal(refs(b), 1);
-    tail_blob_unref(b); /* frees: ASan reports a leak otherwise */
-
     /* the compact JSON of an event, which the caller keeps */
     json_t *ev = json_pack("{s:s, s:I, s:[i,i]}", "type", "message", "seq", (json_int_t)7, "x", 1,
                            2);
-    b = tail_blob_of(ev);
+    struct tail_blob *b = tail_blob_of(ev);
     assert_non_null(b);
     assert_int_equal(json_object_size(ev), 3); /* not stolen */
     assert_int_equal(b->len, strlen(b->json));
@@ -155,6 +166,22 @@ static void test_blob_new_and_of(void **state)
     assert_true(json_equal(back, ev));
     json_decref(back);
     json_decref(ev);
+    /* one reference, counted */
+    assert_int_equal(refs(b), 1);
+    assert_ptr_equal(tail_blob_ref(b), b);
+    assert_int_equal(refs(b), 2);
+    tail_blob_unref(b);
+    assert_int_equal(refs(b), 1);
+    /* not an event with a message: no thread, no seq */
+    assert_int_equal(b->thread_id, 0);
+    assert_int_equal(b->seq, 0);
+    tail_blob_unref(b); /* frees: ASan reports a leak otherwise */
+
+    /* an event with a message carries its thread and seq (what the
+     * acknowledgement notes), whatever its type */
+    b = text_blob("{\"type\":\"message_edited\",\"message\":{\"thread_id\":42,\"seq\":9}}");
+    assert_int_equal(b->thread_id, 42);
+    assert_int_equal(b->seq, 9);
     tail_blob_unref(b);
 
     /* NULL is ignored */
@@ -207,7 +234,7 @@ static void test_appends_to_the_array_and_keeps_the_json(void **state)
 
     json_t *out = json_pack("[s]", "already there");
     int64_t next = 0;
-    assert_int_equal(tail_read(5, 0, 10, out, &next), 2);
+    assert_int_equal(read_json(5, 0, 10, out, &next), 2);
     assert_int_equal(next, 9);
     assert_int_equal(json_array_size(out), 3);
     assert_string_equal(json_string_value(json_array_get(out, 0)), "already there");
@@ -326,7 +353,7 @@ static void test_an_older_event_never_replaces_a_newer_one(void **state)
     read_expect(7, 15, 100, TAIL_EVENTS, top + 10);
     json_t *out = json_array();
     int64_t next = 0;
-    assert_int_equal(tail_read(7, top, 10, out, &next), 1);
+    assert_int_equal(read_json(7, top, 10, out, &next), 1);
     assert_int_equal(next, top + 10);
     assert_int_equal(json_array_size(out), 1);
     assert_true(json_equal(json_array_get(out, 0), ev));
@@ -341,7 +368,7 @@ static void test_refcounts(void **state)
     (void)state;
     assert_int_equal(tail_init(64), 0);
     /* one blob in the tails of three users (one event fanned out) */
-    struct tail_blob *b = tail_blob_new("{\"type\":\"message\"}", 18);
+    struct tail_blob *b = text_blob("{\"type\":\"message\"}");
     tail_put(10, 1, 0, b);
     tail_put(11, 5, 2, b);
     tail_put(12, 9, 8, b);
@@ -349,7 +376,7 @@ static void test_refcounts(void **state)
     /* a read takes its references back before returning */
     json_t *out = json_array();
     int64_t next = 0;
-    assert_int_equal(tail_read(11, 2, 10, out, &next), 1);
+    assert_int_equal(read_json(11, 2, 10, out, &next), 1);
     assert_int_equal(next, 5);
     assert_int_equal(refs(b), 4);
     json_decref(out);
@@ -368,13 +395,13 @@ static void test_refcounts(void **state)
     assert_int_equal(count(10, 2), 0);
     /* replacing an entry drops the old blob's reference: the same position
      * again, then the oldest one in a full tail */
-    struct tail_blob *c = tail_blob_new("{}", 2);
+    struct tail_blob *c = text_blob("{}");
     tail_put(10, 1, 0, c);
     assert_int_equal(refs(b), 3);
     assert_int_equal(refs(c), 2);
     assert_int_equal(put_chain(10, 1, TAIL_EVENTS - 1, 1), TAIL_EVENTS);
     assert_int_equal(refs(c), 2);
-    struct tail_blob *d = tail_blob_new("{}", 2);
+    struct tail_blob *d = text_blob("{}");
     tail_put(10, TAIL_EVENTS + 1, TAIL_EVENTS, d);
     assert_int_equal(refs(c), 1);
     assert_int_equal(refs(d), 2);
@@ -396,7 +423,7 @@ static void test_off(void **state)
     assert_int_equal(refs(b), 1); /* not held */
     json_t *out = json_array();
     int64_t next = 77;
-    assert_int_equal(tail_read(1, 0, 10, out, &next), 0);
+    assert_int_equal(read_json(1, 0, 10, out, &next), 0);
     assert_int_equal(json_array_size(out), 0);
     json_decref(out);
     tail_blob_unref(b);
@@ -499,7 +526,7 @@ static void test_forget(void **state)
             break;
         }
 
-    struct tail_blob *b = tail_blob_new("{}", 2);
+    struct tail_blob *b = text_blob("{}");
     tail_put(victim, 30, 0, b);
     assert_int_equal(refs(b), 2);
     gen = tail_forget_gen();
@@ -612,7 +639,7 @@ static void test_concurrent_writers_and_readers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_blob_new_and_of),
+        cmocka_unit_test(test_blob_of),
         cmocka_unit_test_teardown(test_read_inside_the_tail, teardown),
         cmocka_unit_test_teardown(test_appends_to_the_array_and_keeps_the_json, teardown),
         cmocka_unit_test_teardown(test_before_what_the_tail_holds_is_a_miss, teardown),
