@@ -102,8 +102,10 @@ static void answer_add_json(struct answer *a, json_t *events, bool note)
 
 /* What a poll keeps between runs of its handler. */
 struct poll_state {
-    bool acked;     /* the acknowledgement is stored (ack holds the result) */
-    bool read_once; /* a read ran after the acknowledgement */
+    bool acked;  /* the acknowledgement is stored (ack holds the result) */
+    bool at_end; /* the stream was known to end at since while the
+                    user's stream version was end_version */
+    uint32_t end_version;
     struct ack_result ack;
     struct waiter *waiter; /* registered with the hub, or NULL */
 };
@@ -186,6 +188,8 @@ enum handler_status inbox_get(struct request *req, struct response *res)
             hub_set_cursor(st->waiter, since);
             req->waiter = st->waiter;
         }
+        st->at_end = st->ack.stream_end == since;
+        st->end_version = st->ack.version;
     }
     if (st->waiter) {
         hub_begin(st->waiter);
@@ -195,14 +199,14 @@ enum handler_status inbox_get(struct request *req, struct response *res)
         }
     }
     int64_t next = since;
-    /* Right after the acknowledgement: when the stream ended at `since` and
-     * nothing was appended since (the version has not moved; we are
-     * registered, so a later append wakes us), there is nothing to read. */
+    /* When the stream ended at `since` (as the acknowledgement found, or a
+     * read of the database that found nothing) and nothing was appended
+     * since (the version has not moved; we are registered, so a later
+     * append wakes us), there is nothing to read: a poll woken for an
+     * ephemeral event, or right after the acknowledgement. */
     /* On a cluster that holds only while the bus carries other nodes' wakes. */
-    bool at_end = !st->read_once && st->ack.stream_end == since &&
-                  hub_stream_version(req->user_id) == st->ack.version &&
+    bool at_end = st->at_end && hub_stream_version(req->user_id) == st->end_version &&
                   (!cluster_enabled() || cluster_healthy());
-    st->read_once = true;
     /* A woken poll finds what woke it in the in-memory tail; otherwise (or
      * when the tail misses the next position) the database. */
     struct answer a;
@@ -217,12 +221,17 @@ enum handler_status inbox_get(struct request *req, struct response *res)
     }
     if (!at_end && n == 0) {
         json_t *events = json_array();
+        uint32_t version = hub_stream_version(req->user_id); /* before the read */
         int rc = events_read(req->user_id, since, (int)limit, events, &next);
         if (rc < 0) {
             json_decref(events);
             free(a.text.s);
             poll_end(req, st);
             return resp_db_error(res, rc);
+        }
+        if (json_array_size(events) == 0) {
+            st->at_end = true;
+            st->end_version = version;
         }
         answer_add_json(&a, events, true);
         json_decref(events);

@@ -6,6 +6,7 @@ pollers, thread events, cursor errors, and one parked poll per session.
 
 Ephemeral events (presence, typing) may come along in any answer; where a test
 is about the stream it looks at message, thread and receipt events only."""
+import re
 import threading
 import time
 
@@ -602,3 +603,50 @@ def test_live_answers_from_the_tail_equal_the_database(new_users, no_tail_server
         assert seqs == sorted(set(seqs)), (t, seqs)
     assert {m["body"] for m in messages_of(live)} >= set(bodies)
     assert any(e["type"] == "receipt" for e in live)
+
+
+def _metric(server, name):
+    text = requests.get(server.base + "/metrics", timeout=10).text
+    m = re.search(rf"^{name} (\d+)$", text, re.M)
+    assert m, f"{name} not in /metrics"
+    return int(m.group(1))
+
+
+def test_a_poll_woken_by_typing_reads_no_stream(new_users, no_tail_server):
+    """A parked poll woken by an ephemeral event answers with it without
+    reading the stream again: it found the end when it parked, and nothing
+    was appended since (the stream's version did not move). On the chatd
+    without a tail every read of a stream is one of the database, counted
+    in chatd_tail_misses_total; a message after that is read as usual."""
+    a, b = new_users(2)
+    d = a.direct(b)["id"]
+    a2 = User(no_tail_server, a.user, a.password, a.token, a.session_id)
+    b2 = User(no_tail_server, b.user, b.password, b.token, b.session_id)
+    cursor = inbox_cursor(b2)
+    parked = _metric(no_tail_server, "chatd_parked_polls")
+    reads = _metric(no_tail_server, "chatd_tail_misses_total")
+    got = {}
+    t = threading.Thread(target=lambda: got.update(r=inbox(b2, cursor, timeout=20)))
+    t.start()
+    deadline = time.monotonic() + 10
+    while _metric(no_tail_server, "chatd_parked_polls") <= parked:
+        assert time.monotonic() < deadline, "the poll did not park"
+        time.sleep(0.02)
+    assert a2.post(f"/v1/threads/{d}/typing").status == 204
+    t.join(25)
+    r = got["r"]
+    for _ in range(3):  # a presence event may wake it first: poll on
+        assert r.status == 200, r
+        assert {e["type"] for e in r.body["events"]} <= {"typing", "presence"}, r.body
+        assert r.body["next"] == cursor
+        if any(e["type"] == "typing" for e in r.body["events"]):
+            break
+        r = inbox(b2, cursor, timeout=10)
+    assert any(e["type"] == "typing" for e in r.body["events"]), r.body
+    assert _metric(no_tail_server, "chatd_tail_misses_total") == reads
+    # the next append is read (from the database: this chatd keeps no tail)
+    sent = a2.say(d, "after typing")
+    r = inbox(b2, cursor, timeout=10)
+    assert r.status == 200, r
+    assert [e["message"]["seq"] for e in r.body["events"] if e["type"] == "message"] == [sent["seq"]]
+    assert _metric(no_tail_server, "chatd_tail_misses_total") == reads + 1
