@@ -648,8 +648,9 @@ if d1 and d1["phase"]["stored_per_s"] < 10000:
         line += (f"Per message MariaDB ran {per('Questions'):.1f} statements in "
                  f"{per('Com_commit'):.2f} transactions (sends and acknowledgements are batched) "
                  f"and wrote {per('Handler_write') + per('Handler_update'):.0f} rows: the message, "
-                 "two stream positions and events, the receiver's delivered position, its receipt "
-                 "events to both members and their positions, the acknowledgement marks. ")
+                 "the thread's and the sender's positions, an event in each member's stream and "
+                 "the stream clock, the receiver's delivered position and its receipt event to "
+                 "the sender, the acknowledgement marks (docs/delivery.md has the cost model). ")
     if f2_s3:
         line += (f"With the log flushed once a second (flush=2) it stores "
                  f"{n0(f2_s3['phase']['stored_per_s'])}/s, so durability costs "
@@ -662,13 +663,15 @@ if d100 and d100["phase"]["deliveries_per_s"] < 100000:
     per = (lambda k: st.get(k, 0) / max(ph["stored"], 1)) if st else (lambda k: 0)
     rec = get(d100, "events", "receipt", default=0) / max(ph["stored"], 1)
     line = (f"- **S3 groups of 100, {n0(ph['deliveries_per_s'])} of 100,000 deliveries/s.** "
-            f"{cpu_line(ph)}. Each message is 100 stream events, and each of the 100 "
-            f"acknowledgements moves a delivered position and writes receipt events "
+            f"{cpu_line(ph)}. Each message is one row in the group's log (members read it "
+            f"from there, docs/delivery.md step c), and each of the 99 acknowledgements moves a "
+            f"mark and a delivered position and writes a receipt event to the sender "
             f"({rec:.0f} receipt events reached devices per message)")
     if st:
         line += (f": MariaDB wrote {per('Handler_write') + per('Handler_update'):.0f} rows and ran "
                  f"{per('Questions'):.0f} statements per message")
-    line += ". Storing every delivery as a row per member is what a durable per-user stream costs"
+    line += (". The acknowledgements are those rows; and every delivery is one long-poll round "
+             "trip, which is where chatd's core goes (docs/delivery.md §5)")
     if st:
         rows = per("Handler_write") + per("Handler_update")
         line += (f"; 100,000 deliveries/s (1,000 messages/s) at this rate would be "
