@@ -156,45 +156,50 @@ size_t utf8_prefix(const char *s, size_t len, size_t max)
     return cut;
 }
 
-/* Appends vprintf-formatted text, growing the buffer as needed. */
+/* Makes room for `more` bytes and a NUL; false (and failed set) when
+ * memory ran out. */
+static bool sb_reserve(struct sbuf *b, size_t more)
+{
+    if (b->failed)
+        return false;
+    if (b->s && b->cap - b->len >= more + 1)
+        return true;
+    size_t cap = b->cap ? b->cap * 2 : 1024;
+    while (cap < b->len + more + 1)
+        cap *= 2;
+    char *s = realloc(b->s, cap);
+    if (s == NULL) {
+        b->failed = true;
+        return false;
+    }
+    b->s = s, b->cap = cap;
+    return true;
+}
+
+/* Appends vprintf-formatted text, growing the buffer as needed: formatted
+ * in place, and once more only when it did not fit. */
 static void sb_vprintf(struct sbuf *b, const char *fmt, va_list ap0)
 {
-    while (!b->failed) {
+    for (int pass = 0; pass < 2 && !b->failed; pass++) {
         va_list ap;
         va_copy(ap, ap0);
-        size_t room = b->cap - b->len;
-        int n = b->s ? vsnprintf(b->s + b->len, room, fmt, ap) : -1;
+        size_t room = b->s ? b->cap - b->len : 0;
+        int n = vsnprintf(b->s ? b->s + b->len : NULL, room, fmt, ap);
         va_end(ap);
-        if (n >= 0 && (size_t)n < room) {
+        if (n < 0)
+            return;
+        if ((size_t)n < room) {
             b->len += (size_t)n;
             return;
         }
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        while (n >= 0 && cap < b->len + (size_t)n + 1)
-            cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (s == NULL)
-            b->failed = true;
-        else
-            b->s = s, b->cap = cap;
+        sb_reserve(b, (size_t)n);
     }
 }
 
 void sb_append(struct sbuf *b, const char *s, size_t len)
 {
-    if (b->failed)
+    if (!sb_reserve(b, len))
         return;
-    if (b->cap - b->len < len + 1) {
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        while (cap < b->len + len + 1)
-            cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (p == NULL) {
-            b->failed = true;
-            return;
-        }
-        b->s = p, b->cap = cap;
-    }
     memcpy(b->s + b->len, s, len);
     b->len += len;
     b->s[b->len] = '\0';

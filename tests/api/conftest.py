@@ -887,6 +887,14 @@ def inbox(user, since=None, timeout=None, limit=None, http_timeout=None):
     return user.get("/v1/inbox", params=params, timeout=http_timeout)
 
 
+def metric(server, name):
+    """The value of the counter or gauge `name` in the server's /metrics."""
+    text = requests.get(server.base + "/metrics", timeout=10).text
+    m = re.search(rf"^{name} (\d+)$", text, re.M)
+    assert m, f"{name} not in /metrics"
+    return int(m.group(1))
+
+
 def inbox_cursor(user):
     """The device's current cursor (a poll without since)."""
     r = inbox(user)

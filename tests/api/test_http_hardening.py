@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import CHAT_API_URL, Client, env_server, make_user, unique_name
+from conftest import CHAT_API_URL, Client, env_server, make_user, metric, unique_name
 
 # What is tested here is chatd's own reading of the wire; in front of it,
 # nginx reads the requests and answers these cases itself.
@@ -358,13 +358,6 @@ def test_slow_headers_are_cut_at_the_header_deadline(strict_server):
     finally:
         s.close()
     assert requests.get(strict_server.base + "/healthz", timeout=10).status_code == 200
-
-
-def metric(server, name):
-    text = requests.get(server.base + "/metrics", timeout=10).text
-    m = re.search(r"(?m)^" + name + r" (\d+)$", text)
-    assert m, f"{name} not in /metrics"
-    return int(m.group(1))
 
 
 def test_silent_new_connection_is_cut_at_the_header_deadline(strict_server):

@@ -6,7 +6,6 @@ pollers, thread events, cursor errors, and one parked poll per session.
 
 Ephemeral events (presence, typing) may come along in any answer; where a test
 is about the stream it looks at message, thread and receipt events only."""
-import re
 import threading
 import time
 
@@ -545,7 +544,7 @@ def test_logging_a_device_out_ends_what_its_parked_poll_receives(server, new_use
 
 import pytest  # noqa: E402
 
-from conftest import User, env_server  # noqa: E402
+from conftest import User, env_server, metric  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -605,13 +604,6 @@ def test_live_answers_from_the_tail_equal_the_database(new_users, no_tail_server
     assert any(e["type"] == "receipt" for e in live)
 
 
-def _metric(server, name):
-    text = requests.get(server.base + "/metrics", timeout=10).text
-    m = re.search(rf"^{name} (\d+)$", text, re.M)
-    assert m, f"{name} not in /metrics"
-    return int(m.group(1))
-
-
 def test_a_poll_woken_by_typing_reads_no_stream(new_users, no_tail_server):
     """A parked poll woken by an ephemeral event answers with it without
     reading the stream again: it found the end when it parked, and nothing
@@ -623,13 +615,13 @@ def test_a_poll_woken_by_typing_reads_no_stream(new_users, no_tail_server):
     a2 = User(no_tail_server, a.user, a.password, a.token, a.session_id)
     b2 = User(no_tail_server, b.user, b.password, b.token, b.session_id)
     cursor = inbox_cursor(b2)
-    parked = _metric(no_tail_server, "chatd_parked_polls")
-    reads = _metric(no_tail_server, "chatd_tail_misses_total")
+    parked = metric(no_tail_server, "chatd_parked_polls")
+    reads = metric(no_tail_server, "chatd_tail_misses_total")
     got = {}
     t = threading.Thread(target=lambda: got.update(r=inbox(b2, cursor, timeout=20)))
     t.start()
     deadline = time.monotonic() + 10
-    while _metric(no_tail_server, "chatd_parked_polls") <= parked:
+    while metric(no_tail_server, "chatd_parked_polls") <= parked:
         assert time.monotonic() < deadline, "the poll did not park"
         time.sleep(0.02)
     assert a2.post(f"/v1/threads/{d}/typing").status == 204
@@ -643,10 +635,10 @@ def test_a_poll_woken_by_typing_reads_no_stream(new_users, no_tail_server):
             break
         r = inbox(b2, cursor, timeout=10)
     assert any(e["type"] == "typing" for e in r.body["events"]), r.body
-    assert _metric(no_tail_server, "chatd_tail_misses_total") == reads
+    assert metric(no_tail_server, "chatd_tail_misses_total") == reads
     # the next append is read (from the database: this chatd keeps no tail)
     sent = a2.say(d, "after typing")
     r = inbox(b2, cursor, timeout=10)
     assert r.status == 200, r
     assert [e["message"]["seq"] for e in r.body["events"] if e["type"] == "message"] == [sent["seq"]]
-    assert _metric(no_tail_server, "chatd_tail_misses_total") == reads + 1
+    assert metric(no_tail_server, "chatd_tail_misses_total") == reads + 1

@@ -18,14 +18,12 @@ and the database:
 - acknowledgements of log events move delivered receipts, and the sender
   hears of them.
 """
-import re
 import subprocess
 import threading
 
 import pytest
-import requests
 
-from conftest import env_server, inbox, inbox_cursor, make_user, problem
+from conftest import env_server, inbox, inbox_cursor, make_user, metric, problem
 
 COPY_MAX = 3
 
@@ -63,13 +61,6 @@ def drain(user, cursor, limit=None):
             return events, cursor, cursors
         cursor = r.body["next"]
         cursors.append(cursor)
-
-
-def metric(server, name):
-    text = requests.get(server.base + "/metrics", timeout=10).text
-    m = re.search(rf"^{name} (\d+)$", text, re.M)
-    assert m, f"{name} not in /metrics"
-    return int(m.group(1))
 
 
 def wait_durable(user, cursor):
